@@ -1,0 +1,67 @@
+"""α schedules for sweeps: ``"0, 0.25, 0.5, 1"`` or ``"start:stop:count"`` (inclusive)."""
+
+from __future__ import annotations
+
+import math
+
+MAX_SWEEP = 64  # one batch; a typo like "0:1:1000" should not try to render 1000 images
+SAFE_RANGE = (-2.0, 3.0)  # beyond this the paper's Prop. 1 bound is usually exceeded
+
+
+class AlphaScheduleError(ValueError):
+    """An α schedule string that cannot be parsed; the message shows the accepted syntax."""
+
+
+_SYNTAX = 'write a list like "0, 0.25, 0.5, 1" or a range "start:stop:count" like "-1:2:7"'
+
+
+def _number(text: str, what: str, node: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise AlphaScheduleError(f"{node}: {what} {text.strip()!r} is not a number; {_SYNTAX}.") from None
+    if not math.isfinite(value):
+        raise AlphaScheduleError(f"{node}: {what} {text.strip()!r} is not finite; {_SYNTAX}.")
+    return value
+
+
+def parse_alphas(text: str, node: str = "EMS Alpha Sweep", max_count: int = MAX_SWEEP) -> list[float]:
+    """Parse an α schedule into a list of floats.
+
+    - ``"a, b, c"`` (commas, semicolons or whitespace) → ``[a, b, c]`` in the order written;
+    - ``"start:stop:count"`` → ``count`` evenly spaced values from start to stop inclusive.
+    """
+    text = (text or "").strip()
+    if not text:
+        raise AlphaScheduleError(f"{node}: the alpha schedule is empty; {_SYNTAX}.")
+    if ":" in text:
+        parts = text.split(":")
+        if len(parts) != 3:
+            raise AlphaScheduleError(f"{node}: range {text!r} needs exactly three parts; {_SYNTAX}.")
+        start, stop = _number(parts[0], "start", node), _number(parts[1], "stop", node)
+        count = _number(parts[2], "count", node)
+        if count != int(count) or count < 1:
+            raise AlphaScheduleError(f"{node}: count {parts[2].strip()!r} must be a whole number ≥ 1; {_SYNTAX}.")
+        count = int(count)
+        if count > max_count:
+            raise AlphaScheduleError(f"{node}: {count} alphas is more than {max_count} in one batch; use fewer.")
+        if count == 1:
+            return [start]
+        return [start + (stop - start) * i / (count - 1) for i in range(count)]
+    tokens = [t for t in text.replace(";", ",").replace(",", " ").split() if t]
+    values = [_number(t, "value", node) for t in tokens]
+    if len(values) > max_count:
+        raise AlphaScheduleError(f"{node}: {len(values)} alphas is more than {max_count} in one batch; use fewer.")
+    return values
+
+
+def format_alpha(alpha: float) -> str:
+    """A short label such as ``α=0.25`` (at most 3 decimals, trailing zeros dropped)."""
+    text = f"{alpha:.3f}".rstrip("0").rstrip(".")
+    return f"α={'0' if text in ('-0', '') else text}"
+
+
+def outside_safe_range(alphas: list[float]) -> list[float]:
+    """The alphas likely to break the image (allowed, but worth a warning)."""
+    lo, hi = SAFE_RANGE
+    return [a for a in alphas if a < lo or a > hi]

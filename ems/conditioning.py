@@ -1,0 +1,217 @@
+"""Conditioning algebra for EMS's *Manipulate* step: ``c = base + α·(c1 − c0)``.
+
+A ComfyUI CONDITIONING is a list of ``[tokens, extras]`` entries:
+
+- ``tokens``: tensor (B, L, D) — the per-token text embedding the model cross-attends to;
+- ``extras``: dict, for SD3/SDXL/Flux holding ``pooled_output`` (B, P) and sometimes more.
+
+SD3 layout (D = 4096, P = 2048): ``L = 77·k + L_t5``. The first ``77·k`` tokens are k CLIP
+chunks whose features are CLIP-L (768) ‖ CLIP-G (1280), zero-padded from 2048 to 4096; the
+remaining ``L_t5`` tokens are T5-XXL and use all 4096 features. The pooled vector is
+CLIP-L ‖ CLIP-G of the first chunk.
+
+The paper moves both the token embedding and the pooled embedding; ``manipulate_pooled=False``
+keeps the base's pooled vector (an ablation). Other families (SD1.5, SDXL, Flux) are handled
+the same way on whatever is present.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import torch
+
+SD3_TOKEN_WIDTH = 4096
+SD3_CLIP_WIDTH = 2048  # CLIP-L (768) ‖ CLIP-G (1280)
+CLIP_CHUNK = 77
+POOLED_KEY = "pooled_output"
+
+
+class ConditioningMismatch(ValueError):
+    """Two conditionings cannot be combined as asked; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class TokenLayout:
+    """How an SD3 token axis splits into CLIP chunks and T5 tokens."""
+
+    clip_chunks: int
+    t5_tokens: int
+
+    def describe(self) -> str:
+        chunks = "chunk" if self.clip_chunks == 1 else "chunks"
+        return f"{self.clip_chunks} CLIP {chunks} of 77 + {self.t5_tokens} T5 tokens"
+
+
+def sd3_layout(tokens: torch.Tensor) -> Optional[TokenLayout]:
+    """Detect the SD3 layout of ``tokens`` (B, L, 4096), or None if it is not SD3-shaped.
+
+    CLIP tokens are exactly zero in features 2048…4095 (the zero padding of CLIP-L ‖ CLIP-G);
+    T5 tokens are not. The leading run of such tokens must be a whole number of 77-token chunks.
+    """
+    if tokens.ndim != 3 or tokens.shape[-1] != SD3_TOKEN_WIDTH or tokens.shape[1] == 0:
+        return None
+    padded = (tokens[0, :, SD3_CLIP_WIDTH:] == 0).all(dim=-1)
+    not_padded = (~padded).nonzero()
+    clip_len = int(not_padded[0]) if len(not_padded) else tokens.shape[1]
+    if clip_len == 0 or clip_len % CLIP_CHUNK:
+        return None
+    return TokenLayout(clip_len // CLIP_CHUNK, tokens.shape[1] - clip_len)
+
+
+def describe_tokens(tokens: torch.Tensor) -> str:
+    """Human description of a token tensor's length, with the SD3 split when recognisable."""
+    layout = sd3_layout(tokens)
+    text = f"{tokens.shape[1]} tokens"
+    return f"{text} ({layout.describe()})" if layout else text
+
+
+def text_direction(c0: torch.Tensor, c1: torch.Tensor) -> torch.Tensor:
+    """The edit direction ``c1 − c0`` in embedding space (same shape as the inputs)."""
+    return c1.to(c0) - c0
+
+
+def manipulate(c0: torch.Tensor, c1: torch.Tensor, alpha: float,
+               base: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``base + α·(c1 − c0)`` with base defaulting to c0, in the base's dtype.
+
+    Without a base this is ``lerp(c0, c1, α)``, which returns c0 at α = 0 and c1 at α = 1
+    bit-for-bit (``c0 + 1·(c1 − c0)`` would not). α < 0 reverses the edit; α > 1 extrapolates.
+    Batch sizes of 1 broadcast against k.
+    """
+    out_dtype = (c0 if base is None else base).dtype
+    c0, c1 = _broadcast_batch(c0.float(), c1.float().to(c0.device))
+    if base is None:
+        out = torch.lerp(c0, c1, float(alpha))
+    else:
+        base, c0 = _broadcast_batch(base.float().to(c0.device), c0)
+        base, c1 = _broadcast_batch(base, c1)
+        out = base + float(alpha) * (c1 - c0)
+    return out.to(out_dtype)
+
+
+def _broadcast_batch(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if a.shape[0] == b.shape[0]:
+        return a, b
+    if a.shape[0] == 1:
+        return a.expand(b.shape[0], *a.shape[1:]), b
+    if b.shape[0] == 1:
+        return a, b.expand(a.shape[0], *b.shape[1:])
+    raise ConditioningMismatch(
+        f"batch sizes {a.shape[0]} and {b.shape[0]} cannot be combined (only 1 broadcasts to k)")
+
+
+def check_same_shape(node: str, name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor) -> None:
+    """Refuse token tensors that cannot be interpolated position by position.
+
+    Zero-padding the shorter one would not be neutral (pad positions of a real encoding carry
+    real embeddings), and truncating would drop words, so the only correct alignment is to encode
+    both prompts to the same length in the first place.
+    """
+    if a.shape[1:] == b.shape[1:]:
+        return
+    if a.shape[-1] != b.shape[-1]:
+        raise ConditioningMismatch(
+            f"{node}: '{name_a}' has embedding width {a.shape[-1]} but '{name_b}' has "
+            f"{b.shape[-1]}; they come from different text encoders. Encode both with the same CLIP.")
+    raise ConditioningMismatch(
+        f"{node}: '{name_a}' has {describe_tokens(a)} but '{name_b}' has {describe_tokens(b)}. "
+        "Token-wise interpolation needs equal lengths and zero-padding is not neutral. Fix: encode "
+        "the prompts together with 'EMS Encode Prompts', which gives every prompt the same number "
+        "of CLIP chunks and T5 tokens.")
+
+
+def _entries(node: str, name: str, cond: Any) -> list:
+    if not isinstance(cond, (list, tuple)) or not cond or not all(
+            isinstance(e, (list, tuple)) and len(e) >= 2 and torch.is_tensor(e[0]) for e in cond):
+        raise ConditioningMismatch(
+            f"{node}: '{name}' is not a CONDITIONING (a list of [tensor, dict] entries); "
+            "connect the output of a text-encode node.")
+    return list(cond)
+
+
+def _pair_entries(node: str, **conds: Any) -> list[tuple]:
+    lists = {k: _entries(node, k, v) for k, v in conds.items() if v is not None}
+    counts = {k: len(v) for k, v in lists.items()}
+    if len(set(counts.values())) > 1:
+        listed = ", ".join(f"'{k}' has {n}" for k, n in counts.items())
+        raise ConditioningMismatch(
+            f"{node}: conditionings have different numbers of entries ({listed}); entries are paired "
+            "by position. Combine/concat the same way on every side, or use plain encodes.")
+    return list(zip(*[lists.get(k, [None] * max(counts.values())) for k in conds]))
+
+
+def _manipulate_pooled(node: str, alpha: float, extras: dict, manipulate_pooled: bool) -> Optional[torch.Tensor]:
+    have = {k: e[POOLED_KEY] for k, e in extras.items() if e is not None and e.get(POOLED_KEY) is not None}
+    present = [k for k, e in extras.items() if e is not None]
+    if not have:
+        return None
+    if len(have) != len(present):
+        missing = [k for k in present if k not in have]
+        raise ConditioningMismatch(
+            f"{node}: {', '.join(repr(k) for k in missing)} has no pooled_output while "
+            f"{', '.join(repr(k) for k in have)} does; they come from different text encoders.")
+    anchor = have.get("base", have["source"])
+    if not manipulate_pooled:
+        return anchor
+    for k, p in have.items():
+        if p.shape[1:] != have["source"].shape[1:]:
+            raise ConditioningMismatch(
+                f"{node}: pooled_output of '{k}' has shape {tuple(p.shape)} but 'source' has "
+                f"{tuple(have['source'].shape)}; encode both with the same CLIP.")
+    return manipulate(have["source"], have["target"], alpha, have.get("base"))
+
+
+def manipulate_conditioning(source: list, target: list, alpha: float, manipulate_pooled: bool = True,
+                            base: Optional[list] = None, node: str = "EMS Text Direction") -> list:
+    """``base + α·(target − source)`` on every entry of a CONDITIONING (SPEC §3 EMSTextDirection).
+
+    Tokens and ``pooled_output`` are interpolated; every other extra key comes from the target.
+    Entries are paired by position. Raises :class:`ConditioningMismatch` with a message naming
+    ``node`` when the inputs cannot be combined.
+    """
+    out = []
+    for src, tgt, bse in _pair_entries(node, source=source, target=target, base=base):
+        check_same_shape(node, "source", src[0], "target", tgt[0])
+        if bse is not None:
+            check_same_shape(node, "source", src[0], "base", bse[0])
+        try:
+            tokens = manipulate(src[0], tgt[0], alpha, None if bse is None else bse[0])
+            extras = dict(tgt[1])
+            pooled = _manipulate_pooled(node, alpha, {"source": src[1], "target": tgt[1],
+                                                      "base": None if bse is None else bse[1]},
+                                        manipulate_pooled)
+        except ConditioningMismatch as e:
+            raise ConditioningMismatch(str(e) if str(e).startswith(node) else f"{node}: {e}") from None
+        if pooled is not None:
+            extras[POOLED_KEY] = pooled
+        out.append([tokens, extras])
+    return out
+
+
+def _repeat_batch_values(extras: dict, batch: int, times: int) -> dict:
+    """Repeat tensor extras that carry the batch axis, so a k-item sweep stays self-consistent."""
+    return {k: (v.repeat(times, *([1] * (v.ndim - 1)))
+                if torch.is_tensor(v) and v.ndim >= 1 and v.shape[0] == batch and k != POOLED_KEY else v)
+            for k, v in extras.items()}
+
+
+def sweep_conditioning(source: list, target: list, alphas: Sequence[float], manipulate_pooled: bool = True,
+                       base: Optional[list] = None, node: str = "EMS Alpha Sweep") -> list:
+    """One CONDITIONING whose batch holds ``manipulate_conditioning`` at every α, α-major.
+
+    Item ``i·B + b`` equals batch item b of the single run at ``alphas[i]`` (B: the single run's
+    batch, usually 1), so downstream samplers render all edits in one batch.
+    """
+    if not alphas:
+        raise ConditioningMismatch(f"{node}: no alpha values to sweep.")
+    singles = [manipulate_conditioning(source, target, a, manipulate_pooled, base, node) for a in alphas]
+    out = []
+    for per_alpha in zip(*singles):
+        tokens = torch.cat([e[0] for e in per_alpha], dim=0)
+        extras = _repeat_batch_values(per_alpha[0][1], per_alpha[0][0].shape[0], len(alphas))
+        if per_alpha[0][1].get(POOLED_KEY) is not None:
+            extras[POOLED_KEY] = torch.cat([e[1][POOLED_KEY] for e in per_alpha], dim=0)
+        out.append([tokens, extras])
+    return out

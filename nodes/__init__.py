@@ -1,0 +1,16 @@
+"""ComfyUI adapters for EMS: one module per node, registered through the pinned V3 API."""
+
+from __future__ import annotations
+
+from comfy_api.v0_0_2 import ComfyExtension, io
+
+from .alpha_sweep import EMSAlphaSweep
+from .encode_prompts import EMSEncodePrompts
+from .text_direction import EMSTextDirection
+
+NODES: list[type[io.ComfyNode]] = [EMSEncodePrompts, EMSTextDirection, EMSAlphaSweep]
+
+
+class EMSExtension(ComfyExtension):
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return list(NODES)

@@ -1,0 +1,131 @@
+"""The Manipulate step on SD3-shaped and other families' conditioning, without ComfyUI."""
+
+import pytest
+import torch
+
+from ems.conditioning import (ConditioningMismatch, TokenLayout, describe_tokens, manipulate,
+                              manipulate_conditioning, sd3_layout, sweep_conditioning, text_direction)
+
+
+def sd3_tokens(seed, chunks=1, t5=77, batch=1):
+    g = torch.Generator().manual_seed(seed)
+    clip = torch.randn(batch, 77 * chunks, 2048, generator=g)
+    clip = torch.cat([clip, torch.zeros(batch, 77 * chunks, 2048)], dim=-1)
+    return torch.cat([clip, torch.randn(batch, t5, 4096, generator=g)], dim=1)
+
+
+def sd3_cond(seed, chunks=1, t5=77, batch=1, **extra):
+    g = torch.Generator().manual_seed(seed + 1000)
+    return [[sd3_tokens(seed, chunks, t5, batch), {"pooled_output": torch.randn(batch, 2048, generator=g), **extra}]]
+
+
+def test_lerp_is_exact_at_the_ends():
+    c0, c1 = sd3_tokens(0), sd3_tokens(1)
+    assert torch.equal(manipulate(c0, c1, 0.0), c0)
+    assert torch.equal(manipulate(c0, c1, 1.0), c1)
+    half = manipulate(c0, c1, 0.5)
+    assert torch.allclose(half, (c0 + c1) / 2, atol=1e-6)
+
+
+def test_extrapolation_and_reversal_follow_the_direction():
+    c0, c1 = sd3_tokens(0), sd3_tokens(1)
+    d = text_direction(c0, c1)
+    assert torch.allclose(manipulate(c0, c1, -1.0), c0 - d, atol=1e-5)
+    assert torch.allclose(manipulate(c0, c1, 3.0), c0 + 3 * d, atol=1e-5)
+
+
+def test_base_chaining_gives_multi_attribute_sum():
+    c0, c1, c2 = sd3_tokens(0), sd3_tokens(1), sd3_tokens(2)
+    first = manipulate_conditioning(sd3_cond(0), sd3_cond(1), 0.7)
+    # second direction: from c0 towards c2, starting at the first result
+    chained = manipulate_conditioning(sd3_cond(0), sd3_cond(2), 0.4, base=first)
+    expected = c0 + 0.7 * (c1 - c0) + 0.4 * (c2 - c0)
+    assert torch.allclose(chained[0][0], expected, atol=1e-5)
+    p0, p1, p2 = (sd3_cond(s)[0][1]["pooled_output"] for s in (0, 1, 2))
+    assert torch.allclose(chained[0][1]["pooled_output"], p0 + 0.7 * (p1 - p0) + 0.4 * (p2 - p0), atol=1e-5)
+
+
+def test_pooled_is_moved_or_kept():
+    src, tgt = sd3_cond(0), sd3_cond(1)
+    on = manipulate_conditioning(src, tgt, 0.25, manipulate_pooled=True)
+    off = manipulate_conditioning(src, tgt, 0.25, manipulate_pooled=False)
+    p0, p1 = src[0][1]["pooled_output"], tgt[0][1]["pooled_output"]
+    assert torch.allclose(on[0][1]["pooled_output"], torch.lerp(p0, p1, 0.25))
+    assert torch.equal(off[0][1]["pooled_output"], p0)
+    assert torch.equal(on[0][0], off[0][0])
+
+
+def test_other_keys_come_from_target_and_inputs_are_not_mutated():
+    src, tgt = sd3_cond(0, guidance=1.0), sd3_cond(1, guidance=3.5)
+    before = src[0][0].clone()
+    out = manipulate_conditioning(src, tgt, 0.5)
+    assert out[0][1]["guidance"] == 3.5
+    assert torch.equal(src[0][0], before) and out[0][0] is not src[0][0]
+
+
+def test_sd3_layout_is_detected():
+    assert sd3_layout(sd3_tokens(0, chunks=2, t5=90)) == TokenLayout(2, 90)
+    assert sd3_layout(torch.randn(1, 77, 768)) is None  # SD1.5
+    assert sd3_layout(torch.randn(1, 256, 4096)) is None  # Flux-like T5 only
+    assert "2 CLIP chunks of 77 + 90 T5 tokens" in describe_tokens(sd3_tokens(0, 2, 90))
+
+
+def test_unequal_lengths_are_refused_with_lengths_and_fix():
+    with pytest.raises(ConditioningMismatch) as e:
+        manipulate_conditioning(sd3_cond(0, chunks=1, t5=77), sd3_cond(1, chunks=2, t5=120), 0.5)
+    msg = str(e.value)
+    assert msg.startswith("EMS Text Direction")
+    assert "154 tokens" in msg and "274 tokens" in msg and "EMS Encode Prompts" in msg
+
+
+def test_other_families_interpolate_what_is_there():
+    sd15 = ([[torch.randn(1, 77, 768), {}]], [[torch.randn(1, 77, 768), {}]])
+    out = manipulate_conditioning(*sd15, 0.5)
+    assert out[0][0].shape == (1, 77, 768) and "pooled_output" not in out[0][1]
+    sdxl = [[[torch.randn(1, 154, 2048), {"pooled_output": torch.randn(1, 1280), "width": 1024}]] for _ in range(2)]
+    out = manipulate_conditioning(*sdxl, 2.0)
+    assert out[0][1]["width"] == 1024 and out[0][1]["pooled_output"].shape == (1, 1280)
+    flux = [[[torch.randn(1, 256, 4096), {"pooled_output": torch.randn(1, 768), "guidance": 3.5}]] for _ in range(2)]
+    assert manipulate_conditioning(*flux, -1.0)[0][0].shape == (1, 256, 4096)
+
+
+def test_missing_pooled_on_one_side_is_refused():
+    a = [[torch.randn(1, 77, 768), {}]]
+    b = [[torch.randn(1, 77, 768), {"pooled_output": torch.randn(1, 768)}]]
+    with pytest.raises(ConditioningMismatch, match="pooled_output"):
+        manipulate_conditioning(a, b, 0.5)
+
+
+def test_non_conditioning_input_is_refused():
+    with pytest.raises(ConditioningMismatch, match="not a CONDITIONING"):
+        manipulate_conditioning(torch.randn(1, 77, 768), sd3_cond(0), 0.5)
+
+
+def test_half_precision_is_kept_and_exact_at_zero():
+    c0, c1 = sd3_tokens(0).half(), sd3_tokens(1).half()
+    out = manipulate(c0, c1, 0.0)
+    assert out.dtype == torch.float16 and torch.equal(out, c0)
+
+
+def test_sweep_item_i_equals_single_run():
+    src, tgt = sd3_cond(0), sd3_cond(1)
+    alphas = [-1.0, 0.0, 0.3, 1.0, 2.5]
+    sweep = sweep_conditioning(src, tgt, alphas)
+    assert sweep[0][0].shape[0] == len(alphas)
+    for i, a in enumerate(alphas):
+        single = manipulate_conditioning(src, tgt, a)
+        assert torch.equal(sweep[0][0][i:i + 1], single[0][0])
+        assert torch.equal(sweep[0][1]["pooled_output"][i:i + 1], single[0][1]["pooled_output"])
+
+
+def test_batch_one_broadcasts_against_a_batched_base():
+    src, tgt = sd3_cond(0), sd3_cond(1)
+    base = sweep_conditioning(src, tgt, [0.0, 1.0])
+    out = manipulate_conditioning(src, sd3_cond(2), 0.5, base=base)
+    assert out[0][0].shape[0] == 2
+    assert torch.allclose(out[0][0][1], (tgt[0][0] + 0.5 * (sd3_cond(2)[0][0] - src[0][0]))[0], atol=1e-5)
+
+
+def test_entry_count_mismatch_is_refused():
+    with pytest.raises(ConditioningMismatch, match="numbers of entries"):
+        manipulate_conditioning(sd3_cond(0) + sd3_cond(2), sd3_cond(1), 0.5)
