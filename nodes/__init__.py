@@ -5,10 +5,13 @@ from __future__ import annotations
 from comfy_api.v0_0_2 import ComfyExtension, io
 
 from .alpha_sweep import EMSAlphaSweep
+from .csds_latent_edit import EMSCSDSLatentEdit
 from .encode_prompts import EMSEncodePrompts
+from .extract_captions import EMSExtractCaptions
+from .labelled_grid import EMSLabelledGrid
 from .text_direction import EMSTextDirection
 
-NODES: list[type[io.ComfyNode]] = [EMSEncodePrompts, EMSTextDirection, EMSAlphaSweep]
+NODES: list[type[io.ComfyNode]] = [EMSExtractCaptions, EMSEncodePrompts, EMSTextDirection, EMSAlphaSweep, EMSCSDSLatentEdit, EMSLabelledGrid]
 
 
 class EMSExtension(ComfyExtension):

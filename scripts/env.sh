@@ -36,3 +36,16 @@ ems_install_comfy_requirements() {
   grep -vE '^\s*(torch|torchvision|torchaudio)\s*$' "$COMFYUI_DIR/requirements.txt" > "$EMS_VENV/comfy-requirements.txt"
   ems_pip -r "$EMS_VENV/comfy-requirements.txt" -r requirements.txt -r requirements-dev.txt
 }
+
+# Headless Chromium for the frontend tests (tests/integration/test_frontend.py). Installed from
+# Debian when we can (root + apt-get); otherwise those tests are skipped with a loud reason.
+ems_install_chromium() {
+  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 && return 0
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "== installing Debian chromium for the frontend tests"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core; } >/dev/null 2>&1 \
+      || echo "== chromium install failed: frontend tests will be skipped"
+  else
+    echo "== no chromium (and cannot apt-get install it): frontend tests will be skipped"
+  fi
+}

@@ -15,6 +15,7 @@ ems_venv
 if [ -n "${COMFYUI_DIR:-}" ]; then
   echo "== integration tier: ComfyUI at $COMFYUI_DIR"
   ems_install_comfy_requirements
+  ems_install_chromium || true
 else
   echo "== integration tier: SKIPPED (no ComfyUI checkout; set COMFYUI_DIR to enable)"
   ems_install_unit_requirements

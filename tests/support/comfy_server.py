@@ -7,62 +7,34 @@ of the developer's ComfyUI install is touched. ``custom_nodes`` holds a link to 
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-import uuid
 from pathlib import Path
 
 import torch
 
+# The generic server-process code lives in the pack (the headless runner uses it too); these
+# names are re-exported so tests keep importing them from here.
+from ems.headless.comfy_process import (  # noqa: F401
+    PACK_NAME,
+    ComfyServer as _ComfyServer,
+    ExecutionFailed,
+    PromptRejected,
+    free_port,
+    python_for_comfy,
+    prepare_base as _prepare_base,
+)
+
 REPO = Path(__file__).resolve().parents[2]
 TESTPACK = Path(__file__).resolve().parent / "comfy_testpack"
-PACK_NAME = "comfyui-ems"
-
-
-class ExecutionFailed(RuntimeError):
-    """A queued prompt ended in an error; ``message`` is what ComfyUI reported for the node."""
-
-    def __init__(self, message: str, node_type: str | None, details: dict):
-        super().__init__(f"{node_type}: {message}")
-        self.message, self.node_type, self.details = message, node_type, details
-
-
-class PromptRejected(RuntimeError):
-    """``POST /prompt`` refused the graph at validation; ``body`` is ComfyUI's JSON answer."""
-
-    def __init__(self, body: dict):
-        super().__init__(json.dumps(body)[:2000])
-        self.body = body
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def python_for_comfy() -> str:
-    return os.environ.get("COMFYUI_PYTHON", sys.executable)
 
 
 def prepare_base(base: Path, with_testpack: bool = True) -> Path:
-    """Lay out a ComfyUI base directory with the pack linked into custom_nodes."""
-    for sub in ("custom_nodes", "models/diffusion_models", "models/checkpoints", "input", "output", "user", "temp"):
-        (base / sub).mkdir(parents=True, exist_ok=True)
-    links = {PACK_NAME: REPO}
+    """Lay out a ComfyUI base directory with the pack (and the test pack) linked into custom_nodes."""
+    packs = {PACK_NAME: REPO}
     if with_testpack:
-        links["ems_testpack"] = TESTPACK
-    for name, target in links.items():
-        link = base / "custom_nodes" / name
-        if not link.exists():
-            link.symlink_to(target, target_is_directory=True)
-    return base
+        packs["ems_testpack"] = TESTPACK
+    return _prepare_base(base, packs)
 
 
 def write_tiny_model(base: Path, name: str = "tiny_sd3.safetensors", seed: int = 0) -> str:
@@ -81,98 +53,8 @@ def write_tiny_model(base: Path, name: str = "tiny_sd3.safetensors", seed: int =
     return name
 
 
-class ComfyServer:
-    """A ComfyUI server process on a free loopback port."""
-
-    def __init__(self, comfy_dir: str | Path, base: Path, env: dict | None = None, extra_args=()):
-        self.comfy_dir, self.base = Path(comfy_dir), base
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = base / "server.log"
-        self.env = {**os.environ, **(env or {})}
-        self.extra_args = list(extra_args)
-        self.proc = None
-
-    def start(self, timeout: float = 240.0) -> "ComfyServer":
-        args = [python_for_comfy(), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
-                "--base-directory", str(self.base), "--disable-auto-launch",
-                "--database-url", "sqlite:///:memory:", *self.extra_args]
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, cwd=self.comfy_dir, stdout=self._log, stderr=subprocess.STDOUT, env=self.env)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"ComfyUI exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
-            try:
-                self.get("/system_stats", timeout=2)
-                return self
-            except (urllib.error.URLError, ConnectionError, OSError):
-                time.sleep(0.5)
-        self.stop()
-        raise RuntimeError(f"ComfyUI did not answer within {timeout}s:\n{self.log()[-4000:]}")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        if getattr(self, "_log", None):
-            self._log.close()
-
-    def restart(self) -> "ComfyServer":
-        self.stop()
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        return self.start()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    # -- HTTP, as any client would -------------------------------------------------------------
-    def get(self, path: str, timeout: float = 30):
-        with urllib.request.urlopen(self.url + path, timeout=timeout) as r:
-            return json.loads(r.read())
-
-    def post(self, path: str, body: dict, timeout: float = 30):
-        req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
-                return json.loads(r.read() or b"{}")
-        except urllib.error.HTTPError as e:
-            raise PromptRejected(json.loads(e.read() or b"{}")) from None
-
-    def object_info(self) -> dict:
-        return self.get("/object_info")
-
-    def queue(self, prompt: dict, extra_data: dict | None = None) -> str:
-        body = {"prompt": prompt, "client_id": uuid.uuid4().hex}
-        if extra_data:
-            body["extra_data"] = extra_data
-        return self.post("/prompt", body)["prompt_id"]
-
-    def wait(self, prompt_id: str, timeout: float = 600) -> dict:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            hist = self.get(f"/history/{prompt_id}")
-            if prompt_id in hist and hist[prompt_id].get("status", {}).get("completed") is not None:
-                entry = hist[prompt_id]
-                if entry["status"].get("status_str") == "error":
-                    for kind, data in entry["status"].get("messages", []):
-                        if kind == "execution_error":
-                            raise ExecutionFailed(data.get("exception_message", ""), data.get("node_type"), data)
-                    raise ExecutionFailed("unknown error", None, entry)
-                return entry
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"ComfyUI died:\n{self.log()[-4000:]}")
-            time.sleep(0.2)
-        raise TimeoutError(f"prompt {prompt_id} did not finish in {timeout}s")
-
-    def run(self, prompt: dict, timeout: float = 600, extra_data: dict | None = None) -> dict:
-        return self.wait(self.queue(prompt, extra_data), timeout)
+class ComfyServer(_ComfyServer):
+    """The pack's ComfyServer plus a reader for the test pack's saved tensors."""
 
     def load_saved(self, name: str):
         """Read back what an EMSTestSaveTensor node named ``name`` saved."""

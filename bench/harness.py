@@ -1,0 +1,169 @@
+"""ComfyUI's real sampling path, in-process: img2img and EMS edits as the node graph runs them.
+
+Every function here calls what the core nodes call — ``BasicScheduler`` (``calculate_sigmas``),
+``RandomNoise``/``DisableNoise`` (``comfy.sample.prepare_noise`` / zeros), ``CFGGuider`` +
+``KSamplerSelect`` + ``SamplerCustomAdvanced`` (``guider.sample``) — and the pack's own code for
+the EMS parts: ``manipulate_conditioning`` / ``sweep_conditioning`` (EMSTextDirection /
+EMSAlphaSweep) and ``run_csds`` (EMSCSDSLatentEdit).
+
+Importing the pack: its ``__init__`` and ``nodes/__init__`` import ``comfy_api.v0_0_2``, which
+needs PyAV (``av``). Sampling does not, so :func:`pack_module` imports single modules of the pack
+(``nodes.csds_guider``, ``ems.conditioning``) under a package whose ``__init__`` files are not
+executed. Call :func:`setup` before anything else.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.machinery
+import importlib.util
+import sys
+import types
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+FULL_PACK = "comfyui_ems"          # the name tests/support/inprocess.load_pack registers
+LIGHT_PACK = "comfyui_ems_light"   # ours: same files, package __init__s not executed
+
+
+def setup(comfy_dir: Optional[str] = None, cpu: bool = True) -> str:
+    """Make ComfyUI and ``tests/support`` importable; select the CPU before model_management loads."""
+    support = str(REPO / "tests")
+    if support not in sys.path:
+        sys.path.append(support)
+    from support.inprocess import setup_comfy
+
+    comfy_dir = setup_comfy(comfy_dir, cpu=cpu)
+    import comfy.utils
+
+    comfy.utils.PROGRESS_BAR_ENABLED = False  # the same for every run; tqdm is not what we measure
+    return comfy_dir
+
+
+def _package(name: str, path: Path) -> types.ModuleType:
+    if name not in sys.modules:
+        spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
+        spec.submodule_search_locations = [str(path)]
+        module = importlib.util.module_from_spec(spec)
+        module.__path__ = [str(path)]
+        sys.modules[name] = module
+    return sys.modules[name]
+
+
+def pack_module(name: str):
+    """Import ``<pack>.<name>`` (e.g. ``nodes.csds_guider``) without running package ``__init__``s."""
+    root = FULL_PACK if FULL_PACK in sys.modules else LIGHT_PACK
+    if root == LIGHT_PACK:
+        _package(LIGHT_PACK, REPO)
+        _package(f"{LIGHT_PACK}.nodes", REPO / "nodes")
+    return importlib.import_module(f"{root}.{name}")
+
+
+@dataclass
+class EditSettings:
+    """One edit's schedule and EMS parameters (defaults: the paper's, SPEC §1/§3)."""
+
+    steps: int = 50
+    denoise: float = 0.75
+    cfg: float = 7.5
+    iterations: int = 20
+    constraint: float = 0.5
+    step_start: float = 0.1
+    step_end: float = 0.01
+    sampler: str = "euler"
+    scheduler: str = "simple"
+    seed: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def schedule(model, steps: int, denoise: float, scheduler: str = "simple") -> torch.Tensor:
+    """``BasicScheduler``: the last ``steps + 1`` sigmas of an ``int(steps/denoise)``-step schedule."""
+    import comfy.samplers
+
+    total = int(steps / denoise) if denoise < 1.0 else steps
+    sigmas = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), scheduler, total).cpu()
+    return sigmas[-(steps + 1):]
+
+
+def sample(model, positive, negative, latent: dict, sigmas: torch.Tensor, cfg: float,
+           noise_seed: Optional[int], sampler: str = "euler") -> dict:
+    """``SamplerCustomAdvanced(noise, CFGGuider, KSamplerSelect(sampler), sigmas, latent)``.
+
+    ``noise_seed=None`` is ``DisableNoise`` (the latent already carries its noise)."""
+    import comfy.model_management
+    import comfy.sample
+    import comfy.samplers
+    import latent_preview
+
+    samples = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
+    if noise_seed is None:
+        noise = torch.zeros(samples.shape, dtype=samples.dtype, layout=samples.layout, device="cpu")
+    else:
+        noise = comfy.sample.prepare_noise(samples, noise_seed, latent.get("batch_index"))
+    guider = comfy.samplers.CFGGuider(model)
+    guider.set_conds(positive, negative)
+    guider.set_cfg(cfg)
+    callback = latent_preview.prepare_callback(model, sigmas.shape[-1] - 1, {})
+    out = guider.sample(noise, samples, comfy.samplers.sampler_object(sampler), sigmas,
+                        denoise_mask=latent.get("noise_mask"), callback=callback,
+                        disable_pbar=True, seed=0 if noise_seed is None else noise_seed)
+    result = dict(latent)
+    result["samples"] = out.to(comfy.model_management.intermediate_device())
+    return result
+
+
+def repeat_latent(latent: dict, count: int) -> dict:
+    """What EMSAlphaSweep does to its latent: k copies with the same ``batch_index`` (same noise)."""
+    if count == 1:
+        return latent
+    out = dict(latent)
+    out["samples"] = latent["samples"].repeat(count, 1, 1, 1)
+    out["batch_index"] = [int(latent.get("batch_index", [0])[0])] * count
+    return out
+
+
+def _set_phase(counter, name: str) -> None:
+    if counter is not None:
+        counter.phase = name
+
+
+def img2img(model, positive, negative, latent: dict, s: EditSettings, sigmas=None, counter=None) -> dict:
+    """Plain img2img: RandomNoise(seed) + CFGGuider over BasicScheduler(steps, denoise)."""
+    sigmas = schedule(model, s.steps, s.denoise, s.scheduler) if sigmas is None else sigmas
+    _set_phase(counter, "sampling")
+    return sample(model, positive, negative, latent, sigmas, s.cfg, s.seed, s.sampler)
+
+
+def ems_edit(model, source, target, attribute, negative, latent: dict, alphas: Union[float, Sequence[float]],
+             s: EditSettings, text_only: bool = False, sigmas=None, counter=None) -> dict:
+    """An EMS edit as the shipped workflow runs it.
+
+    Text side: EMSTextDirection (one α) or EMSAlphaSweep (several α, one batch). Image side: CSDS
+    on the noised latent (``run_csds``), then ordinary sampling from its leftover-noise latent
+    with DisableNoise and the same sigmas. ``text_only`` skips CSDS: img2img with c̃ (the
+    paper's prompt-only ablation)."""
+    conditioning = pack_module("ems.conditioning")
+    sigmas = schedule(model, s.steps, s.denoise, s.scheduler) if sigmas is None else sigmas
+    _set_phase(counter, "text")
+    if isinstance(alphas, (int, float)):
+        positive = conditioning.manipulate_conditioning(source, target, float(alphas))
+        count = 1
+    else:
+        positive = conditioning.sweep_conditioning(source, target, [float(a) for a in alphas])
+        count = len(alphas)
+    latent = repeat_latent(latent, count)
+    if text_only:
+        _set_phase(counter, "sampling")
+        return sample(model, positive, negative, latent, sigmas, s.cfg, s.seed, s.sampler)
+    run_csds = pack_module("nodes.csds_guider").run_csds
+    _set_phase(counter, "csds")
+    z = run_csds(model, positive, attribute, negative, latent, sigmas, s.seed, s.cfg, s.iterations,
+                 s.constraint, s.step_start, s.step_end)
+    _set_phase(counter, "sampling")
+    return sample(model, positive, negative, z, sigmas, s.cfg, None, s.sampler)

@@ -1,0 +1,271 @@
+"""Headless EMS: run a shipped workflow through a real ComfyUI's execution engine from one command.
+
+    python -m ems.headless --demo                                     # no weights needed (noise out)
+    python -m ems.headless --comfyui ~/ComfyUI \\
+        --checkpoint sd3_medium_incl_clips_t5xxlfp8.safetensors \\
+        --image photo.jpg --instruction "make the suit red"           # LLM captions
+    python -m ems.headless ... --source "a man in a black suit" --target "a man in a red suit"
+
+ComfyUI runs as a subprocess with a private base directory (this pack linked into its
+custom_nodes); the workflow is converted to API format with that server's /object_info, queued
+over HTTP, and every saved image is copied into a fresh folder under --output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .comfy_process import PACK_NAME, REPO, ComfyServer, ExecutionFailed, PromptRejected, prepare_base
+from .workflow import WorkflowError, drop_caption_llm, nodes_of, swap_to_tiny_sd3, ui_to_api
+
+DEFAULT_WORKFLOW = REPO / "example_workflows" / "ems_alpha_sweep.json"
+COMFY_GUESSES = ("../ComfyUI", "../comfyui", "~/ComfyUI", "/work/comfyui")
+IMAGE_TYPES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+
+
+class UsageError(Exception):
+    """Something the user must supply or fix; printed as a list, exit status 2."""
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m ems.headless", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    ap.add_argument("--demo", action="store_true",
+                    help="tiny random-weight SD3 + a drawn test image + typed prompts: runs anywhere, outputs noise")
+    ap.add_argument("--comfyui", help="ComfyUI checkout (default: $COMFYUI_DIR, then ../ComfyUI, ~/ComfyUI)")
+    ap.add_argument("--checkpoint", help="SD3 checkpoint with text encoders: a file name in "
+                                         "ComfyUI/models/checkpoints or a path to the file")
+    ap.add_argument("--image", help="the image to edit")
+    ap.add_argument("--instruction", help='edit instruction for the LLM, e.g. "make the suit red"')
+    ap.add_argument("--source", help="source caption (no LLM): the image as it is")
+    ap.add_argument("--target", help="target caption (no LLM): the source with only the edited words changed")
+    ap.add_argument("--attribute", default="", help="attribute phrase for CSDS (default: the target caption)")
+    ap.add_argument("--alphas", help='edit strengths, e.g. "0, 0.5, 1" or "0:1.5:7" (default: the workflow\'s)')
+    ap.add_argument("--workflow", type=Path, default=DEFAULT_WORKFLOW, help="UI-format workflow to run")
+    ap.add_argument("--output", type=Path, default=Path("out"), help="results go to a fresh folder inside this")
+    ap.add_argument("--seed", type=int, help="noise seed")
+    ap.add_argument("--steps", type=int, help="sampling steps (paper: 50)")
+    ap.add_argument("--denoise", type=float, help="fraction of the schedule to re-run (paper: 0.75)")
+    ap.add_argument("--iterations", type=int, help="CSDS iterations (paper: 20; 0 = text-only)")
+    ap.add_argument("--constraint", type=float, help="CSDS constraint λ (0.1–1.0, default 0.5)")
+    ap.add_argument("--megapixels", type=float, help="resize the image to about this many megapixels (default 1.0)")
+    ap.add_argument("--llm-model", help="LLM for captions (default gpt-4o)")
+    ap.add_argument("--base-url", help="OpenAI-compatible server, e.g. http://localhost:11434/v1 for Ollama")
+    ap.add_argument("--api-key-env", help="name of the environment variable holding the key (default OPENAI_API_KEY)")
+    ap.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
+                    help="auto = GPU when torch sees one, else CPU")
+    ap.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the run")
+    ap.add_argument("--keep-base", action="store_true", help="keep ComfyUI's private base directory (logs)")
+    return ap.parse_args(argv)
+
+
+def find_comfyui(explicit: str | None) -> tuple[Path | None, list[str]]:
+    """The ComfyUI checkout, and the places looked at (for the error message)."""
+    candidates = [explicit] if explicit else ([os.environ["COMFYUI_DIR"]] if os.environ.get("COMFYUI_DIR") else [])
+    if not explicit:
+        candidates += [str(REPO / g) if g.startswith("..") else g for g in COMFY_GUESSES]
+    looked = []
+    for c in candidates:
+        path = Path(c).expanduser().resolve()
+        looked.append(str(path))
+        if (path / "main.py").is_file() and (path / "comfy").is_dir():
+            return path, looked
+    return None, looked
+
+
+def find_checkpoint(name: str, comfy: Path | None) -> tuple[Path | None, list[str]]:
+    as_path = Path(name).expanduser()
+    looked = [str(as_path.resolve())]
+    if as_path.is_file():
+        return as_path.resolve(), looked
+    if comfy is not None and not as_path.is_absolute():
+        in_comfy = comfy / "models" / "checkpoints" / name
+        looked.append(str(in_comfy))
+        if in_comfy.is_file():
+            return in_comfy, looked
+    return None, looked
+
+
+def validate(args) -> dict:
+    """Everything the run needs, or UsageError listing *all* that is missing."""
+    problems, found = [], {}
+    comfy, looked = find_comfyui(args.comfyui)
+    if comfy is None:
+        problems.append("ComfyUI not found — looked in: " + ", ".join(looked) +
+                        ". Pass --comfyui /path/to/ComfyUI or set COMFYUI_DIR.")
+    found["comfy"] = comfy
+    if not args.workflow.is_file():
+        problems.append(f"workflow {args.workflow} does not exist.")
+    if not args.demo:
+        if not args.checkpoint:
+            problems.append("no checkpoint given — pass --checkpoint sd3_medium_incl_clips_t5xxlfp8.safetensors "
+                            "(a file in ComfyUI/models/checkpoints) or a path to an SD3 checkpoint that "
+                            "includes its text encoders. No weights? Try --demo.")
+        else:
+            ckpt, looked = find_checkpoint(args.checkpoint, comfy)
+            if ckpt is None:
+                problems.append(f"checkpoint '{args.checkpoint}' not found — looked for: " + ", ".join(looked) + ".")
+            found["checkpoint"] = ckpt
+        if not args.image:
+            problems.append("no image given — pass --image photo.png.")
+        elif not Path(args.image).is_file():
+            problems.append(f"image {args.image} does not exist.")
+        elif Path(args.image).suffix.lower() not in IMAGE_TYPES:
+            problems.append(f"image {args.image} is not a {'/'.join(sorted(IMAGE_TYPES))} file.")
+        manual = args.source or args.target
+        if manual and not (args.source and args.target):
+            problems.append("typed prompts need both --source and --target.")
+        if not manual and not args.instruction:
+            problems.append('no edit given — pass --instruction "make the suit red" (LLM captions) or '
+                            '--source and --target captions (offline).')
+        if args.instruction and not manual and not args.base_url:
+            key_env = args.api_key_env or "OPENAI_API_KEY"
+            if not os.environ.get(key_env):
+                problems.append(f"--instruction uses OpenAI, but the environment variable {key_env} is not set "
+                                "(export it, or pass --base-url for a local server such as Ollama, or give "
+                                "--source/--target).")
+    if problems:
+        raise UsageError(problems)
+    return found
+
+
+def fresh_folder(root: Path) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1000):
+        path = root / (f"ems-{stamp}" + (f"-{n}" if n else ""))
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"could not create a fresh folder in {root}")
+
+
+def set_inputs(prompt: dict, class_type: str, **values) -> None:
+    for key in nodes_of(prompt, class_type):
+        for name, value in values.items():
+            if value is not None and name in prompt[key]["inputs"] and not isinstance(prompt[key]["inputs"][name], list):
+                prompt[key]["inputs"][name] = value
+
+
+def build_prompt(args, workflow: dict, info: dict, image_name: str, ckpt_name: str | None) -> dict:
+    prompt = ui_to_api(workflow, info)
+    set_inputs(prompt, "LoadImage", image=image_name)
+    set_inputs(prompt, "CheckpointLoaderSimple", ckpt_name=ckpt_name)
+    set_inputs(prompt, "ImageScaleToTotalPixels", megapixels=args.megapixels)
+    set_inputs(prompt, "BasicScheduler", steps=args.steps, denoise=args.denoise)
+    set_inputs(prompt, "KSampler", steps=args.steps, denoise=args.denoise, seed=args.seed)
+    set_inputs(prompt, "EMSCSDSLatentEdit", noise_seed=args.seed, iterations=args.iterations,
+               constraint=args.constraint)
+    set_inputs(prompt, "EMSAlphaSweep", alphas=args.alphas)
+    set_inputs(prompt, "EMSExtractCaptions", instruction=args.instruction, model=args.llm_model,
+               base_url=args.base_url, api_key_env=args.api_key_env)
+    if args.source:
+        prompt = drop_caption_llm(prompt, args.source, args.target, args.attribute)
+        set_inputs(prompt, "EMSEncodePrompts", source_prompt=args.source, target_prompt=args.target,
+                   attribute_prompt=args.attribute or args.target)
+    if args.demo:
+        prompt = swap_to_tiny_sd3(prompt)
+    return prompt
+
+
+def use_cpu(device: str) -> bool:
+    if device != "auto":
+        return device == "cpu"
+    try:
+        import torch
+    except ImportError:
+        return True
+    mps = getattr(torch.backends, "mps", None)
+    return not (torch.cuda.is_available() or (mps is not None and mps.is_available()))
+
+
+def collect(server: ComfyServer, history: dict, out: Path) -> list[Path]:
+    """Copy every image the run saved (SaveImage outputs) into ``out``."""
+    saved = []
+    for result in history.get("outputs", {}).values():
+        for item in result.get("images", []):
+            if item.get("type") == "output":
+                target = out / Path(item["filename"]).name  # e.g. grid_00001_.png (the node's prefix)
+                target.write_bytes(server.view(item))
+                saved.append(target)
+    return sorted(saved)
+
+
+def run(args) -> int:
+    found = validate(args)
+    comfy: Path = found["comfy"]
+    out = fresh_folder(args.output)
+    base = Path(tempfile.mkdtemp(prefix="ems-comfy-"))
+    packs = {PACK_NAME: REPO}
+    if args.demo:
+        from . import demo
+
+        packs["ems_testpack"] = demo.TESTPACK
+        args.source = args.source or demo.SOURCE
+        args.target = args.target or demo.TARGET
+        args.attribute = args.attribute or demo.ATTRIBUTE
+        args.alphas = args.alphas or "0, 0.5, 1, 1.5"
+        args.megapixels = args.megapixels or 0.0625  # 256×256: seconds on a CPU
+    prepare_base(base, packs)
+    if args.demo:
+        image = demo.make_test_image(base / "input" / "ems_demo_input.png")
+        demo.write_tiny_model(base, comfy)
+        shutil.copy(image, out / "input.png")
+        ckpt_name = None
+    else:
+        src = Path(args.image)
+        image = base / "input" / f"ems_input{src.suffix.lower()}"
+        shutil.copy(src, image)
+        ckpt = found["checkpoint"]
+        (base / "models" / "checkpoints" / ckpt.name).symlink_to(ckpt)
+        ckpt_name = ckpt.name
+    print(f"EMS: ComfyUI {comfy}; private base {base}; results → {out}", flush=True)
+    server = ComfyServer(comfy, base, cpu=use_cpu(args.device))
+    try:
+        server.start()
+        prompt = build_prompt(args, json.loads(args.workflow.read_text()), server.object_info(), image.name, ckpt_name)
+        (out / "prompt_api.json").write_text(json.dumps(prompt, indent=1, ensure_ascii=False))
+        print(f"EMS: running {args.workflow.name} ({len(prompt)} nodes)…", flush=True)
+        history = server.run(prompt, timeout=args.timeout)
+        saved = collect(server, history, out)
+    except (ExecutionFailed, PromptRejected, WorkflowError, RuntimeError, TimeoutError) as e:
+        shutil.copy(server.log_path, out / "comfyui.log") if server.log_path.exists() else None
+        print(f"EMS: the run failed — {e}\nComfyUI's log: {out / 'comfyui.log'}", file=sys.stderr)
+        return 1
+    finally:
+        server.stop()
+        if server.log_path.exists():
+            shutil.copy(server.log_path, out / "comfyui.log")
+        if not args.keep_base:
+            shutil.rmtree(base, ignore_errors=True)
+    print(f"EMS: done. {len(saved)} image(s) in {out}:")
+    for path in saved:
+        print(f"  {'α grid' if path.name.startswith(('grid', 'bidirectional_grid')) else 'edit':7s} {path}")
+    if args.demo:
+        print("EMS: DEMO — the model is a tiny SD3 with RANDOM weights, so these images are noise. The demo "
+              "checks that the whole EMS pipeline runs in ComfyUI; use --checkpoint for real edits.")
+    return 0
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except UsageError as e:
+        print("EMS: cannot run — missing or wrong:", file=sys.stderr)
+        for problem in e.args[0]:
+            print(f"  - {problem}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

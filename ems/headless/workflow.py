@@ -1,0 +1,170 @@
+"""ComfyUI workflow formats without ComfyUI: UI graph (what users drag in) ⇄ API prompt (what /prompt runs).
+
+The UI format stores widget values as a positional list (``widgets_values``) whose layout is not
+in the file: it follows the node's inputs as the server's ``/object_info`` lists them, plus the
+frontend's extra widgets (the "control after generate" combo after a seed, the upload button of an
+image picker). ``widget_layout`` reproduces that layout, so conversion must be done against the
+same server that will run the prompt.
+"""
+
+from __future__ import annotations
+
+import copy
+
+# Frontend-only nodes: they live on the canvas and never reach the server.
+VIRTUAL_NODES = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+MODE_MUTED, MODE_BYPASS = 2, 4
+CONTROL = "control_after_generate"  # frontend-only widget: fixed / increment / decrement / randomize
+UPLOAD = "upload"                   # frontend-only button widget of image/video/audio pickers
+
+
+class WorkflowError(ValueError):
+    """A workflow that cannot be converted; the message names the node and what is wrong."""
+
+
+def ordered_inputs(info: dict) -> list[tuple[str, list, bool]]:
+    """(name, spec, required) for every input in the order the frontend builds the node."""
+    spec = info.get("input", {})
+    order = info.get("input_order") or {s: list(spec.get(s, {})) for s in ("required", "optional")}
+    out = []
+    for section in ("required", "optional"):
+        for name in order.get(section, []):
+            if name in spec.get(section, {}):
+                out.append((name, spec[section][name], section == "required"))
+    return out
+
+
+def input_type(spec: list) -> str:
+    return "COMBO" if isinstance(spec[0], list) else str(spec[0])
+
+
+def is_widget(spec: list) -> bool:
+    options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+    return input_type(spec) in WIDGET_TYPES and not options.get("forceInput", False)
+
+
+def widget_layout(info: dict) -> list[str]:
+    """Names of the entries of ``widgets_values`` for a node, including frontend-only ones."""
+    names = []
+    for name, spec, _ in ordered_inputs(info):
+        if not is_widget(spec):
+            continue
+        names.append(name)
+        options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+        kind = input_type(spec)
+        # The frontend's rule: an explicit option wins; otherwise INTs named seed/noise_seed get one.
+        legacy_seed = kind == "INT" and name in ("seed", "noise_seed")
+        if options.get(CONTROL, legacy_seed if kind == "INT" else False):
+            names.append(CONTROL)
+        if kind == "COMBO" and any(options.get(k) for k in ("image_upload", "video_upload", "audio_upload")):
+            names.append(UPLOAD)
+    return names
+
+
+def widget_values(node: dict, info: dict) -> dict:
+    """{input name: value} from a UI node's ``widgets_values`` (frontend-only widgets dropped)."""
+    values = node.get("widgets_values") or []
+    if isinstance(values, dict):  # some frontends store named values
+        return {k: v for k, v in values.items() if k not in (CONTROL, UPLOAD)}
+    layout = widget_layout(info)
+    if len(values) < len([n for n in layout if n not in (CONTROL, UPLOAD)]) and len(values) != len(layout):
+        raise WorkflowError(f"node {node['id']} ({node['type']}) has {len(values)} widget values but this "
+                            f"ComfyUI's {node['type']} expects {len(layout)} ({', '.join(layout)}); the workflow "
+                            "was saved with a different version of the node.")
+    return {name: value for name, value in zip(layout, values) if name not in (CONTROL, UPLOAD)}
+
+
+def ui_to_api(workflow: dict, object_info: dict) -> dict:
+    """Convert a UI-format workflow to an API prompt, as the frontend's "Queue" would."""
+    links = {link[0]: link for link in workflow.get("links", [])}
+    nodes = {n["id"]: n for n in workflow.get("nodes", [])}
+    missing = sorted({n["type"] for n in nodes.values()
+                      if n["type"] not in VIRTUAL_NODES and n["type"] not in object_info})
+    if missing:
+        raise WorkflowError(f"this ComfyUI does not know the node type(s) {', '.join(missing)}; install "
+                            "the pack that provides them (or update ComfyUI).")
+    prompt = {}
+    for node in nodes.values():
+        if node["type"] in VIRTUAL_NODES or node.get("mode", 0) in (MODE_MUTED, MODE_BYPASS):
+            continue
+        info = object_info[node["type"]]
+        inputs = widget_values(node, info)
+        for slot in node.get("inputs", []):
+            if slot.get("link") is None:
+                continue
+            link = links.get(slot["link"])
+            if link is None:
+                raise WorkflowError(f"node {node['id']} ({node['type']}) input '{slot['name']}' refers to "
+                                    f"link {slot['link']}, which the workflow does not contain.")
+            source = nodes.get(link[1])
+            if source is None or source["type"] in VIRTUAL_NODES or source.get("mode", 0) in (MODE_MUTED, MODE_BYPASS):
+                raise WorkflowError(f"node {node['id']} ({node['type']}) input '{slot['name']}' comes from a "
+                                    "note, reroute, muted or bypassed node; the headless runner needs a direct link.")
+            inputs[slot["name"]] = [str(link[1]), link[2]]
+        entry = {"class_type": node["type"], "inputs": inputs}
+        if node.get("title"):
+            entry["_meta"] = {"title": node["title"]}
+        prompt[str(node["id"])] = entry
+    return prompt
+
+
+# -- editing API prompts --------------------------------------------------------------------------
+
+def nodes_of(prompt: dict, class_type: str) -> list[str]:
+    return sorted((k for k, v in prompt.items() if v["class_type"] == class_type), key=int)
+
+
+def new_id(prompt: dict) -> str:
+    return str(max((int(k) for k in prompt), default=0) + 1)
+
+
+def relink(prompt: dict, old: list, new: list) -> None:
+    """Point every input that reads output ``old`` ([node, slot]) at ``new`` instead."""
+    for entry in prompt.values():
+        for name, value in entry["inputs"].items():
+            if isinstance(value, list) and len(value) == 2 and str(value[0]) == str(old[0]) and value[1] == old[1]:
+                entry["inputs"][name] = list(new)
+
+
+def swap_to_tiny_sd3(prompt: dict, unet_name: str = "tiny_sd3.safetensors", seed: int = 0) -> dict:
+    """Replace every SD3 loader with the tiny random-weight SD3 (demo and tests; needs the test pack).
+
+    CheckpointLoaderSimple's MODEL/CLIP/VAE become UNETLoader(tiny file) + EMSTestTinySD3CLIP +
+    EMSTestTinySD3VAE; separate UNETLoader/TripleCLIPLoader/VAELoader nodes are swapped one by one.
+    """
+    prompt = copy.deepcopy(prompt)
+
+    def add(class_type: str, **inputs) -> str:
+        key = new_id(prompt)
+        prompt[key] = {"class_type": class_type, "inputs": inputs}
+        return key
+
+    unet = clip = vae = None
+    for key in nodes_of(prompt, "CheckpointLoaderSimple"):
+        unet = unet or add("UNETLoader", unet_name=unet_name, weight_dtype="default")
+        clip = clip or add("EMSTestTinySD3CLIP", seed=seed)
+        vae = vae or add("EMSTestTinySD3VAE", seed=seed)
+        for slot, target in enumerate((unet, clip, vae)):
+            relink(prompt, [key, slot], [target, 0])
+        del prompt[key]
+    for key in nodes_of(prompt, "UNETLoader"):
+        prompt[key]["inputs"].update(unet_name=unet_name, weight_dtype="default")
+    for loader, replacement in (("TripleCLIPLoader", "EMSTestTinySD3CLIP"), ("VAELoader", "EMSTestTinySD3VAE")):
+        for key in nodes_of(prompt, loader):
+            prompt[key] = {"class_type": replacement, "inputs": {"seed": seed}}
+    return prompt
+
+
+def drop_caption_llm(prompt: dict, source: str, target: str, attribute: str = "") -> dict:
+    """Replace EMS Extract Captions by typed prompts (the offline path): its four STRING outputs
+    are written straight into the inputs that read them."""
+    prompt = copy.deepcopy(prompt)
+    typed = {0: source, 1: target, 2: attribute or target, 3: attribute or target}
+    for key in nodes_of(prompt, "EMSExtractCaptions"):
+        for entry in prompt.values():
+            for name, value in list(entry["inputs"].items()):
+                if isinstance(value, list) and len(value) == 2 and str(value[0]) == key:
+                    entry["inputs"][name] = typed.get(value[1], "")
+        del prompt[key]
+    return prompt

@@ -1,0 +1,39 @@
+"""EMSLabelledGrid: a sweep's images as one grid with its α label under each tile."""
+
+from __future__ import annotations
+
+from comfy_api.v0_0_2 import io
+
+from ..ems.grid import GridError, labelled_grid, split_labels
+from .common import CATEGORY, node_error
+
+NODE = "EMS Labelled Grid"
+
+
+class EMSLabelledGrid(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="EMSLabelledGrid",
+            display_name="EMS Labelled Grid",
+            category=f"{CATEGORY}/image",
+            description=("Lays a batch of images out as one grid and writes a label under each "
+                         "tile — connect EMS Alpha Sweep's 'labels' to see which α made which image."),
+            inputs=[
+                io.Image.Input("images", tooltip="The decoded batch (e.g. VAE Decode after a sweep)."),
+                io.String.Input("labels", multiline=True, default="",
+                                tooltip="One label per image, newline-separated (EMS Alpha Sweep's "
+                                        "'labels' output). Missing lines leave a tile unlabelled."),
+                io.Int.Input("columns", default=0, min=0, max=64,
+                             tooltip="Tiles per row; 0 = automatic (one row for up to 8 images)."),
+            ],
+            outputs=[io.Image.Output("image", display_name="image", tooltip="The grid as a single image.")],
+        )
+
+    @classmethod
+    def execute(cls, images, labels, columns) -> io.NodeOutput:
+        try:
+            grid = labelled_grid(images, split_labels(labels, images.shape[0]), columns)
+        except GridError as e:
+            raise node_error(NODE, str(e)) from None
+        return io.NodeOutput(grid)

@@ -1,0 +1,270 @@
+"""Build the shipped example workflows (UI format) from the compact descriptions below.
+
+    COMFYUI_DIR=/path/to/ComfyUI python scripts/build_workflows.py            # starts a server
+    python scripts/build_workflows.py --object-info object_info.json          # offline
+
+Widget order and defaults come from the server's /object_info (see ems/headless/uigraph.py), so
+rerun this after changing a node's inputs. It also refreshes tests/unit/data/workflow_nodes.json,
+the committed record of every node type the workflows use (the unit tier checks links against it
+without ComfyUI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from ems.headless.uigraph import UIGraph  # noqa: E402
+from ems.headless.workflow import VIRTUAL_NODES  # noqa: E402
+
+WORKFLOW_DIR = REPO / "example_workflows"
+NODE_RECORD = REPO / "tests" / "unit" / "data" / "workflow_nodes.json"
+
+# Paper defaults (SPEC §1): SD3-medium, 50 steps, CFG 7.5, 75 % of the schedule, CSDS 20 iterations,
+# λ 0.5, step size 0.1 → 0.01.
+CKPT = "sd3_medium_incl_clips_t5xxlfp8.safetensors"
+STEPS, DENOISE, CFG, SEED = 50, 0.75, 7.5, 42
+CSDS = dict(iterations=20, constraint=0.5, step_start=0.1, step_end=0.01)
+NEGATIVE = "blurry, low quality, distorted"
+
+NOTE_MODEL = f"""### Model
+This graph loads **SD3-medium with its text encoders in one file**
+(`{CKPT}`, from the SD3-medium repository) with *Load Checkpoint*. Put it in
+`ComfyUI/models/checkpoints/`.
+
+Using separate files instead? Replace *Load Checkpoint* by **Load Diffusion Model**
+(`sd3_medium.safetensors`) + **TripleCLIPLoader** (clip_g, clip_l, t5xxl) + **Load VAE**.
+SD3.5 works the same way."""
+
+NOTE_SIGMAS = f"""### One schedule for both halves
+**BasicScheduler** (steps {STEPS}, denoise {DENOISE}) feeds the *same* SIGMAS to
+**EMS CSDS Latent Edit** and **SamplerCustomAdvanced**: CSDS noises the image to the first sigma
+and edits it there, the sampler continues from exactly that point.
+
+The sampler's noise must be **DisableNoise** — the latent already carries its noise.
+denoise < 1 is required (EMS edits a real image); lower denoise keeps more of the original."""
+
+NOTE_CSDS = """### CSDS (image side)
+- **iterations** 20 (0 = text-only edit)
+- **constraint λ** 0.5: higher keeps the image closer to the original (paper: 0.1–1.0)
+- **step_start → step_end** 0.1 → 0.01 (geometric decay)
+- **cfg** should match the CFGGuider's cfg (7.5 in the paper)."""
+
+NOTE_ALPHA = """### α — how much to edit
+0 = the source image, 1 = the full edit, 0.5 = half, > 1 exaggerates, < 0 reverses.
+Roughly −2 … 3 is usable; far outside, the image breaks (the paper's Prop. 1)."""
+
+NOTE_LLM = """### Captions from an LLM
+**EMS Extract Captions** asks a multimodal LLM for the source caption, the target caption
+(same words except the edit) and the attribute phrase.
+
+The API key is **never** a widget: set the environment variable named in `api_key_env`
+(default `OPENAI_API_KEY`) before starting ComfyUI. For a local model (Ollama) set
+`base_url` to `http://localhost:11434/v1` and `model` to e.g. `llava`.
+Results are cached: re-queuing does not call the API again."""
+
+NOTE_MANUAL = """### Fully offline
+No LLM: type the two captions yourself. Keep them identical except for the words you edit —
+that difference *is* the edit direction. The attribute prompt names the change ("red suit")."""
+
+
+def load_and_encode(g: UIGraph, image: str = "example.png"):
+    ckpt = g.node("CheckpointLoaderSimple", ckpt_name=CKPT)
+    img = g.node("LoadImage", image=image)
+    scaled = g.node("ImageScaleToTotalPixels", image=img[0], upscale_method="lanczos", megapixels=1.0)
+    latent = g.node("VAEEncode", pixels=scaled[0], vae=ckpt[2])
+    return ckpt, scaled, latent
+
+
+def llm_captions(g: UIGraph, image, instruction: str):
+    cap = g.node("EMSExtractCaptions", image=image[0], instruction=instruction, model="gpt-4o",
+                 base_url="", api_key_env="OPENAI_API_KEY", temperature=0.0, seed=0, refresh=False)
+    g.node("PreviewAny", title="Captions (source)", source=cap[0])
+    g.node("PreviewAny", title="Captions (target)", source=cap[1])
+    return cap
+
+
+def csds_and_sample(g: UIGraph, ckpt, positive, enc, latent, sched):
+    edit = g.node("EMSCSDSLatentEdit", model=ckpt[0], positive=positive, attribute=enc[2], negative=enc[3],
+                  latent_image=latent[0], sigmas=sched[0], noise_seed=SEED, cfg=CFG, **CSDS)
+    guider = g.node("CFGGuider", model=ckpt[0], positive=positive, negative=enc[3], cfg=CFG)
+    sampler = g.node("KSamplerSelect", sampler_name="euler")
+    noise = g.node("DisableNoise")
+    out = g.node("SamplerCustomAdvanced", noise=noise[0], guider=guider[0], sampler=sampler[0],
+                 sigmas=sched[0], latent_image=edit[0])
+    return g.node("VAEDecode", samples=out[0], vae=ckpt[2])
+
+
+def scheduler(g: UIGraph, ckpt):
+    return g.node("BasicScheduler", model=ckpt[0], scheduler="simple", steps=STEPS, denoise=DENOISE)
+
+
+def full_edit(g: UIGraph):
+    g.note(NOTE_MODEL, column=0)
+    g.note(NOTE_LLM, column=1)
+    g.note(NOTE_ALPHA, column=3)
+    g.note(NOTE_SIGMAS, column=4)
+    g.note(NOTE_CSDS, column=5)
+    ckpt, scaled, latent = load_and_encode(g)
+    cap = llm_captions(g, scaled, "make the suit red")
+    enc = g.node("EMSEncodePrompts", clip=ckpt[1], source_prompt=cap[0], target_prompt=cap[1],
+                 attribute_prompt=cap[2], negative_prompt=NEGATIVE)
+    direction = g.node("EMSTextDirection", source=enc[0], target=enc[1], alpha=1.0, manipulate_pooled=True)
+    decoded = csds_and_sample(g, ckpt, direction[0], enc, latent, scheduler(g, ckpt))
+    g.node("SaveImage", images=decoded[0], filename_prefix="ems/edit")
+
+
+def alpha_sweep(g: UIGraph):
+    g.note(NOTE_MODEL, column=0)
+    g.note(NOTE_LLM, column=1)
+    g.note(NOTE_ALPHA + "\n\n**EMS Alpha Sweep** renders every α in one batch with the same noise, "
+           "so the images differ only by α. `start:stop:count` also works (`0:1.5:7`).", column=3)
+    g.note(NOTE_SIGMAS, column=4)
+    g.note("### Labelled grid\n**EMS Labelled Grid** writes each tile's α under it (from the "
+           "sweep's `labels`). The single edits are saved too.", column=7)
+    ckpt, scaled, latent = load_and_encode(g)
+    cap = llm_captions(g, scaled, "make the suit red")
+    enc = g.node("EMSEncodePrompts", clip=ckpt[1], source_prompt=cap[0], target_prompt=cap[1],
+                 attribute_prompt=cap[2], negative_prompt=NEGATIVE)
+    sweep = g.node("EMSAlphaSweep", source=enc[0], target=enc[1], alphas="0, 0.25, 0.5, 0.75, 1, 1.25",
+                   manipulate_pooled=True)
+    decoded = csds_and_sample(g, ckpt, sweep[0], enc, latent, scheduler(g, ckpt))
+    g.node("SaveImage", images=decoded[0], filename_prefix="ems/sweep")
+    grid = g.node("EMSLabelledGrid", images=decoded[0], labels=sweep[2], columns=0)
+    g.node("SaveImage", images=grid[0], filename_prefix="ems/grid")
+
+
+def text_only(g: UIGraph):
+    g.note(NOTE_MODEL, column=0)
+    g.note(NOTE_LLM, column=1)
+    g.note("### Ablation: text side only\nNo CSDS: plain img2img (**KSampler**, denoise "
+           f"{DENOISE}) conditioned on the EMS text direction. Compare with *ems_full_edit*: the paper "
+           "reports that without CSDS the edit is weaker and the image drifts more "
+           "(PSNR 20.2 vs 20.8, CLIP 31.2 vs 34.3).", column=4)
+    ckpt, scaled, latent = load_and_encode(g)
+    cap = llm_captions(g, scaled, "make the suit red")
+    enc = g.node("EMSEncodePrompts", clip=ckpt[1], source_prompt=cap[0], target_prompt=cap[1],
+                 attribute_prompt=cap[2], negative_prompt=NEGATIVE)
+    direction = g.node("EMSTextDirection", source=enc[0], target=enc[1], alpha=1.0, manipulate_pooled=True)
+    out = g.node("KSampler", model=ckpt[0], seed=SEED, steps=STEPS, cfg=CFG, sampler_name="euler",
+                 scheduler="simple", positive=direction[0], negative=enc[3], latent_image=latent[0], denoise=DENOISE)
+    decoded = g.node("VAEDecode", samples=out[0], vae=ckpt[2])
+    g.node("SaveImage", images=decoded[0], filename_prefix="ems/text_only")
+
+
+def manual_prompts(g: UIGraph):
+    g.note(NOTE_MODEL, column=0)
+    g.note(NOTE_MANUAL, column=1)
+    g.note(NOTE_SIGMAS, column=3)
+    g.note(NOTE_CSDS, column=4)
+    ckpt, _, latent = load_and_encode(g)
+    enc = g.node("EMSEncodePrompts", clip=ckpt[1],
+                 source_prompt="a photo of a woman in a black suit standing in a park",
+                 target_prompt="a photo of a woman in a red suit standing in a park",
+                 attribute_prompt="red suit", negative_prompt=NEGATIVE)
+    direction = g.node("EMSTextDirection", source=enc[0], target=enc[1], alpha=1.0, manipulate_pooled=True)
+    decoded = csds_and_sample(g, ckpt, direction[0], enc, latent, scheduler(g, ckpt))
+    g.node("SaveImage", images=decoded[0], filename_prefix="ems/manual")
+
+
+def multi_attribute(g: UIGraph):
+    g.note(NOTE_MODEL, column=0)
+    g.note("### Two edits at once\nEach **EMS Encode Prompts** pair describes one change from the same "
+           "source caption. The second **EMS Text Direction** starts from the first one's output "
+           "(`base`): c = c0 + α1(c1 − c0) + α2(c2 − c0) — the paper's C0 + Λ(C1 − C0).\n\n"
+           "Keep the captions short enough to stay in one CLIP chunk so both pairs have the same token "
+           "length (the node tells you if they don't).", column=1)
+    g.note("### Attribute for CSDS\nThe first pair's attribute prompt names **both** changes, so CSDS "
+           "pushes toward both.", column=4)
+    ckpt, _, latent = load_and_encode(g)
+    source = "a photo of a woman in a black suit standing in a park"
+    first = g.node("EMSEncodePrompts", title="EMS Encode Prompts (suit colour)", clip=ckpt[1], source_prompt=source,
+                   target_prompt="a photo of a woman in a red suit standing in a park",
+                   attribute_prompt="red suit, sunglasses", negative_prompt=NEGATIVE)
+    second = g.node("EMSEncodePrompts", title="EMS Encode Prompts (sunglasses)", clip=ckpt[1], source_prompt=source,
+                    target_prompt="a photo of a woman in a black suit wearing sunglasses standing in a park",
+                    attribute_prompt="sunglasses", negative_prompt=NEGATIVE)
+    d1 = g.node("EMSTextDirection", title="EMS Text Direction (α1: red)", source=first[0], target=first[1],
+                alpha=1.0, manipulate_pooled=True)
+    d2 = g.node("EMSTextDirection", title="EMS Text Direction (α2: sunglasses)", source=second[0],
+                target=second[1], alpha=0.8, manipulate_pooled=True, base=d1[0])
+    decoded = csds_and_sample(g, ckpt, d2[0], first, latent, scheduler(g, ckpt))
+    g.node("SaveImage", images=decoded[0], filename_prefix="ems/multi")
+
+
+def bidirectional(g: UIGraph):
+    g.note(NOTE_MODEL, column=0)
+    g.note("### Both directions\nNegative α applies the **opposite** edit (younger instead of older), "
+           "positive α the edit itself — one sweep from −1 to 1.5.\n\nThis graph is text-only "
+           "(KSampler img2img): CSDS pushes toward one attribute, which fights a negative α. For a "
+           "CSDS version use one direction per run.", column=1)
+    g.note(NOTE_ALPHA, column=3)
+    ckpt, _, latent = load_and_encode(g)
+    enc = g.node("EMSEncodePrompts", clip=ckpt[1], source_prompt="a portrait photo of a man",
+                 target_prompt="a portrait photo of an old man", attribute_prompt="old man",
+                 negative_prompt=NEGATIVE)
+    sweep = g.node("EMSAlphaSweep", source=enc[0], target=enc[1], alphas="-1:1.5:6", manipulate_pooled=True,
+                   latent_image=latent[0])
+    out = g.node("KSampler", model=ckpt[0], seed=SEED, steps=STEPS, cfg=CFG, sampler_name="euler",
+                 scheduler="simple", positive=sweep[0], negative=enc[3], latent_image=sweep[1], denoise=DENOISE)
+    decoded = g.node("VAEDecode", samples=out[0], vae=ckpt[2])
+    grid = g.node("EMSLabelledGrid", images=decoded[0], labels=sweep[2], columns=0)
+    g.node("SaveImage", images=grid[0], filename_prefix="ems/bidirectional_grid")
+
+
+WORKFLOWS = {
+    "ems_full_edit": full_edit,
+    "ems_alpha_sweep": alpha_sweep,
+    "ems_text_only_ablation": text_only,
+    "ems_manual_prompts": manual_prompts,
+    "ems_multi_attribute": multi_attribute,
+    "ems_bidirectional": bidirectional,
+}
+
+
+def build(object_info: dict, out_dir: Path = WORKFLOW_DIR) -> dict[str, dict]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    built, used = {}, set()
+    for name, describe in WORKFLOWS.items():
+        g = UIGraph(object_info)
+        describe(g)
+        ui = g.to_ui()
+        (out_dir / f"{name}.json").write_text(json.dumps(ui, indent=1, ensure_ascii=False) + "\n")
+        built[name] = ui
+        used |= {n["type"] for n in ui["nodes"]} - VIRTUAL_NODES
+    record = {t: {"inputs": {k: (v[0] if isinstance(v[0], str) else "COMBO")
+                             for s in ("required", "optional") for k, v in object_info[t]["input"].get(s, {}).items()},
+                  "outputs": object_info[t]["output"]} for t in sorted(used)}
+    NODE_RECORD.parent.mkdir(parents=True, exist_ok=True)
+    NODE_RECORD.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    return built
+
+
+def server_object_info() -> dict:
+    from ems.headless.comfy_process import ComfyServer, prepare_base
+
+    comfy = os.environ.get("COMFYUI_DIR")
+    if not comfy:
+        sys.exit("set COMFYUI_DIR to a ComfyUI checkout (or pass --object-info FILE)")
+    with tempfile.TemporaryDirectory(prefix="ems-build-") as tmp, ComfyServer(comfy, prepare_base(Path(tmp))) as s:
+        return s.object_info()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--object-info", type=Path, help="a saved /object_info JSON instead of starting ComfyUI")
+    args = ap.parse_args()
+    info = json.loads(args.object_info.read_text()) if args.object_info else server_object_info()
+    for name in build(info):
+        print(f"wrote {WORKFLOW_DIR.relative_to(REPO)}/{name}.json")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""Issue 3: EMSCSDSLatentEdit in a real ComfyUI — equivalences, exactness against an independent
+implementation of SPEC §2, sweeps, refusals, determinism, and the one-call-per-iteration claim."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from support.comfy_server import ExecutionFailed, PromptRejected
+from support.graph import Graph, tiny_sd3
+
+SOURCE = "a photo of a woman in a black suit standing in a park"
+TARGET = "a photo of a woman in a red suit standing in a park"
+ATTRIBUTE = "red suit"
+SEED = 1234
+
+SPEC_INPUTS = {"model", "positive", "attribute", "negative", "latent_image", "sigmas", "noise_seed", "cfg",
+               "iterations", "constraint", "step_start", "step_end"}
+
+
+@pytest.fixture(scope="module")
+def image_name(comfy):
+    rng = np.random.default_rng(0)
+    pixels = (rng.random((64, 64, 3)) * 255).astype(np.uint8)
+    Image.fromarray(pixels).save(comfy.base / "input" / "ems_test.png")
+    return "ems_test.png"
+
+
+def edit_graph(image_name, alpha=1.0, iterations=3, constraint=0.5, denoise=0.75, seed=SEED, sweep=None,
+               downstream=False, cfg=3.0):
+    g = Graph()
+    unet, clip, vae = tiny_sd3(g)
+    enc = g.node("EMSEncodePrompts", clip=clip[0], source_prompt=SOURCE, target_prompt=TARGET,
+                 attribute_prompt=ATTRIBUTE, negative_prompt="")
+    image = g.node("LoadImage", image=image_name)
+    latent = g.node("VAEEncode", pixels=image[0], vae=vae[0])
+    sigmas = g.node("BasicScheduler", model=unet[0], scheduler="simple", steps=6, denoise=denoise)
+    if sweep is None:
+        positive = g.node("EMSTextDirection", source=enc[0], target=enc[1], alpha=alpha, manipulate_pooled=True)[0]
+    else:
+        positive = g.node("EMSAlphaSweep", source=enc[0], target=enc[1], alphas=sweep, manipulate_pooled=True)[0]
+    edit = g.node("EMSCSDSLatentEdit", model=unet[0], positive=positive, attribute=enc[2], negative=enc[3],
+                  latent_image=latent[0], sigmas=sigmas[0], noise_seed=seed, cfg=cfg, iterations=iterations,
+                  constraint=constraint, step_start=0.1, step_end=0.01)
+    g.save(edit[0], "edit")
+    for name, ref in (("positive", positive), ("attribute", enc[2]), ("negative", enc[3]),
+                      ("latent", latent[0]), ("sigmas", sigmas[0])):
+        g.save(ref, name)
+    if downstream:
+        guider = g.node("CFGGuider", model=unet[0], positive=positive, negative=enc[3], cfg=cfg)
+        sampler = g.node("KSamplerSelect", sampler_name="euler")
+        g.save(g.node("SamplerCustomAdvanced", noise=g.node("DisableNoise")[0], guider=guider[0],
+                      sampler=sampler[0], sigmas=sigmas[0], latent_image=edit[0])[0], "final")
+        g.save(g.node("SamplerCustomAdvanced", noise=g.node("RandomNoise", noise_seed=seed)[0], guider=guider[0],
+                      sampler=sampler[0], sigmas=sigmas[0], latent_image=latent[0])[0], "img2img")
+    return g
+
+
+def test_node_is_registered_with_the_spec_inputs(comfy):
+    info = comfy.object_info()["EMSCSDSLatentEdit"]
+    names = set(info["input"]["required"]) | set(info["input"].get("optional", {}))
+    assert SPEC_INPUTS <= names and info["output_name"] == ["latent"]
+    req = info["input"]["required"]
+    assert req["cfg"][1]["default"] == 7.5 and req["iterations"][1]["default"] == 20
+    assert req["constraint"][1]["default"] == 0.5
+    assert req["step_start"][1]["default"] == 0.1 and req["step_end"][1]["default"] == 0.01
+
+
+def test_zero_iterations_then_disable_noise_equals_img2img(comfy, image_name):
+    comfy.run(edit_graph(image_name, iterations=0, downstream=True).prompt)
+    final, img2img = comfy.load_saved("final")["samples"], comfy.load_saved("img2img")["samples"]
+    assert final.shape == img2img.shape == (1, 16, 8, 8)
+    torch.testing.assert_close(final, img2img, rtol=1e-5, atol=1e-5)
+
+
+def independent_csds(saved, seed, cfg, iterations, constraint, step_start=0.1, step_end=0.01):
+    """SPEC §2 written out again with raw ``apply_model`` calls on the same weights (no EMS code)."""
+    from support.inprocess import setup_comfy
+
+    setup_comfy()
+    import comfy.sd
+
+    path = os.path.join(saved["base"], "models", "diffusion_models", "tiny_sd3.safetensors")
+    model = comfy.sd.load_diffusion_model(path).model
+    fmt = model.latent_format
+    sigma = float(saved["sigmas"][0])
+    x = fmt.process_in(saved["latent"]["samples"].float())
+    noise = torch.randn(x.shape, generator=torch.manual_seed(seed))
+    z0 = sigma * noise + (1 - sigma) * x
+
+    def denoised(z, cond):
+        t = torch.full((z.shape[0],), sigma)
+        return model.apply_model(z, t, c_crossattn=cond[0][0], y=cond[0][1]["pooled_output"]).float()
+
+    def guided(z, cond):
+        neg = denoised(z, saved["negative"])
+        return neg + cfg * (denoised(z, cond) - neg)
+
+    def eps(z, cond):
+        return (z - (1 - sigma) * guided(z, cond)) / sigma
+
+    z, eps0 = z0, eps(z0, saved["positive"])
+    with torch.no_grad():
+        for k in range(iterations):
+            eta = step_start * (step_end / step_start) ** (k / (iterations - 1))
+            e_pos = eps(z, saved["positive"])
+            g = (eps(z, saved["attribute"]) - e_pos) + constraint * (e_pos - eps0)
+            z = z - eta * g
+    return fmt.process_out(z / (1 - sigma))
+
+
+def test_output_equals_an_independent_implementation_of_the_spec(comfy, image_name):
+    comfy.run(edit_graph(image_name, alpha=0.8, iterations=4, constraint=0.3, cfg=3.0).prompt)
+    saved = {k: comfy.load_saved(k) for k in ("positive", "attribute", "negative", "latent", "sigmas", "edit")}
+    saved["base"] = str(comfy.base)
+    expected = independent_csds(saved, SEED, cfg=3.0, iterations=4, constraint=0.3)
+    edit = saved["edit"]["samples"]
+    no_edit = independent_csds(saved, SEED, cfg=3.0, iterations=0, constraint=0.3)
+    assert (expected - no_edit).abs().max() > 1e-3, "the edit should move the latent"
+    torch.testing.assert_close(edit, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_sweep_item_equals_the_single_edit_with_csds_on(comfy, image_name):
+    alphas = [0.0, 0.5, 1.5]
+    comfy.run(edit_graph(image_name, sweep="0, 0.5, 1.5", iterations=3).prompt)
+    batch = comfy.load_saved("edit")
+    assert batch["samples"].shape[0] == 3 and batch["batch_index"] == [0, 0, 0]
+    for i, a in enumerate(alphas):
+        comfy.run(edit_graph(image_name, alpha=a, iterations=3).prompt)
+        single = comfy.load_saved("edit")["samples"]
+        torch.testing.assert_close(batch["samples"][i:i + 1], single, rtol=1e-4, atol=1e-5)
+
+
+def test_same_seed_same_result_and_another_seed_differs(comfy, image_name):
+    comfy.run(edit_graph(image_name, seed=5).prompt)
+    first = comfy.load_saved("edit")["samples"]
+    comfy.run(edit_graph(image_name, seed=6).prompt)
+    other = comfy.load_saved("edit")["samples"]
+    comfy.run(edit_graph(image_name, seed=5).prompt)
+    again = comfy.load_saved("edit")["samples"]
+    assert torch.equal(first, again) and not torch.equal(first, other)
+
+
+def test_full_denoise_schedule_is_refused(comfy, image_name):
+    with pytest.raises(ExecutionFailed) as e:
+        comfy.run(edit_graph(image_name, denoise=1.0).prompt)
+    msg = e.value.message
+    assert "EMS CSDS Latent Edit" in msg and "denoise" in msg and "σ" in msg
+
+
+@pytest.mark.parametrize("change, fragment", [
+    ({"step_start": 0.01, "step_end": 0.1}, "must not exceed step_start"),
+    ({"constraint": -1.0}, "smaller than min"),  # ComfyUI's own validation, before execution
+])
+def test_bad_parameters_are_refused(comfy, image_name, change, fragment):
+    g = edit_graph(image_name)
+    node = next(n for n in g.prompt.values() if n["class_type"] == "EMSCSDSLatentEdit")
+    node["inputs"].update(change)
+    with pytest.raises((ExecutionFailed, PromptRejected)) as e:
+        comfy.run(g.prompt)
+    assert fragment in str(e.value)
+
+
+def test_two_value_sigmas_minimum_and_batch_mismatch_are_refused(comfy, image_name):
+    for step, ok in ((5, True), (6, False)):  # 7 sigmas: [5:] has two values, [6:] only one
+        g = edit_graph(image_name)
+        sched = next(k for k, n in g.prompt.items() if n["class_type"] == "BasicScheduler")
+        split = g.node("SplitSigmas", sigmas=[sched, 0], step=step)
+        next(n for n in g.prompt.values() if n["class_type"] == "EMSCSDSLatentEdit")["inputs"]["sigmas"] = split[1]
+        if ok:
+            comfy.run(g.prompt)
+        else:
+            with pytest.raises(ExecutionFailed, match="SIGMAS has 1 value"):
+                comfy.run(g.prompt)
+    g = edit_graph(image_name, sweep="0, 1")
+    load = next(k for k, n in g.prompt.items() if n["class_type"] == "VAEEncode")
+    batch = g.node("RepeatLatentBatch", samples=[load, 0], amount=3)
+    node = next(n for n in g.prompt.values() if n["class_type"] == "EMSCSDSLatentEdit")
+    node["inputs"]["latent_image"] = batch[0]
+    with pytest.raises(ExecutionFailed) as e:
+        comfy.run(g.prompt)
+    assert "batch of 3" in e.value.message and "'positive' has a batch of 2" in e.value.message

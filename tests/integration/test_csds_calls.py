@@ -1,0 +1,64 @@
+"""One batched model call per CSDS iteration (SPEC §2 "Cost"), counted with a model wrapper
+inside a real ComfyUI imported in-process."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+@pytest.fixture(scope="module")
+def env():
+    from support.inprocess import CallCounter, load_pack, setup_comfy
+
+    setup_comfy()
+    from support import tiny_sd3
+
+    pack = load_pack()
+    from importlib import import_module
+
+    guider = import_module(f"{pack.__name__}.nodes.csds_guider")
+    node = import_module(f"{pack.__name__}.nodes.csds_latent_edit")
+    return {"model": tiny_sd3.model_patcher(0), "tiny": tiny_sd3, "run_csds": guider.run_csds,
+            "reconcile": node.reconcile_batch, "Counter": CallCounter}
+
+
+def run(env, iterations, cfg=7.5, attribute_tokens=154, latent_batch=1, positive_batch=1):
+    tiny = env["tiny"]
+    counter = env["Counter"]()
+    model = counter.install(env["model"])
+    latent = {"samples": torch.randn(latent_batch, 16, 8, 8, generator=torch.Generator().manual_seed(0))}
+    sigmas = torch.tensor([0.9, 0.6, 0.0])
+    positive, attribute = tiny.conditioning(1, batch=positive_batch), tiny.conditioning(2, attribute_tokens)
+    negative = tiny.conditioning(3)
+    latent = env["reconcile"](latent, positive, attribute, negative)
+    out = env["run_csds"](model, positive, attribute, negative, latent, sigmas, 42, cfg, iterations, 0.5, 0.1, 0.01)
+    return counter.calls, out
+
+
+def test_one_batched_call_per_iteration(env):
+    calls, out = run(env, iterations=5)
+    assert calls == [3] * 5, calls  # [positive, attribute, negative] in one forward, 5 times
+    assert out["samples"].shape == (1, 16, 8, 8)
+
+
+def test_cfg_one_skips_the_negative(env):
+    calls, _ = run(env, iterations=4, cfg=1.0)
+    assert calls == [2] * 4
+
+
+def test_zero_iterations_make_no_model_call(env):
+    calls, _ = run(env, iterations=0)
+    assert calls == []
+
+
+def test_a_k_item_sweep_is_still_one_call_per_iteration(env):
+    calls, out = run(env, iterations=3, positive_batch=4)
+    assert calls == [3 * 4] * 3, calls
+    assert out["samples"].shape[0] == 4 and out["batch_index"] == [0] * 4
+
+
+def test_unequal_token_shapes_cost_a_second_call(env):
+    # Why EMSEncodePrompts exists: SD3 batches only identical shapes.
+    calls, _ = run(env, iterations=2, attribute_tokens=231)
+    assert len(calls) == 4

@@ -1,0 +1,120 @@
+"""ems/captions.py: diffs, checks, parsing and the ask → check → repair-once flow."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ems.captions import (CLIP_TOKENS, SCHEMA, CaptionError, Captions, build_messages, check_captions,
+                          derive_attribute, edit_words, estimate_clip_tokens, extract_captions, parse_reply,
+                          word_diff)
+
+SRC = "a photo of a woman in a black suit standing in a park"
+TGT = "a photo of a woman in a red suit standing in a park"
+URL = "data:image/png;base64,AAAA"
+
+
+def reply(source=SRC, target=TGT, attribute="red suit"):
+    return json.dumps({"source_prompt": source, "target_prompt": target, "attribute_prompt": attribute})
+
+
+class Chat:
+    """A scripted chat function that records the conversations it was given."""
+
+    def __init__(self, *replies):
+        self.replies, self.calls = list(replies), []
+
+    def __call__(self, messages):
+        self.calls.append([dict(m) for m in messages])
+        return self.replies.pop(0)
+
+
+def test_word_diff_finds_the_edited_span_ignoring_case_and_punctuation():
+    (change,) = word_diff(SRC, TGT)
+    assert (change.s0, change.s1, change.t0, change.t1) == (7, 8, 7, 8)
+    assert word_diff("A cat, sitting.", "a cat sitting") == []
+    assert edit_words(SRC, TGT) == "red"
+    assert edit_words("a dog on a sofa with a ball", "a cat on a sofa with a red ball") == "cat, red"
+
+
+@pytest.mark.parametrize("source,target,attribute", [
+    (SRC, TGT, "red suit"),
+    ("a dog on a sofa", "a cat on a sofa", "cat"),
+    ("a smiling man.", "a crying man.", "crying man"),
+    ("a house", "a house on fire", "on fire"),
+    (SRC, SRC, None),  # nothing changed
+    ("a b c d e f g h", "z b y d x f w h", None),  # scattered rewrite
+])
+def test_attribute_is_derived_from_a_small_diff(source, target, attribute):
+    assert derive_attribute(source, target) == attribute
+
+
+def test_clip_token_estimate_is_conservative():
+    assert estimate_clip_tokens(SRC) == len(SRC.split())
+    assert estimate_clip_tokens("photograph, 1990s") == 2 + 1 + 4 + 1  # long word split, digits, comma
+    assert estimate_clip_tokens(" ".join(["word"] * 80)) > CLIP_TOKENS
+
+
+def test_checks_flag_identical_long_and_rewritten_targets():
+    assert check_captions(Captions(SRC, TGT, "red suit")) == []
+    assert any("identical" in p for p in check_captions(Captions(SRC, SRC, "x")))
+    long = " ".join(["a woman in a black suit"] * 14)
+    assert any("too long" in p for p in check_captions(Captions(long, long.replace("black", "red", 1), "red suit")))
+    assert check_captions(Captions(long, long.replace("black", "red", 1), "r"), check_source=False) == []
+    rewrite = "an elegant lady wearing a crimson outfit in a garden"
+    assert any("rewrites more than the edit" in p for p in check_captions(Captions(SRC, rewrite, "red suit")))
+
+
+def test_parse_reply_accepts_fences_and_rejects_other_shapes():
+    assert parse_reply(f"```json\n{reply()}\n```") == Captions(SRC, TGT, "red suit")
+    with pytest.raises(CaptionError, match="not the expected JSON"):
+        parse_reply("A woman in a suit.")
+    with pytest.raises(CaptionError, match="lacks attribute_prompt"):
+        parse_reply('{"source_prompt": "a", "target_prompt": "b"}')
+
+
+def test_schema_is_strict_json_schema():
+    assert SCHEMA["additionalProperties"] is False
+    assert set(SCHEMA["required"]) == set(SCHEMA["properties"])
+
+
+def test_messages_carry_instruction_image_and_fixed_captions():
+    system, user = build_messages("make her suit red", URL, source=SRC)
+    assert system["role"] == "system" and "JSON" in system["content"]
+    text, image = user["content"]
+    assert "make her suit red" in text["text"] and json.dumps(SRC) in text["text"]
+    assert image == {"type": "image_url", "image_url": {"url": URL}}
+
+
+def test_good_reply_needs_one_call():
+    chat = Chat(reply())
+    assert extract_captions(chat, "make her suit red", URL) == (Captions(SRC, TGT, "red suit"), [])
+    assert len(chat.calls) == 1
+
+
+def test_bad_reply_gets_one_repair_request_naming_the_problem():
+    chat = Chat(reply(target=SRC), reply())
+    captions, warnings = extract_captions(chat, "make her suit red", URL)
+    assert captions.target == TGT and warnings == [] and len(chat.calls) == 2
+    repair = chat.calls[1]
+    assert repair[-2]["role"] == "assistant" and "identical" in repair[-1]["content"]
+
+
+def test_non_json_twice_is_an_error():
+    with pytest.raises(CaptionError, match="not the expected JSON.*after one repair"):
+        extract_captions(Chat("Sure! A woman.", "Still not JSON"), "make her suit red", URL)
+
+
+def test_still_rewritten_after_repair_is_a_warning_not_an_error():
+    rewrite = "an elegant lady wearing a crimson outfit in a garden"
+    chat = Chat(reply(target=rewrite), reply(target=rewrite))
+    captions, warnings = extract_captions(chat, "make her suit red", URL)
+    assert captions.target == rewrite and len(warnings) == 1 and "rewrites" in warnings[0]
+    assert len(chat.calls) == 2  # one repair only
+
+
+def test_given_captions_replace_the_models_and_a_missing_attribute_is_derived():
+    chat = Chat(reply(source="something else", attribute=""))
+    captions, _ = extract_captions(chat, "make her suit red", URL, source=SRC)
+    assert captions == Captions(SRC, TGT, "red suit")

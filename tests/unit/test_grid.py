@@ -1,0 +1,55 @@
+"""ems.grid: the labelled sweep grid (layout, labels, dtype), without ComfyUI."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ems.grid import GridError, grid_shape, labelled_grid, split_labels
+
+
+def test_auto_columns_put_a_small_sweep_in_one_row_and_a_large_one_in_a_square():
+    assert grid_shape(5, 0) == (1, 5)
+    assert grid_shape(9, 0) == (3, 3)
+    assert grid_shape(10, 0) == (3, 4)
+    assert grid_shape(5, 2) == (3, 2)
+    assert grid_shape(3, 10) == (1, 3)  # never wider than the batch
+
+
+def test_labels_are_split_per_image_and_padded_or_trimmed():
+    assert split_labels("α=0\nα=0.5\nα=1\n", 3) == ["α=0", "α=0.5", "α=1"]
+    assert split_labels("α=0", 3) == ["α=0", "", ""]
+    assert split_labels("a\nb\nc", 2) == ["a", "b"]
+    assert split_labels("", 2) == ["", ""]
+
+
+def test_tiles_are_copied_exactly_and_the_label_strip_has_ink():
+    images = torch.rand(3, 32, 40, 3)
+    grid = labelled_grid(images, ["α=0", "α=0.5", "α=1"], columns=0, gap=4)
+    assert grid.shape[0] == 1 and grid.shape[-1] == 3 and grid.dtype == images.dtype
+    assert grid.shape[2] == 3 * 40 + 4 * 4  # one row, gaps around every tile
+    for i in range(3):
+        x = 4 + i * (40 + 4)
+        tile = grid[0, 4:4 + 32, x:x + 40]
+        torch.testing.assert_close(tile, images[i], atol=1 / 255, rtol=0)
+        strip = grid[0, 4 + 32:, x:x + 40]
+        assert (strip < 0.5).any(), f"no text drawn under tile {i}"
+
+
+def test_unlabelled_grid_has_no_label_strip():
+    grid = labelled_grid(torch.zeros(4, 16, 16, 3), ["", "", "", ""], columns=2, gap=2)
+    assert grid.shape == (1, 2 * 16 + 3 * 2, 2 * 16 + 3 * 2, 3)
+
+
+def test_different_labels_draw_different_pixels():
+    images = torch.ones(2, 64, 64, 3) * 0.5
+    a = labelled_grid(images, ["α=0", "α=1"])
+    b = labelled_grid(images, ["α=0", "α=−1"])
+    assert not torch.equal(a, b)
+
+
+def test_bad_input_is_refused_clearly():
+    with pytest.raises(GridError, match="empty"):
+        labelled_grid(torch.zeros(0, 8, 8, 3), [])
+    with pytest.raises(GridError, match="IMAGE batch"):
+        labelled_grid(torch.zeros(8, 8, 3), [])

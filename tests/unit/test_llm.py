@@ -1,0 +1,206 @@
+"""ems/llm.py against a loopback OpenAI-compatible server, with the real openai client."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from ems import llm
+from ems.llm import ChatClient, LLMConfig, LLMError, ask_vision, extract_json, resolve_api_key
+from support.fake_openai import FakeOpenAI, error, ok, refuse_structured, slow
+
+KEY = "sk-test-very-secret-key-0123456789"
+SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"],
+          "additionalProperties": False}
+
+
+@pytest.fixture
+def server():
+    llm._NO_STRUCTURED.clear()
+    with FakeOpenAI(default=ok('{"answer": "yes"}')) as s:
+        yield s
+
+
+def client(server, sleeps=None, **kw):
+    config = LLMConfig(model="vision-x", base_url=server.url, api_key_env="MY_KEY", **kw)
+    return ChatClient(config, KEY, sleep=(sleeps.append if sleeps is not None else lambda s: None))
+
+
+def messages():
+    return [{"role": "user", "content": "hello"}]
+
+
+# -- keys ------------------------------------------------------------------------------------------
+
+def test_key_comes_from_the_named_variable_then_the_key_file(tmp_path):
+    keys = tmp_path / "keys.json"
+    env = {"MY_KEY": " sk-from-env ", "EMS_KEYS_FILE": str(keys)}
+    assert resolve_api_key("MY_KEY", env) == "sk-from-env"
+    keys.write_text(json.dumps({"OTHER": "sk-from-file"}))
+    assert resolve_api_key("OTHER", env) == "sk-from-file"
+    assert resolve_api_key("", env) == llm.NO_KEY  # keyless local servers
+
+
+def test_missing_key_names_the_variable_and_the_key_file(tmp_path):
+    env = {"EMS_KEYS_FILE": str(tmp_path / "none.json")}
+    with pytest.raises(LLMError) as e:
+        resolve_api_key("MY_KEY", env)
+    assert "MY_KEY" in str(e.value) and "none.json" in str(e.value)
+
+
+@pytest.mark.parametrize("pasted", [KEY, "3f9a0c1b7d2e4f6a8b9c0d1e2f3a4b5c"])
+def test_a_key_pasted_into_api_key_env_is_refused_without_echoing_it(pasted):
+    with pytest.raises(LLMError) as e:
+        resolve_api_key(pasted, {})
+    assert pasted not in str(e.value) and "NAME of an environment variable" in str(e.value)
+
+
+def test_unreadable_key_file_is_reported(tmp_path):
+    keys = tmp_path / "keys.json"
+    keys.write_text("{not json")
+    with pytest.raises(LLMError, match="not readable JSON"):
+        resolve_api_key("MY_KEY", {"EMS_KEYS_FILE": str(keys)})
+
+
+# -- requests --------------------------------------------------------------------------------------
+
+def test_request_carries_model_bearer_settings_and_json_schema(server):
+    text = client(server, temperature=0.3, seed=7).complete(messages(), schema=SCHEMA, schema_name="qa")
+    assert text == '{"answer": "yes"}'
+    (req,) = server.requests
+    assert req.bearer == KEY and req.path == "/v1/chat/completions"
+    assert req.body["model"] == "vision-x" and req.body["temperature"] == 0.3 and req.body["seed"] == 7
+    fmt = req.body["response_format"]
+    assert fmt["type"] == "json_schema" and fmt["json_schema"]["schema"] == SCHEMA
+
+
+def test_server_without_structured_output_gets_plain_requests(server):
+    server.default = refuse_structured(ok('{"answer": "plain"}'))
+    c = client(server)
+    assert c.complete(messages(), schema=SCHEMA) == '{"answer": "plain"}'
+    assert ["response_format" in r.body for r in server.requests] == [True, False]
+    c.complete(messages(), schema=SCHEMA)  # remembered: no second refused attempt
+    assert ["response_format" in r.body for r in server.requests] == [True, False, False]
+
+
+def test_429_then_ok_is_retried_with_backoff_and_retry_after(server):
+    server.script(error(429), error(429, headers={"Retry-After": "2"}))
+    sleeps = []
+    assert client(server, sleeps).complete(messages()) == '{"answer": "yes"}'
+    assert len(server.requests) == 3 and sleeps == [0.5, 2.0]
+
+
+def test_5xx_is_retried(server):
+    server.script(error(500), error(503))
+    assert client(server).complete(messages())
+    assert len(server.requests) == 3
+
+
+def test_persistent_429_ends_in_a_clear_message(server):
+    server.default = error(429)
+    with pytest.raises(LLMError) as e:
+        client(server, retries=2).complete(messages())
+    assert "429" in str(e.value) and "after 3 attempts" in str(e.value)
+    assert len(server.requests) == 3
+
+
+def test_exhausted_quota_is_not_retried(server):
+    server.default = error(429, "You exceeded your current quota", type_="insufficient_quota",
+                           code="insufficient_quota")
+    with pytest.raises(LLMError, match="quota"):
+        client(server).complete(messages())
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_rejected_key_points_at_the_variable_and_never_shows_the_key(server, status):
+    server.default = error(status, f"Incorrect API key provided: {KEY[:6]}***{KEY[-4:]} / {KEY}")
+    with pytest.raises(LLMError) as e:
+        client(server).complete(messages())
+    msg = str(e.value)
+    assert "MY_KEY" in msg and str(status) in msg
+    assert KEY not in msg and KEY[-4:] not in msg  # the server's echo of the key is left out
+    assert len(server.requests) == 1
+
+
+def test_unknown_model_names_model_and_server(server):
+    server.default = error(404, "model 'vision-x' not found")
+    with pytest.raises(LLMError) as e:
+        client(server).complete(messages())
+    assert "vision-x" in str(e.value) and server.url in str(e.value) and "404" in str(e.value)
+
+
+def test_other_errors_scrub_the_key(server):
+    server.default = error(400, f"bad request from {KEY}")
+    with pytest.raises(LLMError) as e:
+        client(server).complete(messages())
+    assert KEY not in str(e.value) and "***" in str(e.value)
+
+
+def test_timeout_is_retried_then_explained(server):
+    server.default = slow(5)
+    with pytest.raises(LLMError) as e:
+        client(server, timeout=0.3, retries=1).complete(messages())
+    assert "EMS_LLM_TIMEOUT" in str(e.value) and "after 2 attempts" in str(e.value)
+    assert len(server.requests) == 2
+
+
+def test_unreachable_server_is_explained():
+    config = LLMConfig(model="m", base_url="http://127.0.0.1:9/v1", api_key_env="MY_KEY", retries=1)
+    with pytest.raises(LLMError) as e:
+        ChatClient(config, KEY, sleep=lambda s: None).complete(messages())
+    assert "cannot reach http://127.0.0.1:9/v1" in str(e.value)
+
+
+def test_empty_reply_is_an_error(server):
+    server.default = ok("")
+    with pytest.raises(LLMError, match="returned no text"):
+        client(server).complete(messages())
+
+
+# -- vision helper ---------------------------------------------------------------------------------
+
+def decode(url: str) -> Image.Image:
+    assert url.startswith("data:image/png;base64,")
+    return Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+
+
+def test_ask_vision_sends_every_image_and_parses_json(server):
+    red = torch.zeros(1, 8, 12, 3)
+    red[..., 0] = 1.0
+    blue = torch.zeros(16, 4, 3)
+    blue[..., 2] = 1.0
+    answer = ask_vision(LLMConfig(model="vqa", base_url=server.url, api_key_env="MY_KEY"), "Same colour?",
+                        [red, blue], schema=SCHEMA, system="Be brief.", environ={"MY_KEY": KEY})
+    assert answer == {"answer": "yes"}
+    (req,) = server.requests
+    assert req.bearer == KEY and "Same colour?" in req.texts and "Be brief." in req.texts
+    first, second = (decode(u) for u in req.image_urls)
+    assert first.size == (12, 8) and first.getpixel((0, 0)) == (255, 0, 0)
+    assert second.size == (4, 16) and second.getpixel((0, 0)) == (0, 0, 255)
+
+
+def test_ask_vision_text_and_non_json(server):
+    config = LLMConfig(model="vqa", base_url=server.url, api_key_env="")
+    server.default = ok("It is purple.")
+    assert ask_vision(config, "What colour?", [torch.rand(4, 4, 3)]) == "It is purple."
+    assert server.requests[0].bearer == llm.NO_KEY
+    with pytest.raises(LLMError, match="did not reply with JSON"):
+        ask_vision(config, "What colour?", [], schema=SCHEMA)
+
+
+def test_large_images_are_downscaled_for_the_request():
+    png = llm.encode_png(torch.rand(1, 2048, 1024, 3))
+    assert Image.open(io.BytesIO(png)).size == (512, 1024)
+
+
+def test_extract_json_tolerates_fences_and_prose():
+    assert extract_json('```json\n{"a": 1}\n```') == {"a": 1}
+    assert extract_json('Sure! {"a": 2} Hope this helps.') == {"a": 2}
+    with pytest.raises(ValueError):
+        extract_json("no json here")

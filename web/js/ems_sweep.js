@@ -1,0 +1,25 @@
+// EMS frontend extension: after a run, show EMS Alpha Sweep's labels (which α is which batch
+// item) on the node itself, so a sweep can be read without opening the output.
+import { app } from "../../../scripts/app.js";
+
+const LABELS = "ems_labels";
+
+app.registerExtension({
+  name: "EMS.Sweep",
+  async beforeRegisterNodeDef(nodeType, nodeData) {
+    if (nodeData?.name !== "EMSAlphaSweep") return;
+    const onExecuted = nodeType.prototype.onExecuted;
+    nodeType.prototype.onExecuted = function (message) {
+      onExecuted?.apply(this, arguments);
+      const text = Array.isArray(message?.text) ? message.text.join("\n") : "";
+      if (!text) return;
+      let widget = this.widgets?.find((w) => w.name === LABELS);
+      if (!widget) {
+        widget = this.addWidget("text", LABELS, "", () => {}, {});
+        widget.serialize = false; // display only: never saved into the workflow or the prompt
+      }
+      widget.value = text.split("\n").join("   ");
+      this.setDirtyCanvas?.(true, true);
+    };
+  },
+});
