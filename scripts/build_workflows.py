@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO))
 from ems.headless.uigraph import UIGraph  # noqa: E402
 from ems.headless.workflow import VIRTUAL_NODES  # noqa: E402
 
-WORKFLOW_DIR = REPO / "example_workflows"
+WORKFLOW_DIR = REPO / "workflows"
 NODE_RECORD = REPO / "tests" / "unit" / "data" / "workflow_nodes.json"
 
 # Paper defaults (SPEC §1): SD3-medium, 50 steps, CFG 7.5, 75 % of the schedule, CSDS 20 iterations,

@@ -25,7 +25,7 @@ from pathlib import Path
 from .comfy_process import PACK_NAME, REPO, ComfyServer, ExecutionFailed, PromptRejected, prepare_base
 from .workflow import WorkflowError, drop_caption_llm, nodes_of, swap_to_tiny_sd3, ui_to_api
 
-DEFAULT_WORKFLOW = REPO / "example_workflows" / "ems_alpha_sweep.json"
+DEFAULT_WORKFLOW = REPO / "workflows" / "ems_alpha_sweep.json"
 COMFY_GUESSES = ("../ComfyUI", "../comfyui", "~/ComfyUI", "/work/comfyui")
 IMAGE_TYPES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 

@@ -16,7 +16,7 @@ from ems.headless.workflow import nodes_of, swap_to_tiny_sd3, ui_to_api
 from support.comfy_server import REPO, ComfyServer, prepare_base, write_tiny_model
 from support.fake_openai import FakeOpenAI
 
-WORKFLOWS = sorted((REPO / "example_workflows").glob("*.json"))
+WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
 KEY_VAR = "EMS_TEST_WORKFLOW_KEY"
 MAIN_NODES = {"EMSExtractCaptions", "EMSTextDirection", "EMSAlphaSweep", "EMSCSDSLatentEdit"}
 
