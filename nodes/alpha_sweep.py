@@ -6,27 +6,10 @@ from comfy_api.v0_0_2 import io, ui
 
 from ..ems.alphas import AlphaScheduleError, format_alpha, parse_alphas
 from ..ems.conditioning import ConditioningMismatch, sweep_conditioning
-from .common import CATEGORY, node_error
+from .common import CATEGORY, node_error, repeat_latent
 from .text_direction import base_input, direction_inputs, pooled_input, warn_unsafe
 
 NODE = "EMS Alpha Sweep"
-
-
-def repeat_latent(latent: dict, count: int) -> dict:
-    """Repeat a batch-1 LATENT ``count`` times with a repeated ``batch_index``.
-
-    ComfyUI's ``prepare_noise`` draws noise item by item by batch_index, so repeating the index
-    gives every item the same noise: items differ only by α.
-    """
-    samples = latent["samples"]
-    out = {k: v for k, v in latent.items() if k not in ("samples", "batch_index", "noise_mask")}
-    out["samples"] = samples.repeat(count, *([1] * (samples.ndim - 1)))
-    index = latent.get("batch_index", [0])
-    out["batch_index"] = [int(index[0])] * count
-    mask = latent.get("noise_mask")
-    if mask is not None:
-        out["noise_mask"] = mask.repeat(count, *([1] * (mask.ndim - 1))) if mask.shape[0] == 1 else mask
-    return out
 
 
 class EMSAlphaSweep(io.ComfyNode):

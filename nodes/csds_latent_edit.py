@@ -5,7 +5,7 @@ from __future__ import annotations
 from comfy_api.v0_0_2 import io
 
 from ..ems.csds import CSDSError, check_sigma, step_sizes
-from .common import CATEGORY, LOG, node_error
+from .common import CATEGORY, LOG, node_error, repeat_latent
 
 NODE = "EMS CSDS Latent Edit"
 
@@ -23,13 +23,7 @@ def reconcile_batch(latent: dict, positive, attribute, negative) -> dict:
     size = int(latent["samples"].shape[0])
     k = cond_batch(positive)
     if size == 1 and k > 1:
-        latent = dict(latent)
-        latent["samples"] = latent["samples"].repeat(k, *([1] * (latent["samples"].ndim - 1)))
-        latent["batch_index"] = [int(latent.get("batch_index", [0])[0])] * k
-        mask = latent.get("noise_mask")
-        if mask is not None and mask.shape[0] == 1:
-            latent["noise_mask"] = mask.repeat(k, *([1] * (mask.ndim - 1)))
-        size = k
+        latent, size = repeat_latent(latent, k), k
     for name, cond in (("positive", positive), ("attribute", attribute), ("negative", negative)):
         b = cond_batch(cond)
         if b not in (1, size):

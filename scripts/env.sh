@@ -49,3 +49,18 @@ ems_install_chromium() {
     echo "== no chromium (and cannot apt-get install it): frontend tests will be skipped"
   fi
 }
+
+# Find ComfyUI, create .venv and install what its tier needs: the real-ComfyUI requirements
+# when a checkout is found, else the CPU-only unit requirements. Exports COMFYUI_DIR (or unsets).
+ems_prepare() {
+  ems_find_comfyui || true
+  ems_venv
+  if [ -n "${COMFYUI_DIR:-}" ]; then
+    echo "== ComfyUI at $COMFYUI_DIR"
+    ems_install_comfy_requirements
+  else
+    echo "== no ComfyUI checkout found (set COMFYUI_DIR): ComfyUI tiers are SKIPPED"
+    ems_install_unit_requirements
+    unset COMFYUI_DIR
+  fi
+}

@@ -12,13 +12,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
-ems_find_comfyui || true
-ems_venv
-if [ -n "${COMFYUI_DIR:-}" ]; then
-  ems_install_comfy_requirements
-else
-  ems_install_unit_requirements
-fi
-export COMFYUI_DIR="${COMFYUI_DIR:-}"
-[ -n "$COMFYUI_DIR" ] || unset COMFYUI_DIR
+ems_prepare >&2
 exec "$EMS_PY" -m ems.headless "$@"

@@ -10,15 +10,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
-ems_find_comfyui || true
-ems_venv
-if [ -n "${COMFYUI_DIR:-}" ]; then
-  echo "== integration tier: ComfyUI at $COMFYUI_DIR"
-  ems_install_comfy_requirements
-  ems_install_chromium || true
-else
-  echo "== integration tier: SKIPPED (no ComfyUI checkout; set COMFYUI_DIR to enable)"
-  ems_install_unit_requirements
-fi
-export COMFYUI_DIR="${COMFYUI_DIR:-}"
+ems_prepare
+[ -n "${COMFYUI_DIR:-}" ] && { ems_install_chromium || true; }
 exec "$EMS_PY" -m pytest "$@"
