@@ -10,7 +10,8 @@ from comfy_api.v0_0_2 import io, ui
 
 from ..ems import llm
 from ..ems.caption_cache import CACHE_DIR_ENV, CaptionCache, cache_key
-from ..ems.captions import PROMPT_VERSION, SCHEMA, CaptionError, Captions, derive_attribute, extract_captions
+from ..ems.captions import (PROMPT_VERSION, SCHEMA, CaptionError, Captions, derive_attribute, extract_captions,
+                            word_diff)
 from .common import CATEGORY, LOG, node_error
 
 NODE = "EMS Extract Captions"

@@ -309,6 +309,6 @@ def _missing_message(spec: dict, no_backbone: bool, tried_b, no_linear: bool, tr
                      "as lpips/weights/v0.1/); looked in: "
                      + (", ".join(map(str, tried_l)) or "nowhere (no weights_dir given; lpips and torchmetrics "
                                                           "are not installed)"))
-    lines.append(f"Put both files in one folder and pass it as weights_dir (CLI: --lpips-dir DIR, or set "
-                 f"EMS_LPIPS_DIR=DIR), or pass backbone_path/linear_path (--lpips-backbone/--lpips-linear).")
+    lines.append("Put both files in one folder and pass it as weights_dir (CLI: --lpips-dir DIR, or set "
+                 "EMS_LPIPS_DIR=DIR), or pass backbone_path/linear_path (--lpips-backbone/--lpips-linear).")
     return "\n".join(lines)

@@ -150,6 +150,13 @@ def test_overrides_need_no_server_and_no_key(comfy_llm, fake):
     assert fake.requests == []
 
 
+def test_identical_overrides_are_refused_without_a_request(comfy_llm, fake):
+    g, _, _ = captions_graph("http://127.0.0.1:9/v1", "make her suit red", source_prompt=SOURCE,
+                             target_prompt=SOURCE)
+    msg = failure(comfy_llm, g)
+    assert "identical" in msg and fake.requests == []
+
+
 def failure(comfy, g) -> str:
     with pytest.raises(ExecutionFailed) as e:
         comfy.run(g.prompt)
