@@ -9,7 +9,8 @@ EMSAlphaSweep) and ``run_csds`` (EMSCSDSLatentEdit).
 Importing the pack: its ``__init__`` and ``nodes/__init__`` import ``comfy_api.v0_0_2``, which
 needs PyAV (``av``). Sampling does not, so :func:`pack_module` imports single modules of the pack
 (``nodes.csds_guider``, ``ems.conditioning``) under a package whose ``__init__`` files are not
-executed. Call :func:`setup` before anything else.
+executed. Call :func:`setup` before anything else. Like ComfyUI's executor, every run is under
+``torch.inference_mode()`` (without it the CSDS loop would keep autograd graphs alive).
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ def schedule(model, steps: int, denoise: float, scheduler: str = "simple") -> to
     return sigmas[-(steps + 1):]
 
 
+@torch.inference_mode()
 def sample(model, positive, negative, latent: dict, sigmas: torch.Tensor, cfg: float,
            noise_seed: Optional[int], sampler: str = "euler") -> dict:
     """``SamplerCustomAdvanced(noise, CFGGuider, KSamplerSelect(sampler), sigmas, latent)``.
@@ -133,6 +135,7 @@ def _set_phase(counter, name: str) -> None:
         counter.phase = name
 
 
+@torch.inference_mode()  # ComfyUI executes every node under inference mode
 def img2img(model, positive, negative, latent: dict, s: EditSettings, sigmas=None, counter=None) -> dict:
     """Plain img2img: RandomNoise(seed) + CFGGuider over BasicScheduler(steps, denoise)."""
     sigmas = schedule(model, s.steps, s.denoise, s.scheduler) if sigmas is None else sigmas
@@ -140,6 +143,7 @@ def img2img(model, positive, negative, latent: dict, s: EditSettings, sigmas=Non
     return sample(model, positive, negative, latent, sigmas, s.cfg, s.seed, s.sampler)
 
 
+@torch.inference_mode()
 def ems_edit(model, source, target, attribute, negative, latent: dict, alphas: Union[float, Sequence[float]],
              s: EditSettings, text_only: bool = False, sigmas=None, counter=None) -> dict:
     """An EMS edit as the shipped workflow runs it.

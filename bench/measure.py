@@ -7,6 +7,8 @@ Peak memory, one run at a time:
   the run, read ``VmHWM`` from ``/proc/self/status`` after — the exact peak resident set of the
   process during the run. Elsewhere: a thread sampling the RSS every millisecond (may miss
   short spikes). The method used is written into the report.
+  Before each CPU run, ``malloc_trim(0)`` (glibc) hands freed heap back to the OS, so the
+  increase over the starting RSS is what the run itself needed rather than allocator leftovers.
 """
 
 from __future__ import annotations
@@ -37,6 +39,16 @@ def _rss() -> int:
     return psutil.Process().memory_info().rss
 
 
+def _malloc_trim() -> bool:
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        return True
+    except (OSError, AttributeError):
+        return False
+
+
 def _can_reset_hwm() -> bool:
     try:
         CLEAR_REFS.write_text("5")
@@ -54,6 +66,8 @@ class PeakMemory:
         self.method = ("torch.cuda.max_memory_allocated after reset_peak_memory_stats" if self.cuda else
                        "process peak RSS: VmHWM after /proc/self/clear_refs=5" if self.hwm else
                        "process RSS sampled every 1 ms by a thread (psutil)")
+        if not self.cuda and _malloc_trim():
+            self.method += ", after glibc malloc_trim(0)"
         self.base = self.peak = 0
 
     def __enter__(self):
@@ -63,6 +77,7 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats()
             self.base = torch.cuda.memory_allocated()
         else:
+            _malloc_trim()
             self.base = _rss()
             if self.hwm:
                 CLEAR_REFS.write_text("5")
@@ -102,11 +117,12 @@ def run_once(fn: Callable[[], object], device: torch.device) -> dict:
 
 
 def summarize_runs(runs: list[dict]) -> dict:
-    """Median time over repeats; memory peak = the highest of the repeats."""
-    times = [r["seconds"] for r in runs]
-    peak = max(runs, key=lambda r: r["peak_bytes"])
-    return {"median_s": statistics.median(times), "runs_s": times, "peak_bytes": peak["peak_bytes"],
-            "base_bytes": peak["base_bytes"], "increase_bytes": peak["peak_bytes"] - peak["base_bytes"]}
+    """Medians over repeats: wall time, peak memory, and the peak's increase over the start."""
+    med = lambda key: statistics.median(r[key] for r in runs)  # noqa: E731
+    return {"median_s": med("seconds"), "runs_s": [r["seconds"] for r in runs],
+            "peak_bytes": int(med("peak_bytes")), "base_bytes": int(med("base_bytes")),
+            "increase_bytes": int(statistics.median(r["peak_bytes"] - r["base_bytes"] for r in runs)),
+            "runs_peak_bytes": [r["peak_bytes"] for r in runs]}
 
 
 class PhaseCounter:

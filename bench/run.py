@@ -13,6 +13,7 @@ import argparse
 import datetime
 import os
 import platform
+import re
 import sys
 from pathlib import Path
 
@@ -72,6 +73,14 @@ def machine_info(device: torch.device) -> dict:
         info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1),
                     cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version())
     return info
+
+
+def default_tag(args, device) -> str:
+    """cpu-tiny, or e.g. h100-80gb-hbm3-full (plus -<size> when the image is not 1024²)."""
+    if not args.full:
+        return "cpu-tiny" if args.size == 64 else f"cpu-tiny-{args.size}"
+    name = re.sub(r"[^a-z0-9]+", "-", torch.cuda.get_device_name(device).lower().replace("nvidia", "")).strip("-")
+    return f"{name}-full" + ("" if args.size == 1024 else f"-{args.size}")
 
 
 def build(args):
@@ -198,8 +207,7 @@ def main(argv=None) -> int:
     import comfy.model_management as mm
 
     device = mm.get_torch_device()
-    tag = args.device_tag or (f"{torch.cuda.get_device_name(device).split()[-1].lower()}-full"
-                              if args.full else "cpu-tiny")
+    tag = args.device_tag or default_tag(args, device)
     s = harness.EditSettings(steps=args.steps, denoise=args.denoise, cfg=args.cfg, iterations=args.iterations,
                              seed=args.seed)
     print(f"bench: building the {'full-size' if args.full else 'tiny'} model on {device}", file=sys.stderr)

@@ -1,0 +1,253 @@
+"""``python -m bench.evaluate``: run EMS over a manifest at several α and write the metric table.
+
+    COMFYUI_DIR=/path/to/ComfyUI python -m bench.evaluate MANIFEST --out DIR
+        (--tiny | --checkpoint sd3_medium_incl_clips.safetensors [--text-encoders L G T5])
+        [--alphas 0.5,1] [--size 512] [--steps 50 --denoise 0.75 --cfg 7.5 --iterations 20 --constraint 0.5]
+        [--lpips alex --lpips-dir DIR] [--clip MODEL] [--negative TEXT] [--limit N]
+
+MANIFEST is JSON (a list, or {"items": [...]}) or JSONL, one edit per item — the ZOFIE/PIE-Bench
+shape: ``image`` (path, relative to the manifest), ``source_prompt``, ``target_prompt``,
+``attribute`` (or ``attribute_prompt``; default: the target prompt), optional ``mask`` (white =
+edited region; adds PIE-Bench background metrics), optional ``id`` (default: image file stem).
+
+Each item runs as the shipped workflow does, in-process through ComfyUI: VAE Encode → EMS Encode
+Prompts (equal token lengths) → EMS Alpha Sweep (all α in one batch) → CSDS → euler sampling →
+VAE Decode. Every item's images and metric rows are stored under ``DIR/items/<id>/`` and its
+``result.json`` is written atomically last, so a rerun with the same settings skips finished items
+(a changed setting recomputes them). ``DIR/results.{json,md}``: one row per (item, α) and the
+mean per α. ``--tiny`` builds the tests' tiny random SD3 (CLIP, VAE, MMDiT): for demos and tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from . import harness
+
+
+class EvalError(Exception):
+    """A user error: printed as one message, exit status 2."""
+
+
+def read_manifest(path: Path) -> list[dict]:
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text)
+        items = data["items"] if isinstance(data, dict) else data
+    except ValueError:
+        items = [json.loads(line) for line in text.splitlines() if line.strip()]
+    out, seen = [], set()
+    for i, raw in enumerate(items):
+        missing = [k for k in ("image", "source_prompt", "target_prompt") if not raw.get(k)]
+        if missing:
+            raise EvalError(f"{path}: item {i} lacks {', '.join(missing)}")
+        item = {"id": str(raw.get("id") or Path(raw["image"]).stem),
+                "image": (path.parent / raw["image"]).resolve(), "source_prompt": raw["source_prompt"],
+                "target_prompt": raw["target_prompt"],
+                "attribute": raw.get("attribute") or raw.get("attribute_prompt") or raw["target_prompt"],
+                "mask": (path.parent / raw["mask"]).resolve() if raw.get("mask") else None}
+        if item["id"] in seen:
+            raise EvalError(f"{path}: two items have the id {item['id']!r}; give them distinct 'id's")
+        seen.add(item["id"])
+        for key in ("image", "mask"):
+            if item[key] is not None and not item[key].is_file():
+                raise EvalError(f"{path}: item {item['id']!r}: {key} {item[key]} does not exist")
+        out.append(item)
+    return out
+
+
+def load_models(args):
+    """(model, clip, vae) — tiny random ones, or from an SD3 checkpoint (+ text encoders)."""
+    if args.tiny:
+        from support import tiny_sd3
+
+        return tiny_sd3.model_patcher(args.seed), tiny_sd3.clip(args.seed), tiny_sd3.vae(args.seed)
+    import comfy.sd
+
+    model, clip, vae = comfy.sd.load_checkpoint_guess_config(str(args.checkpoint), output_vae=True,
+                                                             output_clip=not args.text_encoders)[:3]
+    if args.text_encoders:
+        clip = comfy.sd.load_clip([str(p) for p in args.text_encoders], clip_type=comfy.sd.CLIPType.SD3)
+    if clip is None or vae is None:
+        raise EvalError(f"{args.checkpoint} has no {'VAE' if vae is None else 'text encoders'}; "
+                        "use a checkpoint that includes them or pass --text-encoders clip_l clip_g t5xxl")
+    return model, clip, vae
+
+
+def encode_prompts(clip, item: dict, negative: str):
+    """EMS Encode Prompts: all four conditionings with identical token shapes."""
+    tokenize_equal = harness.pack_module("nodes.encode_prompts").tokenize_equal
+    prompts = {"source": item["source_prompt"], "target": item["target_prompt"], "attribute": item["attribute"],
+               "negative": negative}
+    clip, tokens = tokenize_equal(clip, prompts)
+    return [clip.encode_from_tokens_scheduled(tokens[k]) for k in ("source", "target", "attribute", "negative")]
+
+
+@torch.inference_mode()  # as ComfyUI executes nodes
+def edit_item(item: dict, models, s: harness.EditSettings, alphas: list[float], size: int, negative: str):
+    """(source image (1, H, W, 3), edited images (k, H, W, 3)) for one manifest item."""
+    from ems.metrics.cli import load_image
+
+    model, clip, vae = models
+    image = load_image(item["image"], (size, size))
+    latent = {"samples": vae.encode(image)}
+    source, target, attribute, neg = encode_prompts(clip, item, negative)
+    out = harness.ems_edit(model, source, target, attribute, neg, latent, alphas, s)
+    edited = vae.decode(out["samples"]).float().clamp(0, 1)
+    return image, edited.reshape(-1, *edited.shape[-3:])
+
+
+def save_png(image: torch.Tensor, path: Path) -> None:
+    from PIL import Image
+
+    Image.fromarray((image.cpu().numpy() * 255).round().astype("uint8")).save(path)
+
+
+def write_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _json_value(v):
+    return None if isinstance(v, float) and math.isnan(v) else ("inf" if v == math.inf else v)
+
+
+def evaluate_item(item, models, scorers, s, alphas, args) -> dict:
+    from ems.metrics.cli import load_mask, score_pair
+
+    folder = args.out / "items" / item["id"]
+    folder.mkdir(parents=True, exist_ok=True)
+    image, edited = edit_item(item, models, s, alphas, args.size, args.negative)
+    mask = load_mask(item["mask"], (args.size, args.size), resize=True) if item["mask"] else None
+    rows = []
+    for alpha, picture in zip(alphas, edited):
+        name = f"alpha_{alpha:g}"
+        save_png(picture, folder / f"{name}.png")
+        values = score_pair(image, picture[None], mask=mask, prompt=item["target_prompt"],
+                            lpips_model=scorers[0], clip_scorer=scorers[1])
+        rows.append({"name": f"{item['id']} α={alpha:g}", "item": item["id"], "alpha": alpha,
+                     "image": str(folder / f"{name}.png"), **values})
+    save_png(image[0], folder / "source.png")
+    return {"id": item["id"], "settings_key": args.settings_key, "rows": rows}
+
+
+def load_scorers(args):
+    lpips_model = clip_scorer = None
+    if args.lpips:
+        from ems.metrics import LPIPS, LPIPSWeightsMissing
+
+        try:
+            lpips_model = LPIPS.from_pretrained(args.lpips, None, None, args.lpips_dir)
+        except LPIPSWeightsMissing as e:
+            raise EvalError(str(e)) from None
+    if args.clip:
+        from ems.metrics import ClipScorer, ClipWeightsMissing
+
+        try:
+            clip_scorer = ClipScorer.from_pretrained(args.clip)
+        except ClipWeightsMissing as e:
+            raise EvalError(str(e)) from None
+    return lpips_model, clip_scorer
+
+
+def write_table(results: list[dict], args, settings: dict) -> dict:
+    from ems.metrics.cli import markdown_table, metric_keys, summarize
+
+    rows = [r for res in results for r in res["rows"]]
+    keys = metric_keys(rows)
+    per_alpha, mean_rows = {}, []
+    for alpha in args.alphas:
+        means, counts = summarize([r for r in rows if r["alpha"] == alpha], keys)
+        per_alpha[f"{alpha:g}"] = {"mean": {k: _json_value(v) for k, v in means.items()}, "count": counts}
+        mean_rows.append({"name": f"mean α={alpha:g}", **means})
+    table = markdown_table(rows, keys)
+    report = {"settings": settings, "metrics": keys, "items": len(results),
+              "rows": [{k: _json_value(v) for k, v in r.items()} for r in rows], "mean_per_alpha": per_alpha}
+    write_atomic(args.out / "results.json", report)
+    (args.out / "results.md").write_text(
+        f"# EMS evaluation\n\nmanifest: `{args.manifest}`, {len(results)} items, α = {args.alphas}\n\n"
+        f"## Per item\n\n{table}\n\n## Mean per α\n\n{markdown_table(mean_rows, keys)}\n", encoding="utf-8")
+    return report
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m bench.evaluate", description=__doc__.split("\n\n")[0])
+    ap.add_argument("manifest", type=Path, help="JSON or JSONL manifest (see module doc)")
+    ap.add_argument("--out", type=Path, required=True, help="output folder (rerun with the same folder to resume)")
+    model = ap.add_mutually_exclusive_group(required=True)
+    model.add_argument("--tiny", action="store_true", help="tiny random SD3 (CLIP, VAE, MMDiT) for demos/tests")
+    model.add_argument("--checkpoint", type=Path, help="SD3 checkpoint (with VAE; with text encoders unless --text-encoders)")
+    ap.add_argument("--text-encoders", type=Path, nargs=3, metavar=("CLIP_L", "CLIP_G", "T5XXL"))
+    ap.add_argument("--comfyui", default=os.environ.get("COMFYUI_DIR"), help="ComfyUI checkout (default $COMFYUI_DIR)")
+    ap.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is present")
+    ap.add_argument("--alphas", default="0.5,1", help="comma-separated α (rendered as one batch per item)")
+    ap.add_argument("--size", type=int, default=512, help="images are resized to SIZE×SIZE (multiple of 16)")
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--denoise", type=float, default=0.75)
+    ap.add_argument("--cfg", type=float, default=7.5)
+    ap.add_argument("--iterations", type=int, default=20)
+    ap.add_argument("--constraint", type=float, default=0.5)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--negative", default="", help="negative prompt")
+    ap.add_argument("--lpips", choices=("alex", "vgg"), help="add LPIPS (weights from --lpips-dir or the torch cache)")
+    ap.add_argument("--lpips-dir", type=Path)
+    ap.add_argument("--clip", nargs="?", const="openai/clip-vit-large-patch14", metavar="MODEL",
+                    help="add CLIP score vs the target prompt (local folder or cached HF id; never downloads)")
+    ap.add_argument("--limit", type=int, help="only the first N items")
+    args = ap.parse_args(argv)
+    args.alphas = [float(a) for a in args.alphas.split(",") if a.strip()]
+    if args.size % 16:
+        ap.error("--size must be a multiple of 16 (VAE 8× and MMDiT patch 2)")
+    return args
+
+
+def main(argv: Optional[list] = None) -> int:
+    args = parse_args(argv)
+    if not args.comfyui:
+        print("error: set COMFYUI_DIR (or --comfyui) to a ComfyUI checkout", file=sys.stderr)
+        return 2
+    from tqdm import tqdm
+
+    try:
+        items = read_manifest(args.manifest)[: args.limit]
+        harness.setup(args.comfyui, cpu=args.cpu or not torch.cuda.is_available())
+        s = harness.EditSettings(steps=args.steps, denoise=args.denoise, cfg=args.cfg, iterations=args.iterations,
+                                 constraint=args.constraint, seed=args.seed)
+        settings = {**s.as_dict(), "alphas": args.alphas, "size": args.size, "negative": args.negative,
+                    "model": "tiny" if args.tiny else str(args.checkpoint), "lpips": args.lpips, "clip": args.clip}
+        args.settings_key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+        scorers, models, results, skipped = load_scorers(args), None, [], 0
+        for item in tqdm(items, desc="EMS evaluate", unit="item"):
+            done = args.out / "items" / item["id"] / "result.json"
+            if done.is_file():
+                previous = json.loads(done.read_text(encoding="utf-8"))
+                if previous.get("settings_key") == args.settings_key:
+                    results.append(previous)
+                    skipped += 1
+                    continue
+            models = models or load_models(args)
+            result = evaluate_item(item, models, scorers, s, args.alphas, args)
+            write_atomic(done, result)
+            results.append(result)
+        report = write_table(results, args, settings)
+    except EvalError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"evaluated {len(results) - skipped} item(s), skipped {skipped} finished; "
+          f"table: {args.out / 'results.md'}", file=sys.stderr)
+    print((args.out / "results.md").read_text(encoding="utf-8"))
+    return 0 if report["rows"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
