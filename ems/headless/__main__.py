@@ -26,7 +26,7 @@ from .comfy_process import PACK_NAME, REPO, ComfyServer, ExecutionFailed, Prompt
 from .workflow import WorkflowError, drop_caption_llm, nodes_of, swap_to_tiny_sd3, ui_to_api
 
 DEFAULT_WORKFLOW = REPO / "workflows" / "ems_alpha_sweep.json"
-COMFY_GUESSES = ("../ComfyUI", "../comfyui", "~/ComfyUI", "/work/comfyui")
+COMFY_GUESSES = ("../ComfyUI", "../comfyui", "~/ComfyUI")
 IMAGE_TYPES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 
 

@@ -42,6 +42,14 @@ def test_pack_imports_and_nodes_match_the_spec(comfy):
         for section in ("required", "optional"):
             for name, spec in info[node]["input"].get(section, {}).items():
                 assert spec[1].get("tooltip"), f"{node}.{name} has no tooltip"
+    pack_nodes = [n for n, i in info.items() if i.get("python_module", "").endswith("comfyui-ems")]
+    assert len(pack_nodes) >= 6, pack_nodes
+    for node in pack_nodes:
+        assert node.startswith("EMS") and info[node]["category"].startswith("EMS/"), node
+        assert info[node]["description"], f"{node} has no description"
+        for section in ("required", "optional"):
+            for name, spec in info[node]["input"].get(section, {}).items():
+                assert spec[1].get("tooltip"), f"{node}.{name} has no tooltip"
     alpha = info["EMSTextDirection"]["input"]["required"]["alpha"][1]
     assert alpha["min"] <= -4 and alpha["max"] >= 4 and alpha["step"] == 0.01 and alpha["default"] == 1.0
 
