@@ -4,6 +4,7 @@
         (--tiny | --checkpoint sd3_medium_incl_clips.safetensors [--text-encoders L G T5])
         [--alphas 0.5,1] [--size 512] [--steps 50 --denoise 0.75 --cfg 7.5 --iterations 20 --constraint 0.5]
         [--lpips alex --lpips-dir DIR] [--clip MODEL] [--negative TEXT] [--limit N]
+        [--sde] [--vqa-model M [--vqa-base-url URL] [--vqa-api-key-env VAR]]
 
 MANIFEST is JSON (a list, or {"items": [...]}) or JSONL, one edit per item — the ZOFIE/PIE-Bench
 shape: ``image`` (path, relative to the manifest), ``source_prompt``, ``target_prompt``,
@@ -12,7 +13,12 @@ edited region; adds PIE-Bench background metrics), optional ``id`` (default: ima
 
 Each item runs as the shipped workflow does, in-process through ComfyUI: VAE Encode → EMS Encode
 Prompts (equal token lengths) → EMS Alpha Sweep (all α in one batch) → CSDS → euler sampling →
-VAE Decode. Every item's images and metric rows are stored under ``DIR/items/<id>/`` and its
+VAE Decode. One value per item (``DIR/results.md`` "Per item"): ``--sde`` adds the paper's SDE
+through the host model (:mod:`bench.host_sde`; c = source prompt, c̃ = target prompt, noise level
+and sampling from the same schedule); ``--vqa-model`` adds MLLM-VQA (the % of consecutive pairs
+source → α₁ → α₂ … in ascending α that the model says show a gradual change of the attribute;
+:mod:`ems.metrics.vqa`) through the pack's OpenAI-compatible client. Every item's images and metric
+rows are stored under ``DIR/items/<id>/`` and its
 ``result.json`` is written atomically last, so a rerun with the same settings skips finished items
 (a changed setting recomputes them). ``DIR/results.{json,md}``: one row per (item, α) and the
 mean per α. ``--tiny`` builds the tests' tiny random SD3 (CLIP, VAE, MMDiT): for demos and tests.
@@ -94,16 +100,17 @@ def encode_prompts(clip, item: dict, negative: str):
 
 @torch.inference_mode()  # as ComfyUI executes nodes
 def edit_item(item: dict, models, s: harness.EditSettings, alphas: list[float], size: int, negative: str):
-    """(source image (1, H, W, 3), edited images (k, H, W, 3)) for one manifest item."""
+    """(source image (1, H, W, 3), edited images (k, H, W, 3), the four conditionings) for one item."""
     from ems.metrics.cli import load_image
 
     model, clip, vae = models
     image = load_image(item["image"], (size, size))
     latent = {"samples": vae.encode(image)}
-    source, target, attribute, neg = encode_prompts(clip, item, negative)
+    conds = encode_prompts(clip, item, negative)
+    source, target, attribute, neg = conds
     out = harness.ems_edit(model, source, target, attribute, neg, latent, alphas, s)
     edited = vae.decode(out["samples"]).float().clamp(0, 1)
-    return image, edited.reshape(-1, *edited.shape[-3:])
+    return image, edited.reshape(-1, *edited.shape[-3:]), conds
 
 
 def save_png(image: torch.Tensor, path: Path) -> None:
@@ -127,7 +134,7 @@ def evaluate_item(item, models, scorers, s, alphas, args) -> dict:
 
     folder = args.out / "items" / item["id"]
     folder.mkdir(parents=True, exist_ok=True)
-    image, edited = edit_item(item, models, s, alphas, args.size, args.negative)
+    image, edited, (source, target, _, negative) = edit_item(item, models, s, alphas, args.size, args.negative)
     mask = load_mask(item["mask"], (args.size, args.size), resize=True) if item["mask"] else None
     rows = []
     for alpha, picture in zip(alphas, edited):
@@ -138,7 +145,35 @@ def evaluate_item(item, models, scorers, s, alphas, args) -> dict:
         rows.append({"name": f"{item['id']} α={alpha:g}", "item": item["id"], "alpha": alpha,
                      "image": str(folder / f"{name}.png"), **values})
     save_png(image[0], folder / "source.png")
-    return {"id": item["id"], "settings_key": args.settings_key, "rows": rows}
+    per_item = {}
+    if args.sde:
+        from .host_sde import host_sde
+
+        r = host_sde(models[0], models[2], image, source, target, negative, s)
+        per_item.update(sde=r.sde.item(), sde_err_c=r.err_c.item(), sde_err_flipped=r.err_flipped.item(),
+                        sde_ratio=r.ratio.item())
+    if args.vqa_ask is not None:
+        per_item.update(ask_vqa(item, image[0], edited, alphas, args.vqa_ask))
+    return {"id": item["id"], "settings_key": args.settings_key, "rows": rows, "per_item": per_item}
+
+
+PER_ITEM_KEYS = ("sde", "sde_err_c", "sde_err_flipped", "sde_ratio", "vqa")
+
+
+def ask_vqa(item, source, edited, alphas, ask) -> dict:
+    """MLLM-VQA over the sweep in ascending α, each image against the previous one (the first
+    against the source): ``vqa`` (% yes) and every question's answer."""
+    from ems.llm import LLMError
+    from ems.metrics.vqa import sweep_pairs, vqa_score
+
+    order = sorted(range(len(alphas)), key=lambda i: alphas[i])
+    pairs = sweep_pairs([edited[i] for i in order], item["attribute"], source=source)
+    try:
+        result = vqa_score(pairs, ask)
+    except LLMError as e:
+        raise EvalError(f"item {item['id']!r}: VQA: {e}") from None
+    return {"vqa": result.percentage, "vqa_unparsed": result.unparsed,
+            "vqa_answers": [it.answer for it in result.items]}
 
 
 def load_scorers(args):
@@ -171,13 +206,34 @@ def write_table(results: list[dict], args, settings: dict) -> dict:
         per_alpha[f"{alpha:g}"] = {"mean": {k: _json_value(v) for k, v in means.items()}, "count": counts}
         mean_rows.append({"name": f"mean α={alpha:g}", **means})
     table = markdown_table(rows, keys)
+    items = [{"item": res["id"], **res.get("per_item", {})} for res in results]
+    item_keys = [k for k in PER_ITEM_KEYS if any(k in it for it in items)]
+    item_means, _ = summarize(items, item_keys)
     report = {"settings": settings, "metrics": keys, "items": len(results),
-              "rows": [{k: _json_value(v) for k, v in r.items()} for r in rows], "mean_per_alpha": per_alpha}
+              "rows": [{k: _json_value(v) for k, v in r.items()} for r in rows], "mean_per_alpha": per_alpha,
+              "per_item_metrics": item_keys, "per_item": [{k: _json_value(v) for k, v in it.items()} for it in items],
+              "mean_per_item": {k: _json_value(v) for k, v in item_means.items()}}
     write_atomic(args.out / "results.json", report)
+    per_item = f"\n## Per item: {', '.join(item_keys)}\n\n{item_table(items, item_keys, item_means)}\n" if item_keys else ""
     (args.out / "results.md").write_text(
         f"# EMS evaluation\n\nmanifest: `{args.manifest}`, {len(results)} items, α = {args.alphas}\n\n"
-        f"## Per item\n\n{table}\n\n## Mean per α\n\n{markdown_table(mean_rows, keys)}\n", encoding="utf-8")
+        f"## Per (item, α)\n\n{table}\n\n## Mean per α\n\n{markdown_table(mean_rows, keys)}\n{per_item}",
+        encoding="utf-8")
     return report
+
+
+def item_table(items: list[dict], keys: list[str], means: dict) -> str:
+    """Markdown: one row per item and the mean; VQA in %, the SDE parts to 4 decimals."""
+    def cell(v, key):
+        if not isinstance(v, float) or math.isnan(v):
+            return "–"
+        return f"{v:.1f}" if key == "vqa" else f"{v:.4f}"
+
+    head = "| item | " + " | ".join("vqa %" if k == "vqa" else k for k in keys) + " |"
+    lines = [head, "|" + "---|" * (len(keys) + 1)]
+    for it in items + [{"item": "**mean**", **means}]:
+        lines.append(f"| {it['item']} | " + " | ".join(cell(it.get(k), k) for k in keys) + " |")
+    return "\n".join(lines)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -203,12 +259,44 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--lpips-dir", type=Path)
     ap.add_argument("--clip", nargs="?", const="openai/clip-vit-large-patch14", metavar="MODEL",
                     help="add CLIP score vs the target prompt (local folder or cached HF id; never downloads)")
+    ap.add_argument("--sde", action="store_true",
+                    help="add the paper's SDE per item, through the host model (c = source prompt, c̃ = target prompt)")
+    ap.add_argument("--vqa-model", metavar="M", help="add MLLM-VQA per item, asking this vision model "
+                    "(OpenAI-compatible chat completions) about the α sweep")
+    ap.add_argument("--vqa-base-url", default="", metavar="URL", help="server for --vqa-model (default: OpenAI)")
+    ap.add_argument("--vqa-api-key-env", default="OPENAI_API_KEY", metavar="VAR",
+                    help="environment variable holding the key ('' = none; else the EMS key file)")
     ap.add_argument("--limit", type=int, help="only the first N items")
     args = ap.parse_args(argv)
     args.alphas = [float(a) for a in args.alphas.split(",") if a.strip()]
     if args.size % 16:
         ap.error("--size must be a multiple of 16 (VAE 8× and MMDiT patch 2)")
+    args.vqa_ask = None
     return args
+
+
+def run_settings(args, s: harness.EditSettings) -> dict:
+    """Everything that changes an item's result; its hash decides whether a finished item is reused."""
+    vqa = {"model": args.vqa_model, "base_url": args.vqa_base_url} if args.vqa_model else None
+    return {**s.as_dict(), "alphas": args.alphas, "size": args.size, "negative": args.negative,
+            "model": "tiny" if args.tiny else str(args.checkpoint), "lpips": args.lpips, "clip": args.clip,
+            "sde": args.sde, "vqa": vqa}
+
+
+def settings_key(settings: dict) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def vqa_client(args):
+    """The ``ask`` callable for --vqa-model; the key is checked now, before any item runs."""
+    from ems.llm import LLMError, resolve_api_key
+    from ems.metrics.vqa import openai_ask
+
+    try:
+        resolve_api_key(args.vqa_api_key_env)
+    except LLMError as e:
+        raise EvalError(f"--vqa-model: {e}") from None
+    return openai_ask(args.vqa_model, args.vqa_base_url, args.vqa_api_key_env)
 
 
 def main(argv: Optional[list] = None) -> int:
@@ -223,9 +311,9 @@ def main(argv: Optional[list] = None) -> int:
         harness.setup(args.comfyui, cpu=args.cpu or not torch.cuda.is_available())
         s = harness.EditSettings(steps=args.steps, denoise=args.denoise, cfg=args.cfg, iterations=args.iterations,
                                  constraint=args.constraint, seed=args.seed)
-        settings = {**s.as_dict(), "alphas": args.alphas, "size": args.size, "negative": args.negative,
-                    "model": "tiny" if args.tiny else str(args.checkpoint), "lpips": args.lpips, "clip": args.clip}
-        args.settings_key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+        settings = run_settings(args, s)
+        args.settings_key = settings_key(settings)
+        args.vqa_ask = vqa_client(args) if args.vqa_model else None
         scorers, models, results, skipped = load_scorers(args), None, [], 0
         for item in tqdm(items, desc="EMS evaluate", unit="item"):
             done = args.out / "items" / item["id"] / "result.json"
