@@ -120,16 +120,6 @@ def sample(model, positive, negative, latent: dict, sigmas: torch.Tensor, cfg: f
     return result
 
 
-def repeat_latent(latent: dict, count: int) -> dict:
-    """What EMSAlphaSweep does to its latent: k copies with the same ``batch_index`` (same noise)."""
-    if count == 1:
-        return latent
-    out = dict(latent)
-    out["samples"] = latent["samples"].repeat(count, 1, 1, 1)
-    out["batch_index"] = [int(latent.get("batch_index", [0])[0])] * count
-    return out
-
-
 def _set_phase(counter, name: str) -> None:
     if counter is not None:
         counter.phase = name
@@ -161,7 +151,8 @@ def ems_edit(model, source, target, attribute, negative, latent: dict, alphas: U
     else:
         positive = conditioning.sweep_conditioning(source, target, [float(a) for a in alphas])
         count = len(alphas)
-    latent = repeat_latent(latent, count)
+    if count > 1:
+        latent = pack_module("nodes.common").repeat_latent(latent, count)  # what EMSAlphaSweep does
     if text_only:
         _set_phase(counter, "sampling")
         return sample(model, positive, negative, latent, sigmas, s.cfg, s.seed, s.sampler)
