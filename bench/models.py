@@ -30,17 +30,6 @@ def tiny_model(seed: int = 0):
     return tiny_sd3.model_patcher(seed)
 
 
-def _init_on_device(module: torch.nn.Module, seed: int, device, scale: float = 0.02) -> None:
-    """Seeded N(0, scale²) for every parameter, drawn where it lives (norm weights around 1)."""
-    gen = torch.Generator(device=device).manual_seed(seed)
-    with torch.no_grad():
-        for name, p in sorted(module.named_parameters(), key=lambda kv: kv[0]):
-            values = torch.randn(p.shape, generator=gen, device=device, dtype=torch.float32) * scale
-            if p.ndim == 1 and "norm" in name and name.endswith("weight"):
-                values += 1.0
-            p.copy_(values.to(p.dtype))
-
-
 def full_model(seed: int = 0, dtype=torch.float16, config: dict | None = None):
     """SD3-medium-architecture MMDiT (~2B parameters), random ``dtype`` weights built on the GPU.
 
@@ -50,22 +39,22 @@ def full_model(seed: int = 0, dtype=torch.float16, config: dict | None = None):
     import comfy.model_management as mm
     import comfy.model_patcher
     import comfy.supported_models
+    from support import tiny_sd3
 
     model_config = comfy.supported_models.SD3(dict(SD3_MEDIUM_MMDIT if config is None else config))
     load_device, offload_device = mm.get_torch_device(), mm.unet_offload_device()
     manual_cast = mm.unet_manual_cast(dtype, load_device, model_config.supported_inference_dtypes)
     model_config.set_inference_dtype(dtype, manual_cast)
     model = model_config.get_model({}, "", device=load_device)
-    _init_on_device(model.diffusion_model, seed, load_device)
+    tiny_sd3.init_parameters(model.diffusion_model, seed, device=load_device)
     return comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=offload_device)
 
 
 def conditioning(seed: int, tokens: int = 154, batch: int = 1):
-    """A random SD3-shaped CONDITIONING (tokens (B, 154, 4096), pooled (B, 2048)), on the CPU
-    like a text encoder's output."""
-    gen = torch.Generator().manual_seed(seed)
-    return [[torch.randn(batch, tokens, 4096, generator=gen),
-             {"pooled_output": torch.randn(batch, 2048, generator=gen)}]]
+    """A random SD3-shaped CONDITIONING (tokens (B, 154, 4096), pooled (B, 2048)) on the CPU."""
+    from support import tiny_sd3
+
+    return tiny_sd3.conditioning(seed, tokens, batch)
 
 
 def clean_latent(seed: int, height: int, width: int) -> dict:

@@ -35,12 +35,13 @@ TINY_VAE_CONFIG = {
 }
 
 
-def init_parameters(module: torch.nn.Module, seed: int, scale: float = 0.02) -> torch.nn.Module:
-    """Deterministic small random values for every parameter (norm weights around 1)."""
-    gen = torch.Generator().manual_seed(seed)
+def init_parameters(module: torch.nn.Module, seed: int, scale: float = 0.02, device="cpu") -> torch.nn.Module:
+    """Deterministic small random values for every parameter (norm weights around 1), drawn on
+    ``device`` (where the parameters live) so a 2B-parameter model initialises quickly on a GPU."""
+    gen = torch.Generator(device=device).manual_seed(seed)
     with torch.no_grad():
         for name, p in sorted(module.named_parameters(), key=lambda kv: kv[0]):
-            values = torch.randn(p.shape, generator=gen, dtype=torch.float32) * scale
+            values = torch.randn(p.shape, generator=gen, dtype=torch.float32, device=device) * scale
             if p.ndim == 1 and ("norm" in name or name.endswith("ln.weight") or "layer_norm" in name) and name.endswith("weight"):
                 values += 1.0
             p.copy_(values.to(p.dtype))
