@@ -36,7 +36,7 @@ class EMSAlphaSweep(io.ComfyNode):
                 io.Conditioning.Output("conditioning", display_name="conditioning",
                                        tooltip="Batch of k conditionings, item i at alphas[i]."),
                 io.Latent.Output("latent", display_name="latent",
-                                 tooltip="latent_image repeated k times with identical noise (None if not connected)."),
+                                 tooltip="latent_image repeated k times with identical noise (needs latent_image)."),
                 io.String.Output("labels", display_name="labels", tooltip="One label per item, e.g. 'α=0.25', newline-separated."),
                 io.Int.Output("count", display_name="count", tooltip="k, the number of alphas."),
             ],
@@ -56,8 +56,13 @@ class EMSAlphaSweep(io.ComfyNode):
         if cond[0][0].shape[0] != len(values):
             raise node_error(NODE, f"source/target carry a batch of {cond[0][0].shape[0] // len(values)}; "
                                    "a sweep takes batch-1 conditionings (one prompt pair).")
-        latent = None
-        if latent_image is not None:
+        if latent_image is None:
+            from comfy_execution.graph_utils import ExecutionBlocker
+
+            # Only a node that uses the latent output is stopped, with this message.
+            latent = ExecutionBlocker(f"{NODE}: its latent output needs latent_image connected (the VAE "
+                                      "Encode of the image to edit); or take the latent from elsewhere.")
+        else:
             if latent_image["samples"].shape[0] != 1:
                 raise node_error(NODE, f"latent_image has a batch of {latent_image['samples'].shape[0]}; "
                                        "a sweep edits one image. Pick one with 'Latent From Batch'.")

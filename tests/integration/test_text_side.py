@@ -180,3 +180,18 @@ def test_bad_alpha_schedule_is_refused_clearly(comfy):
     with pytest.raises(ExecutionFailed) as e:
         comfy.run(g.prompt)
     assert "EMS Alpha Sweep" in e.value.message and "'half' is not a number" in e.value.message
+
+
+def test_sweep_latent_output_without_latent_image_blocks_its_user(comfy):
+    # ComfyUI shows an ExecutionBlocker's message in the UI (a websocket event, not /history);
+    # over HTTP we can see that the sampler and everything after it did not run.
+    g = Graph()
+    unet, clip, _ = tiny_sd3(g)
+    src = g.node("CLIPTextEncode", clip=clip[0], text=SOURCE)
+    tgt = g.node("CLIPTextEncode", clip=clip[0], text=TARGET)
+    sweep = g.node("EMSAlphaSweep", source=src[0], target=tgt[0], alphas="0, 1", manipulate_pooled=True)
+    g.save(sample(g, unet, sweep[0], src[0], sweep[1])[0], "never")
+    g.save(sweep[2], "labels")
+    comfy.run(g.prompt)
+    assert comfy.load_saved("labels") == "α=0\nα=1"  # the rest of the sweep still works
+    assert not (comfy.base / "output" / "never.pt").exists()
