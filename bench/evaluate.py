@@ -37,6 +37,9 @@ from typing import Optional
 
 import torch
 
+from ems.files import write_json_atomic
+from ems.metrics.cli import json_value
+
 from . import harness
 
 
@@ -119,16 +122,6 @@ def save_png(image: torch.Tensor, path: Path) -> None:
     Image.fromarray((image.cpu().numpy() * 255).round().astype("uint8")).save(path)
 
 
-def write_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _json_value(v):
-    return None if isinstance(v, float) and math.isnan(v) else ("inf" if v == math.inf else v)
-
-
 def evaluate_item(item, models, scorers, s, alphas, args) -> dict:
     from ems.metrics.cli import load_mask, score_pair
 
@@ -203,17 +196,17 @@ def write_table(results: list[dict], args, settings: dict) -> dict:
     per_alpha, mean_rows = {}, []
     for alpha in args.alphas:
         means, counts = summarize([r for r in rows if r["alpha"] == alpha], keys)
-        per_alpha[f"{alpha:g}"] = {"mean": {k: _json_value(v) for k, v in means.items()}, "count": counts}
+        per_alpha[f"{alpha:g}"] = {"mean": {k: json_value(v) for k, v in means.items()}, "count": counts}
         mean_rows.append({"name": f"mean α={alpha:g}", **means})
     table = markdown_table(rows, keys)
     items = [{"item": res["id"], **res.get("per_item", {})} for res in results]
     item_keys = [k for k in PER_ITEM_KEYS if any(k in it for it in items)]
     item_means, _ = summarize(items, item_keys)
     report = {"settings": settings, "metrics": keys, "items": len(results),
-              "rows": [{k: _json_value(v) for k, v in r.items()} for r in rows], "mean_per_alpha": per_alpha,
-              "per_item_metrics": item_keys, "per_item": [{k: _json_value(v) for k, v in it.items()} for it in items],
-              "mean_per_item": {k: _json_value(v) for k, v in item_means.items()}}
-    write_atomic(args.out / "results.json", report)
+              "rows": [{k: json_value(v) for k, v in r.items()} for r in rows], "mean_per_alpha": per_alpha,
+              "per_item_metrics": item_keys, "per_item": [{k: json_value(v) for k, v in it.items()} for it in items],
+              "mean_per_item": {k: json_value(v) for k, v in item_means.items()}}
+    write_json_atomic(args.out / "results.json", report)
     per_item = f"\n## Per item: {', '.join(item_keys)}\n\n{item_table(items, item_keys, item_means)}\n" if item_keys else ""
     (args.out / "results.md").write_text(
         f"# EMS evaluation\n\nmanifest: `{args.manifest}`, {len(results)} items, α = {args.alphas}\n\n"
@@ -325,7 +318,7 @@ def main(argv: Optional[list] = None) -> int:
                     continue
             models = models or load_models(args)
             result = evaluate_item(item, models, scorers, s, args.alphas, args)
-            write_atomic(done, result)
+            write_json_atomic(done, result)
             results.append(result)
         report = write_table(results, args, settings)
     except EvalError as e:

@@ -14,10 +14,11 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Optional
+
+from .files import write_json_atomic
 
 LOG = logging.getLogger("EMS")
 CACHE_DIR_ENV = "EMS_CACHE_DIR"
@@ -61,15 +62,7 @@ class CaptionCache:
         path = self.path(key)
         entry = {"key": key, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "info": info, "value": value}
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    json.dump(entry, f, ensure_ascii=False, indent=1, default=str)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            write_json_atomic(path, entry, indent=1)
         except OSError as e:
             LOG.warning("EMS: could not write the caption cache at %s (%s); continuing without it.", path, e)
             return None

@@ -114,7 +114,8 @@ def markdown_table(rows: Sequence[dict], keys: Sequence[str], means: Optional[di
     return "\n".join(lines)
 
 
-def _json_value(v: Any) -> Any:
+def json_value(v: Any) -> Any:
+    """A metric value JSON can hold: NaN → null, ±inf → "inf"/"-inf" (JSON has neither)."""
     if isinstance(v, float):
         if math.isnan(v):
             return None
@@ -292,8 +293,8 @@ def run(args: argparse.Namespace, out=None, err=None) -> dict:
                      "mask": str(args.mask) if args.mask else None, "resize": args.resize, "device": args.device},
         "versions": {"python": platform.python_version(), "torch": torch.__version__},
         "metrics": keys,
-        "rows": [{k: _json_value(v) for k, v in r.items()} for r in rows],
-        "mean": {k: _json_value(v) for k, v in means.items()},
+        "rows": [{k: json_value(v) for k, v in r.items()} for r in rows],
+        "mean": {k: json_value(v) for k, v in means.items()},
         "finite_count": counts,
     }
     print(table, file=out)
