@@ -8,7 +8,6 @@ of the developer's ComfyUI install is touched. ``custom_nodes`` holds a link to 
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import torch
@@ -38,19 +37,10 @@ def prepare_base(base: Path, with_testpack: bool = True) -> Path:
 
 
 def write_tiny_model(base: Path, name: str = "tiny_sd3.safetensors", seed: int = 0) -> str:
-    """Write the tiny SD3 MMDiT where UNETLoader finds it (run in a ComfyUI-importing process)."""
-    code = (
-        "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]];"
-        ""
-        "import comfy.cli_args; comfy.cli_args.args.cpu = True;"
-        "from support import tiny_sd3; import safetensors.torch as st;"
-        "st.save_file(tiny_sd3.mmdit_state_dict(int(sys.argv[4])), sys.argv[3])"
-    )
-    out = base / "models" / "diffusion_models" / name
-    if not out.exists():
-        subprocess.run([python_for_comfy(), "-c", code, os.environ["COMFYUI_DIR"], str(REPO / "tests"),
-                        str(out), str(seed)], check=True, cwd=os.environ["COMFYUI_DIR"])
-    return name
+    """Write the tiny SD3 MMDiT where UNETLoader finds it (the demo's writer, on COMFYUI_DIR)."""
+    from ems.headless.demo import write_tiny_model as write
+
+    return write(base, Path(os.environ["COMFYUI_DIR"]), name, seed)
 
 
 class ComfyServer(_ComfyServer):
