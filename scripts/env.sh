@@ -1,66 +1,149 @@
-# Shared set-up for scripts/*.sh (sourced, not run). Creates .venv and installs what a tier needs.
-EMS_ROOT="$(pwd)"
-EMS_VENV="${EMS_VENV:-$EMS_ROOT/.venv}"
-EMS_PY="$EMS_VENV/bin/python"
-# torch/torchvision pairs: the CPU-only unit tier uses the CPU build on disk; real ComfyUI
-# imports torchvision, whose only PyPI builds are CUDA ones (they run on the CPU too).
+# Shared set-up for scripts/*.sh (sourced, not run): finds or fetches the host ComfyUI, picks the
+# Python to use, and installs what a tier needs. One mechanism for the tests, the demo and CI.
+#
+# ComfyUI, first found wins:
+#   1. $COMFYUI_DIR
+#   2. the ComfyUI this pack is installed in (ComfyUI/custom_nodes/<pack> → two folders up)
+#   3. the usual places: ../ComfyUI, ../comfyui (beside this checkout), ~/ComfyUI
+#   4. a pinned copy fetched earlier into .comfyui/ (git-ignored)
+#   5. fetch the pinned copy into .comfyui/: from the archive in $COMFYUI_ARCHIVE when given (no
+#      network needed; CI points it at ../shared/vendor), else `git clone` of the pinned commit.
+# Python, first found wins:
+#   1. $EMS_PYTHON
+#   2. ComfyUI's own environment (ComfyUI/venv, ComfyUI/.venv, or the active virtualenv/conda env
+#      when the pack sits in that ComfyUI) if it already has torch and torchvision: nothing is
+#      installed into it; test-only tools go to .cache/pytools
+#   3. .venv of this project, created and filled here
+EMS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+COMFYUI_PIN_COMMIT="a125cd84b054a57729b5eecab930ca9408719832"
+COMFYUI_PIN_VERSION="0.3.64"
+COMFYUI_PIN_SHA256="7f96ec61281593e9a68b51598f5c2ab075664dc3e1db93374ead5bd3d04d3122"
+COMFYUI_PIN_DIR="$EMS_ROOT/.comfyui/ComfyUI-${COMFYUI_PIN_COMMIT:0:8}"
+COMFYUI_REPO_URL="https://github.com/Comfy-Org/ComfyUI.git"
+# torch/torchvision: the unit tier uses the CPU build of torch alone; real ComfyUI imports
+# torchvision, whose only PyPI builds are CUDA ones (they run on the CPU too).
 EMS_TORCH_UNIT="torch==2.13.0"
 EMS_TORCH_COMFY="torch==2.15.0 torchvision==0.29.2"
 
+ems_say() { echo "== $*"; }
+
+ems_is_comfyui() { [ -f "$1/main.py" ] && [ -d "$1/comfy" ]; }
+
+# Sets COMFYUI_DIR (exported) and EMS_COMFY_HOW; returns 1 when none is found.
 ems_find_comfyui() {
   if [ -n "${COMFYUI_DIR:-}" ]; then
-    [ -f "$COMFYUI_DIR/main.py" ] || { echo "COMFYUI_DIR=$COMFYUI_DIR is not a ComfyUI checkout (no main.py)" >&2; return 1; }
-    return 0
+    ems_is_comfyui "$COMFYUI_DIR" || { echo "COMFYUI_DIR=$COMFYUI_DIR is not a ComfyUI checkout (no main.py and comfy/)" >&2; return 2; }
+    COMFYUI_DIR="$(cd "$COMFYUI_DIR" && pwd)"; EMS_COMFY_HOW="COMFYUI_DIR"; export COMFYUI_DIR; return 0
   fi
-  for d in "$EMS_ROOT/../ComfyUI" "$EMS_ROOT/../comfyui" /work/comfyui "$HOME/ComfyUI"; do
-    if [ -f "$d/main.py" ] && [ -d "$d/comfy" ]; then COMFYUI_DIR="$(cd "$d" && pwd)"; export COMFYUI_DIR; return 0; fi
+  local parent; parent="$(dirname "$EMS_ROOT")"
+  if [ "$(basename "$parent")" = "custom_nodes" ] && ems_is_comfyui "$(dirname "$parent")"; then
+    COMFYUI_DIR="$(cd "$(dirname "$parent")" && pwd)"; EMS_COMFY_HOW="the ComfyUI this pack is installed in"
+    export COMFYUI_DIR; return 0
+  fi
+  local d
+  for d in "$parent/ComfyUI" "$parent/comfyui" "$HOME/ComfyUI" "$COMFYUI_PIN_DIR"; do
+    if ems_is_comfyui "$d"; then
+      COMFYUI_DIR="$(cd "$d" && pwd)"; EMS_COMFY_HOW="found at a usual place"; export COMFYUI_DIR; return 0
+    fi
   done
   return 1
 }
 
-ems_venv() {
-  [ -x "$EMS_PY" ] || python3 -m venv "$EMS_VENV"
-  "$EMS_PY" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
+# Gets ComfyUI $COMFYUI_PIN_VERSION into .comfyui/ (ignored by git). Returns 1 when it cannot.
+ems_fetch_comfyui() {
+  local tmp="$COMFYUI_PIN_DIR.partial"
+  rm -rf "$tmp"; mkdir -p "$EMS_ROOT/.comfyui"
+  if [ -n "${COMFYUI_ARCHIVE:-}" ]; then
+    [ -f "$COMFYUI_ARCHIVE" ] || { echo "COMFYUI_ARCHIVE=$COMFYUI_ARCHIVE does not exist" >&2; return 1; }
+    local sum; sum="$(sha256sum "$COMFYUI_ARCHIVE" | cut -d' ' -f1)"
+    if [ "$sum" != "$COMFYUI_PIN_SHA256" ]; then
+      echo "COMFYUI_ARCHIVE=$COMFYUI_ARCHIVE is not the pinned ComfyUI $COMFYUI_PIN_VERSION (sha256 $sum)" >&2; return 1
+    fi
+    ems_say "unpacking ComfyUI $COMFYUI_PIN_VERSION from $COMFYUI_ARCHIVE into $COMFYUI_PIN_DIR"
+    mkdir -p "$tmp" && tar -xzf "$COMFYUI_ARCHIVE" -C "$tmp" || { rm -rf "$tmp"; return 1; }
+    mv "$tmp/ComfyUI-${COMFYUI_PIN_COMMIT:0:8}" "$COMFYUI_PIN_DIR" && rm -rf "$tmp"
+  else
+    ems_say "cloning ComfyUI $COMFYUI_PIN_VERSION (commit ${COMFYUI_PIN_COMMIT:0:8}) into $COMFYUI_PIN_DIR"
+    if ! { git init -q "$tmp" && GIT_TERMINAL_PROMPT=0 timeout 600 git -C "$tmp" fetch -q --depth 1 "$COMFYUI_REPO_URL" "$COMFYUI_PIN_COMMIT" \
+           && git -C "$tmp" checkout -q FETCH_HEAD; }; then
+      rm -rf "$tmp"
+      echo "could not clone ComfyUI (no network?); set COMFYUI_DIR to a ComfyUI checkout or COMFYUI_ARCHIVE to its source archive" >&2
+      return 1
+    fi
+    mv "$tmp" "$COMFYUI_PIN_DIR"
+  fi
+  ems_is_comfyui "$COMFYUI_PIN_DIR" || return 1
+  COMFYUI_DIR="$COMFYUI_PIN_DIR"; EMS_COMFY_HOW="fetched (pinned $COMFYUI_PIN_VERSION)"; export COMFYUI_DIR
+}
+
+# Does $1 (a python) import every module named after it?
+ems_py_has() { local py="$1"; shift; "$py" -c "import $(IFS=,; echo "$*")" >/dev/null 2>&1; }
+
+# Sets EMS_PY and EMS_PY_OWNED (1 = our .venv, which we may install into).
+ems_pick_python() {
+  EMS_PY_OWNED=0
+  if [ -n "${EMS_PYTHON:-}" ]; then EMS_PY="$EMS_PYTHON"; EMS_PY_WHY="\$EMS_PYTHON"; return 0; fi
+  if [ -n "${COMFYUI_DIR:-}" ]; then
+    local c candidates=("$COMFYUI_DIR/venv/bin/python" "$COMFYUI_DIR/.venv/bin/python")
+    case "$EMS_ROOT" in "$COMFYUI_DIR"/custom_nodes/*)
+      [ -n "${VIRTUAL_ENV:-}" ] && candidates+=("$VIRTUAL_ENV/bin/python")
+      [ -n "${CONDA_PREFIX:-}" ] && candidates+=("$CONDA_PREFIX/bin/python");;
+    esac
+    for c in "${candidates[@]}"; do
+      if [ -x "$c" ] && ems_py_has "$c" torch torchvision; then
+        EMS_PY="$c"; EMS_PY_WHY="ComfyUI's own environment (nothing is installed into it)"; return 0
+      fi
+    done
+  fi
+  EMS_VENV="${EMS_VENV:-$EMS_ROOT/.venv}"
+  [ -x "$EMS_VENV/bin/python" ] || { ems_say "creating $EMS_VENV"; python3 -m venv "$EMS_VENV"; }
+  EMS_PY="$EMS_VENV/bin/python"; EMS_PY_WHY="this project's .venv"; EMS_PY_OWNED=1
 }
 
 ems_pip() { "$EMS_PY" -m pip install -q --disable-pip-version-check "$@"; }
 
+# Test tools for a Python we must not change: installed into .cache/pytools, put on PYTHONPATH.
+ems_pytools() {
+  local missing=() spec mod
+  for spec in pytest:pytest ruff:ruff scipy:scipy requests:requests openai:openai; do
+    mod="${spec%%:*}"; ems_py_has "$EMS_PY" "$mod" || missing+=("${spec##*:}")
+  done
+  export PYTHONPATH="$EMS_ROOT/.cache/pytools${PYTHONPATH:+:$PYTHONPATH}"
+  if [ ${#missing[@]} -gt 0 ] && ! ems_py_has "$EMS_PY" "${missing[@]}"; then
+    ems_say "installing test tools (${missing[*]}) into $EMS_ROOT/.cache/pytools"
+    ems_pip --target "$EMS_ROOT/.cache/pytools" "${missing[@]}"
+  fi
+}
+
 ems_install_unit_requirements() {
-  "$EMS_PY" -c "import torch" 2>/dev/null || ems_pip $EMS_TORCH_UNIT
-  ems_pip -r requirements.txt -r requirements-dev.txt
+  ems_py_has "$EMS_PY" torch || ems_pip $EMS_TORCH_UNIT
+  ems_pip -r "$EMS_ROOT/requirements.txt" -r "$EMS_ROOT/requirements-dev.txt"
 }
 
 ems_install_comfy_requirements() {
-  "$EMS_PY" -c "import torchvision" 2>/dev/null || ems_pip $EMS_TORCH_COMFY
+  ems_py_has "$EMS_PY" torchvision || ems_pip $EMS_TORCH_COMFY
   # ComfyUI's own requirements minus torch/torchvision/torchaudio (pinned above).
   grep -vE '^\s*(torch|torchvision|torchaudio)\s*$' "$COMFYUI_DIR/requirements.txt" > "$EMS_VENV/comfy-requirements.txt"
-  ems_pip -r "$EMS_VENV/comfy-requirements.txt" -r requirements.txt -r requirements-dev.txt
+  ems_pip -r "$EMS_VENV/comfy-requirements.txt" -r "$EMS_ROOT/requirements.txt" -r "$EMS_ROOT/requirements-dev.txt"
 }
 
-# Headless Chromium for the frontend tests (tests/integration/test_frontend.py). Installed from
-# Debian when we can (root + apt-get); otherwise those tests are skipped with a loud reason.
-ems_install_chromium() {
-  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 && return 0
-  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    echo "== installing Debian chromium for the frontend tests"
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core; } >/dev/null 2>&1 \
-      || echo "== chromium install failed: frontend tests will be skipped"
-  else
-    echo "== no chromium (and cannot apt-get install it): frontend tests will be skipped"
-  fi
-}
-
-# Find ComfyUI, create .venv and install what its tier needs: the real-ComfyUI requirements
-# when a checkout is found, else the CPU-only unit requirements. Exports COMFYUI_DIR (or unsets).
+# Find (or fetch) ComfyUI, pick the Python, install what its tier needs. Exports COMFYUI_DIR and
+# COMFYUI_PYTHON, or unsets COMFYUI_DIR when there is no ComfyUI (ComfyUI tiers are then SKIPPED).
 ems_prepare() {
-  ems_find_comfyui || true
-  ems_venv
+  local rc=0
+  ems_find_comfyui || rc=$?
+  [ "$rc" = 2 ] && return 2
+  if [ "$rc" = 1 ]; then ems_fetch_comfyui || true; fi
+  [ -n "${COMFYUI_DIR:-}" ] && ems_is_comfyui "$COMFYUI_DIR" || unset COMFYUI_DIR
+  ems_pick_python
   if [ -n "${COMFYUI_DIR:-}" ]; then
-    echo "== ComfyUI at $COMFYUI_DIR"
-    ems_install_comfy_requirements
+    ems_say "ComfyUI: $COMFYUI_DIR ($EMS_COMFY_HOW)"
+    if [ "$EMS_PY_OWNED" = 1 ]; then ems_install_comfy_requirements; fi
   else
-    echo "== no ComfyUI checkout found (set COMFYUI_DIR): ComfyUI tiers are SKIPPED"
-    ems_install_unit_requirements
-    unset COMFYUI_DIR
+    ems_say "no ComfyUI found or fetched (set COMFYUI_DIR, or COMFYUI_ARCHIVE to its source archive)"
+    if [ "$EMS_PY_OWNED" = 1 ]; then ems_install_unit_requirements; fi
   fi
+  [ "$EMS_PY_OWNED" = 1 ] || ems_pytools
+  ems_say "Python: $EMS_PY ($EMS_PY_WHY)"
+  export COMFYUI_PYTHON="$EMS_PY"
 }

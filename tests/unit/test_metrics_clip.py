@@ -6,9 +6,7 @@ import math
 
 import pytest
 import torch
-
-pytest.importorskip("transformers")
-from transformers import (CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor,  # noqa: E402
+from transformers import (CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor,
                           CLIPTokenizer)
 
 from ems.metrics.clip_score import CLIP_MEAN, CLIP_STD, ClipScorer, ClipWeightsMissing, clip_score, \
