@@ -9,9 +9,11 @@ from .csds_latent_edit import EMSCSDSLatentEdit
 from .encode_prompts import EMSEncodePrompts
 from .extract_captions import EMSExtractCaptions
 from .labelled_grid import EMSLabelledGrid
+from .latent_direction import EMSLatentDirection
 from .text_direction import EMSTextDirection
 
-NODES: list[type[io.ComfyNode]] = [EMSExtractCaptions, EMSEncodePrompts, EMSTextDirection, EMSAlphaSweep, EMSCSDSLatentEdit, EMSLabelledGrid]
+NODES: list[type[io.ComfyNode]] = [EMSExtractCaptions, EMSEncodePrompts, EMSTextDirection, EMSAlphaSweep, EMSCSDSLatentEdit, EMSLabelledGrid,
+                                 EMSLatentDirection]
 
 
 class EMSExtension(ComfyExtension):
