@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import sys
@@ -22,16 +23,19 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..alphas import AlphaScheduleError, parse_alphas
 from .comfy_process import PACK_NAME, REPO, ComfyServer, ExecutionFailed, PromptRejected, prepare_base
 from .workflow import WorkflowError, drop_caption_llm, nodes_of, swap_to_tiny_sd3, ui_to_api
 
 DEFAULT_WORKFLOW = REPO / "workflows" / "ems_alpha_sweep.json"
-COMFY_GUESSES = ("../ComfyUI", "../comfyui", "~/ComfyUI")
+# Where ComfyUI is looked for after --comfyui / $COMFYUI_DIR, in scripts/env.sh's order: the ComfyUI
+# this pack is installed in (ComfyUI/custom_nodes/<pack>), beside the checkout, home, the pinned copy.
+COMFY_GUESSES = ("../..", "../ComfyUI", "../comfyui", "~/ComfyUI", ".comfyui/ComfyUI-a125cd84")
 IMAGE_TYPES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 
 
 class UsageError(Exception):
-    """Something the user must supply or fix; printed as a list, exit status 2."""
+    """Something the user must supply or fix: each problem is printed on one line, exit status 2."""
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -50,7 +54,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--attribute", default="", help="attribute phrase for CSDS (default: the target caption)")
     ap.add_argument("--alphas", help='edit strengths, e.g. "0, 0.5, 1" or "0:1.5:7" (default: the workflow\'s)')
     ap.add_argument("--workflow", type=Path, default=DEFAULT_WORKFLOW, help="UI-format workflow to run")
-    ap.add_argument("--output", type=Path, default=Path("out"), help="results go to a fresh folder inside this")
+    ap.add_argument("--output", type=Path, default=Path("out"),
+                    help="results go to a fresh folder inside this (default: ./out of the current folder)")
     ap.add_argument("--seed", type=int, help="noise seed")
     ap.add_argument("--steps", type=int, help="sampling steps (paper: 50)")
     ap.add_argument("--denoise", type=float, help="fraction of the schedule to re-run (paper: 0.75)")
@@ -64,6 +69,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="auto = GPU when torch sees one, else CPU")
     ap.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the run")
     ap.add_argument("--keep-base", action="store_true", help="keep ComfyUI's private base directory (logs)")
+    ap.add_argument("--no-cache", action="store_true",
+                    help="do not read or keep LLM captions in the user cache folder (default: kept in "
+                         f"{user_cache_dir()}, so repeated runs do not pay for the LLM again)")
     return ap.parse_args(argv)
 
 
@@ -71,7 +79,7 @@ def find_comfyui(explicit: str | None) -> tuple[Path | None, list[str]]:
     """The ComfyUI checkout, and the places looked at (for the error message)."""
     candidates = [explicit] if explicit else ([os.environ["COMFYUI_DIR"]] if os.environ.get("COMFYUI_DIR") else [])
     if not explicit:
-        candidates += [str(REPO / g) if g.startswith("..") else g for g in COMFY_GUESSES]
+        candidates += [g if g.startswith("~") else str(REPO / g) for g in COMFY_GUESSES]
     looked = []
     for c in candidates:
         path = Path(c).expanduser().resolve()
@@ -94,16 +102,75 @@ def find_checkpoint(name: str, comfy: Path | None) -> tuple[Path | None, list[st
     return None, looked
 
 
+def user_cache_dir() -> Path:
+    """The user's cache folder for EMS (captions): $XDG_CACHE_HOME/ems, ~/Library/Caches/ems, %LOCALAPPDATA%/ems."""
+    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
+        root = Path(os.environ["LOCALAPPDATA"])
+    elif sys.platform == "darwin":
+        root = Path.home() / "Library" / "Caches"
+    else:
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "ems"
+
+
+def check_numbers(args) -> list[str]:
+    """Numeric options outside what the run can use (argparse has already checked their type)."""
+    rules = [("--steps", args.steps, lambda v: v >= 1, "must be ≥ 1"),
+             ("--denoise", args.denoise, lambda v: 0 < v < 1, "must be between 0 and 1 (EMS edits a real image; paper: 0.75)"),
+             ("--iterations", args.iterations, lambda v: v >= 0, "must be ≥ 0 (0 = text-only edit)"),
+             ("--constraint", args.constraint, lambda v: v >= 0, "must be ≥ 0"),
+             ("--megapixels", args.megapixels, lambda v: 0 < v <= 16, "must be above 0 and at most 16"),
+             ("--seed", args.seed, lambda v: 0 <= v < 2**64, "must be between 0 and 2^64 − 1"),
+             ("--timeout", args.timeout, lambda v: v > 0, "must be above 0 seconds")]
+    return [f"{flag} {value} {why}." for flag, value, ok, why in rules
+            if value is not None and (not math.isfinite(value) or not ok(value))]
+
+
+def check_workflow(path: Path) -> list[str]:
+    if path.is_dir():
+        return [f"--workflow {path} is a folder, not a workflow file."]
+    if not path.is_file():
+        return [f"--workflow {path} does not exist (looked at {path.resolve()})."]
+    try:
+        workflow = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        return [f"--workflow {path} is not a JSON workflow ({str(e).splitlines()[0]})."]
+    except OSError as e:
+        return [f"--workflow {path} cannot be read ({e.strerror})."]
+    if not isinstance(workflow, dict) or not isinstance(workflow.get("nodes"), list):
+        return [f"--workflow {path} is not a UI-format ComfyUI workflow (no \"nodes\" list); save it from "
+                "ComfyUI with Workflow → Save, not Export (API)."]
+    return []
+
+
+def check_image(image: str) -> list[str]:
+    path = Path(image)
+    if path.is_dir():
+        return [f"--image {image} is a folder; give one image file."]
+    if not path.is_file():
+        return [f"--image {image} does not exist (looked at {path.resolve()})."]
+    if path.suffix.lower() not in IMAGE_TYPES:
+        return [f"--image {image} is not a {'/'.join(sorted(IMAGE_TYPES))} file."]
+    return []
+
+
 def validate(args) -> dict:
-    """Everything the run needs, or UsageError listing *all* that is missing."""
+    """Everything the run needs, or UsageError listing *all* that is missing — before anything starts."""
     problems, found = [], {}
     comfy, looked = find_comfyui(args.comfyui)
     if comfy is None:
         problems.append("ComfyUI not found — looked in: " + ", ".join(looked) +
                         ". Pass --comfyui /path/to/ComfyUI or set COMFYUI_DIR.")
     found["comfy"] = comfy
-    if not args.workflow.is_file():
-        problems.append(f"workflow {args.workflow} does not exist.")
+    problems += check_workflow(args.workflow)
+    if args.output.exists() and not args.output.is_dir():
+        problems.append(f"--output {args.output} is a file; give a folder (results go to a fresh folder inside it).")
+    if args.alphas is not None:
+        try:
+            parse_alphas(args.alphas, node="--alphas")
+        except AlphaScheduleError as e:
+            problems.append(str(e).replace("\n", " "))
+    problems += check_numbers(args)
     if not args.demo:
         if not args.checkpoint:
             problems.append("no checkpoint given — pass --checkpoint sd3_medium_incl_clips_t5xxlfp8.safetensors "
@@ -116,10 +183,8 @@ def validate(args) -> dict:
             found["checkpoint"] = ckpt
         if not args.image:
             problems.append("no image given — pass --image photo.png.")
-        elif not Path(args.image).is_file():
-            problems.append(f"image {args.image} does not exist.")
-        elif Path(args.image).suffix.lower() not in IMAGE_TYPES:
-            problems.append(f"image {args.image} is not a {'/'.join(sorted(IMAGE_TYPES))} file.")
+        else:
+            problems += check_image(args.image)
         manual = args.source or args.target
         if manual and not (args.source and args.target):
             problems.append("typed prompts need both --source and --target.")
@@ -157,7 +222,11 @@ def set_inputs(prompt: dict, class_type: str, **values) -> None:
 
 
 def build_prompt(args, workflow: dict, info: dict, image_name: str, ckpt_name: str | None) -> dict:
-    prompt = ui_to_api(workflow, info)
+    filled: list[str] = []
+    prompt = ui_to_api(workflow, info, filled)
+    if filled:
+        print("EMS: this ComfyUI has inputs the workflow does not set; using the server's defaults: "
+              + ", ".join(filled), flush=True)
     set_inputs(prompt, "LoadImage", image=image_name)
     set_inputs(prompt, "CheckpointLoaderSimple", ckpt_name=ckpt_name)
     set_inputs(prompt, "ImageScaleToTotalPixels", megapixels=args.megapixels)
@@ -203,7 +272,10 @@ def collect(server: ComfyServer, history: dict, out: Path) -> list[Path]:
 def run(args) -> int:
     found = validate(args)
     comfy: Path = found["comfy"]
-    out = fresh_folder(args.output)
+    try:
+        out = fresh_folder(args.output)
+    except OSError as e:
+        raise UsageError([f"--output {args.output}: cannot create a results folder there ({e.strerror})."]) from None
     base = Path(tempfile.mkdtemp(prefix="ems-comfy-"))
     packs = {PACK_NAME: REPO}
     if args.demo:
@@ -229,10 +301,14 @@ def run(args) -> int:
         (base / "models" / "checkpoints" / ckpt.name).symlink_to(ckpt)
         ckpt_name = ckpt.name
     print(f"EMS: ComfyUI {comfy}; private base {base}; results → {out}", flush=True)
-    server = ComfyServer(comfy, base, cpu=use_cpu(args.device))
+    # Captions are kept in the user's cache folder (not the private base, deleted after the run), so
+    # the same image + instruction never pays for the LLM twice; --no-cache keeps them in the base.
+    cache = base / "caption_cache" if args.no_cache else user_cache_dir() / "captions"
+    server = ComfyServer(comfy, base, cpu=use_cpu(args.device), env={"EMS_CACHE_DIR": str(cache)})
     try:
         server.start()
-        prompt = build_prompt(args, json.loads(args.workflow.read_text()), server.object_info(), image.name, ckpt_name)
+        prompt = build_prompt(args, json.loads(args.workflow.read_text(encoding="utf-8")), server.object_info(),
+                              image.name, ckpt_name)
         (out / "prompt_api.json").write_text(json.dumps(prompt, indent=1, ensure_ascii=False))
         print(f"EMS: running {args.workflow.name} ({len(prompt)} nodes)…", flush=True)
         history = server.run(prompt, timeout=args.timeout)
@@ -261,9 +337,8 @@ def main(argv=None) -> int:
     try:
         return run(args)
     except UsageError as e:
-        print("EMS: cannot run — missing or wrong:", file=sys.stderr)
         for problem in e.args[0]:
-            print(f"  - {problem}", file=sys.stderr)
+            print(f"EMS: cannot run: {problem}", file=sys.stderr)
         return 2
 
 

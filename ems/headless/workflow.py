@@ -63,20 +63,63 @@ def widget_layout(info: dict) -> list[str]:
 
 
 def widget_values(node: dict, info: dict) -> dict:
-    """{input name: value} from a UI node's ``widgets_values`` (frontend-only widgets dropped)."""
+    """{input name: value} from a UI node's ``widgets_values`` (frontend-only widgets dropped).
+
+    A workflow saved by an older ComfyUI may have fewer values than this server's node has widgets:
+    ComfyUI appends new inputs after the old ones, so the saved values fill the leading widgets and
+    ``fill_defaults`` supplies the rest. More values than widgets means the node lost an input, and
+    positions can no longer be trusted: that is refused.
+    """
     values = node.get("widgets_values") or []
     if isinstance(values, dict):  # some frontends store named values
         return {k: v for k, v in values.items() if k not in (CONTROL, UPLOAD)}
     layout = widget_layout(info)
-    if len(values) < len([n for n in layout if n not in (CONTROL, UPLOAD)]) and len(values) != len(layout):
+    real = [n for n in layout if n not in (CONTROL, UPLOAD)]
+    if len(values) == len(real) and len(real) != len(layout):
+        layout = real  # saved without the frontend-only widgets
+    elif len(values) > len(layout):
         raise WorkflowError(f"node {node['id']} ({node['type']}) has {len(values)} widget values but this "
-                            f"ComfyUI's {node['type']} expects {len(layout)} ({', '.join(layout)}); the workflow "
-                            "was saved with a different version of the node.")
+                            f"ComfyUI's {node['type']} has {len(layout)} ({', '.join(layout)}): the workflow was "
+                            "saved with another version of the node. Open it in ComfyUI, check the node's "
+                            "values and save it again.")
     return {name: value for name, value in zip(layout, values) if name not in (CONTROL, UPLOAD)}
 
 
-def ui_to_api(workflow: dict, object_info: dict) -> dict:
-    """Convert a UI-format workflow to an API prompt, as the frontend's "Queue" would."""
+def input_default(spec: list):
+    """The value the frontend gives a new widget: its ``default``, else a COMBO's first option."""
+    options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+    if "default" in options:
+        return options["default"]
+    if isinstance(spec[0], list) and spec[0]:
+        return spec[0][0]
+    if input_type(spec) == "COMBO" and options.get("options"):
+        return options["options"][0]
+    raise KeyError("no default")
+
+
+def fill_defaults(inputs: dict, info: dict) -> list[str]:
+    """Give every required widget the workflow does not set this server's default (inputs that a
+    newer ComfyUI added to a node); returns ``name=value`` for each one filled."""
+    filled = []
+    for name, spec, required in ordered_inputs(info):
+        if required and name not in inputs and is_widget(spec):
+            try:
+                inputs[name] = input_default(spec)
+            except KeyError:
+                continue  # no default to give: the server's validation will name it
+            filled.append(f"{name}={inputs[name]!r}")
+    return filled
+
+
+def ui_to_api(workflow: dict, object_info: dict, filled: list | None = None) -> dict:
+    """Convert a UI-format workflow to an API prompt, as the frontend's "Queue" would.
+
+    Required widgets the workflow lacks get this server's defaults (see ``fill_defaults``); each is
+    appended to ``filled`` as ``"NodeType.input=value"`` so a caller can say so.
+    """
+    if not isinstance(workflow, dict) or not isinstance(workflow.get("nodes"), list):
+        raise WorkflowError("this is not a UI-format ComfyUI workflow (no \"nodes\" list); save it from "
+                            "ComfyUI with Workflow → Save (not Export (API))")
     links = {link[0]: link for link in workflow.get("links", [])}
     nodes = {n["id"]: n for n in workflow.get("nodes", [])}
     missing = sorted({n["type"] for n in nodes.values()
@@ -102,6 +145,9 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
                 raise WorkflowError(f"node {node['id']} ({node['type']}) input '{slot['name']}' comes from a "
                                     "note, reroute, muted or bypassed node; the headless runner needs a direct link.")
             inputs[slot["name"]] = [str(link[1]), link[2]]
+        added = fill_defaults(inputs, info)
+        if filled is not None:
+            filled += [f"{node['type']}.{item}" for item in added]
         entry = {"class_type": node["type"], "inputs": inputs}
         if node.get("title"):
             entry["_meta"] = {"title": node["title"]}

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 COMFYUI_DIR = os.environ.get("COMFYUI_DIR", "")
-SKIP_REASON = ("INTEGRATION TIER SKIPPED: no ComfyUI checkout — set COMFYUI_DIR to a ComfyUI "
-               "source tree (see README, Development)")
+SKIP_REASON = ("INTEGRATION TIER SKIPPED: no ComfyUI — set COMFYUI_DIR to a ComfyUI source tree, or "
+               "COMFYUI_ARCHIVE to the pinned source archive, and run scripts/test.sh (README, Development)")
 HAVE_COMFY = bool(COMFYUI_DIR) and (Path(COMFYUI_DIR) / "main.py").is_file()
 
 

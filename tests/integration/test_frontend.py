@@ -21,7 +21,7 @@ PACK_SCRIPTS = "/extensions/comfyui-ems/"
 
 pytestmark = pytest.mark.skipif(
     find_chromium() is None,
-    reason="FRONTEND TESTS SKIPPED: no Chromium — apt-get install chromium (scripts/test.sh does) or set CHROMIUM")
+    reason="FRONTEND TESTS SKIPPED: no Chromium — run scripts/install-browser.sh (Debian chromium) or set CHROMIUM")
 
 
 @pytest.fixture(scope="module")

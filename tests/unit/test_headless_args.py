@@ -63,10 +63,125 @@ def test_instruction_without_a_key_says_which_variable(capsys, tmp_path, monkeyp
     code, err = run(capsys, "--comfyui", str(comfy), "--checkpoint", "sd3.safetensors", "--image", str(image),
                     "--instruction", "make it red", "--api-key-env", "MY_KEY_VAR")
     assert code == 2 and "MY_KEY_VAR is not set" in err and "--base-url" in err
-    assert err.count("\n  - ") == 1, err  # the key is the only problem
+    assert err.count("EMS: cannot run:") == 1, err  # the key is the only problem
 
 
 def test_half_typed_prompts_are_refused(capsys, tmp_path):
     comfy = fake_comfy(tmp_path)
     code, err = run(capsys, "--comfyui", str(comfy), "--checkpoint", "x", "--image", "y", "--source", "a cat")
     assert code == 2 and "both --source and --target" in err
+
+
+def one_line_each(err: str) -> list[str]:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert all(line.startswith("EMS: cannot run: ") for line in lines), err
+    return lines
+
+
+def typed_run(comfy: Path, image: Path, *extra) -> list[str]:
+    return ["--comfyui", str(comfy), "--checkpoint", "sd3.safetensors", "--image", str(image),
+            "--source", "a cat", "--target", "a dog", *extra]
+
+
+@pytest.fixture
+def ready(tmp_path):
+    """A fake ComfyUI with a checkpoint, and an image: every check but the one under test passes."""
+    comfy = fake_comfy(tmp_path)
+    (comfy / "models" / "checkpoints" / "sd3.safetensors").write_bytes(b"")
+    image = tmp_path / "photo.png"
+    image.write_bytes(b"")
+    return comfy, image
+
+
+@pytest.mark.parametrize("extra, expected", [
+    (("--alphas", "0, x, 1"), "--alphas: value 'x' is not a number"),
+    (("--alphas", "0:1"), "needs exactly three parts"),
+    (("--denoise", "1.0"), "--denoise 1.0 must be between 0 and 1"),
+    (("--denoise", "nan"), "--denoise nan must be between 0 and 1"),
+    (("--steps", "0"), "--steps 0 must be ≥ 1"),
+    (("--megapixels", "-1"), "--megapixels -1.0 must be above 0"),
+    (("--timeout", "0"), "--timeout 0.0 must be above 0"),
+])
+def test_bad_numbers_and_alphas_are_one_line_each_before_comfyui_starts(capsys, ready, tmp_path, extra, expected):
+    comfy, image = ready
+    code, err = run(capsys, *typed_run(comfy, image, "--output", str(tmp_path / "out"), *extra))
+    assert code == 2
+    lines = one_line_each(err)
+    assert len(lines) == 1 and expected in lines[0], err
+    assert not (tmp_path / "out").exists()
+
+
+def test_output_that_is_a_file_is_refused(capsys, ready, tmp_path):
+    comfy, image = ready
+    target = tmp_path / "results.txt"
+    target.write_text("keep me")
+    code, err = run(capsys, *typed_run(comfy, image, "--output", str(target)))
+    assert code == 2 and one_line_each(err) == [f"EMS: cannot run: --output {target} is a file; give a folder "
+                                                "(results go to a fresh folder inside it)."]
+    assert target.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("{not json", "is not a JSON workflow"),
+    ('{"prompt": {}}', "is not a UI-format ComfyUI workflow"),
+    ("[1, 2]", "is not a UI-format ComfyUI workflow"),
+])
+def test_malformed_workflow_is_one_line(capsys, ready, tmp_path, content, expected):
+    comfy, image = ready
+    wf = tmp_path / "downloaded.json"
+    wf.write_text(content)
+    code, err = run(capsys, *typed_run(comfy, image, "--workflow", str(wf)))
+    assert code == 2
+    lines = one_line_each(err)
+    assert len(lines) == 1 and expected in lines[0], err
+
+
+def test_image_that_is_a_folder_says_so(capsys, ready, tmp_path):
+    comfy, _ = ready
+    code, err = run(capsys, *typed_run(comfy, tmp_path))
+    assert code == 2 and "is a folder; give one image file" in err and "does not exist" not in err
+
+
+def test_relative_paths_are_read_from_the_callers_folder(capsys, ready, tmp_path, monkeypatch):
+    comfy, _ = ready
+    elsewhere = tmp_path / "caller"
+    elsewhere.mkdir()
+    (elsewhere / "mine.png").write_bytes(b"")
+    monkeypatch.chdir(elsewhere)
+    from ems.headless.__main__ import parse_args, validate
+
+    args = parse_args(typed_run(comfy, Path("mine.png")))
+    validate(args)  # no UsageError: the image is found next to the caller, not in the pack
+    assert args.output.resolve() == elsewhere / "out"
+
+
+class RecordingServer:
+    """Stands in for ComfyServer: records what the runner would start, then fails to start."""
+
+    seen: dict = {}
+
+    def __init__(self, comfy_dir, base, env=None, cpu=True, **_):
+        RecordingServer.seen = {"env": dict(env or {}), "base": base}
+        self.log_path = Path(base) / "server.log"
+
+    def start(self):
+        raise RuntimeError("not starting a server in the unit tier")
+
+    def stop(self):
+        pass
+
+
+@pytest.mark.parametrize("no_cache", [False, True])
+def test_caption_cache_lives_in_the_user_cache_folder_unless_no_cache(capsys, ready, tmp_path, monkeypatch, no_cache):
+    comfy, image = ready
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr("ems.headless.__main__.ComfyServer", RecordingServer)
+    monkeypatch.setattr("sys.platform", "linux")
+    code, _ = run(capsys, *typed_run(comfy, image, "--output", str(tmp_path / "out"),
+                                     *(["--no-cache"] if no_cache else [])))
+    assert code == 1  # the stand-in server refused to start
+    cache = Path(RecordingServer.seen["env"]["EMS_CACHE_DIR"])
+    if no_cache:
+        assert Path(RecordingServer.seen["base"]) in cache.parents
+    else:
+        assert cache == tmp_path / "xdg" / "ems" / "captions"
