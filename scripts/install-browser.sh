@@ -9,6 +9,6 @@ fi
 command -v apt-get >/dev/null 2>&1 || { echo "no apt-get: install Chromium with your package manager (or set CHROMIUM=/path/to/chrome)" >&2; exit 1; }
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 echo "== installing Debian packages chromium and fonts-dejavu-core (apt-get, as $( [ -n "$SUDO" ] && echo "sudo" || echo root))"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium fonts-dejavu-core
+$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium fonts-dejavu-core
 echo "== installed: $(command -v chromium)"
