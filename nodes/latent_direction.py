@@ -83,7 +83,7 @@ class EMSLatentDirection(io.ComfyNode):
                                         "Empty = use 'alpha'."),
             ],
             outputs=[
-                io.Latent.Output("latent", display_name="latent",
+                io.Latent.Output("edited_latent", display_name="latent",
                                  tooltip="The edited clean latent, same size; batch = latent's (or one per α)."),
                 io.String.Output("labels", display_name="labels",
                                  tooltip="One label per item, e.g. 'α=0.5', for EMS Labelled Grid."),
