@@ -1,9 +1,10 @@
 """A content-addressed disk cache for LLM captions, so the same edit is paid for once.
 
 The key is a sha256 over the image's pixels and every setting that can change the answer
-(instruction, model, base_url, prompt version, temperature, seed, overrides). Entries are small
+(instruction, provider and its URL, model, prompt version, temperature, seed, overrides). Entries are small
 JSON files written atomically (temp file + ``os.replace``), so a crash never leaves half an entry;
-an unreadable entry is ignored with a warning and rewritten on the next call. The caller chooses
+an unreadable entry, or one of the wrong shape (the caller's ``valid``), is ignored with a
+warning and rewritten on the next call. The caller chooses
 the directory (the node uses ``$EMS_CACHE_DIR`` or ComfyUI's user directory), so this module stays
 ComfyUI-free.
 """
@@ -16,7 +17,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from .files import write_json_atomic
 
@@ -42,8 +43,8 @@ class CaptionCache:
     def path(self, key: str) -> Path:
         return self.directory / key[:2] / f"{key}.json"
 
-    def get(self, key: str) -> Optional[dict]:
-        """The stored value, or None when absent or unreadable (never raises)."""
+    def get(self, key: str, valid: Optional[Callable[[dict], bool]] = None) -> Optional[dict]:
+        """The stored value, or None when absent, unreadable or not ``valid`` (never raises)."""
         path = self.path(key)
         if not path.is_file():
             return None
@@ -51,8 +52,10 @@ class CaptionCache:
             entry = json.loads(path.read_text(encoding="utf-8"))
             if entry.get("key") != key or not isinstance(entry.get("value"), dict):
                 raise ValueError("not an EMS caption cache entry")
+            if valid is not None and not valid(entry["value"]):
+                raise ValueError("the entry's value has the wrong shape")
             return entry["value"]
-        except (OSError, ValueError, AttributeError) as e:
+        except (OSError, ValueError, AttributeError, TypeError) as e:
             LOG.warning("EMS: ignoring unreadable caption cache entry %s (%s); it will be rewritten.", path, e)
             return None
 

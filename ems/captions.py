@@ -19,6 +19,12 @@ from typing import Callable, Optional
 # Bump when the prompt or the checks change: it is part of the cache key.
 PROMPT_VERSION = "ems-captions-1"
 CLIP_TOKENS = 75  # a 77-token chunk minus start and end tokens
+# Our bounds, not the paper's: a caption is one sentence. A reply beyond MAX_CAPTION_CHARS per field
+# is refused outright (no repair, never cached): a 100,000-word "caption" made EMS Encode Prompts
+# pad every prompt to it. An attribute phrase over MAX_ATTRIBUTE_WORDS gets one repair request.
+MAX_CAPTION_CHARS = 4000
+MAX_ATTRIBUTE_WORDS = 12
+MAX_ECHO_CHARS = 4000  # how much of a bad reply goes back to the model in the repair request
 MAX_CHANGED_SPANS = 2
 FUNCTION_WORDS = frozenset(
     "a an the and or but of in on at to with by for from into onto over under near next behind is are "
@@ -52,6 +58,10 @@ Reply with the JSON object only, no other text."""
 
 class CaptionError(ValueError):
     """The captions cannot be used; the message says why."""
+
+
+class CaptionTooLong(CaptionError):
+    """A field is beyond MAX_CAPTION_CHARS: refused at once (asking again would echo it back)."""
 
 
 @dataclass(frozen=True)
@@ -156,9 +166,27 @@ def parse_reply(text: str) -> Captions:
         raise CaptionError(f"the reply is not the expected JSON object: {(text or '').strip()[:200]!r}") from None
     values = {k: data.get(k) for k in SCHEMA["required"]}
     if not all(isinstance(v, str) for v in values.values()):
-        missing = ", ".join(k for k, v in values.items() if not isinstance(v, str))
-        raise CaptionError(f"the reply's JSON lacks {missing}: {json.dumps(data)[:200]}")
+        wrong = ", ".join(f"{k} ({'missing' if v is None else type(v).__name__})"
+                          for k, v in values.items() if not isinstance(v, str))
+        raise CaptionError(f"the reply's JSON lacks text for {wrong}: {json.dumps(data, default=str)[:200]}")
+    too_long = {k: len(v) for k, v in values.items() if len(v) > MAX_CAPTION_CHARS}
+    if too_long:
+        listed = ", ".join(f"{k} of {n:,} characters" for k, n in too_long.items())
+        raise CaptionTooLong(f"the model wrote {listed}; at most {MAX_CAPTION_CHARS:,} are accepted (a caption "
+                             "is one sentence), so the reply was refused and not cached. Use another model, or "
+                             "type the captions into source_prompt and target_prompt")
     return Captions(*(" ".join(values[k].split()) for k in SCHEMA["required"]))
+
+
+def is_cache_entry(value: object) -> bool:
+    """Whether a stored value has the shape this module writes (else the cache treats it as a miss)."""
+    if not isinstance(value, dict):
+        return False
+    fields = [value.get(k) for k in SCHEMA["required"]]
+    warnings = value.get("warnings", [])
+    return (all(isinstance(f, str) and len(f) <= MAX_CAPTION_CHARS for f in fields) and bool(fields[0])
+            and bool(fields[1]) and isinstance(warnings, list) and len(warnings) <= 10
+            and all(isinstance(w, str) and len(w) <= MAX_CAPTION_CHARS for w in warnings))
 
 
 def check_captions(c: Captions, check_source: bool = True) -> list[str]:
@@ -179,6 +207,9 @@ def check_captions(c: Captions, check_source: bool = True) -> list[str]:
                         f"{len(changes)} places); change only the words the edit needs and copy the rest")
     if not c.attribute:
         problems.append("attribute_prompt is empty")
+    elif len(words(c.attribute)) > MAX_ATTRIBUTE_WORDS:
+        problems.append(f"attribute_prompt has {len(words(c.attribute))} words; it must be a short phrase "
+                        "(1 to 5 words) naming the edited result")
     return problems
 
 
@@ -202,6 +233,8 @@ def extract_captions(chat: Callable[[list[dict]], str], instruction: str, image_
         reply = chat(messages)
         try:
             c = parse_reply(reply)
+        except CaptionTooLong:
+            raise
         except CaptionError as e:
             return None, [str(e)], reply
         src, tgt = source or c.source, target or c.target
@@ -210,7 +243,7 @@ def extract_captions(chat: Callable[[list[dict]], str], instruction: str, image_
 
     captions, problems, reply = ask()
     if problems:
-        messages += [{"role": "assistant", "content": reply}, repair_message(problems)]
+        messages += [{"role": "assistant", "content": reply[:MAX_ECHO_CHARS]}, repair_message(problems)]
         captions, problems, _ = ask()
     if captions is None:
         raise CaptionError(problems[0] + " (also after one repair request)")

@@ -1,43 +1,54 @@
-"""A small OpenAI-compatible chat client for EMS: keys, retries, structured output, clear errors.
+"""A small client for OpenAI-compatible chat completions: providers, retries, Cancel, bounded replies.
 
 Works with OpenAI and any server speaking its chat-completions protocol (Ollama, vLLM, LM Studio,
-OpenRouter, Azure's compatible endpoint) through ``base_url``. The ``openai`` SDK is imported only
-when a request is made, so a missing SDK never breaks the rest of the pack.
+OpenRouter, Azure's compatible endpoint). *Where* a request goes and *which key* goes with it come
+from a :class:`~ems.providers.Provider` — defined on the machine, never by a workflow (see
+:mod:`ems.providers`). The key is sent only to that provider's ``base_url``, never logged and never
+part of a message.
 
-API keys never travel through the graph: ``api_key_env`` is the *name* of an environment variable;
-failing that, the key is read from a JSON key file outside ComfyUI (``{"OPENAI_API_KEY": "sk-…"}``)
-at ``$EMS_KEYS_FILE`` or, by default, ``~/.config/ems/keys.json``. The key is never logged and never
-appears in an error message.
+The HTTP exchange is the standard library's, on purpose:
+- a reply is read up to :data:`MAX_REPLY_BYTES` and refused beyond it (a caption is a sentence);
+- redirects are not followed (a redirect would carry the key to an address nobody configured);
+- the request carries no client fingerprint (OS, CPU, Python version), only a plain user agent;
+- the wait runs in a worker thread and the caller polls ``cancelled()`` every
+  :data:`POLL_SECONDS`, so ComfyUI's Cancel ends a wait on a slow server within a fraction of a
+  second, and backoff sleeps between retries stop on Cancel too. An abandoned exchange ends by
+  itself at its timeout (it is a daemon thread; nothing is done with its reply).
 
-Reuse (e.g. an MLLM-VQA metric): ``ask_vision(LLMConfig(model="gpt-4o"), "Is the coat purple?",
-[image])`` returns the reply text, or the parsed JSON object when a ``schema`` is given.
+Reuse (e.g. the MLLM-VQA metric): ``ask_vision(LLMConfig(model="gpt-4o", provider=get_provider("openai")),
+"Is the coat purple?", [image])`` returns the reply text, or the parsed JSON object with ``schema``.
 """
 
 from __future__ import annotations
 
 import base64
+import http.client
 import io
 import json
 import logging
 import os
 import re
+import socket
+import threading
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional
+
+from .providers import BUILT_IN, OPENAI_URL, Provider, ProviderError, config_path, resolve_key  # noqa: F401
 
 LOG = logging.getLogger("EMS")
 
-OPENAI_URL = "https://api.openai.com/v1"
-KEYS_FILE_ENV = "EMS_KEYS_FILE"
-DEFAULT_KEYS_FILE = "~/.config/ems/keys.json"
 TIMEOUT_ENV = "EMS_LLM_TIMEOUT"
 DEFAULT_TIMEOUT = 180.0  # local vision models may need minutes to load on the first request
-NO_KEY = "not-needed"  # servers without auth (Ollama) still need *some* string for the SDK
 MAX_IMAGE_SIDE = 1024  # larger images cost more tokens and time without better captions
 MAX_BACKOFF = 30.0
+MAX_REPLY_BYTES = 1 << 20  # a chat reply carrying a few sentences is a few kB
+MAX_ERROR_BYTES = 64 << 10
+POLL_SECONDS = 0.1
+USER_AGENT = "comfyui-ems"
 
-_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 # Servers that refused a json_schema response_format: ask them in plain mode from then on.
 _NO_STRUCTURED: set[tuple[str, str]] = set()
 
@@ -46,65 +57,41 @@ class LLMError(RuntimeError):
     """A user-facing failure: says what went wrong and how to fix it; never contains the key."""
 
 
+class Cancelled(LLMError):
+    """The caller's ``cancelled()`` said stop (ComfyUI's Cancel) while waiting on the server."""
+
+    def __init__(self):
+        super().__init__("cancelled while waiting for the LLM server")
+
+
+def _default_timeout() -> float:
+    try:
+        value = float(os.environ.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT)
+    except ValueError:
+        return DEFAULT_TIMEOUT
+    return value if value > 0 else DEFAULT_TIMEOUT
+
+
 @dataclass(frozen=True)
 class LLMConfig:
     model: str = "gpt-4o"
-    base_url: str = ""  # "" = OpenAI
-    api_key_env: str = "OPENAI_API_KEY"  # "" = the server needs no key
+    provider: Provider = BUILT_IN["openai"]
     temperature: float = 0.0
     seed: Optional[int] = None
-    timeout: float = field(default_factory=lambda: float(os.environ.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT))
-    retries: int = 3  # extra attempts after 429, timeouts, connection errors and 5xx
+    timeout: float = field(default_factory=_default_timeout)
+    retries: int = 3  # extra attempts after 429, 408, timeouts, connection errors and 5xx
 
     @property
     def server(self) -> str:
-        return self.base_url.strip().rstrip("/") or OPENAI_URL
+        return self.provider.base_url
+
+    @property
+    def where(self) -> str:
+        return f"provider '{self.provider.name}' ({self.provider.base_url})"
 
 
-# -- keys ------------------------------------------------------------------------------------------
-
-def keys_file_path(environ=None) -> Path:
-    environ = os.environ if environ is None else environ
-    return Path(environ.get(KEYS_FILE_ENV) or DEFAULT_KEYS_FILE).expanduser()
-
-
-def resolve_api_key(api_key_env: str, environ=None) -> str:
-    """The key for ``api_key_env``: the environment variable of that name, else the key file."""
-    environ = os.environ if environ is None else environ
-    name = (api_key_env or "").strip()
-    if not name:
-        return NO_KEY
-    if not _VAR_NAME.match(name) or _looks_like_key(name):
-        # Most likely a pasted key. Do not echo it: it is already in the workflow and must go.
-        raise LLMError("api_key_env must be the NAME of an environment variable (like OPENAI_API_KEY), "
-                       "not the key itself. Remove the key from this field: widget values are saved "
-                       "in the workflow and in every PNG. Put the key into that variable instead.")
-    value = (environ.get(name) or "").strip()
-    if value:
-        return value
-    path = keys_file_path(environ)
-    if path.is_file():
-        try:
-            stored = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise LLMError(f"the key file {path} is not readable JSON ({type(e).__name__}); it must "
-                           f'hold an object like {{"{name}": "<key>"}}.') from None
-        value = str(stored.get(name) or "").strip() if isinstance(stored, dict) else ""
-        if value:
-            return value
-    raise LLMError(f"no API key: the environment variable {name} is not set and the key file {path} "
-                   f"has no '{name}' entry. Set {name} in the environment that starts ComfyUI (or add it "
-                   f"to the key file; {KEYS_FILE_ENV} moves the file), then restart ComfyUI. For a local "
-                   "server without authentication (Ollama), leave api_key_env empty.")
-
-
-def _looks_like_key(name: str) -> bool:
-    # Variable names are short words; keys are long runs of mixed letters and digits.
-    return len(name) >= 24 and "_" not in name and any(c.isdigit() for c in name) and any(c.isalpha() for c in name)
-
-
-def _scrub(text: str, key: str) -> str:
-    return text.replace(key, "***") if key and key != NO_KEY else text
+def _scrub(text: str, key: Optional[str]) -> str:
+    return text.replace(key, "***") if key else text
 
 
 # -- images ----------------------------------------------------------------------------------------
@@ -185,26 +172,133 @@ def extract_json(text: str) -> dict:
     raise ValueError("no JSON object in the reply")
 
 
+# -- HTTP ------------------------------------------------------------------------------------------
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None  # urllib then raises HTTPError with the 3xx status
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
+@dataclass
+class _Reply:
+    status: int
+    headers: dict
+    body: bytes
+    too_large: bool
+
+
+class _Unreachable(Exception):
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _TimedOut(Exception):
+    pass
+
+
+def _exchange(request: urllib.request.Request, timeout: float, box: dict, done: threading.Event) -> None:
+    """One POST, run in a worker thread; the outcome goes into ``box``."""
+    try:
+        try:
+            response = _OPENER.open(request, timeout=timeout)
+        except urllib.error.HTTPError as e:
+            response = e  # a status >= 300: its body says why
+        with response:
+            limit = MAX_REPLY_BYTES if 200 <= response.getcode() < 300 else MAX_ERROR_BYTES
+            body = response.read(limit + 1) if response.fp is not None else b""
+            box["reply"] = _Reply(response.getcode(), {k.lower(): v for k, v in response.headers.items()},
+                                  body[:limit], len(body) > limit)
+    except BaseException as e:  # noqa: BLE001 - handed to the waiting thread
+        box["error"] = e
+    finally:
+        done.set()
+
+
+def post_json(url: str, payload: dict, key: Optional[str], timeout: float,
+              cancelled: Callable[[], bool] = lambda: False) -> _Reply:
+    """POST ``payload`` to ``url``; waits at most ``timeout`` seconds in all and polls ``cancelled``."""
+    headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": USER_AGENT}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(), headers=headers, method="POST")
+    box: dict = {}
+    done = threading.Event()
+    threading.Thread(target=_exchange, args=(request, timeout, box, done), daemon=True,
+                     name="ems-llm-request").start()
+    deadline = time.monotonic() + timeout
+    while not done.wait(POLL_SECONDS):
+        if cancelled():
+            raise Cancelled()
+        if time.monotonic() > deadline:
+            raise _TimedOut()
+    if "reply" in box:
+        return box["reply"]
+    e = box.get("error")
+    if isinstance(e, (socket.timeout, TimeoutError)) or "timed out" in str(e):
+        raise _TimedOut()
+    if isinstance(e, http.client.IncompleteRead):
+        raise _Unreachable("the connection closed in the middle of the reply")
+    if isinstance(e, urllib.error.URLError):
+        reason = getattr(e, "reason", e)
+        if isinstance(reason, (socket.timeout, TimeoutError)):
+            raise _TimedOut()
+        raise _Unreachable(type(reason).__name__ if not isinstance(reason, str) else "connection failed")
+    if isinstance(e, (OSError, http.client.HTTPException)):
+        raise _Unreachable(type(e).__name__)
+    raise e  # a bug, not a network condition
+
+
+def _error_detail(reply: _Reply, key: Optional[str]) -> tuple[str, Optional[str]]:
+    """(the server's own error message, cleaned and short; its error code) from a JSON error body.
+    Non-JSON bodies (HTML pages, proxies) are not echoed."""
+    try:
+        body = json.loads(reply.body.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return "", None
+    err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(err, str):
+        return _clean(_scrub(err, key)), None
+    if not isinstance(err, dict):
+        return "", None
+    message = err.get("message") if isinstance(err.get("message"), str) else ""
+    code = err.get("code") if isinstance(err.get("code"), str) else None
+    return _clean(_scrub(message, key)), code
+
+
+def _clean(text: str, limit: int = 300) -> str:
+    text = re.sub(r"[\x00-\x1f\x7f]+", " ", text).strip()
+    return text[:limit] + ("…" if len(text) > limit else "")
+
+
+def _retry_after(reply: _Reply) -> Optional[float]:
+    try:
+        value = float(reply.headers.get("retry-after", ""))
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
 # -- the client ------------------------------------------------------------------------------------
 
-def _openai():
-    try:
-        import openai
-    except ImportError:
-        raise LLMError("the 'openai' Python package is not installed in ComfyUI's Python; run "
-                       "'python -m pip install openai' with that Python and restart ComfyUI.") from None
-    return openai
-
-
 class ChatClient:
-    """One configured connection; ``complete`` returns the reply text or raises ``LLMError``."""
+    """One provider and model; ``complete`` returns the reply text or raises ``LLMError``."""
 
-    def __init__(self, config: LLMConfig, api_key: str, sleep: Callable[[float], None] = time.sleep):
-        self.config, self._key, self._sleep = config, api_key, sleep
-        openai = _openai()
-        # max_retries=0: retries are ours, so they are logged and their count is in the message.
-        self._client = openai.OpenAI(api_key=api_key, base_url=config.server, timeout=config.timeout,
-                                     max_retries=0)
+    def __init__(self, config: LLMConfig, api_key: Optional[str], sleep: Optional[Callable[[float], None]] = None,
+                 cancelled: Callable[[], bool] = lambda: False):
+        self.config, self._key, self._cancelled = config, api_key, cancelled
+        self._sleep = sleep or self._wait
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep between retries, waking on Cancel."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            if self._cancelled():
+                raise Cancelled()
+            time.sleep(min(POLL_SECONDS, left))
 
     def complete(self, messages: list[dict], schema: Optional[dict] = None, schema_name: str = "reply") -> str:
         cfg = self.config
@@ -218,106 +312,137 @@ class ChatClient:
                 return self._send({**request, "response_format": structured})
             except _StructuredRefused:
                 LOG.info("EMS: %s refused JSON-schema output for %s; asking for JSON in plain text.",
-                         cfg.server, cfg.model)
+                         cfg.where, cfg.model)
                 _NO_STRUCTURED.add((cfg.server, cfg.model))
         return self._send(request)
 
     def _send(self, request: dict) -> str:
-        openai = _openai()
         cfg, attempt = self.config, 0
-        retryable = (openai.RateLimitError, openai.APITimeoutError, openai.APIConnectionError,
-                     openai.InternalServerError)
+        url = cfg.server + "/chat/completions"
         while True:
+            if self._cancelled():
+                raise Cancelled()
+            tries = f"after {attempt + 1} attempt{'s' if attempt else ''}"
             try:
-                response = self._client.chat.completions.create(**request)
-                break
-            except retryable as e:
-                if _is_quota(e) or attempt >= cfg.retries:
-                    raise self._error(e, attempt + 1) from None
-                delay = min(_retry_after(e) or 0.5 * 2 ** attempt, MAX_BACKOFF)
-                LOG.warning("EMS: %s from %s; retrying in %.1fs (attempt %d of %d).",
-                            _short_reason(e), cfg.server, delay, attempt + 2, cfg.retries + 1)
-                self._sleep(delay)
-                attempt += 1
-            except (openai.BadRequestError, openai.UnprocessableEntityError) as e:
-                if "response_format" in request:
-                    raise _StructuredRefused() from None
-                raise self._error(e, attempt + 1) from None
-            except openai.APIError as e:
-                raise self._error(e, attempt + 1) from None
-        choices = getattr(response, "choices", None) or []
-        message = choices[0].message if choices else None
-        text = getattr(message, "content", None) if message is not None else None
-        if not text:
-            refusal = getattr(message, "refusal", None)
-            raise LLMError(f"the model {cfg.model} on {cfg.server} returned no text"
-                           + (f" (refusal: {_scrub(str(refusal), self._key)[:200]})" if refusal else "") + ".")
-        return text
+                reply = post_json(url, request, self._key, cfg.timeout, self._cancelled)
+            except _TimedOut:
+                failure, delay = LLMError(
+                    f"no answer from {cfg.where} within {cfg.timeout:g}s {tries}. Set the environment variable "
+                    f"{TIMEOUT_ENV} (seconds) to wait longer; local models can be slow to load."), None
+                failure.reason = "no answer"  # type: ignore[attr-defined]
+            except _Unreachable as e:
+                failure, delay = LLMError(
+                    f"cannot reach {cfg.where} {tries} ({e.reason}): is the server running, and is its base_url "
+                    f"right? Providers are defined in {config_path()}."), None
+                failure.reason = e.reason  # type: ignore[attr-defined]
+            else:
+                if 200 <= reply.status < 300:
+                    return self._text(reply)
+                failure, delay = self._status_error(reply, request, tries)
+            if getattr(failure, "final", False) or attempt >= cfg.retries:
+                raise failure
+            delay = min(delay if delay is not None else 0.5 * 2 ** attempt, MAX_BACKOFF)
+            LOG.warning("EMS: %s from %s; retrying in %.1fs (attempt %d of %d).",
+                        failure.reason, cfg.where, delay, attempt + 2, cfg.retries + 1)  # type: ignore[attr-defined]
+            self._sleep(delay)
+            attempt += 1
 
-    def _error(self, e: Exception, attempts: int) -> LLMError:
-        openai, cfg = _openai(), self.config
-        var = cfg.api_key_env.strip()
-        status = getattr(e, "status_code", None)
-        tries = f"after {attempts} attempt{'s' if attempts != 1 else ''}"
-        if isinstance(e, (openai.AuthenticationError, openai.PermissionDeniedError)):
+    def _status_error(self, reply: _Reply, request: dict, tries: str) -> tuple[LLMError, Optional[float]]:
+        """The error for a non-2xx reply, and the delay before a retry (errors marked final are not retried)."""
+        cfg, status = self.config, reply.status
+        detail, code = _error_detail(reply, self._key)
+
+        def final(message: str) -> LLMError:
+            e = LLMError(message)
+            e.final = True  # type: ignore[attr-defined]
+            return e
+
+        if status in (400, 422) and "response_format" in request:
+            raise _StructuredRefused()
+        if status in (401, 403):
             # The server's own text is left out on purpose: OpenAI's 401 body echoes part of the key.
-            source = f"the key in the environment variable {var}" if var else "no key (api_key_env is empty)"
-            return LLMError(f"{cfg.server} rejected {source} ({status} "
-                            f"{'unauthorized' if status == 401 else 'forbidden'}). Check the key stored in "
-                            f"{var or 'the variable you name in api_key_env'} (or its entry in the key file "
-                            f"{keys_file_path()}); it may be wrong, revoked, or for another server.")
-        if isinstance(e, openai.NotFoundError):
-            return LLMError(f"model '{cfg.model}' was not found on {cfg.server} (404). Check the model name "
-                            "(for Ollama, pull it first: 'ollama pull <model>') and that base_url is the "
-                            "server's OpenAI-compatible root (it usually ends in /v1).")
-        if isinstance(e, openai.RateLimitError):
-            if _is_quota(e):
-                return LLMError(f"{cfg.server} says the account's quota is used up (429 insufficient_quota); "
-                                "add credit or use another key/server. Retrying will not help.")
-            return LLMError(f"rate-limited by {cfg.server} (429) {tries}; wait a minute and queue again.")
-        if isinstance(e, openai.APITimeoutError):
-            return LLMError(f"no answer from {cfg.server} within {cfg.timeout:g}s {tries}. Set the environment "
-                            f"variable {TIMEOUT_ENV} (seconds) to wait longer; local models can be slow to load.")
-        if isinstance(e, openai.APIConnectionError):
-            return LLMError(f"cannot reach {cfg.server} {tries}: is the server running and is base_url right "
-                            "(e.g. http://localhost:11434/v1 for Ollama)? Empty base_url means OpenAI.")
-        detail = _scrub(str(getattr(e, "message", "") or e), self._key)[:300]
-        return LLMError(f"{cfg.server} answered {status or 'an error'} {tries}: {detail}")
+            var = cfg.provider.api_key_env
+            source = f"the key in the environment variable {var}" if var else "the request without a key"
+            fix = (f"Check the key stored in {var}: it may be wrong, revoked, or for another server."
+                   if var else f"Give the provider an api_key_env in {config_path()}.")
+            return final(f"{cfg.where} rejected {source} ({status} "
+                         f"{'unauthorized' if status == 401 else 'forbidden'}). {fix}"), None
+        if status == 404:
+            return final(f"model '{cfg.model}' was not found on {cfg.where} (404). Check the model name (for "
+                         "Ollama, pull it first: 'ollama pull <model>') and that the provider's base_url is the "
+                         "server's OpenAI-compatible root (it usually ends in /v1)."), None
+        if 300 <= status < 400:
+            return final(f"{cfg.where} answered with a redirect ({status}); EMS does not follow redirects, "
+                         "since the key would go to an address nobody configured. Set the provider's base_url "
+                         f"to the final address in {config_path()}."), None
+        if status == 429:
+            if code == "insufficient_quota":
+                return final(f"{cfg.where} says the account's quota is used up (429 insufficient_quota); add "
+                             "credit or use another provider. Retrying will not help."), None
+            e = LLMError(f"rate-limited by {cfg.where} (429) {tries}; wait a minute and queue again.")
+            e.reason = "HTTP 429"  # type: ignore[attr-defined]
+            return e, _retry_after(reply)
+        text = f"{cfg.where} answered HTTP {status} {tries}" + (f": {detail}" if detail else ".")
+        if status in (408, 409) or status >= 500:
+            e = LLMError(text)
+            e.reason = f"HTTP {status}"  # type: ignore[attr-defined]
+            return e, _retry_after(reply)
+        return final(text), None
+
+    def _text(self, reply: _Reply) -> str:
+        """The message text of a 2xx reply, or an error for a reply that is too large or malformed."""
+        cfg = self.config
+        fix = ("Check that the provider's base_url is the server's OpenAI-compatible root (it usually ends in "
+               f"/v1; providers are defined in {config_path()}), or type the captions yourself.")
+        if reply.too_large:
+            raise LLMError(f"{cfg.where} sent a reply larger than {MAX_REPLY_BYTES // 1024} KiB; refused (a "
+                           f"caption is one sentence). {fix}")
+        try:
+            data = json.loads(reply.body.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            kind = "an HTML page" if reply.body.lstrip()[:1] == b"<" else (
+                "cut-off JSON" if reply.body.lstrip()[:1] in (b"{", b"[") else "something that is not JSON")
+            raise LLMError(f"{cfg.where} answered {kind} instead of a chat-completions reply "
+                           f"({len(reply.body)} bytes). {fix}") from None
+        choices = data.get("choices") if isinstance(data, dict) else None
+        first = choices[0] if isinstance(choices, list) and choices else None
+        message = first.get("message") if isinstance(first, dict) else None
+        if not isinstance(message, dict):
+            raise LLMError(f"{cfg.where} answered JSON that is not a chat-completions reply (no "
+                           f"choices[0].message). {fix}")
+        content = message.get("content")
+        if isinstance(content, list):  # some servers send content parts
+            content = "".join(p.get("text", "") for p in content if isinstance(p, dict)
+                              and isinstance(p.get("text"), str)) or None
+        if content is not None and not isinstance(content, str):
+            raise LLMError(f"{cfg.where} answered a message whose content is {type(content).__name__}, not "
+                           f"text. {fix}")
+        if not content:
+            refusal = message.get("refusal")
+            raise LLMError(f"the model {cfg.model} on {cfg.where} returned no text"
+                           + (f" (refusal: {_clean(_scrub(refusal, self._key), 200)})" if isinstance(refusal, str)
+                              and refusal else "") + ".")
+        return content
 
 
 class _StructuredRefused(Exception):
     pass
 
 
-def _is_quota(e) -> bool:
-    body = getattr(e, "body", None)
-    code = body.get("code") if isinstance(body, dict) else None
-    return code == "insufficient_quota"
-
-
-def _retry_after(e) -> Optional[float]:
-    response = getattr(e, "response", None)
-    value = response.headers.get("retry-after") if response is not None else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _short_reason(e) -> str:
-    status = getattr(e, "status_code", None)
-    return f"HTTP {status}" if status else type(e).__name__
-
-
 # -- one-call helper for other modules -------------------------------------------------------------
 
 def ask_vision(config: LLMConfig, question: str, images: Iterable = (), *, schema: Optional[dict] = None,
-               system: Optional[str] = None, environ=None) -> Any:
+               system: Optional[str] = None, environ: Optional[Mapping[str, str]] = None,
+               cancelled: Callable[[], bool] = lambda: False) -> Any:
     """Ask a vision model ``question`` about ``images`` (ComfyUI IMAGE items, arrays, PIL images or
     PNG/JPEG bytes). Returns the reply text, or the parsed JSON object when ``schema`` (a JSON
     schema for an object) is given. Raises ``LLMError`` with a user-facing message.
     """
-    client = ChatClient(config, resolve_api_key(config.api_key_env, environ))
+    try:
+        key = resolve_key(config.provider, environ)
+    except ProviderError as e:
+        raise LLMError(str(e)) from None
+    client = ChatClient(config, key, cancelled=cancelled)
     messages = ([{"role": "system", "content": system}] if system else []) + [user_message(question, images)]
     text = client.complete(messages, schema=schema)
     if schema is None:
@@ -325,5 +450,5 @@ def ask_vision(config: LLMConfig, question: str, images: Iterable = (), *, schem
     try:
         return extract_json(text)
     except ValueError:
-        raise LLMError(f"the model {config.model} on {config.server} did not reply with JSON: "
-                       f"{text.strip()[:200]!r}") from None
+        raise LLMError(f"the model {config.model} on {config.where} did not reply with JSON: "
+                       f"{_clean(text, 200)!r}") from None

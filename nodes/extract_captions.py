@@ -1,4 +1,12 @@
-"""EMSExtractCaptions: EMS's Extract step — an OpenAI-compatible vision model writes the captions."""
+"""EMSExtractCaptions: EMS's Extract step — a vision LLM, reached through a provider defined on the
+machine, writes the captions.
+
+A workflow is untrusted input (SPEC §3): the graph names a ``provider``; the server and the key
+behind that name come from the machine (:mod:`ems.providers`). Inputs a v1 graph still carries
+(``base_url``, ``api_key_env``) are not declared, so ComfyUI drops them before ``execute``; the node
+reads its own raw inputs from the hidden prompt only to *refuse* such a graph with a message that
+says what changed, never to use them.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +19,12 @@ from comfy_api.v0_0_2 import io, ui
 from ..ems import llm
 from ..ems.caption_cache import CACHE_DIR_ENV, CaptionCache, cache_key
 from ..ems.captions import (PROMPT_VERSION, SCHEMA, CaptionError, Captions, derive_attribute, extract_captions,
-                            word_diff)
+                            is_cache_entry, word_diff)
+from ..ems.providers import ProviderError, get_provider, resolve_key, v1_message
 from .common import CATEGORY, LOG, node_error
 
 NODE = "EMS Extract Captions"
+V1_INPUTS = ("base_url", "api_key_env")
 
 
 def cache_dir() -> Path:
@@ -33,6 +43,30 @@ def preview(c: Captions, origin: str, warnings=()) -> str:
     return "\n".join(lines + [f"warning: {w}" for w in warnings])
 
 
+def interrupted() -> bool:
+    """ComfyUI's Cancel flag (set by /interrupt), polled while the LLM request is in flight."""
+    import comfy.model_management
+
+    return comfy.model_management.processing_interrupted()
+
+
+def raise_interrupted():
+    """End the run the way ComfyUI's own nodes do on Cancel (reported as interrupted, not failed)."""
+    import comfy.model_management
+
+    comfy.model_management.throw_exception_if_processing_interrupted()
+    raise comfy.model_management.InterruptProcessingException()
+
+
+def v1_inputs(prompt, unique_id) -> dict:
+    """The v1 inputs (base_url, api_key_env) this node carries in the queued prompt, if any."""
+    entry = prompt.get(str(unique_id)) if isinstance(prompt, dict) else None
+    inputs = entry.get("inputs") if isinstance(entry, dict) else None
+    if not isinstance(inputs, dict):
+        return {}
+    return {k: inputs[k] for k in V1_INPUTS if k in inputs}
+
+
 class EMSExtractCaptions(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -40,26 +74,25 @@ class EMSExtractCaptions(io.ComfyNode):
             node_id="EMSExtractCaptions",
             display_name="EMS Extract Captions (LLM)",
             category=f"{CATEGORY}/extract",
-            description=("Asks a vision LLM (OpenAI or any OpenAI-compatible server) to caption the image "
-                         "and to write the target caption that differs only in the edited words, plus the "
-                         "attribute phrase. Answers are cached on disk; the API key is read from the "
-                         "environment variable named in api_key_env, never from the workflow."),
+            description=("Asks a vision LLM to caption the image and to write the target caption that differs "
+                         "only in the edited words, plus the attribute phrase. The workflow names a provider; "
+                         "its server and key are defined on the machine running ComfyUI (built in: openai, "
+                         "ollama; more in ~/.config/ems/llm.json), never in the workflow. Answers are cached "
+                         "on disk."),
             is_output_node=True,  # so the captions can be previewed before anything is wired to it
             inputs=[
                 io.Image.Input("image", tooltip="The image to edit (one image; the LLM sees it downscaled "
                                                 "to 1024 px)."),
                 io.String.Input("instruction", multiline=True, default="",
                                 tooltip='The edit in plain words, e.g. "make her coat purple".'),
+                io.String.Input("provider", default="openai",
+                                tooltip="The NAME of an LLM provider defined on this machine: 'openai' "
+                                        "(OPENAI_API_KEY) and 'ollama' (local, no key) are built in; define "
+                                        "more in ~/.config/ems/llm.json ($EMS_LLM_CONFIG). The server and the "
+                                        "key come from there, never from the workflow."),
                 io.String.Input("model", default="gpt-4o",
-                                tooltip="Vision model name on the server, e.g. gpt-4o, gpt-4o-mini, or "
-                                        "llama3.2-vision / qwen2.5vl for Ollama."),
-                io.String.Input("base_url", default="",
-                                tooltip="OpenAI-compatible server root. Empty = OpenAI. Ollama: "
-                                        "http://localhost:11434/v1; vLLM/LM Studio/OpenRouter/Azure: their /v1 URL."),
-                io.String.Input("api_key_env", default="OPENAI_API_KEY",
-                                tooltip="The NAME of the environment variable holding the key (never the key "
-                                        "itself: widget values are saved in workflows and PNGs). Falls back to "
-                                        "~/.config/ems/keys.json ($EMS_KEYS_FILE). Empty = no key (local servers)."),
+                                tooltip="Vision model name on the provider, e.g. gpt-4o, gpt-4o-mini, or "
+                                        "qwen2.5vl / llama3.2-vision for Ollama."),
                 io.Float.Input("temperature", default=0.0, min=0.0, max=2.0, step=0.05,
                                tooltip="Sampling temperature; 0 gives the most repeatable captions."),
                 io.Int.Input("seed", default=0, min=0, max=2**31 - 1, control_after_generate=False,
@@ -84,6 +117,8 @@ class EMSExtractCaptions(io.ComfyNode):
                 io.String.Output("edit_words", display_name="edit_words",
                                  tooltip="The target's changed words (spans separated by ', ')."),
             ],
+            # Only to recognise (and refuse) a v1 graph; see the module docstring.
+            hidden=[io.Hidden.prompt, io.Hidden.unique_id],
         )
 
     @classmethod
@@ -93,8 +128,15 @@ class EMSExtractCaptions(io.ComfyNode):
         return time.time_ns() if refresh else "cached"
 
     @classmethod
-    def execute(cls, image, instruction, model, base_url, api_key_env, temperature, seed, refresh,
+    def execute(cls, image, instruction, provider, model, temperature, seed, refresh,
                 source_prompt="", target_prompt="") -> io.NodeOutput:
+        hidden = getattr(cls, "hidden", None)
+        old = v1_inputs(getattr(hidden, "prompt", None), getattr(hidden, "unique_id", None))
+        if old:
+            # Refused even when a provider is named too: a graph that carries a server URL is
+            # either an old workflow or a crafted one, and the user should know which inputs are dead.
+            raise node_error(NODE, v1_message(*(v if isinstance(v, str) else "" for v in
+                                                (old.get("base_url", ""), old.get("api_key_env", "")))))
         source, target = (source_prompt or "").strip(), (target_prompt or "").strip()
         if source and target:
             attribute = derive_attribute(source, target)
@@ -104,45 +146,48 @@ class EMSExtractCaptions(io.ComfyNode):
                 raise node_error(NODE, "source_prompt and target_prompt are identical; the target must "
                                        "contain the edit.")
             # A diff too scattered to name: only the attribute phrase is asked for.
-        captions, origin, warnings = cls.ask(image, instruction, model.strip(), base_url.strip(),
-                                             api_key_env.strip(), temperature, seed, refresh, source, target)
+        captions, origin, warnings = cls.ask(image, instruction, provider.strip(), model.strip(), temperature,
+                                             seed, refresh, source, target)
         return cls.finish(captions, origin, warnings)
 
     @classmethod
-    def ask(cls, image, instruction, model, base_url, api_key_env, temperature, seed, refresh, source, target):
+    def ask(cls, image, instruction, provider_name, model, temperature, seed, refresh, source, target):
         if not instruction.strip():
             raise node_error(NODE, "instruction is empty; describe the edit, e.g. 'make her coat purple'.")
         if not model:
-            raise node_error(NODE, "model is empty; name a vision model on the server (e.g. gpt-4o).")
+            raise node_error(NODE, "model is empty; name a vision model on the provider (e.g. gpt-4o).")
         if image.shape[0] != 1:
             raise node_error(NODE, f"image has a batch of {image.shape[0]}; EMS edits one image. Pick one "
                                    "with 'Image From Batch'.")
+        try:
+            provider = get_provider(provider_name)
+        except ProviderError as e:
+            raise node_error(NODE, str(e)) from None
         pixels = llm.image_pixels(image)
         key = cache_key(pixels.tobytes(), pixels.shape, instruction=instruction.strip(), model=model,
-                        base_url=base_url, prompt_version=PROMPT_VERSION, temperature=float(temperature),
-                        seed=int(seed), source_override=source, target_override=target)
+                        provider=provider.name, base_url=provider.base_url, prompt_version=PROMPT_VERSION,
+                        temperature=float(temperature), seed=int(seed), source_override=source,
+                        target_override=target)
         cache = CaptionCache(cache_dir())
-        hit = None if refresh else cache.get(key)
+        hit = None if refresh else cache.get(key, valid=is_cache_entry)
         if hit is not None:
-            try:
-                cached = Captions(hit["source_prompt"], hit["target_prompt"], hit["attribute_prompt"])
-                return cached, "from the disk cache", list(hit.get("warnings") or [])
-            except (KeyError, TypeError):
-                LOG.warning("%s: ignoring a malformed cache entry; asking the LLM.", NODE)
-        config = llm.LLMConfig(model=model, base_url=base_url, api_key_env=api_key_env,
-                               temperature=float(temperature), seed=int(seed))
+            cached = Captions(hit["source_prompt"], hit["target_prompt"], hit["attribute_prompt"])
+            return cached, "from the disk cache", list(hit.get("warnings") or [])
+        config = llm.LLMConfig(model=model, provider=provider, temperature=float(temperature), seed=int(seed))
         try:
-            client = llm.ChatClient(config, llm.resolve_api_key(api_key_env))
+            client = llm.ChatClient(config, resolve_key(provider), cancelled=interrupted)
             captions, warnings = extract_captions(
                 lambda messages: client.complete(messages, schema=SCHEMA, schema_name="ems_captions"),
                 instruction, llm.image_data_url(pixels), source or None, target or None)
-        except (llm.LLMError, CaptionError) as e:
+        except llm.Cancelled:
+            raise_interrupted()
+        except (llm.LLMError, ProviderError, CaptionError) as e:
             raise node_error(NODE, str(e)) from None
         for w in warnings:
             LOG.warning("%s: after one repair request the captions still have a problem: %s", NODE, w)
-        cache.put(key, {**captions.as_dict(), "warnings": warnings}, model=model, base_url=base_url or llm.OPENAI_URL,
-                  instruction=instruction.strip(), prompt_version=PROMPT_VERSION)
-        return captions, f"asked {model} at {config.server}", warnings
+        cache.put(key, {**captions.as_dict(), "warnings": warnings}, model=model, provider=provider.name,
+                  base_url=provider.base_url, instruction=instruction.strip(), prompt_version=PROMPT_VERSION)
+        return captions, f"asked {model} at provider '{provider.name}'", warnings
 
     @classmethod
     def finish(cls, c: Captions, origin: str, warnings=()) -> io.NodeOutput:

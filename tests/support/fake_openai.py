@@ -9,7 +9,10 @@ records every request (path, headers, JSON body) and answers from a script of ca
         assert server.requests[0].bearer == "sk-test"
 
 When the script is empty, ``default`` answers (valid EMS captions unless set otherwise). A reply
-may also be a callable ``request -> Reply`` (e.g. to refuse structured output).
+may also be a callable ``request -> Reply`` (e.g. to refuse structured output). ``Reply.body`` as a
+string is sent byte for byte (junk, an HTML page, cut-off JSON), with ``content_type``. A delayed
+reply waits in a stop-aware way, so a test can stop the server under a client that gave up.
+Two servers side by side (a configured provider and an "attacker") show where requests went.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class Reply:
     body: Union[dict, str] = field(default_factory=dict)
     headers: dict = field(default_factory=dict)
     delay: float = 0.0
+    content_type: str = "application/json"
 
 
 @dataclass
@@ -87,7 +91,28 @@ def error(status: int, message: str = "", type_: str = "invalid_request_error", 
 
 def slow(seconds: float, then: Reply | None = None) -> Reply:
     reply = then or captions_reply()
-    return Reply(reply.status, reply.body, reply.headers, seconds)
+    return Reply(reply.status, reply.body, reply.headers, seconds, reply.content_type)
+
+
+def raw(text: str, status: int = 200, content_type: str = "application/json") -> Reply:
+    """A body sent as is: junk, an HTML page, cut-off JSON."""
+    return Reply(status, text, {}, 0.0, content_type)
+
+
+def html_page(status: int = 200) -> Reply:
+    return raw("<!DOCTYPE html><html><head><title>Sign in</title></head><body>Welcome to the router"
+               "</body></html>", status, "text/html")
+
+
+def truncated(reply: Reply | None = None, keep: float = 0.6) -> Reply:
+    """A valid reply's JSON cut off part-way (a proxy that dropped the rest)."""
+    body = json.dumps((reply or captions_reply()).body)
+    return raw(body[: int(len(body) * keep)])
+
+
+def huge_captions(words: int = 100_000) -> Reply:
+    """Captions whose target is ``words`` words long (a model gone wrong, or a hostile server)."""
+    return captions_reply(SOURCE, " ".join(["red"] * words), ATTRIBUTE)
 
 
 def refuse_structured(then: Reply | None = None) -> Callable[[Request], Reply]:
@@ -169,7 +194,7 @@ class FakeOpenAI:
                 data = (reply.body if isinstance(reply.body, str) else json.dumps(reply.body)).encode()
                 try:
                     self.send_response(reply.status)
-                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Type", reply.content_type)
                     self.send_header("Content-Length", str(len(data)))
                     for k, v in reply.headers.items():
                         self.send_header(k, v)

@@ -71,3 +71,14 @@ def test_unwritable_location_only_warns(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="EMS"):
         assert CaptionCache(blocker / "cache").put("ab" * 32, VALUE) is None
     assert "could not write" in caplog.text
+
+
+def test_an_entry_of_the_wrong_shape_is_a_miss(tmp_path, caplog):
+    cache, key = CaptionCache(tmp_path), cache_key(PIXELS, (4, 4, 3), **SETTINGS)
+    cache.put(key, {**VALUE, "target_prompt": ["not", "text"]})
+    valid = lambda v: all(isinstance(v.get(k), str) for k in VALUE)  # noqa: E731
+    with caplog.at_level(logging.WARNING, logger="EMS"):
+        assert cache.get(key, valid=valid) is None
+    assert "wrong shape" in caplog.text
+    cache.put(key, VALUE)
+    assert cache.get(key, valid=valid) == VALUE

@@ -70,7 +70,7 @@ def test_parse_reply_accepts_fences_and_rejects_other_shapes():
     assert parse_reply(f"```json\n{reply()}\n```") == Captions(SRC, TGT, "red suit")
     with pytest.raises(CaptionError, match="not the expected JSON"):
         parse_reply("A woman in a suit.")
-    with pytest.raises(CaptionError, match="lacks attribute_prompt"):
+    with pytest.raises(CaptionError, match="lacks text for attribute_prompt"):
         parse_reply('{"source_prompt": "a", "target_prompt": "b"}')
 
 
@@ -118,3 +118,50 @@ def test_given_captions_replace_the_models_and_a_missing_attribute_is_derived():
     chat = Chat(reply(source="something else", attribute=""))
     captions, _ = extract_captions(chat, "make her suit red", URL, source=SRC)
     assert captions == Captions(SRC, TGT, "red suit")
+
+
+# -- bounded replies -------------------------------------------------------------------------------
+
+def test_a_100000_word_caption_is_refused_at_once_without_echoing_it_back():
+    from ems.captions import MAX_CAPTION_CHARS, CaptionTooLong
+
+    chat = Chat(reply(target=" ".join(["red"] * 100_000)), reply())
+    with pytest.raises(CaptionTooLong) as e:
+        extract_captions(chat, "make her suit red", URL)
+    assert "target_prompt of 399,999 characters" in str(e.value) and f"{MAX_CAPTION_CHARS:,}" in str(e.value)
+    assert len(chat.calls) == 1  # no repair request: it would send the 400 kB back
+
+
+@pytest.mark.parametrize("data, words", [
+    ({"source_prompt": SRC, "target_prompt": 7, "attribute_prompt": "x"}, "target_prompt (int)"),
+    ({"source_prompt": [SRC], "target_prompt": TGT, "attribute_prompt": "x"}, "source_prompt (list)"),
+    ({"source_prompt": SRC, "target_prompt": TGT}, "attribute_prompt (missing)"),
+])
+def test_json_of_wrong_types_is_a_caption_error(data, words):
+    with pytest.raises(CaptionError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        parse_reply(json.dumps(data))
+
+
+def test_a_long_attribute_phrase_gets_a_repair_request():
+    chat = Chat(reply(attribute=" ".join(["very"] * 30) + " red suit"), reply())
+    captions, warnings = extract_captions(chat, "make her suit red", URL)
+    assert captions.attribute == "red suit" and warnings == [] and len(chat.calls) == 2
+    assert "short phrase" in chat.calls[1][-1]["content"]
+
+
+def test_repair_request_echoes_at_most_a_bounded_part_of_a_bad_reply():
+    from ems.captions import MAX_ECHO_CHARS
+
+    chat = Chat("prose " * 50_000, reply())
+    extract_captions(chat, "make her suit red", URL)
+    assert len(chat.calls[1][-2]["content"]) == MAX_ECHO_CHARS
+
+
+def test_cache_entries_of_the_wrong_shape_are_recognised():
+    from ems.captions import is_cache_entry
+
+    good = {"source_prompt": SRC, "target_prompt": TGT, "attribute_prompt": "red suit", "warnings": []}
+    assert is_cache_entry(good)
+    for bad in ({**good, "target_prompt": 3}, {**good, "source_prompt": ""}, {**good, "warnings": "w"},
+                {**good, "target_prompt": "x" * 5000}, [good], {k: v for k, v in good.items() if k != "attribute_prompt"}):
+        assert not is_cache_entry(bad), bad

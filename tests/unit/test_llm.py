@@ -11,8 +11,10 @@ import torch
 from PIL import Image
 
 from ems import llm
-from ems.llm import ChatClient, LLMConfig, LLMError, ask_vision, extract_json, resolve_api_key
-from support.fake_openai import FakeOpenAI, error, ok, refuse_structured, slow
+from ems.llm import Cancelled, ChatClient, LLMConfig, LLMError, ask_vision, extract_json
+from ems.providers import Provider
+from support.fake_openai import (FakeOpenAI, captions_reply, error, html_page, huge_captions, ok, raw,
+                                 refuse_structured, slow, truncated)
 
 KEY = "sk-test-very-secret-key-0123456789"
 SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"],
@@ -26,45 +28,18 @@ def server():
         yield s
 
 
-def client(server, sleeps=None, **kw):
-    config = LLMConfig(model="vision-x", base_url=server.url, api_key_env="MY_KEY", **kw)
-    return ChatClient(config, KEY, sleep=(sleeps.append if sleeps is not None else lambda s: None))
+def provider(server, key_env="MY_KEY"):
+    return Provider("test", server.url if hasattr(server, "url") else server, key_env, "test file")
+
+
+def client(server, sleeps=None, cancelled=lambda: False, **kw):
+    config = LLMConfig(model="vision-x", provider=provider(server), **kw)
+    return ChatClient(config, KEY, sleep=(sleeps.append if sleeps is not None else lambda s: None),
+                      cancelled=cancelled)
 
 
 def messages():
     return [{"role": "user", "content": "hello"}]
-
-
-# -- keys ------------------------------------------------------------------------------------------
-
-def test_key_comes_from_the_named_variable_then_the_key_file(tmp_path):
-    keys = tmp_path / "keys.json"
-    env = {"MY_KEY": " sk-from-env ", "EMS_KEYS_FILE": str(keys)}
-    assert resolve_api_key("MY_KEY", env) == "sk-from-env"
-    keys.write_text(json.dumps({"OTHER": "sk-from-file"}))
-    assert resolve_api_key("OTHER", env) == "sk-from-file"
-    assert resolve_api_key("", env) == llm.NO_KEY  # keyless local servers
-
-
-def test_missing_key_names_the_variable_and_the_key_file(tmp_path):
-    env = {"EMS_KEYS_FILE": str(tmp_path / "none.json")}
-    with pytest.raises(LLMError) as e:
-        resolve_api_key("MY_KEY", env)
-    assert "MY_KEY" in str(e.value) and "none.json" in str(e.value)
-
-
-@pytest.mark.parametrize("pasted", [KEY, "3f9a0c1b7d2e4f6a8b9c0d1e2f3a4b5c"])
-def test_a_key_pasted_into_api_key_env_is_refused_without_echoing_it(pasted):
-    with pytest.raises(LLMError) as e:
-        resolve_api_key(pasted, {})
-    assert pasted not in str(e.value) and "NAME of an environment variable" in str(e.value)
-
-
-def test_unreadable_key_file_is_reported(tmp_path):
-    keys = tmp_path / "keys.json"
-    keys.write_text("{not json")
-    with pytest.raises(LLMError, match="not readable JSON"):
-        resolve_api_key("MY_KEY", {"EMS_KEYS_FILE": str(keys)})
 
 
 # -- requests --------------------------------------------------------------------------------------
@@ -151,10 +126,10 @@ def test_timeout_is_retried_then_explained(server):
 
 
 def test_unreachable_server_is_explained():
-    config = LLMConfig(model="m", base_url="http://127.0.0.1:9/v1", api_key_env="MY_KEY", retries=1)
+    config = LLMConfig(model="m", provider=provider("http://127.0.0.1:9/v1"), retries=1)
     with pytest.raises(LLMError) as e:
         ChatClient(config, KEY, sleep=lambda s: None).complete(messages())
-    assert "cannot reach http://127.0.0.1:9/v1" in str(e.value)
+    assert "cannot reach provider 'test' (http://127.0.0.1:9/v1)" in str(e.value)
 
 
 def test_empty_reply_is_an_error(server):
@@ -175,7 +150,7 @@ def test_ask_vision_sends_every_image_and_parses_json(server):
     red[..., 0] = 1.0
     blue = torch.zeros(16, 4, 3)
     blue[..., 2] = 1.0
-    answer = ask_vision(LLMConfig(model="vqa", base_url=server.url, api_key_env="MY_KEY"), "Same colour?",
+    answer = ask_vision(LLMConfig(model="vqa", provider=provider(server)), "Same colour?",
                         [red, blue], schema=SCHEMA, system="Be brief.", environ={"MY_KEY": KEY})
     assert answer == {"answer": "yes"}
     (req,) = server.requests
@@ -186,10 +161,10 @@ def test_ask_vision_sends_every_image_and_parses_json(server):
 
 
 def test_ask_vision_text_and_non_json(server):
-    config = LLMConfig(model="vqa", base_url=server.url, api_key_env="")
+    config = LLMConfig(model="vqa", provider=provider(server, key_env=""))
     server.default = ok("It is purple.")
     assert ask_vision(config, "What colour?", [torch.rand(4, 4, 3)]) == "It is purple."
-    assert server.requests[0].bearer == llm.NO_KEY
+    assert "authorization" not in server.requests[0].headers  # a provider without a key gets none
     with pytest.raises(LLMError, match="did not reply with JSON"):
         ask_vision(config, "What colour?", [], schema=SCHEMA)
 
@@ -204,3 +179,76 @@ def test_extract_json_tolerates_fences_and_prose():
     assert extract_json('Sure! {"a": 2} Hope this helps.') == {"a": 2}
     with pytest.raises(ValueError):
         extract_json("no json here")
+
+
+# -- what goes out, and bounded replies ------------------------------------------------------------
+
+def test_requests_carry_no_client_fingerprint(server):
+    client(server).complete(messages())
+    headers = server.requests[0].headers
+    assert headers["user-agent"] == llm.USER_AGENT
+    assert not [h for h in headers if h.startswith("x-stainless") or "python" in headers[h].lower()]
+
+
+def test_redirects_are_not_followed_so_the_key_stays_with_the_provider(server):
+    with FakeOpenAI() as elsewhere:
+        server.default = error(307, headers={"Location": elsewhere.url + "/chat/completions"})
+        with pytest.raises(LLMError, match="redirect"):
+            client(server).complete(messages())
+        assert elsewhere.requests == [] and len(server.requests) == 1
+
+
+@pytest.mark.parametrize("reply, words", [
+    (html_page(), "HTML page"),
+    (truncated(), "cut-off JSON"),
+    (raw("Internal junk \x00\x01"), "not JSON"),
+    (ok(None), "returned no text"),
+    (raw('{"choices": "nope"}'), "not a chat-completions reply"),
+    (raw('{"choices": [{"message": {"content": {"a": 1}}}]}'), "content is dict"),
+])
+def test_malformed_replies_are_clear_errors_and_not_retried(server, reply, words):
+    server.default = reply
+    with pytest.raises(LLMError) as e:
+        client(server).complete(messages())
+    assert words in str(e.value) and "provider 'test'" in str(e.value)
+    assert len(server.requests) == 1
+    assert "<html" not in str(e.value).lower()  # a page's content is never echoed
+
+
+def test_a_reply_beyond_the_size_bound_is_refused(server, monkeypatch):
+    monkeypatch.setattr(llm, "MAX_REPLY_BYTES", 100_000)
+    server.default = huge_captions(100_000)  # ~400 kB
+    with pytest.raises(LLMError, match="larger than 97 KiB"):
+        client(server).complete(messages())
+
+
+def test_cancel_ends_a_slow_request_and_stops_retries(server):
+    import threading
+    import time
+
+    server.default = slow(20)
+    flag = threading.Event()
+    threading.Timer(0.5, flag.set).start()
+    t0 = time.monotonic()
+    with pytest.raises(Cancelled):
+        client(server, timeout=60, cancelled=flag.is_set).complete(messages())
+    assert time.monotonic() - t0 < 2.0 and len(server.requests) == 1
+
+
+def test_backoff_between_retries_wakes_on_cancel(server):
+    import threading
+    import time
+
+    server.default = error(429, headers={"Retry-After": "20"})
+    flag = threading.Event()
+    threading.Timer(0.5, flag.set).start()
+    t0 = time.monotonic()
+    config = LLMConfig(model="vision-x", provider=provider(server))
+    with pytest.raises(Cancelled):
+        ChatClient(config, KEY, cancelled=flag.is_set).complete(messages())  # the real, interruptible sleep
+    assert time.monotonic() - t0 < 2.0 and len(server.requests) == 1
+
+
+def test_a_captions_reply_parses(server):
+    server.default = captions_reply()
+    assert '"source_prompt"' in client(server).complete(messages())

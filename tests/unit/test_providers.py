@@ -1,0 +1,122 @@
+"""ems/providers.py: the machine's LLM providers file — missing, malformed, unknown keys, no key."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ems.providers import (BUILT_IN, OLLAMA_URL, OPENAI_URL, Provider, ProviderError, get_provider,
+                           load_providers, resolve_key, v1_message)
+
+
+def env_with(tmp_path, content=None, **extra):
+    path = tmp_path / "llm.json"
+    if content is not None:
+        path.write_text(content if isinstance(content, str) else json.dumps(content))
+    return {"EMS_LLM_CONFIG": str(path), "EMS_KEYS_FILE": str(tmp_path / "keys.json"), **extra}, path
+
+
+def test_missing_file_means_the_built_ins(tmp_path):
+    env, _ = env_with(tmp_path)
+    providers = load_providers(env)
+    assert providers == BUILT_IN
+    assert providers["openai"] == Provider("openai", OPENAI_URL, "OPENAI_API_KEY")
+    assert providers["ollama"].base_url == OLLAMA_URL and providers["ollama"].api_key_env == ""
+
+
+def test_default_location_is_under_the_users_config(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".config" / "ems").mkdir(parents=True)
+    (tmp_path / ".config" / "ems" / "llm.json").write_text(json.dumps(
+        {"providers": {"lab": {"base_url": "http://10.0.0.5:8000/v1/"}}}))
+    lab = get_provider("lab", {"HOME": str(tmp_path)})
+    assert lab.base_url == "http://10.0.0.5:8000/v1" and lab.api_key_env == ""
+
+
+def test_file_providers_and_a_redefined_built_in(tmp_path):
+    env, path = env_with(tmp_path, {"providers": {
+        "acc": {"base_url": "http://127.0.0.1:9999/v1", "api_key_env": "ACC_LLM_KEY"},
+        "ollama": {"base_url": "http://gpu-box:11434/v1"}}})
+    providers = load_providers(env)
+    assert providers["acc"] == Provider("acc", "http://127.0.0.1:9999/v1", "ACC_LLM_KEY", str(path))
+    assert providers["ollama"].base_url == "http://gpu-box:11434/v1"
+    assert providers["openai"] == BUILT_IN["openai"]
+
+
+@pytest.mark.parametrize("content, words", [
+    ("{not json", "not valid JSON at line 1, column 2"),
+    ("[]", "must hold a JSON object"),
+    ({"providers": []}, "not an object"),
+    ({"provider": {}}, "unknown top-level field(s) 'provider'"),
+    ({"providers": {"bad name!": {"base_url": "http://x/v1"}}}, "not a plain name"),
+    ({"providers": {"a": "http://x/v1"}}, "must be an object"),
+    ({"providers": {"a": {}}}, "base_url must be a non-empty string"),
+    ({"providers": {"a": {"base_url": "ftp://x/v1"}}}, "http:// or https://"),
+    ({"providers": {"a": {"base_url": "http://user:pw@x/v1"}}}, "user name or password"),
+    ({"providers": {"a": {"base_url": "http://x/v1?key=1"}}}, "without '?…'"),
+    ({"providers": {"a": {"base_url": "http://x/v1", "api_key_env": "sk-abc def"}}}, "NAME of an environment"),
+    ({"providers": {"a": {"base_url": "http://x/v1", "model": "gpt"}}}, "unknown field(s) 'model'"),
+])
+def test_malformed_files_are_errors_naming_the_file_and_the_fix(tmp_path, content, words):
+    env, path = env_with(tmp_path, content)
+    with pytest.raises(ProviderError) as e:
+        get_provider("openai", env)  # a broken file is reported even when a built-in is asked for
+    assert words in str(e.value) and str(path) in str(e.value)
+
+
+def test_a_key_written_into_the_file_is_refused_without_echoing_it(tmp_path):
+    secret = "sk-live-0123456789abcdefghij"
+    env, _ = env_with(tmp_path, {"providers": {"a": {"base_url": "http://x/v1", "api_key": secret}}})
+    with pytest.raises(ProviderError) as e:
+        load_providers(env)
+    assert "Keys never go into this file" in str(e.value) and secret not in str(e.value)
+
+
+def test_undefined_provider_lists_the_defined_names_and_the_file(tmp_path):
+    env, path = env_with(tmp_path, {"providers": {"acc": {"base_url": "http://127.0.0.1:1/v1"}}})
+    with pytest.raises(ProviderError) as e:
+        get_provider("attacker", env)
+    msg = str(e.value)
+    assert "'attacker' is not defined" in msg and "acc, ollama, openai" in msg and str(path) in msg
+    path.unlink()
+    with pytest.raises(ProviderError, match="does not exist yet"):
+        get_provider("acc", env)
+
+
+def test_a_url_as_provider_explains_the_v2_change(tmp_path):
+    env, path = env_with(tmp_path)
+    with pytest.raises(ProviderError) as e:
+        get_provider("http://attacker.example:8080/v1", env)
+    msg = str(e.value)
+    assert "not a URL" in msg and "EMS_LLM_CONFIG" in msg and str(path) in msg
+    assert '"base_url": "http://attacker.example:8080/v1"' in msg  # the entry to paste, if it is theirs
+
+
+def test_provider_without_a_key_sends_none_and_a_key_comes_from_env_then_key_file(tmp_path):
+    env, _ = env_with(tmp_path, {"providers": {
+        "local": {"base_url": "http://127.0.0.1:1/v1", "api_key_env": ""},
+        "acc": {"base_url": "http://127.0.0.1:2/v1", "api_key_env": "ACC_LLM_KEY"}}})
+    assert resolve_key(get_provider("local", env), env) is None
+    assert resolve_key(get_provider("acc", {**env, "ACC_LLM_KEY": " sk-env "}), {**env, "ACC_LLM_KEY": " sk-env "}) == "sk-env"
+    (tmp_path / "keys.json").write_text(json.dumps({"ACC_LLM_KEY": "sk-file"}))
+    assert resolve_key(get_provider("acc", env), env) == "sk-file"
+
+
+def test_missing_key_names_its_variable_but_no_path_but_the_config(tmp_path):
+    env, path = env_with(tmp_path, {"providers": {"acc": {"base_url": "http://127.0.0.1:2/v1",
+                                                          "api_key_env": "ACC_LLM_KEY"}}})
+    with pytest.raises(ProviderError) as e:
+        resolve_key(get_provider("acc", env), env)
+    msg = str(e.value)
+    assert "ACC_LLM_KEY" in msg and "not set" in msg and str(path) in msg
+    assert str(tmp_path / "keys.json") not in msg  # the key file is named by its variable, not its path
+
+
+def test_v1_message_never_echoes_a_pasted_key_and_suggests_built_ins(tmp_path):
+    env, path = env_with(tmp_path)
+    pasted = "3f9a0c1b7d2e4f6a8b9c0d1e2f3a4b5c"
+    msg = v1_message("http://evil.example/v1", pasted, env)
+    assert pasted not in msg and "http://evil.example/v1" in msg and str(path) in msg
+    assert "'openai'" in v1_message("", "OPENAI_API_KEY", env)
+    assert "'ollama'" in v1_message("http://localhost:11434/v1", "", env)
