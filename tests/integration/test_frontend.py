@@ -18,6 +18,29 @@ from support.comfy_server import REPO
 
 WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
 PACK_SCRIPTS = "/extensions/comfyui-ems/"
+DISPLAY_NODES = ("EMSAlphaSweep", "EMSExtractCaptions")  # nodes our extensions write text onto
+
+# After a run the pack's extensions show text on these nodes (sweep labels, captions). That text
+# must stay display-only: not an input of the next prompt (it would change the node's signature
+# and re-run the chain) and not a saved widget value.
+SHOW_TEXT_JS = """
+(async (wf) => {
+  const app = window.app;
+  await app.loadGraphData(wf, true, true, null, {showMissingNodesDialog: false, showMissingModelsDialog: false});
+  const before = await app.graphToPrompt();
+  const shown = [];
+  for (const n of app.graph.nodes) {
+    if (%s.includes(n.type)) {
+      n.onExecuted?.({text: ["alpha=0 | alpha=1", "shown by the extension"]});
+      shown.push({id: String(n.id), widgets: (n.widgets || []).map(w => w.name)});
+    }
+  }
+  const after = await app.graphToPrompt();
+  return {shown, before: before.output, after: after.output,
+          savedBefore: before.workflow.nodes.map(n => [n.id, n.widgets_values]),
+          savedAfter: after.workflow.nodes.map(n => [n.id, n.widgets_values])};
+})
+""" % json.dumps(list(DISPLAY_NODES))
 
 pytestmark = pytest.mark.skipif(
     find_chromium() is None,
@@ -33,6 +56,10 @@ def opened(comfy):
     async def script(page):
         await open_comfy(page, comfy)
         results = {p.stem: await load_workflow(page, json.loads(p.read_text())) for p in WORKFLOWS}
+        for p in WORKFLOWS:
+            wf = json.loads(p.read_text())
+            if any(n["type"] in DISPLAY_NODES for n in wf["nodes"]):
+                results[p.stem]["shown"] = await page.evaluate(f"({SHOW_TEXT_JS})({json.dumps(wf)})")
         scripts = await page.evaluate("[...document.querySelectorAll('script[src]')].map(s => s.src)")
         return results, page.console, scripts
 
@@ -74,3 +101,15 @@ def test_no_console_error_from_the_pack(opened):
     bad = [c for c in console if c["level"] in ("error", "exception")
            and (PACK_SCRIPTS in c["url"] or PACK_SCRIPTS in c["text"] or "EMS" in c["text"])]
     assert not bad, bad
+
+
+def test_text_shown_after_a_run_is_not_sent_or_saved(opened):
+    results, _, _ = opened
+    checked = [r["shown"] for r in results.values() if "shown" in r]
+    assert checked, "no shipped workflow has a node the extensions write on"
+    for shown in checked:
+        assert shown["shown"], "the display nodes were not found"
+        for node in shown["shown"]:
+            assert any(name.startswith("ems_") for name in node["widgets"]), node  # the text is shown
+            assert shown["after"][node["id"]]["inputs"] == shown["before"][node["id"]]["inputs"], node
+        assert shown["savedAfter"] == shown["savedBefore"]

@@ -15,8 +15,13 @@ app.registerExtension({
       if (!text) return;
       let widget = this.widgets?.find((w) => w.name === LABELS);
       if (!widget) {
-        widget = this.addWidget("text", LABELS, "", () => {}, {});
-        widget.serialize = false; // display only: never saved into the workflow or the prompt
+        // Display only: never saved into the workflow nor sent with the prompt. The frontend reads
+        // `options.serialize` when it builds the prompt and `widget.serialize` when it saves the
+        // workflow; with only the latter, the labels became an input after the first run and
+        // changed the node's signature, so the whole chain ran again.
+        widget = this.addWidget("text", LABELS, "", () => {}, { serialize: false });
+        widget.serialize = false;
+        if (widget.options) widget.options.serialize = false;
       }
       widget.value = text.split("\n").join("   ");
       this.setDirtyCanvas?.(true, true);
