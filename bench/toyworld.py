@@ -1,0 +1,290 @@
+"""``python -m bench.toyworld``: EMS and the baselines scored in the toy world (SPEC §5, issue 12).
+
+    python -m bench.toyworld                 # default: test split, 4 cases per edit kind (~15 min, 2 CPU cores)
+    python -m bench.toyworld --full          # 10 cases per kind
+    python -m bench.toyworld --quick         # smoke test: 1 case per kind, 3 α, few steps
+    python -m bench.toyworld --calibrate     # choose the CSDS defaults on the val split
+    python -m bench.toyworld --tiny ...      # tiny random SD3 instead of the toy model (harness dev)
+
+Held-out scenes (``toyworld.edits.edit_cases``) × edit kinds (colour, shape, count, size,
+background) × α; every method of :mod:`bench.toyworld_methods` runs in this process through
+ComfyUI's own sampling path (CFGGuider + KSAMPLER, the pack's own node functions) on the toy
+model (``toyworld.comfy_loader.load_toyworld``), on the same scenes, seed and schedule. Each
+edited latent is decoded with the toy VAE and read back with ``toyworld.readout``; scores are in
+:mod:`bench.toyworld_score`. Writes ``bench/reports/toyworld.md`` + ``.json`` and one PNG grid
+per method (scenes × α) next to them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import harness
+
+REPORTS = Path(__file__).resolve().parent / "reports"
+ALPHAS = (-1.0, -0.5, 0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
+QUICK_ALPHAS = (0.0, 0.5, 1.0)
+
+# The toy world's calibrated settings (bench/reports/toyworld-calibration.md, val split).
+DEFAULTS = dict(steps=20, denoise=0.75, cfg=5.0, iterations=10, constraint=0.5, step_start=0.1,
+                step_end=0.01, residual_space="model_output")
+
+LABELS = {
+    "img2img": "img2img, target caption",
+    "text_only": "text-only EMS (α sweep → img2img with c̃)",
+    "ems": "full EMS (α sweep → CSDS → sampler)",
+    "flowedit": "FlowEdit-style (velocity difference, target c̃)",
+    "latent_linear": "latent direction, linear (→ img2img, source caption)",
+    "latent_svd": "latent direction, svd (→ img2img, source caption)",
+}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m bench.toyworld", description=__doc__.split("\n\n")[0])
+    size = ap.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="smoke test: 1 case per kind, α ∈ {0, 0.5, 1}, 6 steps")
+    size.add_argument("--full", action="store_true", help="10 cases per kind (about 2.5× the default's time)")
+    ap.add_argument("--calibrate", action="store_true", help="choose CSDS defaults on the val split "
+                    "(writes toyworld-calibration.md) instead of the comparison")
+    ap.add_argument("--tiny", action="store_true", help="tiny random SD3 instead of the trained toy model")
+    ap.add_argument("--comfyui", default=os.environ.get("COMFYUI_DIR"), help="ComfyUI checkout (default $COMFYUI_DIR)")
+    ap.add_argument("--split", default=None, help="scene split (default test; val with --calibrate)")
+    ap.add_argument("--per-kind", type=int, help="cases per edit kind (default 4, --quick 1, --full 10)")
+    ap.add_argument("--kinds", default=None, help="comma-separated edit kinds (default all)")
+    ap.add_argument("--alphas", default=None, help="comma-separated α (default -1,-0.5,0,0.25,0.5,0.75,1,1.5)")
+    ap.add_argument("--methods", default=None, help="comma-separated methods (default all available)")
+    for name, value in DEFAULTS.items():
+        ap.add_argument("--" + name.replace("_", "-"), type=type(value), default=None,
+                        help=f"default {value} (--quick: fewer steps/iterations)")
+    ap.add_argument("--reference", choices=("generated", "render"), default="generated",
+                    help="latent directions' reference pair: the model's generations for the two captions "
+                         "(default) or the drawn scenes (an oracle)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tag", default=None, help="report name (default toyworld / toyworld-quick / toyworld-tiny…)")
+    ap.add_argument("--out-dir", type=Path, default=REPORTS)
+    args = ap.parse_args(argv)
+    args.split = args.split or ("val" if args.calibrate else "test")
+    args.per_kind = args.per_kind or (1 if args.quick else 10 if args.full else 4)
+    args.alphas = ([float(a) for a in args.alphas.split(",")] if args.alphas else
+                   list(QUICK_ALPHAS if args.quick else ALPHAS))
+    quick = dict(steps=6, iterations=3) if args.quick else {}
+    for name, value in DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, quick.get(name, value))
+    if args.tag is None:
+        args.tag = "toyworld" + ("-calibration" if args.calibrate else "") + ("-quick" if args.quick else "") + \
+                   ("-tiny" if args.tiny else "")
+    return args
+
+
+def settings_from(args, **changes):
+    from .toyworld_methods import ToySettings
+
+    base = {k: getattr(args, k) for k in DEFAULTS}
+    base.update(seed=args.seed, reference=args.reference)
+    base.update(changes)
+    return ToySettings(**base)
+
+
+def load_models(tiny: bool, seed: int = 0):
+    """(model, clip, vae): the trained toy model, or the tests' tiny random SD3."""
+    if tiny:
+        from support import tiny_sd3
+
+        return tiny_sd3.model_patcher(seed), tiny_sd3.clip(seed), tiny_sd3.vae(seed)
+    from toyworld.comfy_loader import load_toyworld
+
+    return load_toyworld()
+
+
+class World:
+    """The model, its VAE and CLIP, with a call counter, and per-case inputs cached."""
+
+    def __init__(self, models, seed: int):
+        from .measure import PhaseCounter
+
+        model, self.clip, self.vae = models
+        self.counter = PhaseCounter()
+        self.model = self.counter.install(model)
+        self.seed = seed
+        self._cache: dict = {}
+
+    def render(self, scene) -> torch.Tensor:
+        from toyworld.scenes import render
+
+        from .toyworld_score import to_image
+
+        return to_image(render(scene))
+
+    @torch.inference_mode()
+    def inputs(self, case) -> dict:
+        """Source pixels, the clean source LATENT (VAE Encode), the four conditionings."""
+        key = (case.source, case.target, case.kind)
+        if key not in self._cache:
+            from toyworld.scenes import render
+
+            from .toyworld_methods import encode_case
+
+            pixels = render(case.source)
+            latent = {"samples": self.vae.encode(self.render(case.source))}
+            self._cache[key] = {"pixels": pixels, "latent": latent, "conds": encode_case(self.clip, case)}
+        return self._cache[key]
+
+    @torch.inference_mode()
+    def decode(self, latent: dict) -> torch.Tensor:
+        images = self.vae.decode(latent["samples"]).float().clamp(0, 1)
+        return images.reshape(-1, *images.shape[-3:])
+
+
+def available_methods(requested=None) -> tuple[list[str], dict]:
+    from .toyworld_methods import METHODS, latent_direction_available
+
+    missing = {}
+    if not latent_direction_available():
+        for m in ("latent_linear", "latent_svd"):
+            missing[m] = "ems.latent_direction is not in this checkout"
+    wanted = requested or list(METHODS)
+    unknown = [m for m in wanted if m not in METHODS]
+    if unknown:
+        raise SystemExit(f"unknown method(s) {unknown}; choose from {METHODS}")
+    return [m for m in wanted if m not in missing], missing
+
+
+def run_method(world: World, method: str, case, alphas, s, references=None) -> tuple[torch.Tensor, dict]:
+    """Decoded images (k, H, W, 3) of one method on one case, with its calls, batch items and time."""
+    from .toyworld_methods import RUNNERS
+
+    inp = world.inputs(case)
+    sigmas = harness.schedule(world.model, s.steps, s.denoise, s.scheduler)
+    world.counter.reset()
+    start = time.perf_counter()
+    out = RUNNERS[method](world.model, inp["conds"], inp["latent"], alphas, s, sigmas, counter=world.counter,
+                          references=references)
+    images = world.decode(out)
+    seconds = time.perf_counter() - start
+    log = world.counter.log
+    return images, {"calls": len(log), "items": sum(b for _, b in log), "seconds": seconds, "edits": len(alphas)}
+
+
+def run_case(world: World, case, methods, alphas, s) -> dict:
+    """Every method on one case; rows, sweep scores, images (uint8) and the text-side SDE."""
+    from ems.metrics.sde import sde_from_reconstructions
+
+    from .toyworld_methods import reference_pair
+    from .toyworld_score import score_images, sweep_scores, to_image, to_uint8
+
+    inp = world.inputs(case)
+    result = {"kind": case.kind, "source": case.source.attributes(), "target": case.target.attributes(),
+              "layout": case.source.layout, "source_prompt": case.source_prompt,
+              "target_prompt": case.target_prompt, "attribute_prompt": case.attribute_prompt,
+              "methods": {}, "images": {}}
+    references, ref_cost = None, None
+    if any(m.startswith("latent_") for m in methods):
+        world.counter.reset()
+        start = time.perf_counter()
+        references = reference_pair(world.model, world.vae, inp["conds"], case, s, world.counter, world.render)
+        ref_cost = {"calls": len(world.counter.log), "items": sum(b for _, b in world.counter.log),
+                    "seconds": time.perf_counter() - start}
+        result["images"]["reference"] = to_uint8(torch.cat([world.decode(r) for r in references]))
+    for method in methods:
+        method_alphas = [1.0] if method == "img2img" else alphas
+        images, cost = run_method(world, method, case, method_alphas, s, references)
+        if method.startswith("latent_") and ref_cost:  # the pair is part of what the edit costs
+            cost = {**cost, **{k: cost[k] + ref_cost[k] for k in ("calls", "items", "seconds")}}
+        pixels = to_uint8(images)
+        rows = score_images(case, method, method_alphas, pixels, inp["pixels"])
+        result["methods"][method] = {"rows": rows, "sweep": sweep_scores(rows), **cost}
+        result["images"][method] = pixels
+        if method == "text_only" and 0.0 in method_alphas and 1.0 in method_alphas:
+            # SDE for free: h(f(x), c) = img2img under c0 = text-only at α = 0, h(f(x), c̃) = at α = 1
+            # (same seed and schedule: f forward-noises once, as the paper defines it).
+            x = to_image(inp["pixels"])
+            r = sde_from_reconstructions(x, images[[method_alphas.index(0.0)]], images[[method_alphas.index(1.0)]])
+            result["sde"] = {k: v[0] for k, v in r.as_dict().items()}
+    recon = world.decode(inp["latent"])
+    from toyworld.readout import read
+
+    from ems.metrics import psnr
+
+    result["reconstruction"] = {"psnr": float(psnr(to_image(inp["pixels"]), recon)[0]),
+                                "same_as_source": read(to_uint8(recon)[0]) == case.source.attributes()}
+    return result
+
+
+def machine_info() -> dict:
+    import comfyui_version
+
+    return {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "comfyui": comfyui_version.__version__,
+            "device": str(__import__("comfy.model_management").model_management.get_torch_device())}
+
+
+def model_info(world: World, tiny: bool) -> dict:
+    dm = world.model.model.diffusion_model
+    info = {"kind": "tiny random SD3 (tests/support/tiny_sd3.py)" if tiny else "toy world (toyworld/, trained)",
+            "mmdit_parameters": sum(p.numel() for p in dm.parameters()), "class": type(world.model.model).__name__}
+    if not tiny:
+        try:
+            from toyworld import comfy_loader
+
+            info.update(getattr(comfy_loader, "describe", lambda: {})())
+        except Exception as e:  # a description is optional; the run is not
+            info["describe_error"] = repr(e)
+    return info
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if not args.comfyui:
+        print("error: set COMFYUI_DIR (or --comfyui) to a ComfyUI checkout", file=sys.stderr)
+        return 2
+    harness.setup(args.comfyui, cpu=True)
+    from toyworld.edits import EDIT_KINDS, edit_cases
+
+    kinds = args.kinds.split(",") if args.kinds else list(EDIT_KINDS)
+    cases = [c for c in edit_cases(args.split, args.per_kind, seed=args.seed) if c.kind in kinds]
+    print(f"toyworld: loading the {'tiny random' if args.tiny else 'toy'} model", file=sys.stderr)
+    t0 = time.perf_counter()
+    world = World(load_models(args.tiny, args.seed), args.seed)
+    load_seconds = time.perf_counter() - t0
+    if args.calibrate:
+        from .toyworld_calibrate import calibrate
+
+        return calibrate(world, cases, args)
+    methods, missing = available_methods(args.methods.split(",") if args.methods else None)
+    s = settings_from(args)
+    results, cpu0, wall0 = [], time.process_time(), time.perf_counter()
+    for i, case in enumerate(cases):
+        t = time.perf_counter()
+        results.append(run_case(world, case, methods, args.alphas, s))
+        print(f"  case {i + 1}/{len(cases)} {case.kind}: {case.source_prompt!r} → {case.target_prompt!r} "
+              f"({time.perf_counter() - t:.1f}s)", file=sys.stderr)
+    report = {
+        "title": "EMS in the toy world", "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": "python -m bench.toyworld " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": machine_info(), "model": model_info(world, args.tiny), "settings": s.as_dict(),
+        "split": args.split, "per_kind": args.per_kind, "kinds": kinds, "alphas": args.alphas,
+        "methods": methods, "missing_methods": missing, "labels": LABELS,
+        "load_seconds": load_seconds, "run_wall_seconds": time.perf_counter() - wall0,
+        "run_cpu_seconds": time.process_time() - cpu0,
+    }
+    from .toyworld_report import write_report
+
+    md = write_report(report, results, args.out_dir, args.tag)
+    print(f"toyworld: wrote {md}", file=sys.stderr)
+    print(md.read_text(encoding="utf-8"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

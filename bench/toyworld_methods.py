@@ -1,0 +1,174 @@
+"""The editing methods the toy-world evaluation compares, each as the ComfyUI graph runs it.
+
+Every method takes one edit case (its clean source latent and the four conditionings from EMS
+Encode Prompts) and a list of α, and returns the edited LATENT batch (one item per α, same noise
+seed for all). They share the same schedule (BasicScheduler(steps, denoise)), CFG and seed:
+
+- ``img2img``      RandomNoise + CFGGuider(target caption) — the plain baseline; it has no degree,
+                   so it runs at α = 1 only.
+- ``text_only``    EMS Alpha Sweep → img2img with c̃(α) = c0 + α(c1 − c0) (the paper's
+                   prompt-only ablation).
+- ``ems``          EMS Alpha Sweep → EMS CSDS Latent Edit → SamplerCustomAdvanced(DisableNoise),
+                   the full method (the shipped ``ems_alpha_sweep`` workflow).
+- ``flowedit``     the FlowEdit-style baseline of :mod:`bench.flowedit`, target c̃(α).
+- ``latent_linear`` / ``latent_svd``  EMS Latent Direction on the clean latent, then img2img
+                   with the *source* caption, so the image-side direction alone is measured. Its
+                   reference pair: the toy model's own text-to-image generations for the source
+                   and the target caption with the same seed (what a user without a second photo
+                   would do; ``reference="render"`` uses the drawn scenes instead — an oracle).
+
+Import after :func:`bench.harness.setup`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+
+from . import harness
+
+METHODS = ("img2img", "text_only", "ems", "flowedit", "latent_linear", "latent_svd")
+
+
+@dataclass
+class ToySettings:
+    """One run's schedule and EMS parameters. Defaults: the toy world's calibrated values
+    (bench/reports/toyworld-calibration.md); see :data:`bench.toyworld.DEFAULTS`."""
+
+    steps: int = 20
+    denoise: float = 0.75
+    cfg: float = 5.0
+    iterations: int = 10
+    constraint: float = 0.5
+    step_start: float = 0.1
+    step_end: float = 0.01
+    residual_space: str = "model_output"
+    sampler: str = "euler"
+    scheduler: str = "simple"
+    seed: int = 0
+    reference: str = "generated"     # latent directions: "generated" pair or "render" (oracle) pair
+    reference_steps: int = 20        # text-to-image steps for the generated reference pair
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def encode_case(clip, case, negative: str = ""):
+    """EMS Encode Prompts: (source, target, attribute, negative) with identical token shapes."""
+    tokenize_equal = harness.pack_module("nodes.encode_prompts").tokenize_equal
+    prompts = {"source": case.source_prompt, "target": case.target_prompt,
+               "attribute": case.attribute_prompt, "negative": negative}
+    clip, tokens = tokenize_equal(clip, prompts)
+    return tuple(clip.encode_from_tokens_scheduled(tokens[k]) for k in ("source", "target", "attribute", "negative"))
+
+
+def sweep(conds, alphas) -> list:
+    """EMS Alpha Sweep's conditioning: item i = c0 + alphas[i]·(c1 − c0)."""
+    source, target = conds[0], conds[1]
+    return harness.pack_module("ems.conditioning").sweep_conditioning(source, target, [float(a) for a in alphas])
+
+
+def repeated(latent: dict, count: int) -> dict:
+    return harness.pack_module("nodes.common").repeat_latent(latent, count) if count > 1 else latent
+
+
+def csds_kwargs(s: ToySettings) -> dict:
+    """run_csds's keyword arguments; ``residual_space`` only where the pack's run_csds has it."""
+    run_csds = harness.pack_module("nodes.csds_guider").run_csds
+    kw = dict(cfg=s.cfg, iterations=s.iterations, constraint=s.constraint, step_start=s.step_start,
+              step_end=s.step_end)
+    if "residual_space" in inspect.signature(run_csds).parameters:
+        kw["residual_space"] = s.residual_space
+    return kw
+
+
+def has_residual_space() -> bool:
+    run_csds = harness.pack_module("nodes.csds_guider").run_csds
+    return "residual_space" in inspect.signature(run_csds).parameters
+
+
+def _phase(counter, name):
+    if counter is not None:
+        counter.phase = name
+
+
+@torch.inference_mode()
+def img2img(model, conds, latent, alphas, s: ToySettings, sigmas, counter=None, **_) -> dict:
+    _phase(counter, "sampling")
+    return harness.sample(model, conds[1], conds[3], latent, sigmas, s.cfg, s.seed, s.sampler)
+
+
+@torch.inference_mode()
+def text_only(model, conds, latent, alphas, s: ToySettings, sigmas, counter=None, **_) -> dict:
+    positive = sweep(conds, alphas)
+    _phase(counter, "sampling")
+    return harness.sample(model, positive, conds[3], repeated(latent, len(alphas)), sigmas, s.cfg, s.seed,
+                          s.sampler)
+
+
+@torch.inference_mode()
+def ems(model, conds, latent, alphas, s: ToySettings, sigmas, counter=None, **_) -> dict:
+    run_csds = harness.pack_module("nodes.csds_guider").run_csds
+    positive = sweep(conds, alphas)
+    latent = repeated(latent, len(alphas))
+    _phase(counter, "csds")
+    kw = csds_kwargs(s)
+    z = run_csds(model, positive, conds[2], conds[3], latent, sigmas, s.seed, **kw)
+    _phase(counter, "sampling")
+    return harness.sample(model, positive, conds[3], z, sigmas, s.cfg, None, s.sampler)
+
+
+@torch.inference_mode()
+def flowedit(model, conds, latent, alphas, s: ToySettings, sigmas, counter=None, **_) -> dict:
+    from .flowedit import flowedit as run
+
+    _phase(counter, "sampling")
+    return run(model, sweep(conds, alphas), conds[0], conds[3], repeated(latent, len(alphas)), sigmas, s.cfg,
+               s.seed)
+
+
+def latent_direction_available() -> bool:
+    try:
+        harness.pack_module("ems.latent_direction")
+        return True
+    except ImportError:
+        return False
+
+
+@torch.inference_mode()
+def reference_pair(model, vae, conds, case, s: ToySettings, counter=None, render=None) -> tuple[dict, dict]:
+    """(reference_a, reference_b) clean LATENTs: the model's generations for the source and the
+    target caption from the same seed (EmptySD3LatentImage + RandomNoise + full schedule), or the
+    drawn scenes (``s.reference == "render"``)."""
+    if s.reference == "render":
+        return ({"samples": vae.encode(render(case.source))}, {"samples": vae.encode(render(case.target))})
+    shape = tuple(vae.encode(render(case.source)).shape) if render else None
+    empty = {"samples": torch.zeros(shape)}
+    sigmas = harness.schedule(model, s.reference_steps, 1.0, s.scheduler)
+    _phase(counter, "reference")
+    a = harness.sample(model, conds[0], conds[3], empty, sigmas, s.cfg, s.seed, s.sampler)
+    b = harness.sample(model, conds[1], conds[3], empty, sigmas, s.cfg, s.seed, s.sampler)
+    return a, b
+
+
+def _latent_direction(mode: str) -> Callable:
+    @torch.inference_mode()
+    def method(model, conds, latent, alphas, s: ToySettings, sigmas, counter=None, references=None, **_):
+        apply_direction = harness.pack_module("ems.latent_direction").apply_direction
+        ref_a, ref_b = references
+        _phase(counter, "direction")
+        edited = repeated(latent, len(alphas))
+        alpha = torch.tensor([float(a) for a in alphas], dtype=torch.float64)
+        edited["samples"] = apply_direction(edited["samples"], ref_a["samples"], ref_b["samples"], alpha, mode=mode)
+        _phase(counter, "sampling")
+        return harness.sample(model, conds[0], conds[3], edited, sigmas, s.cfg, s.seed, s.sampler)
+
+    method.__name__ = f"latent_{mode}"
+    return method
+
+
+RUNNERS = {"img2img": img2img, "text_only": text_only, "ems": ems, "flowedit": flowedit,
+           "latent_linear": _latent_direction("linear"), "latent_svd": _latent_direction("svd")}
