@@ -4,7 +4,8 @@
         (--tiny | --checkpoint sd3_medium_incl_clips.safetensors [--text-encoders L G T5])
         [--alphas 0.5,1] [--size 512] [--steps 50 --denoise 0.75 --cfg 7.5 --iterations 20 --constraint 0.5]
         [--lpips alex --lpips-dir DIR] [--clip MODEL] [--negative TEXT] [--limit N]
-        [--sde] [--vqa-model M [--vqa-base-url URL] [--vqa-api-key-env VAR]]
+        [--sde] [--vqa-model M [--vqa-provider NAME | --vqa-base-url URL [--vqa-api-key-env VAR]]
+                               [--vqa-runs 5] [--vqa-temperature 1.0]]
 
 MANIFEST is JSON (a list, or {"items": [...]}) or JSONL, one edit per item — the ZOFIE/PIE-Bench
 shape: ``image`` (path, relative to the manifest), ``source_prompt``, ``target_prompt``,
@@ -17,7 +18,11 @@ VAE Decode. One value per item (``DIR/results.md`` "Per item"): ``--sde`` adds t
 through the host model (:mod:`bench.host_sde`; c = source prompt, c̃ = target prompt, noise level
 and sampling from the same schedule); ``--vqa-model`` adds MLLM-VQA (the % of consecutive pairs
 source → α₁ → α₂ … in ascending α that the model says show a gradual change of the attribute;
-:mod:`ems.metrics.vqa`) through the pack's OpenAI-compatible client. Every item's images and metric
+:mod:`ems.metrics.vqa`; each pair asked ``--vqa-runs`` times, averaged) through the pack's
+OpenAI-compatible client. Where those questions go, and with which key, is chosen on this command
+line — a provider defined on the machine (``--vqa-provider``, default ``openai``; see
+:mod:`ems.providers`) or a server typed here (``--vqa-base-url`` with ``--vqa-api-key-env``) —
+never by the manifest, which is a file the run reads. Every item's images and metric
 rows are stored under ``DIR/items/<id>/`` and its
 ``result.json`` is written atomically last, so a rerun with the same settings skips finished items
 (a changed setting recomputes them). ``DIR/results.{json,md}``: one row per (item, α) and the
@@ -146,27 +151,28 @@ def evaluate_item(item, models, scorers, s, alphas, args) -> dict:
         per_item.update(sde=r.sde.item(), sde_err_c=r.err_c.item(), sde_err_flipped=r.err_flipped.item(),
                         sde_ratio=r.ratio.item())
     if args.vqa_ask is not None:
-        per_item.update(ask_vqa(item, image[0], edited, alphas, args.vqa_ask))
+        per_item.update(ask_vqa(item, image[0], edited, alphas, args.vqa_ask, args.vqa_runs))
     return {"id": item["id"], "settings_key": args.settings_key, "rows": rows, "per_item": per_item}
 
 
 PER_ITEM_KEYS = ("sde", "sde_err_c", "sde_err_flipped", "sde_ratio", "vqa")
 
 
-def ask_vqa(item, source, edited, alphas, ask) -> dict:
+def ask_vqa(item, source, edited, alphas, ask, runs: int = 1) -> dict:
     """MLLM-VQA over the sweep in ascending α, each image against the previous one (the first
-    against the source): ``vqa`` (% yes) and every question's answer."""
+    against the source), each pair asked ``runs`` times: ``vqa`` (% yes over all answers) and
+    every answer (pair by pair, run by run)."""
     from ems.llm import LLMError
     from ems.metrics.vqa import sweep_pairs, vqa_score
 
     order = sorted(range(len(alphas)), key=lambda i: alphas[i])
     pairs = sweep_pairs([edited[i] for i in order], item["attribute"], source=source)
     try:
-        result = vqa_score(pairs, ask)
+        result = vqa_score(pairs, ask, runs=runs)
     except LLMError as e:
         raise EvalError(f"item {item['id']!r}: VQA: {e}") from None
     return {"vqa": result.percentage, "vqa_unparsed": result.unparsed,
-            "vqa_answers": [it.answer for it in result.items]}
+            "vqa_answers": [a for it in result.items for a in it.answers]}
 
 
 def load_scorers(args):
@@ -256,21 +262,37 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="add the paper's SDE per item, through the host model (c = source prompt, c̃ = target prompt)")
     ap.add_argument("--vqa-model", metavar="M", help="add MLLM-VQA per item, asking this vision model "
                     "(OpenAI-compatible chat completions) about the α sweep")
-    ap.add_argument("--vqa-base-url", default="", metavar="URL", help="server for --vqa-model (default: OpenAI)")
-    ap.add_argument("--vqa-api-key-env", default="OPENAI_API_KEY", metavar="VAR",
-                    help="environment variable holding the key ('' = none; else the EMS key file)")
+    ap.add_argument("--vqa-provider", metavar="NAME", help="LLM provider defined on this machine for --vqa-model "
+                    "(built in: openai, ollama; more in $EMS_LLM_CONFIG, default ~/.config/ems/llm.json). "
+                    "Default: openai")
+    ap.add_argument("--vqa-base-url", default="", metavar="URL",
+                    help="instead of a provider: this OpenAI-compatible server (typed here, so your choice)")
+    ap.add_argument("--vqa-api-key-env", default="", metavar="VAR",
+                    help="with --vqa-base-url: the environment variable holding its key (default: none)")
+    ap.add_argument("--vqa-runs", type=int, default=5, metavar="N",
+                    help="answers per pair, averaged (default 5, as issue 12 states the paper's protocol)")
+    ap.add_argument("--vqa-temperature", type=float, default=1.0, metavar="T",
+                    help="sampling temperature of the VQA model (default 1.0, so runs can differ; ours)")
     ap.add_argument("--limit", type=int, help="only the first N items")
     args = ap.parse_args(argv)
     args.alphas = [float(a) for a in args.alphas.split(",") if a.strip()]
     if args.size % 16:
         ap.error("--size must be a multiple of 16 (VAE 8× and MMDiT patch 2)")
+    if args.vqa_provider and args.vqa_base_url:
+        ap.error("give --vqa-provider or --vqa-base-url, not both")
+    if args.vqa_api_key_env and not args.vqa_base_url:
+        ap.error("--vqa-api-key-env goes with --vqa-base-url; a provider's key variable is defined with the provider")
+    if args.vqa_runs < 1:
+        ap.error("--vqa-runs must be at least 1")
     args.vqa_ask = None
     return args
 
 
 def run_settings(args, s: harness.EditSettings) -> dict:
     """Everything that changes an item's result; its hash decides whether a finished item is reused."""
-    vqa = {"model": args.vqa_model, "base_url": args.vqa_base_url} if args.vqa_model else None
+    vqa = ({"model": args.vqa_model, "provider": args.vqa_provider or ("" if args.vqa_base_url else "openai"),
+            "base_url": args.vqa_base_url, "runs": args.vqa_runs, "temperature": args.vqa_temperature}
+           if args.vqa_model else None)
     return {**s.as_dict(), "alphas": args.alphas, "size": args.size, "negative": args.negative,
             "model": "tiny" if args.tiny else str(args.checkpoint), "lpips": args.lpips, "clip": args.clip,
             "sde": args.sde, "vqa": vqa}
@@ -281,15 +303,20 @@ def settings_key(settings: dict) -> str:
 
 
 def vqa_client(args):
-    """The ``ask`` callable for --vqa-model; the key is checked now, before any item runs."""
-    from ems.llm import LLMError, resolve_api_key
+    """The ``ask`` callable for --vqa-model; the provider and its key are checked now, before any
+    item runs. The destination comes from this command line: a provider the machine defines, or a
+    server the person typed (with the key variable they typed)."""
+    from ems.llm import LLMError
     from ems.metrics.vqa import openai_ask
+    from ems.providers import Provider, ProviderError, check_base_url
 
     try:
-        resolve_api_key(args.vqa_api_key_env)
-    except LLMError as e:
+        provider = (Provider("command line", check_base_url(args.vqa_base_url, "--vqa-base-url"),
+                             args.vqa_api_key_env.strip(), "the command line")
+                    if args.vqa_base_url else (args.vqa_provider or "openai"))
+        return openai_ask(args.vqa_model, provider, temperature=args.vqa_temperature)
+    except (LLMError, ProviderError) as e:
         raise EvalError(f"--vqa-model: {e}") from None
-    return openai_ask(args.vqa_model, args.vqa_base_url, args.vqa_api_key_env)
 
 
 def main(argv: Optional[list] = None) -> int:

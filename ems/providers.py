@@ -232,3 +232,18 @@ def resolve_key(provider: Provider, environ: Optional[Mapping[str, str]] = None)
                         f"not set for this ComfyUI (nor in the EMS key file, {KEYS_FILE_ENV}, default "
                         f"{DEFAULT_KEYS_FILE}). Set {var} in the environment that starts ComfyUI and restart "
                         f"it.{tail}")
+
+
+def v1_widget_values(values: object) -> Optional[dict]:
+    """``{"base_url", "api_key_env", ...}`` when a UI workflow's ``widgets_values`` for EMS Extract
+    Captions has v1's layout (instruction, model, base_url, api_key_env, temperature, seed,
+    refresh, …), else None. v2's layout has a number where v1 had api_key_env."""
+    if not isinstance(values, list) or len(values) < 7:
+        return None
+    strings, number = values[:4], values[4]
+    if not all(isinstance(v, str) for v in strings) or isinstance(number, bool) or not isinstance(number, (int, float)):
+        return None
+    return {"instruction": values[0], "model": values[1], "base_url": values[2], "api_key_env": values[3],
+            "temperature": values[4], "seed": values[5], "refresh": values[6],
+            **({"source_prompt": values[7]} if len(values) > 7 else {}),
+            **({"target_prompt": values[8]} if len(values) > 8 else {})}

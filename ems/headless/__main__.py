@@ -63,8 +63,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--constraint", type=float, help="CSDS constraint λ (0.1–1.0, default 0.5)")
     ap.add_argument("--megapixels", type=float, help="resize the image to about this many megapixels (default 1.0)")
     ap.add_argument("--llm-model", help="LLM for captions (default gpt-4o)")
-    ap.add_argument("--base-url", help="OpenAI-compatible server, e.g. http://localhost:11434/v1 for Ollama")
-    ap.add_argument("--api-key-env", help="name of the environment variable holding the key (default OPENAI_API_KEY)")
+    ap.add_argument("--provider", help="LLM provider for captions, defined on this machine (built in: openai, "
+                                       "ollama; more in $EMS_LLM_CONFIG, default ~/.config/ems/llm.json). "
+                                       "Default: the workflow's")
+    ap.add_argument("--base-url", help="instead of a provider: this OpenAI-compatible server, e.g. "
+                                       "http://127.0.0.1:8000/v1 (typed here, so your choice; the workflow's "
+                                       "provider is replaced by it)")
+    ap.add_argument("--api-key-env", help="with --base-url: the environment variable holding its key (default: none)")
     ap.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
                     help="auto = GPU when torch sees one, else CPU")
     ap.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the run")
@@ -191,15 +196,64 @@ def validate(args) -> dict:
         if not manual and not args.instruction:
             problems.append('no edit given — pass --instruction "make the suit red" (LLM captions) or '
                             '--source and --target captions (offline).')
-        if args.instruction and not manual and not args.base_url:
-            key_env = args.api_key_env or "OPENAI_API_KEY"
-            if not os.environ.get(key_env):
-                problems.append(f"--instruction uses OpenAI, but the environment variable {key_env} is not set "
-                                "(export it, or pass --base-url for a local server such as Ollama, or give "
-                                "--source/--target).")
+        if args.instruction and not manual:
+            problems += llm_problems(args)
     if problems:
         raise UsageError(problems)
     return found
+
+
+COMMAND_LINE_PROVIDER = "command-line"
+
+
+def llm_problems(args) -> list[str]:
+    """What keeps the caption LLM from running: an unknown provider, a bad --base-url, a missing key.
+    The destination and its key come from this machine's providers or from this command line,
+    never from the workflow file (which is only read)."""
+    from ..providers import Provider, ProviderError, check_base_url, get_provider, resolve_key
+
+    if args.api_key_env and not args.base_url:
+        return ["--api-key-env goes with --base-url; a provider's key variable is defined with the provider."]
+    if args.base_url and args.provider:
+        return ["give --provider or --base-url, not both."]
+    try:
+        if args.base_url:
+            provider = Provider(COMMAND_LINE_PROVIDER, check_base_url(args.base_url, "--base-url"),
+                                (args.api_key_env or "").strip(), "the command line")
+        else:
+            provider = get_provider(args.provider or "openai")  # the shipped workflows name openai
+        resolve_key(provider)
+    except ProviderError as e:
+        return [f"{e} (or give --source/--target: no LLM)."]
+    return []
+
+
+def refuse_v1_captions(workflow: dict) -> None:
+    """A workflow saved with EMS v1 carries a server URL and a key variable in its caption node: say
+    what changed instead of running it (its values would land in the wrong v2 widgets)."""
+    from ..providers import v1_message, v1_widget_values
+
+    for node in workflow.get("nodes", []) if isinstance(workflow, dict) else []:
+        old = v1_widget_values(node.get("widgets_values")) if node.get("type") == "EMSExtractCaptions" else None
+        if old:
+            raise WorkflowError(f"node {node.get('id')} (EMS Extract Captions): {v1_message(old['base_url'], old['api_key_env'])} "
+                                "Or open the workflow in ComfyUI (the pack moves the node to v2) and save it again.")
+
+
+def llm_env(args, base: Path) -> dict:
+    """Environment for the private ComfyUI: with --base-url, a provider file in the private base that
+    holds this machine's providers plus the server typed on this command line (names only, no keys)."""
+    if not args.base_url:
+        return {}
+    from ..providers import BUILT_IN, load_providers
+
+    providers = {name: {"base_url": p.base_url, "api_key_env": p.api_key_env}
+                 for name, p in load_providers().items() if BUILT_IN.get(name) != p}
+    providers[COMMAND_LINE_PROVIDER] = {"base_url": args.base_url.strip().rstrip("/"),
+                                        "api_key_env": (args.api_key_env or "").strip()}
+    path = base / "ems_llm_providers.json"
+    path.write_text(json.dumps({"providers": providers}, indent=1), encoding="utf-8")
+    return {"EMS_LLM_CONFIG": str(path)}
 
 
 def fresh_folder(root: Path) -> Path:
@@ -222,6 +276,7 @@ def set_inputs(prompt: dict, class_type: str, **values) -> None:
 
 
 def build_prompt(args, workflow: dict, info: dict, image_name: str, ckpt_name: str | None) -> dict:
+    refuse_v1_captions(workflow)
     filled: list[str] = []
     prompt = ui_to_api(workflow, info, filled)
     if filled:
@@ -236,7 +291,7 @@ def build_prompt(args, workflow: dict, info: dict, image_name: str, ckpt_name: s
                constraint=args.constraint)
     set_inputs(prompt, "EMSAlphaSweep", alphas=args.alphas)
     set_inputs(prompt, "EMSExtractCaptions", instruction=args.instruction, model=args.llm_model,
-               base_url=args.base_url, api_key_env=args.api_key_env)
+               provider=COMMAND_LINE_PROVIDER if args.base_url else args.provider)
     if args.source:
         prompt = drop_caption_llm(prompt, args.source, args.target, args.attribute)
         set_inputs(prompt, "EMSEncodePrompts", source_prompt=args.source, target_prompt=args.target,
@@ -304,7 +359,7 @@ def run(args) -> int:
     # Captions are kept in the user's cache folder (not the private base, deleted after the run), so
     # the same image + instruction never pays for the LLM twice; --no-cache keeps them in the base.
     cache = base / "caption_cache" if args.no_cache else user_cache_dir() / "captions"
-    server = ComfyServer(comfy, base, cpu=use_cpu(args.device), env={"EMS_CACHE_DIR": str(cache)})
+    server = ComfyServer(comfy, base, cpu=use_cpu(args.device), env={"EMS_CACHE_DIR": str(cache), **llm_env(args, base)})
     try:
         server.start()
         prompt = build_prompt(args, json.loads(args.workflow.read_text(encoding="utf-8")), server.object_info(),

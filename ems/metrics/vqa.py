@@ -1,19 +1,29 @@
-"""MLLM-VQA: the paper's automatic check that an edit shows a *gradual* change of the attribute.
+"""MLLM-VQA: a multimodal LLM judges whether an edit shows a *gradual* change of the attribute.
 
-Protocol (EMS paper, ZOFIE benchmark): a multimodal LLM is shown two images — the source (or
-the previous image of an α sweep) first, the edited image second — and asked whether the second
-image reflects a gradual change of X relative to the first, X being the attribute phrase of the
-edit ("red suit", "smile"). The score is the percentage of pairs answered "yes".
+What the paper says, and what is ours. The EMS paper (arXiv 2408.13335) reports MLLM-VQA on its
+ZOFIE benchmark (43.8 for EMS vs 29.2 prompt-only, SPEC §1). Issue 12 of this pack asks for "the
+paper's question and 5 runs averaged". The paper's own wording of the question could **not** be
+retrieved where this pack is built (searches of arXiv 2408.13335 and its mirrors return only the
+abstract), so :data:`YESNO_QUESTION` below is **our** wording, written from that description:
+the model sees two images — the source (or the previous image of an α sweep) first, the edited
+image second — and is asked whether the second reflects a gradual change of X relative to the
+first, X being the attribute phrase of the edit ("red suit", "smile"). Replace it with the
+paper's exact question through ``template`` when you have it. :data:`RUNS` = 5 follows issue
+12's statement of the protocol: every pair is asked ``runs`` times and the score is the mean over
+all answers (= the mean of the ``runs`` per-run percentages). Averaging only means something when
+answers can differ, so the adapter's default temperature is 1.0 (the OpenAI API's own default;
+our choice).
 
 This module owns the question, the parsing and the aggregation; the model call is injected as
 ``ask(images, question) -> str`` (images in order: first, second — whatever the callable
 accepts: tensors, PIL images, paths). :func:`openai_ask` adapts the pack's OpenAI-compatible
-client when it is available.
+client: the destination and its key come from a provider defined on the machine
+(:mod:`ems.providers`) or built by the person at the command line, never from a file the run reads.
 
 Two modes:
-- ``"yesno"`` (default, the paper's): answer parsed as yes/no; score = 100 · #yes / #pairs.
+- ``"yesno"`` (default): answer parsed as yes/no; score = 100 · #yes / #answers.
   An answer that is neither counts as "no" (conservative) and is reported in ``unparsed``.
-- ``"score"``: the model rates the change 0–10; score = 100 · mean(rating / 10), unparsed or
+- ``"score"`` (ours): the model rates the change 0–10; score = 100 · mean(rating / 10), unparsed or
   out-of-range ratings count as 0 and are reported in ``unparsed``.
 """
 
@@ -37,6 +47,8 @@ SCORE_QUESTION = (
     "of {attribute} with everything else kept)? Answer with a single number.")
 SCORE_SCALE = 10.0
 MODES = ("yesno", "score")
+RUNS = 5  # answers per pair, averaged (issue 12's statement of the paper's protocol)
+TEMPERATURE = 1.0  # so that the runs can differ (our choice; the OpenAI API's default)
 
 
 def build_question(attribute: str, mode: str = "yesno", template: Optional[str] = None) -> str:
@@ -92,17 +104,33 @@ def parse_score(answer: str, scale: float = SCORE_SCALE) -> Optional[float]:
 class VQAItem:
     attribute: str
     question: str
-    answer: str
-    value: Optional[float]  # 1/0 for yes/no, rating/scale for "score"; None if unparsed
+    answers: list[str]
+    values: list[Optional[float]]  # per run: 1/0 for yes/no, rating/scale for "score"; None if unparsed
+
+    @property
+    def answer(self) -> str:
+        return self.answers[0] if self.answers else ""
+
+    @property
+    def unparsed(self) -> int:
+        return sum(v is None for v in self.values)
 
     @property
     def parsed(self) -> bool:
-        return self.value is not None
+        return bool(self.values) and self.unparsed == 0
+
+    @property
+    def value(self) -> Optional[float]:
+        """Mean over runs, unparsed answers counting as 0; None when no answer parsed at all."""
+        if not self.values or self.unparsed == len(self.values):
+            return None
+        return sum(v or 0.0 for v in self.values) / len(self.values)
 
 
 @dataclass
 class VQAResult:
     mode: str
+    runs: int = 1
     items: list[VQAItem] = field(default_factory=list)
 
     @property
@@ -111,41 +139,54 @@ class VQAResult:
 
     @property
     def unparsed(self) -> int:
-        return sum(not it.parsed for it in self.items)
+        """Answers (over all pairs and runs) that said neither yes nor no / gave no usable number."""
+        return sum(it.unparsed for it in self.items)
 
     @property
     def percentage(self) -> float:
-        """100 · mean value over all pairs (unparsed count as 0); NaN for no pairs."""
-        if not self.items:
-            return math.nan
-        return 100.0 * sum(it.value or 0.0 for it in self.items) / len(self.items)
+        """100 · mean over every answer (pairs × runs; unparsed count as 0); NaN for no pairs."""
+        answers = [v or 0.0 for it in self.items for v in it.values]
+        return 100.0 * sum(answers) / len(answers) if answers else math.nan
+
+    @property
+    def run_percentages(self) -> list[float]:
+        """The percentage of each run on its own (their mean is ``percentage``)."""
+        return [100.0 * sum(it.values[r] or 0.0 for it in self.items) / len(self.items)
+                for r in range(self.runs)] if self.items else []
 
     def as_dict(self) -> dict:
-        return {"mode": self.mode, "percentage": self.percentage, "count": self.count,
-                "unparsed": self.unparsed,
-                "items": [{"attribute": it.attribute, "answer": it.answer, "value": it.value} for it in self.items]}
+        return {"mode": self.mode, "runs": self.runs, "percentage": self.percentage, "count": self.count,
+                "unparsed": self.unparsed, "run_percentages": self.run_percentages,
+                "items": [{"attribute": it.attribute, "answers": it.answers, "value": it.value}
+                          for it in self.items]}
+
+
+def _value(answer: str, mode: str) -> Optional[float]:
+    if mode == "yesno":
+        verdict = parse_yes_no(answer)
+        return None if verdict is None else float(verdict)
+    return parse_score(answer)
 
 
 def ask_pair(first: Any, second: Any, attribute: str, ask: Ask, mode: str = "yesno",
-             template: Optional[str] = None) -> VQAItem:
-    """Ask about one (first, second) pair and parse the answer."""
+             template: Optional[str] = None, runs: int = 1) -> VQAItem:
+    """Ask about one (first, second) pair ``runs`` times and parse the answers."""
+    if runs < 1:
+        raise ValueError(f"VQA runs must be at least 1, got {runs}")
     question = build_question(attribute, mode, template)
-    answer = ask([first, second], question)
-    answer = answer if isinstance(answer, str) else str(answer)
-    if mode == "yesno":
-        verdict = parse_yes_no(answer)
-        value = None if verdict is None else float(verdict)
-    else:
-        value = parse_score(answer)
-    return VQAItem(attribute, question, answer, value)
+    answers = []
+    for _ in range(runs):
+        answer = ask([first, second], question)
+        answers.append(answer if isinstance(answer, str) else str(answer))
+    return VQAItem(attribute, question, answers, [_value(a, mode) for a in answers])
 
 
 def vqa_score(pairs: Iterable[tuple[Any, Any, str]], ask: Ask, mode: str = "yesno",
-              template: Optional[str] = None) -> VQAResult:
-    """Run the protocol over ``(first_image, second_image, attribute)`` triples."""
-    result = VQAResult(mode)
+              template: Optional[str] = None, runs: int = RUNS) -> VQAResult:
+    """Run the protocol over ``(first_image, second_image, attribute)`` triples, ``runs`` answers each."""
+    result = VQAResult(mode, runs)
     for first, second, attribute in pairs:
-        result.items.append(ask_pair(first, second, attribute, ask, mode, template))
+        result.items.append(ask_pair(first, second, attribute, ask, mode, template, runs))
     return result
 
 
@@ -156,18 +197,27 @@ def sweep_pairs(images: Sequence[Any], attribute: str, source: Any = None) -> li
     return [(seq[i], seq[i + 1], attribute) for i in range(len(seq) - 1)]
 
 
-def openai_ask(model: str = "gpt-4o", base_url: str = "", api_key_env: str = "OPENAI_API_KEY",
-               temperature: float = 0.0, seed: Optional[int] = None, **config: Any) -> Ask:
-    """An ``ask`` callable backed by the pack's OpenAI-compatible client (:mod:`ems.llm`, the
-    same one the captions node uses): any server speaking chat completions with image input.
-    Keys come from the environment variable named by ``api_key_env`` or the EMS key file."""
-    from ems.llm import LLMConfig, ask_vision  # imported lazily: the metrics work without it
+def openai_ask(model: str = "gpt-4o", provider: Any = "openai", temperature: float = TEMPERATURE,
+               seed: Optional[int] = None, environ=None, cancelled: Callable[[], bool] = lambda: False,
+               **config: Any) -> Ask:
+    """An ``ask`` callable backed by the pack's OpenAI-compatible client (:mod:`ems.llm`, the same
+    one the captions node uses). ``provider`` is the NAME of a provider defined on this machine
+    (built in: ``openai``, ``ollama``; more in ``$EMS_LLM_CONFIG``) or a
+    :class:`~ems.providers.Provider` a command line built from what the person typed. The key
+    comes from that provider's variable and is sent only to its URL; it is checked here, before
+    any question is asked."""
+    from ems.llm import LLMConfig, LLMError, ask_vision  # imported lazily: the metrics work without it
+    from ems.providers import Provider, ProviderError, get_provider, resolve_key
 
-    cfg = LLMConfig(model=model, base_url=base_url, api_key_env=api_key_env, temperature=temperature,
-                    seed=seed, **config)
+    try:
+        chosen = provider if isinstance(provider, Provider) else get_provider(str(provider), environ)
+        resolve_key(chosen, environ)
+    except ProviderError as e:
+        raise LLMError(str(e)) from None
+    cfg = LLMConfig(model=model, provider=chosen, temperature=temperature, seed=seed, **config)
 
     def ask(images: Sequence[Any], question: str) -> str:
-        return ask_vision(cfg, question, list(images))
+        return ask_vision(cfg, question, list(images), environ=environ, cancelled=cancelled)
 
     ask.config = cfg  # type: ignore[attr-defined]
     return ask

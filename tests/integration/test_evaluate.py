@@ -80,7 +80,7 @@ def saved(out: Path, item: str, name: str) -> np.ndarray:
 
 def test_sde_and_vqa_columns_from_the_host_model_and_the_canned_answers(tmp_path):
     path, out = manifest(tmp_path), tmp_path / "out"
-    options = ["--sde", "--vqa-model", "vqa-test-model", "--vqa-api-key-env", KEY_VAR]
+    options = ["--sde", "--vqa-model", "vqa-test-model", "--vqa-api-key-env", KEY_VAR, "--vqa-runs", "1"]
     env = {KEY_VAR: KEY, "EMS_KEYS_FILE": str(tmp_path / "no-keys.json")}
     with FakeOpenAI() as server:
         server.script(*(ok(a) for a in ANSWERS))
@@ -124,7 +124,8 @@ def test_the_settings_key_covers_sde_and_vqa():
     def key(*extra):
         return settings_key(run_settings(parse_args(["m.json", "--out", "o", "--tiny", *extra]), EditSettings()))
 
-    keys = {key(), key("--sde"), key("--vqa-model", "a"), key("--vqa-model", "b"),
-            key("--vqa-model", "a", "--vqa-base-url", "http://127.0.0.1:1/v1")}
-    assert len(keys) == 5
-    assert key("--vqa-model", "a", "--vqa-api-key-env", "OTHER") == key("--vqa-model", "a")  # the key is no setting
+    url = ("--vqa-base-url", "http://127.0.0.1:1/v1")
+    keys = {key(), key("--sde"), key("--vqa-model", "a"), key("--vqa-model", "b"), key("--vqa-model", "a", *url),
+            key("--vqa-model", "a", "--vqa-provider", "ollama"), key("--vqa-model", "a", "--vqa-runs", "1")}
+    assert len(keys) == 7
+    assert key("--vqa-model", "a", *url, "--vqa-api-key-env", "OTHER") == key("--vqa-model", "a", *url)  # the key is no setting

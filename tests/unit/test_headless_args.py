@@ -61,9 +61,21 @@ def test_instruction_without_a_key_says_which_variable(capsys, tmp_path, monkeyp
     image = tmp_path / "x.png"
     image.write_bytes(b"")
     code, err = run(capsys, "--comfyui", str(comfy), "--checkpoint", "sd3.safetensors", "--image", str(image),
-                    "--instruction", "make it red", "--api-key-env", "MY_KEY_VAR")
-    assert code == 2 and "MY_KEY_VAR is not set" in err and "--base-url" in err
+                    "--instruction", "make it red", "--base-url", "http://127.0.0.1:9/v1", "--api-key-env", "MY_KEY_VAR")
+    assert code == 2 and "MY_KEY_VAR, which is not set" in err and "--source/--target" in err
     assert err.count("EMS: cannot run:") == 1, err  # the key is the only problem
+
+
+def test_instruction_with_an_undefined_provider_lists_the_defined_ones(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("EMS_LLM_CONFIG", str(tmp_path / "llm.json"))
+    comfy = fake_comfy(tmp_path)
+    (comfy / "models" / "checkpoints" / "sd3.safetensors").write_bytes(b"")
+    image = tmp_path / "x.png"
+    image.write_bytes(b"")
+    code, err = run(capsys, "--comfyui", str(comfy), "--checkpoint", "sd3.safetensors", "--image", str(image),
+                    "--instruction", "make it red", "--provider", "nowhere")
+    assert code == 2 and "'nowhere' is not defined" in err and "ollama, openai" in err
+    assert str(tmp_path / "llm.json") in err
 
 
 def test_half_typed_prompts_are_refused(capsys, tmp_path):

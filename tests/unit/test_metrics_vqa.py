@@ -3,6 +3,7 @@
 import math
 
 import pytest
+import torch
 
 from ems.metrics.vqa import (SCORE_QUESTION, YESNO_QUESTION, ask_pair, build_question, parse_score, parse_yes_no,
                              sweep_pairs, vqa_score)
@@ -54,7 +55,7 @@ def test_question_names_the_attribute_and_the_protocol():
 def test_yes_percentage_over_pairs_with_unparsed_counted_as_no():
     mllm = ScriptedMLLM(["Yes.", "no", "I cannot tell", "yes"])
     pairs = [("src0", "ed0", "red suit"), ("src1", "ed1", "smile"), ("src2", "ed2", "snow"), ("src3", "ed3", "age")]
-    result = vqa_score(pairs, mllm)
+    result = vqa_score(pairs, mllm, runs=1)
     assert result.count == 4 and result.unparsed == 1
     assert result.percentage == pytest.approx(50.0)
     # the source goes first, the edit second, and each question names its own attribute
@@ -66,7 +67,7 @@ def test_yes_percentage_over_pairs_with_unparsed_counted_as_no():
 
 def test_score_mode_averages_ratings():
     mllm = ScriptedMLLM(["8", "10/10", "eleven"])
-    result = vqa_score([(0, 1, "x"), (1, 2, "x"), (2, 3, "x")], mllm, mode="score")
+    result = vqa_score([(0, 1, "x"), (1, 2, "x"), (2, 3, "x")], mllm, mode="score", runs=1)
     assert result.percentage == pytest.approx(100 * (0.8 + 1.0 + 0.0) / 3)
     assert result.unparsed == 1
 
@@ -83,19 +84,50 @@ def test_sweep_pairs_chain_consecutive_images():
     assert sweep_pairs(["e1", "e2"], "smile") == [("e1", "e2", "smile")]
 
 
-def test_openai_adapter_goes_through_ems_llm(monkeypatch):
-    llm = pytest.importorskip("ems.llm")
+def test_five_runs_are_averaged_by_default():
+    from ems.metrics.vqa import RUNS
+
+    assert RUNS == 5
+    mllm = ScriptedMLLM(["yes", "no", "yes", "yes", "maybe"] + ["no"] * 5)
+    result = vqa_score([("s", "e1", "red"), ("e1", "e2", "red")], mllm)
+    assert len(mllm.calls) == 10 and result.runs == 5
+    assert result.items[0].value == pytest.approx(3 / 5) and result.items[1].value == 0.0
+    assert result.percentage == pytest.approx(100 * 3 / 10) and result.unparsed == 1
+    assert result.run_percentages == [50.0, 0.0, 50.0, 50.0, 0.0]
+    assert sum(result.run_percentages) / 5 == pytest.approx(result.percentage)
+    assert result.as_dict()["items"][0]["answers"] == ["yes", "no", "yes", "yes", "maybe"]
+
+
+def test_openai_adapter_against_a_loopback_provider(tmp_path):
+    """The adapter through ems.llm to a loopback OpenAI-compatible fake, named as a provider in
+    the machine's config: five questions per pair, both images, the provider's key, and the mean."""
+    import json
+
+    from support.fake_openai import FakeOpenAI, ok
+
     from ems.metrics.vqa import openai_ask
-    seen = {}
 
-    def fake_ask_vision(config, question, images, **kwargs):
-        seen.update(config=config, question=question, images=images)
-        return "Yes"
+    answers = iter(["Yes", "yes.", "No", "Yes", "yes"])
+    with FakeOpenAI(default=lambda request: ok(next(answers))) as server:
+        config = tmp_path / "llm.json"
+        config.write_text(json.dumps({"providers": {"judge": {"base_url": server.url, "api_key_env": "JUDGE_KEY"}}}))
+        env = {"EMS_LLM_CONFIG": str(config), "JUDGE_KEY": "sk-judge", "EMS_KEYS_FILE": str(tmp_path / "none")}
+        ask = openai_ask(model="qwen2.5-vl", provider="judge", environ=env)
+        red, blue = torch.zeros(8, 8, 3), torch.zeros(8, 8, 3)
+        red[..., 0], blue[..., 2] = 1.0, 1.0
+        result = vqa_score([(red, blue, "red suit")], ask)
+    assert result.percentage == pytest.approx(80.0) and len(server.requests) == 5
+    for req in server.requests:
+        assert req.bearer == "sk-judge" and req.body["model"] == "qwen2.5-vl" and req.body["temperature"] == 1.0
+        assert len(req.image_urls) == 2 and any("gradual change of red suit" in t for t in req.texts)
 
-    monkeypatch.setattr(llm, "ask_vision", fake_ask_vision)
-    ask = openai_ask(model="qwen2.5-vl", base_url="http://localhost:11434/v1", api_key_env="")
-    result = vqa_score([("src", "edited", "red suit")], ask)
-    assert result.percentage == 100.0
-    assert seen["images"] == ["src", "edited"] and "gradual change of red suit" in seen["question"]
-    assert seen["config"].model == "qwen2.5-vl" and seen["config"].base_url == "http://localhost:11434/v1"
-    assert seen["config"].temperature == 0.0
+
+def test_openai_adapter_refuses_an_undefined_provider_before_asking(tmp_path):
+    from ems.llm import LLMError
+    from ems.metrics.vqa import openai_ask
+
+    with pytest.raises(LLMError, match="'nowhere' is not defined.*ollama, openai"):
+        openai_ask(provider="nowhere", environ={"EMS_LLM_CONFIG": str(tmp_path / "none.json")})
+    with pytest.raises(LLMError, match="OPENAI_API_KEY"):
+        openai_ask(provider="openai", environ={"EMS_LLM_CONFIG": str(tmp_path / "none.json"),
+                                               "EMS_KEYS_FILE": str(tmp_path / "none")})

@@ -120,3 +120,14 @@ def test_v1_message_never_echoes_a_pasted_key_and_suggests_built_ins(tmp_path):
     assert pasted not in msg and "http://evil.example/v1" in msg and str(path) in msg
     assert "'openai'" in v1_message("", "OPENAI_API_KEY", env)
     assert "'ollama'" in v1_message("http://localhost:11434/v1", "", env)
+
+
+def test_v1_widget_layout_is_recognised_and_v2_is_not():
+    from ems.providers import v1_widget_values
+
+    v1 = ["make it red", "gpt-4o", "http://x:1/v1", "MY_KEY", 0.0, 0, False, "", ""]
+    assert v1_widget_values(v1) == {"instruction": "make it red", "model": "gpt-4o", "base_url": "http://x:1/v1",
+                                    "api_key_env": "MY_KEY", "temperature": 0.0, "seed": 0, "refresh": False,
+                                    "source_prompt": "", "target_prompt": ""}
+    assert v1_widget_values(["make it red", "openai", "gpt-4o", 0.0, 0, False, "", ""]) is None
+    assert v1_widget_values({"instruction": "x"}) is None and v1_widget_values(None) is None
