@@ -100,7 +100,11 @@ ems_pick_python() {
   EMS_PY="$EMS_VENV/bin/python"; EMS_PY_WHY="this project's .venv"; EMS_PY_OWNED=1
 }
 
-ems_pip() { "$EMS_PY" -m pip install -q --disable-pip-version-check "$@"; }
+# One retry: a pip run can fail on a transient cache or network error (seen once in a fresh clone).
+ems_pip() {
+  "$EMS_PY" -m pip install -q --disable-pip-version-check "$@" \
+    || { ems_say "pip install failed; retrying once"; "$EMS_PY" -m pip install -q --disable-pip-version-check "$@"; }
+}
 
 # Test tools for a Python we must not change: installed into .cache/pytools, put on PYTHONPATH.
 ems_pytools() {
