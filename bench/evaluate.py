@@ -4,7 +4,7 @@
         (--tiny | --checkpoint sd3_medium_incl_clips.safetensors [--text-encoders L G T5])
         [--alphas 0.5,1] [--size 512] [--steps 50 --denoise 0.75 --cfg 7.5 --iterations 20 --constraint 0.5]
         [--lpips alex --lpips-dir DIR] [--clip MODEL] [--negative TEXT] [--limit N]
-        [--sde] [--vqa-model M [--vqa-provider NAME | --vqa-base-url URL [--vqa-api-key-env VAR]]
+        [--sde [--sde-norm rms|l2]] [--vqa-model M [--vqa-provider NAME | --vqa-base-url URL [--vqa-api-key-env VAR]]
                                [--vqa-runs 5] [--vqa-temperature 1.0]]
 
 MANIFEST is JSON (a list, or {"items": [...]}) or JSONL, one edit per item — the ZOFIE/PIE-Bench
@@ -147,7 +147,7 @@ def evaluate_item(item, models, scorers, s, alphas, args) -> dict:
     if args.sde:
         from .host_sde import host_sde
 
-        r = host_sde(models[0], models[2], image, source, target, negative, s)
+        r = host_sde(models[0], models[2], image, source, target, negative, s, norm=args.sde_norm)
         per_item.update(sde=r.sde.item(), sde_err_c=r.err_c.item(), sde_err_flipped=r.err_flipped.item(),
                         sde_ratio=r.ratio.item())
     if args.vqa_ask is not None:
@@ -260,6 +260,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="add CLIP score vs the target prompt (local folder or cached HF id; never downloads)")
     ap.add_argument("--sde", action="store_true",
                     help="add the paper's SDE per item, through the host model (c = source prompt, c̃ = target prompt)")
+    ap.add_argument("--sde-norm", choices=("rms", "l2"), default="rms",
+                    help="SDE distances: rms = per-pixel root-mean-square (default; the paper's scale), "
+                         "l2 = summed over all pixels (ems.metrics.sde)")
     ap.add_argument("--vqa-model", metavar="M", help="add MLLM-VQA per item, asking this vision model "
                     "(OpenAI-compatible chat completions) about the α sweep")
     ap.add_argument("--vqa-provider", metavar="NAME", help="LLM provider defined on this machine for --vqa-model "
@@ -295,7 +298,7 @@ def run_settings(args, s: harness.EditSettings) -> dict:
            if args.vqa_model else None)
     return {**s.as_dict(), "alphas": args.alphas, "size": args.size, "negative": args.negative,
             "model": "tiny" if args.tiny else str(args.checkpoint), "lpips": args.lpips, "clip": args.clip,
-            "sde": args.sde, "vqa": vqa}
+            "sde": args.sde, "sde_norm": args.sde_norm if args.sde else None, "vqa": vqa}
 
 
 def settings_key(settings: dict) -> str:

@@ -68,9 +68,11 @@ class HostModel:
 
 @torch.inference_mode()
 def host_sde(model, vae, image: torch.Tensor, source, target, negative, s: harness.EditSettings,
-             norm: str = "l2") -> SDEResult:
+             norm: str = "rms") -> SDEResult:
     """SDE of ``image`` (its label: the ``source`` conditioning; flipped label: ``target``) at the
-    noise level of BasicScheduler(s.steps, s.denoise), sampled with s.cfg / s.sampler / s.seed."""
+    noise level of BasicScheduler(s.steps, s.denoise), sampled with s.cfg / s.sampler / s.seed.
+    ``norm``: ``"rms"`` per-pixel distances (default, the paper's scale) or ``"l2"`` summed
+    (:mod:`ems.metrics.sde`)."""
     host = HostModel(model, vae, negative, s.cfg, s.seed, s.sampler)
     sigmas = harness.schedule(model, s.steps, s.denoise, s.scheduler)
     return semantic_disentanglement(image, host.encode_and_noise, host.denoise_and_decode, source, target,

@@ -12,13 +12,19 @@ For an image x whose label is c (e.g. "a smiling woman") and the flipped label c
 
 This is SPEC's expression read with ordinary precedence — exactly as the paper prints it: the
 ratio E_c / E_c̃ **plus** the second norm again (not E_c / (E_c̃ + E_c̃) nor a normalised ratio).
-Because of that added term SDE is not scale-free: it depends on the image's value range and
-resolution and on the norm. Results therefore also carry ``err_c``, ``err_flipped`` and
-``ratio`` (= E_c / E_c̃) so other readings can be computed from the same run.
+Because of that added term SDE is not scale-free: it depends on the image's value range, its
+resolution and the norm. Results therefore also carry ``err_c``, ``err_flipped`` and ``ratio``
+(= E_c / E_c̃) so other readings can be computed from the same run.
 
-Norm: ``"l2"`` (default) is the Frobenius norm over all elements of one item (H·W·C for an
-image); ``"rms"`` divides it by √(number of elements), making the additive term resolution-
-independent. E_c̃ = 0 gives ratio +inf (NaN if E_c is 0 too); nothing is clamped.
+Norm — ``norm=`` (one value per item of the batch):
+- ``"rms"`` (**default**): the per-pixel root-mean-square distance, ‖x − x̂‖₂ / √(H·W·C), on
+  images in [0, 1]. It does not grow with the resolution, and it puts SDE on the scale the paper
+  reports (its table lists values between 1.08 and 1.42): a ratio near 1 plus an rms error of a
+  few tenths. The paper's text does not say how its norm is normalised; "rms" is our reading,
+  chosen because a summed norm over a whole image is far larger (hundreds at 512²).
+- ``"l2"``: the summed L2 (Frobenius) norm over all H·W·C elements, the formula's literal ‖·‖;
+  its additive term grows with √(H·W·C) (e.g. ≈ 0.3·√(512·512·3) ≈ 266 at 512²).
+E_c̃ = 0 gives ratio +inf (NaN if E_c is 0 too); nothing is clamped.
 
 f and h are plain callables so ComfyUI can supply them (VAE encode + noise_scaling at σ_t;
 sampling from σ_t + VAE decode). Any randomness in f must come from a generator the caller
@@ -34,7 +40,7 @@ import torch
 
 Encode = Callable[[torch.Tensor, Any], Any]          # f(x, t) -> z
 Decode = Callable[[Any, Any, Any], torch.Tensor]     # h(z, cond, t) -> x̂ (same shape as x)
-NORMS = ("l2", "rms")
+NORMS = ("rms", "l2")  # rms: per-pixel (default); l2: summed over all elements
 
 
 @dataclass
@@ -50,8 +56,8 @@ class SDEResult:
         return {k: getattr(self, k).tolist() for k in ("sde", "err_c", "err_flipped", "ratio")}
 
 
-def item_norm(v: torch.Tensor, norm: str = "l2") -> torch.Tensor:
-    """Norm of each item of a batch (B, ...) → (B,), float64."""
+def item_norm(v: torch.Tensor, norm: str = "rms") -> torch.Tensor:
+    """Norm of each item of a batch (B, ...) → (B,), float64: ``"rms"`` (per element) or ``"l2"`` (summed)."""
     if norm not in NORMS:
         raise ValueError(f"SDE norm {norm!r} is not one of {NORMS}")
     flat = v.detach().to(torch.float64).reshape(v.shape[0], -1)
@@ -60,7 +66,7 @@ def item_norm(v: torch.Tensor, norm: str = "l2") -> torch.Tensor:
 
 
 def sde_from_reconstructions(x: torch.Tensor, x_c: torch.Tensor, x_flipped: torch.Tensor,
-                             norm: str = "l2") -> SDEResult:
+                             norm: str = "rms") -> SDEResult:
     """SDE from the two reconstructions ``h(f(x,t),c,t)`` and ``h(f(x,t),c̃,t)`` (same shape as x)."""
     for name, v in (("h(f(x,t), c, t)", x_c), ("h(f(x,t), c̃, t)", x_flipped)):
         if tuple(v.shape) != tuple(x.shape):
@@ -74,7 +80,7 @@ def sde_from_reconstructions(x: torch.Tensor, x_c: torch.Tensor, x_flipped: torc
 
 
 def semantic_disentanglement(x: torch.Tensor, f: Encode, h: Decode, c: Any, c_flipped: Any, t: Any,
-                             norm: str = "l2") -> SDEResult:
+                             norm: str = "rms") -> SDEResult:
     """SDE of a batch x (B, ...) — typically ComfyUI images (B, H, W, C) in [0, 1].
 
     ``f(x, t)`` is called once; ``h(z, c, t)`` and ``h(z, c_flipped, t)`` both get that same z.

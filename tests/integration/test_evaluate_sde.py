@@ -68,7 +68,13 @@ def test_host_sde_equals_the_formula_on_f_and_h_by_hand(host):
     err_flipped = math.sqrt(((x.double() - x_flipped.double()) ** 2).sum().item())
     assert x_c.shape == x.shape and not torch.equal(x_c, x_flipped)  # c and c̃ lead to different images
 
-    assert result.err_c.item() == pytest.approx(err_c, rel=1e-9)
-    assert result.err_flipped.item() == pytest.approx(err_flipped, rel=1e-9)
-    assert result.sde.item() == pytest.approx(err_c / err_flipped + err_flipped, rel=1e-9)
+    # default: per-pixel rms distances (the paper's scale); "l2": the summed norm
+    n = math.sqrt(x.numel())
+    assert result.err_c.item() == pytest.approx(err_c / n, rel=1e-9)
+    assert result.err_flipped.item() == pytest.approx(err_flipped / n, rel=1e-9)
+    assert result.sde.item() == pytest.approx(err_c / err_flipped + err_flipped / n, rel=1e-9)
     assert math.isfinite(result.sde.item()) and result.sde.item() > 0
+    summed = host_sde(host["model"], host["vae"], host["image"], host["c"], host["c_flipped"], host["negative"],
+                      host["s"], norm="l2")
+    assert summed.err_flipped.item() == pytest.approx(err_flipped, rel=1e-9)
+    assert summed.sde.item() == pytest.approx(err_c / err_flipped + err_flipped, rel=1e-9)

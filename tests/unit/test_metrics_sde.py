@@ -1,4 +1,5 @@
-"""SDE = ‖x − h(f(x,t),c,t)‖ / ‖x − h(f(x,t),c̃,t)‖ + ‖x − h(f(x,t),c̃,t)‖ on a toy encoder/decoder."""
+"""SDE = ‖x − h(f(x,t),c,t)‖ / ‖x − h(f(x,t),c̃,t)‖ + ‖x − h(f(x,t),c̃,t)‖ on a toy encoder/decoder;
+per-pixel rms distances by default, the summed L2 norm by name."""
 
 import math
 
@@ -31,12 +32,12 @@ def toy(x):
     return f, h, calls
 
 
-def test_sde_by_hand_per_item():
+def test_sde_by_hand_per_item_summed_l2():
     x = torch.zeros(2, 2, 2, 3, dtype=torch.float64)
     x[0] = 0.5        # ‖x0‖ = 0.5·√12
     x[1, 0, 0, 0] = 2.0  # ‖x1‖ = 2
     f, h, _ = toy(x)
-    r = semantic_disentanglement(x, f, h, c=0.9, c_flipped=0.5, t=0.75)
+    r = semantic_disentanglement(x, f, h, c=0.9, c_flipped=0.5, t=0.75, norm="l2")
     norms = torch.tensor([0.5 * math.sqrt(12), 2.0], dtype=torch.float64)
     e_c, e_f = 0.1 * norms, 0.5 * norms
     assert torch.allclose(r.err_c, e_c, atol=1e-12)
@@ -45,6 +46,37 @@ def test_sde_by_hand_per_item():
     # the literal formula: ratio PLUS the second norm
     assert r.sde[0].item() == pytest.approx(0.2 + 0.25 * math.sqrt(12), abs=1e-12)
     assert r.sde[1].item() == pytest.approx(0.2 + 1.0, abs=1e-12)
+
+
+def test_default_is_per_pixel_rms_by_hand():
+    """Default norm: ‖·‖₂ / √(H·W·C). x0 is 0.5 everywhere (12 values): rms(x0) = 0.5, so
+    E_c = 0.1·0.5, E_c̃ = 0.5·0.5 and SDE = 0.2 + 0.25 — a value on the paper's scale."""
+    x = torch.zeros(2, 2, 2, 3, dtype=torch.float64)
+    x[0] = 0.5
+    x[1, 0, 0, 0] = 2.0  # rms(x1) = 2 / √12
+    f, h, _ = toy(x)
+    r = semantic_disentanglement(x, f, h, c=0.9, c_flipped=0.5, t=0.75)
+    assert r.err_c.tolist() == pytest.approx([0.05, 0.2 / math.sqrt(12)], abs=1e-12)
+    assert r.err_flipped.tolist() == pytest.approx([0.25, 1.0 / math.sqrt(12)], abs=1e-12)
+    assert r.sde.tolist() == pytest.approx([0.2 + 0.25, 0.2 + 1.0 / math.sqrt(12)], abs=1e-12)
+    summed = semantic_disentanglement(x, f, h, c=0.9, c_flipped=0.5, t=0.75, norm="l2")
+    assert torch.allclose(summed.ratio, r.ratio)  # the ratio does not depend on the norm; the added term does
+    assert not torch.allclose(summed.sde, r.sde)
+
+
+def test_rms_sde_does_not_grow_with_resolution_but_summed_does():
+    """The same per-pixel error at 16² and at 64²: rms SDE identical, summed-L2 SDE 4× the added term."""
+    values = {}
+    for side in (16, 64):
+        x = torch.full((1, side, side, 3), 0.6, dtype=torch.float64)
+        x_c, x_f = x - 0.05, x - 0.3  # the flipped label changes every pixel by 0.3
+        values[side] = (sde_from_reconstructions(x, x_c, x_f).sde.item(),
+                        sde_from_reconstructions(x, x_c, x_f, norm="l2").sde.item())
+    assert values[16][0] == pytest.approx(values[64][0], abs=1e-12)
+    assert values[16][0] == pytest.approx(0.05 / 0.3 + 0.3, abs=1e-12)
+    assert 1.0 > values[16][0] > 0.4  # rms: ratio + a few tenths
+    assert values[64][1] - 1 / 6 == pytest.approx(4 * (values[16][1] - 1 / 6), rel=1e-9)
+    assert values[64][1] > 30  # 0.3·√(64·64·3) ≈ 33: far off the paper's scale, and it grows with the image
 
 
 def test_f_runs_once_and_both_reconstructions_start_from_the_same_z():
@@ -66,7 +98,7 @@ def test_an_in_place_decoder_cannot_leak_into_the_second_call():
         z.mul_(c)  # works in place on its input
         return z
 
-    r = semantic_disentanglement(x, f, h, c=1.0, c_flipped=2.0, t=0.5)
+    r = semantic_disentanglement(x, f, h, c=1.0, c_flipped=2.0, t=0.5, norm="l2")
     assert r.err_c.item() == pytest.approx(0.0, abs=1e-12)
     assert r.err_flipped.item() == pytest.approx(x.norm().item(), rel=1e-12)
 
@@ -75,7 +107,7 @@ def test_perfect_reconstruction_and_a_flip_that_changes_nothing():
     x = torch.rand(1, 4, 4, 3, dtype=torch.float64)
     f, h, _ = toy(x)
     r = semantic_disentanglement(x, f, h, c=1.0, c_flipped=0.0, t=0.3)
-    assert r.sde.item() == pytest.approx(0.0 + x.norm().item())  # E_c = 0, E_c̃ = ‖x‖
+    assert r.sde.item() == pytest.approx(0.0 + item_norm(x).item())  # E_c = 0, E_c̃ = rms(x)
     same = sde_from_reconstructions(x, 0.5 * x, x.clone())  # the flipped label reproduces x exactly
     assert math.isinf(same.ratio.item()) and math.isinf(same.sde.item())
     assert math.isnan(sde_from_reconstructions(x, x.clone(), x.clone()).ratio.item())  # 0 / 0
