@@ -219,6 +219,81 @@ def bidirectional(g: UIGraph):
     g.node("SaveImage", images=grid[0], filename_prefix="ems/bidirectional_grid")
 
 
+NOTE_LATENT_MODES = """### linear or svd
+- **linear**: latent + α(b − a) — moves content, layout and colour toward b.
+- **svd**: only the singular values of the latent change by the a → b change of the pair's
+  spectrum; the image keeps its own singular vectors (its structure). Our reading of
+  arXiv 2502.02225 — see the node's help page for what is the paper's and what is ours.
+
+α = 0 returns the latent unchanged, in both modes."""
+
+
+def same_size(g: UIGraph, like, title: str, image: str = "example.png"):
+    """Load an image and scale it to exactly the size of ``like`` (latents must match)."""
+    size = g.node("GetImageSize", image=like[0])
+    img = g.node("LoadImage", title=title, image=image)
+    return g.node("ImageScale", image=img[0], upscale_method="lanczos", width=size[0], height=size[1], crop="center")
+
+
+def latent_reference(g: UIGraph):
+    g.note(NOTE_MODEL, column=0)
+    g.note("### Edit toward a reference photo\nPick **your image** in the first *Load Image* and the "
+           "**reference photo** in *Load Image (reference photo)*; it is scaled to your image's size.\n\n"
+           "**EMS Latent Direction** with `reference_a` = your image and `reference_b` = the reference: "
+           "linear α = 1 *is* the reference, α = 0.3 a 30 % step toward it (the EMS paper's Fig. 3b, on "
+           "clean latents).", column=1)
+    g.note(NOTE_LATENT_MODES, column=2)
+    g.note("### Sweep and re-render\n`alphas` renders several strengths in one batch with the same noise; "
+           "clear it to use the single `alpha`.\n\nThe **KSampler** (denoise 0.55) turns the moved latent "
+           "back into a clean image: lower keeps the blend literal, higher lets the model reinterpret it.",
+           column=4)
+    ckpt, scaled, latent = load_and_encode(g)
+    ref = same_size(g, scaled, "Load Image (reference photo)")
+    ref_latent = g.node("VAEEncode", pixels=ref[0], vae=ckpt[2])
+    moved = g.node("EMSLatentDirection", latent=latent[0], reference_a=latent[0], reference_b=ref_latent[0],
+                   alpha=0.5, mode="linear", axes="per_channel", rank=0, spectrum="shift", alphas="0, 0.25, 0.5, 0.75")
+    pos = g.node("CLIPTextEncode", title="Prompt (what the result shows)", clip=ckpt[1], text="a photo")
+    neg = g.node("CLIPTextEncode", title="Negative", clip=ckpt[1], text=NEGATIVE)
+    out = g.node("KSampler", model=ckpt[0], seed=SEED, steps=STEPS, cfg=CFG, sampler_name="euler",
+                 scheduler="simple", positive=pos[0], negative=neg[0], latent_image=moved[0], denoise=0.55)
+    decoded = g.node("VAEDecode", samples=out[0], vae=ckpt[2])
+    grid = g.node("EMSLabelledGrid", images=decoded[0], labels=moved[1], columns=0)
+    g.node("SaveImage", images=grid[0], filename_prefix="ems/latent_reference_grid")
+
+
+def latent_prompt_pair(g: UIGraph):
+    g.note(NOTE_MODEL, column=0)
+    g.note("### Attribute from a prompt pair\nTwo images are generated **with the same seed** from "
+           "\"a portrait photo of a man\" and \"… wearing glasses\": their latents differ (mostly) by the "
+           "attribute. **EMS Latent Direction** applies that difference to *your* image — the second seed "
+           "paper's setting (one pair of latents from two prompts, arXiv 2502.02225).\n\nKeep the two "
+           "prompts identical except for the attribute.", column=1)
+    g.note(NOTE_LATENT_MODES, column=3)
+    g.note("### Re-render\nThe last **KSampler** (denoise 0.6, the *with* prompt) turns the edited latent "
+           "into a clean image. Raise α or denoise if the attribute is too weak, lower them if your image "
+           "drifts.", column=5)
+    ckpt, scaled, latent = load_and_encode(g)
+    size = g.node("GetImageSize", image=scaled[0])
+    empty = g.node("EmptySD3LatentImage", width=size[0], height=size[1], batch_size=1)
+    without = g.node("CLIPTextEncode", title="Prompt a (without)", clip=ckpt[1], text="a portrait photo of a man")
+    with_ = g.node("CLIPTextEncode", title="Prompt b (with the attribute)", clip=ckpt[1],
+                   text="a portrait photo of a man wearing glasses")
+    neg = g.node("CLIPTextEncode", title="Negative", clip=ckpt[1], text=NEGATIVE)
+    pair = []
+    for name, prompt in (("a", without), ("b", with_)):
+        k = g.node("KSampler", title=f"KSampler (reference {name}, same seed)", model=ckpt[0], seed=SEED,
+                   steps=STEPS, cfg=CFG, sampler_name="euler", scheduler="simple", positive=prompt[0],
+                   negative=neg[0], latent_image=empty[0], denoise=1.0)
+        g.node("PreviewImage", title=f"Reference {name}", images=g.node("VAEDecode", samples=k[0], vae=ckpt[2])[0])
+        pair.append(k)
+    moved = g.node("EMSLatentDirection", latent=latent[0], reference_a=pair[0][0], reference_b=pair[1][0],
+                   alpha=1.0, mode="linear", axes="per_channel", rank=0, spectrum="shift", alphas="")
+    out = g.node("KSampler", model=ckpt[0], seed=SEED, steps=STEPS, cfg=CFG, sampler_name="euler",
+                 scheduler="simple", positive=with_[0], negative=neg[0], latent_image=moved[0], denoise=0.6)
+    decoded = g.node("VAEDecode", samples=out[0], vae=ckpt[2])
+    g.node("SaveImage", images=decoded[0], filename_prefix="ems/latent_prompt_pair")
+
+
 WORKFLOWS = {
     "ems_full_edit": full_edit,
     "ems_alpha_sweep": alpha_sweep,
@@ -226,6 +301,8 @@ WORKFLOWS = {
     "ems_manual_prompts": manual_prompts,
     "ems_multi_attribute": multi_attribute,
     "ems_bidirectional": bidirectional,
+    "ems_latent_reference": latent_reference,
+    "ems_latent_prompt_pair": latent_prompt_pair,
 }
 
 
