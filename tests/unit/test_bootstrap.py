@@ -1,0 +1,92 @@
+"""scripts/env.sh finds the host the way the README says: COMFYUI_DIR, then the ComfyUI the pack is
+installed in, then the usual places, then a pinned copy; and it reuses ComfyUI's own Python."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def fake_comfyui(path: Path, python_ok: bool | None = None) -> Path:
+    (path / "comfy").mkdir(parents=True)
+    (path / "main.py").write_text("")
+    if python_ok is not None:  # a venv whose python "imports" torch and torchvision, or not
+        py = path / "venv" / "bin" / "python"
+        py.parent.mkdir(parents=True)
+        py.write_text(f"#!/bin/sh\nexit {0 if python_ok else 1}\n")
+        py.chmod(0o755)
+    return path
+
+
+def install_pack(where: Path) -> Path:
+    """Just the pack's scripts/env.sh at ``where``/scripts (enough to source it)."""
+    (where / "scripts").mkdir(parents=True)
+    shutil.copy(REPO / "scripts" / "env.sh", where / "scripts" / "env.sh")
+    return where
+
+
+def bash(pack: Path, code: str, home: Path, **env) -> str:
+    clean = {k: v for k, v in os.environ.items() if k not in ("COMFYUI_DIR", "EMS_PYTHON", "VIRTUAL_ENV", "CONDA_PREFIX")}
+    result = subprocess.run(["bash", "-c", f"source '{pack}/scripts/env.sh'; {code}"], capture_output=True,
+                            text=True, env={**clean, "HOME": str(home), **env}, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+@pytest.fixture
+def home(tmp_path):
+    (tmp_path / "home").mkdir()
+    return tmp_path / "home"
+
+
+def test_the_comfyui_the_pack_is_installed_in_is_found(tmp_path, home):
+    comfy = fake_comfyui(tmp_path / "ComfyUI")
+    pack = install_pack(comfy / "custom_nodes" / "comfyui-ems")
+    out = bash(pack, 'ems_find_comfyui; echo "$COMFYUI_DIR|$EMS_COMFY_HOW"', home)
+    assert out == f"{comfy}|the ComfyUI this pack is installed in"
+
+
+def test_comfyui_dir_wins_and_a_wrong_one_is_an_error(tmp_path, home):
+    comfy = fake_comfyui(tmp_path / "ComfyUI")
+    other = fake_comfyui(tmp_path / "other")
+    pack = install_pack(comfy / "custom_nodes" / "comfyui-ems")
+    assert bash(pack, 'ems_find_comfyui; echo "$COMFYUI_DIR"', home, COMFYUI_DIR=str(other)) == str(other)
+    out = bash(pack, 'ems_find_comfyui; echo "rc=$?"', home, COMFYUI_DIR=str(tmp_path / "nothing"))
+    assert out.endswith("rc=2")
+
+
+def test_beside_the_checkout_then_the_pinned_copy(tmp_path, home):
+    pack = install_pack(tmp_path / "work" / "comfyui-ems")
+    assert bash(pack, 'ems_find_comfyui; echo "rc=$?"', home) == "rc=1"
+    pinned = fake_comfyui(pack / ".comfyui" / "ComfyUI-a125cd84")
+    assert bash(pack, 'ems_find_comfyui; echo "$COMFYUI_DIR"', home) == str(pinned)
+    beside = fake_comfyui(tmp_path / "work" / "ComfyUI")
+    assert bash(pack, 'ems_find_comfyui; echo "$COMFYUI_DIR"', home) == str(beside)
+
+
+def test_an_archive_that_is_not_the_pinned_one_is_refused(tmp_path, home):
+    pack = install_pack(tmp_path / "work" / "comfyui-ems")
+    archive = tmp_path / "ComfyUI.tar.gz"
+    archive.write_bytes(b"not the pinned archive")
+    out = bash(pack, 'ems_fetch_comfyui 2>&1; echo "rc=$?"', home, COMFYUI_ARCHIVE=str(archive))
+    assert "is not the pinned ComfyUI 0.3.64" in out and out.endswith("rc=1")
+    assert not (pack / ".comfyui" / "ComfyUI-a125cd84").exists()
+
+
+@pytest.mark.parametrize("python_ok", [True, False])
+def test_comfyuis_own_python_is_reused_only_when_it_has_torch(tmp_path, home, python_ok):
+    comfy = fake_comfyui(tmp_path / "ComfyUI", python_ok=python_ok)
+    pack = install_pack(comfy / "custom_nodes" / "comfyui-ems")
+    if python_ok:
+        out = bash(pack, 'ems_find_comfyui; ems_pick_python; echo "$EMS_PY|$EMS_PY_OWNED"', home)
+        assert out == f"{comfy}/venv/bin/python|0"
+    else:
+        out = bash(pack, 'ems_find_comfyui; EMS_VENV=/nonexistent; python3() { echo "would create $3"; }; '
+                         'ems_pick_python; echo "$EMS_PY|$EMS_PY_OWNED"', home)
+        assert out.endswith("/nonexistent/bin/python|1") and "would create /nonexistent" in out
