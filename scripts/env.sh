@@ -43,7 +43,10 @@ ems_find_comfyui() {
   local d
   for d in "$parent/ComfyUI" "$parent/comfyui" "$HOME/ComfyUI" "$COMFYUI_PIN_DIR"; do
     if ems_is_comfyui "$d"; then
-      COMFYUI_DIR="$(cd "$d" && pwd)"; EMS_COMFY_HOW="found at a usual place"; export COMFYUI_DIR; return 0
+      COMFYUI_DIR="$(cd "$d" && pwd)"; export COMFYUI_DIR
+      EMS_COMFY_HOW="found at a usual place"
+      [ "$d" = "$COMFYUI_PIN_DIR" ] && EMS_COMFY_HOW="the pinned $COMFYUI_PIN_VERSION fetched earlier"
+      return 0
     fi
   done
   return 1
