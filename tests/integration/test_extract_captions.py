@@ -1,5 +1,13 @@
-"""Issue 4, end to end: EMSExtractCaptions in a real ComfyUI server talking to a loopback
-OpenAI-compatible server, observed only from outside (HTTP, files, PNG metadata)."""
+"""Issues 4 and 9, end to end: EMSExtractCaptions in a real ComfyUI server, observed only from
+outside (HTTP, files, PNG metadata), talking to loopback OpenAI-compatible fakes.
+
+The server's environment is a user's machine: a provider file (EMS_LLM_CONFIG) defines provider
+``acc`` → the ``acc`` fake with its key in ACC_LLM_KEY, and other secrets sit beside it (an OpenAI
+key, an AWS secret, a key file). A second fake plays the attacker: graphs that name its URL — next
+to a configured provider, in v1's inputs, behind the built-in ``openai`` — must leave it with zero
+requests, and no secret but ACC_LLM_KEY's (sent to ``acc`` only) may appear in any request, error,
+history entry, log or saved file.
+"""
 
 from __future__ import annotations
 
@@ -7,56 +15,85 @@ import base64
 import io
 import json
 import os
+import time
 
 import pytest
 from PIL import Image
 
-from support.comfy_server import ComfyServer, ExecutionFailed, prepare_base
-from support.fake_openai import ATTRIBUTE, SOURCE, TARGET, FakeOpenAI, error, ok
+from support.comfy_server import ComfyServer, ExecutionFailed, PromptRejected, prepare_base
+from support.fake_openai import (ATTRIBUTE, SOURCE, TARGET, FakeOpenAI, error, html_page, huge_captions, ok, raw,
+                                 slow, truncated)
 from support.graph import Graph
 
-KEY = "sk-ems-integration-secret-7f3a9c1e5b"
-KEY_VAR = "EMS_TEST_OPENAI_KEY"
+ACC_KEY = "sk-acc-integration-secret-7f3a9c1e5b"
+KEY_VAR = "ACC_LLM_KEY"
+OTHER_SECRETS = {"OPENAI_API_KEY": "sk-openai-must-not-leave-41d2c9",
+                 "AWS_SECRET_ACCESS_KEY": "aws-secret-must-not-leave-9b1f",
+                 "EMS_TEST_UNRELATED_TOKEN": "unrelated-token-must-not-leave-77"}
+KEYFILE_SECRET = "keyfile-secret-must-not-leave-3c5e"
+SECRETS = [ACC_KEY, KEYFILE_SECRET, *OTHER_SECRETS.values()]
 NODE = "EMS Extract Captions"
 IMAGE_NAME = "ems_caption_source.png"
-SPEC_INPUTS = {"image", "instruction", "model", "base_url", "api_key_env", "temperature", "seed", "refresh",
+SPEC_INPUTS = {"image", "instruction", "provider", "model", "temperature", "seed", "refresh",
                "source_prompt", "target_prompt"}
 SPEC_OUTPUTS = ["source_prompt", "target_prompt", "attribute_prompt", "edit_words"]
 
 
 @pytest.fixture(scope="module")
-def llm_server():
+def acc():
     with FakeOpenAI() as server:
         yield server
 
 
 @pytest.fixture(scope="module")
-def comfy_llm(tmp_path_factory):
-    """A ComfyUI server whose environment holds the key in KEY_VAR (and no key file)."""
+def attacker():
+    with FakeOpenAI() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def config_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("ems_machine_config")
+
+
+@pytest.fixture(scope="module")
+def comfy_llm(tmp_path_factory, acc, config_dir):
+    """A ComfyUI server on a 'user machine': provider acc in the provider file, other secrets around."""
     base = prepare_base(tmp_path_factory.mktemp("comfy_llm"))
     picture = Image.new("RGB", (40, 24), (200, 30, 30))
     picture.paste((20, 40, 220), (20, 0, 40, 24))
     picture.save(base / "input" / IMAGE_NAME)
-    env = {KEY_VAR: KEY, "EMS_KEYS_FILE": str(base / "no-keys.json"), "EMS_CACHE_DIR": ""}
+    (config_dir / "llm.json").write_text(json.dumps({"providers": {
+        "acc": {"base_url": acc.url, "api_key_env": KEY_VAR},
+        "acc-nokey": {"base_url": acc.url, "api_key_env": "ACC_MISSING_KEY"}}}))
+    (config_dir / "keys.json").write_text(json.dumps({"KEYFILE_SECRET_VAR": KEYFILE_SECRET}))
+    env = {KEY_VAR: ACC_KEY, **OTHER_SECRETS, "EMS_LLM_CONFIG": str(config_dir / "llm.json"),
+           "EMS_KEYS_FILE": str(config_dir / "keys.json"), "EMS_CACHE_DIR": "", "ACC_MISSING_KEY": ""}
     server = ComfyServer(os.environ["COMFYUI_DIR"], base, env=env).start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def fake(llm_server):
-    llm_server.reset()
-    llm_server.default = ok(json.dumps({"source_prompt": SOURCE, "target_prompt": TARGET,
+def fake(acc, attacker):
+    for server in (acc, attacker):
+        server.reset()
+        server.default = ok(json.dumps({"source_prompt": SOURCE, "target_prompt": TARGET,
                                         "attribute_prompt": ATTRIBUTE}))
-    return llm_server
+    yield acc
+    assert attacker.requests == [], "a graph made the node talk to the attacker"
+    for request in acc.requests:  # acc gets its own key and nothing else secret
+        assert request.bearer == ACC_KEY
+        text = json.dumps(request.body) + json.dumps(request.headers)
+        assert not [s for s in SECRETS if s != ACC_KEY and s in text]
 
 
-def captions_graph(fake_url, instruction, save=True, **overrides):
+def captions_graph(instruction, save=True, provider="acc", **overrides):
     g = Graph()
     image = g.node("LoadImage", image=IMAGE_NAME)
-    inputs = dict(image=image[0], instruction=instruction, model="vision-test", base_url=fake_url,
-                  api_key_env=KEY_VAR, temperature=0.0, seed=5, refresh=False)
-    node = g.node("EMSExtractCaptions", **{**inputs, **overrides})
+    inputs = dict(image=image[0], instruction=instruction, provider=provider, model="vision-test",
+                  temperature=0.0, seed=5, refresh=False)
+    node = g.node("EMSExtractCaptions", **{k: v for k, v in {**inputs, **overrides}.items() if v is not None})
     if save:
         for i, name in enumerate(SPEC_OUTPUTS):
             g.save(node[i], f"cap_{name}")
@@ -72,57 +109,117 @@ def clear_outputs(comfy):
         (comfy.base / "output" / f"cap_{name}.pt").unlink(missing_ok=True)
 
 
+def no_secret_anywhere(comfy, *texts):
+    everything = "\n".join([*texts, json.dumps(comfy.get("/history")), comfy.log()])
+    assert not [s for s in SECRETS if s in everything]
+
+
+def failure(comfy, g) -> str:
+    with pytest.raises(ExecutionFailed) as e:
+        comfy.run(g.prompt)
+    assert e.value.node_type == "EMSExtractCaptions"
+    msg = e.value.message
+    assert msg.startswith(NODE) and "Traceback" not in msg
+    # No secret, and no path on the machine but the provider file's own.
+    assert not [s for s in SECRETS if s in msg]
+    assert str(comfy.base) not in msg and "keys.json" not in msg.replace("~/.config/ems/keys.json", "")
+    return msg
+
+
 def test_node_matches_the_spec(comfy_llm):
     info = comfy_llm.object_info()["EMSExtractCaptions"]
     inputs = {**info["input"]["required"], **info["input"].get("optional", {})}
-    assert set(inputs) == SPEC_INPUTS
+    assert set(inputs) == SPEC_INPUTS  # no base_url, no api_key_env: a graph cannot choose either
     assert set(info["input"].get("optional", {})) == {"source_prompt", "target_prompt"}
     assert info["output_name"] == SPEC_OUTPUTS and info["output"] == ["STRING"] * 4
     assert info["category"] == "EMS/extract" and info["display_name"] == "EMS Extract Captions (LLM)"
     assert all(spec[1].get("tooltip") for spec in inputs.values())
-    assert inputs["model"][1]["default"] == "gpt-4o" and inputs["base_url"][1]["default"] == ""
-    assert inputs["api_key_env"][1]["default"] == "OPENAI_API_KEY" and inputs["temperature"][1]["default"] == 0
-    assert inputs["instruction"][1]["multiline"] is True
+    assert inputs["provider"][1]["default"] == "openai" and inputs["model"][1]["default"] == "gpt-4o"
+    assert inputs["temperature"][1]["default"] == 0 and inputs["instruction"][1]["multiline"] is True
     # A seed that randomises after every queue would defeat the cache and pay for every run.
     assert inputs["seed"][1]["control_after_generate"] is False
+    assert info["input_order"]["required"][:3] == ["image", "instruction", "provider"]
 
 
-def test_request_outputs_and_no_key_in_workflow_or_png(comfy_llm, fake):
-    g, image, node = captions_graph(fake.url, "make her suit red")
+def test_configured_provider_gets_its_key_and_nothing_leaks_into_workflow_or_png(comfy_llm, fake):
+    g, image, node = captions_graph("make her suit red")
     g.node("SaveImage", images=image[0], filename_prefix="ems_key_check")
     workflow = {"nodes": [{"id": int(node.id), "type": "EMSExtractCaptions",
-                           "widgets_values": ["make her suit red", "vision-test", fake.url, KEY_VAR, 0.0, 5, False]}]}
+                           "widgets_values": ["make her suit red", "acc", "vision-test", 0.0, 5, False]}]}
     entry = comfy_llm.run(g.prompt, extra_data={"extra_pnginfo": {"workflow": workflow}})
 
     (req,) = fake.requests
-    assert req.bearer == KEY and req.body["model"] == "vision-test"
+    assert req.bearer == ACC_KEY and req.body["model"] == "vision-test"
     assert req.body["response_format"]["type"] == "json_schema"
     assert any("make her suit red" in t for t in req.texts)
+    assert req.headers["user-agent"] == "comfyui-ems" and not [h for h in req.headers if h.startswith("x-stainless")]
     (url,) = req.image_urls
-    assert url.startswith("data:image/png;base64,")
     sent = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")
     original = Image.open(comfy_llm.base / "input" / IMAGE_NAME).convert("RGB")
     assert sent.size == original.size and sent.tobytes() == original.tobytes()
 
     assert outputs(comfy_llm) == [SOURCE, TARGET, ATTRIBUTE, "red"]
     shown = "\n".join(entry["outputs"][node.id]["text"])
-    assert SOURCE in shown and TARGET in shown and "vision-test" in shown
+    assert SOURCE in shown and TARGET in shown and "provider 'acc'" in shown
 
     pngs = sorted((comfy_llm.base / "output").glob("ems_key_check_*.png"))
-    assert pngs, "SaveImage wrote nothing"
     metadata = Image.open(pngs[-1]).text
-    assert KEY_VAR in metadata["prompt"] and KEY_VAR in metadata["workflow"]  # the metadata is there…
-    assert all(KEY not in value for value in metadata.values())  # …but not the key
-    assert KEY not in json.dumps(g.prompt) + json.dumps(workflow) + json.dumps(comfy_llm.get("/history"))
-    assert KEY not in comfy_llm.log()
+    assert '"acc"' in metadata["prompt"]  # the metadata names the provider…
+    assert not [s for s in SECRETS if any(s in v for v in metadata.values())]  # …and holds no secret
+    assert fake.url not in metadata["prompt"]  # nor the provider's address
+    no_secret_anywhere(comfy_llm)
 
+
+# -- attack graphs ---------------------------------------------------------------------------------
+
+def test_attacker_url_next_to_a_configured_provider_is_refused(comfy_llm, fake, attacker):
+    g, _, _ = captions_graph("make her suit red, attack 1", base_url=attacker.url,
+                             api_key_env="AWS_SECRET_ACCESS_KEY")
+    msg = failure(comfy_llm, g)
+    assert "EMS v1" in msg and "base_url" in msg and str(comfy_llm.env["EMS_LLM_CONFIG"]) in msg
+    assert fake.requests == []  # refused outright: not even the configured provider is asked
+    no_secret_anywhere(comfy_llm, msg)
+
+
+def test_v1_style_graph_without_a_provider_is_rejected_before_it_runs(comfy_llm, fake, attacker):
+    g, _, _ = captions_graph("make her suit red, attack 2", provider=None, base_url=attacker.url,
+                             api_key_env="OPENAI_API_KEY")
+    with pytest.raises(PromptRejected) as e:
+        comfy_llm.run(g.prompt)
+    body = json.dumps(e.value.body)
+    assert "provider" in body and not [s for s in SECRETS if s in body]
+    assert fake.requests == []
+    no_secret_anywhere(comfy_llm, body)
+
+
+def test_built_in_openai_with_an_extra_base_url_is_refused(comfy_llm, fake, attacker):
+    g, _, _ = captions_graph("make her suit red, attack 3", provider="openai", base_url=attacker.url)
+    msg = failure(comfy_llm, g)
+    assert "EMS v1" in msg and attacker.url in msg  # says which server the graph asked for
+    no_secret_anywhere(comfy_llm, msg)
+
+
+@pytest.mark.parametrize("name", ["attacker", "URL"])
+def test_undefined_provider_is_refused_listing_the_defined_ones(comfy_llm, fake, attacker, name):
+    provider = attacker.url if name == "URL" else name
+    msg = failure(comfy_llm, captions_graph(f"make her suit red, undefined {name}", provider=provider)[0])
+    assert str(comfy_llm.env["EMS_LLM_CONFIG"]) in msg
+    if name == "URL":  # what a v1 workflow's URL looks like after the frontend moved it to provider
+        assert "not a URL" in msg and f'"base_url": "{attacker.url}"' in msg
+    else:
+        assert "'attacker' is not defined" in msg and "acc, acc-nokey, ollama, openai" in msg
+    assert fake.requests == []
+    no_secret_anywhere(comfy_llm, msg)
+
+
+# -- cache, overrides, errors ----------------------------------------------------------------------
 
 def test_disk_cache_survives_a_restart_and_refresh_asks_again(comfy_llm, fake):
-    g, _, node = captions_graph(fake.url, "make her suit red, cached")
+    g, _, node = captions_graph("make her suit red, cached")
     comfy_llm.run(g.prompt)
     assert len(fake.requests) == 1
     entries = list((comfy_llm.base / "user" / "ems" / "caption_cache").rglob("*.json"))
-    assert entries and all(KEY not in p.read_text() for p in entries)
+    assert entries and not [s for s in SECRETS if any(s in p.read_text() for p in entries)]
 
     comfy_llm.restart()
     clear_outputs(comfy_llm)
@@ -133,7 +230,7 @@ def test_disk_cache_survives_a_restart_and_refresh_asks_again(comfy_llm, fake):
 
     fake.script(ok(json.dumps({"source_prompt": SOURCE, "target_prompt": SOURCE.replace("black", "blue"),
                                "attribute_prompt": "blue suit"})))
-    g_refresh, _, _ = captions_graph(fake.url, "make her suit red, cached", refresh=True)
+    g_refresh, _, _ = captions_graph("make her suit red, cached", refresh=True)
     comfy_llm.run(g_refresh.prompt)
     assert len(fake.requests) == 2 and outputs(comfy_llm)[2] == "blue suit"
     comfy_llm.run(g_refresh.prompt)  # refresh on: every queue asks, despite identical inputs
@@ -142,48 +239,95 @@ def test_disk_cache_survives_a_restart_and_refresh_asks_again(comfy_llm, fake):
     assert len(fake.requests) == 3
 
 
+def test_a_cache_entry_of_the_wrong_shape_is_a_miss(comfy_llm, fake):
+    g, _, _ = captions_graph("make her suit red, damaged cache")
+    comfy_llm.run(g.prompt)
+    cache = comfy_llm.base / "user" / "ems" / "caption_cache"
+    newest = max(cache.rglob("*.json"), key=lambda p: p.stat().st_mtime_ns)
+    entry = json.loads(newest.read_text())
+    entry["value"]["target_prompt"] = ["not", "text"]
+    newest.write_text(json.dumps(entry))
+    comfy_llm.restart()  # ComfyUI's in-memory output cache would otherwise answer
+    clear_outputs(comfy_llm)
+    comfy_llm.run(g.prompt)
+    assert len(fake.requests) == 2 and outputs(comfy_llm)[1] == TARGET  # asked again, rewritten
+    assert json.loads(newest.read_text())["value"]["target_prompt"] == TARGET
+
+
 def test_overrides_need_no_server_and_no_key(comfy_llm, fake):
-    g, _, _ = captions_graph("http://127.0.0.1:9/v1", "make her suit red", api_key_env="EMS_NOT_SET_ANYWHERE",
-                          source_prompt=SOURCE, target_prompt=TARGET)
+    g, _, _ = captions_graph("make her suit red", provider="not-defined-anywhere",
+                             source_prompt=SOURCE, target_prompt=TARGET)
     comfy_llm.run(g.prompt)
     assert outputs(comfy_llm) == [SOURCE, TARGET, ATTRIBUTE, "red"]
     assert fake.requests == []
 
 
 def test_identical_overrides_are_refused_without_a_request(comfy_llm, fake):
-    g, _, _ = captions_graph("http://127.0.0.1:9/v1", "make her suit red", source_prompt=SOURCE,
-                             target_prompt=SOURCE)
-    msg = failure(comfy_llm, g)
+    msg = failure(comfy_llm, captions_graph("make her suit red", source_prompt=SOURCE, target_prompt=SOURCE)[0])
     assert "identical" in msg and fake.requests == []
 
 
-def failure(comfy, g) -> str:
-    with pytest.raises(ExecutionFailed) as e:
-        comfy.run(g.prompt)
-    assert e.value.node_type == "EMSExtractCaptions"
-    assert NODE in e.value.message and KEY not in e.value.message
-    return e.value.message
-
-
-def test_missing_key_names_the_variable(comfy_llm, fake):
-    g, _, _ = captions_graph(fake.url, "make her suit red, no key", api_key_env="EMS_MISSING_KEY_VAR")
-    msg = failure(comfy_llm, g)
-    assert "EMS_MISSING_KEY_VAR" in msg and "not set" in msg
+def test_missing_key_names_its_variable(comfy_llm, fake):
+    msg = failure(comfy_llm, captions_graph("make her suit red, no key", provider="acc-nokey")[0])
+    assert "ACC_MISSING_KEY" in msg and "not set" in msg
     assert fake.requests == []
 
 
 def test_rejected_key_points_at_its_variable(comfy_llm, fake):
-    fake.default = error(401, f"Incorrect API key provided: {KEY[:8]}****{KEY[-4:]}")
-    msg = failure(comfy_llm, captions_graph(fake.url, "make her suit red, 401")[0])
-    assert KEY_VAR in msg and "401" in msg and KEY[-4:] not in msg
+    fake.default = error(401, f"Incorrect API key provided: {ACC_KEY[:8]}****{ACC_KEY[-4:]}")
+    msg = failure(comfy_llm, captions_graph("make her suit red, 401")[0])
+    assert KEY_VAR in msg and "401" in msg and ACC_KEY[-4:] not in msg
     assert len(fake.requests) == 1  # a rejected key is not retried
 
 
-def test_non_json_reply_is_a_clear_error_after_one_repair(comfy_llm, fake):
-    fake.default = ok("The image shows a woman in a black suit.")
-    msg = failure(comfy_llm, captions_graph(fake.url, "make her suit red, prose")[0])
-    assert "not the expected JSON" in msg and "repair" in msg
-    assert len(fake.requests) == 2
+@pytest.mark.parametrize("reply, words", [
+    (raw("Internal proxy junk %%% not json"), "not JSON"),
+    (truncated(), "cut-off JSON"),
+    (html_page(200), "an HTML page"),
+    (raw('{"choices": [{"message": {"content": 42}}]}'), "content is int"),
+    (ok(json.dumps({"source_prompt": SOURCE, "target_prompt": 7, "attribute_prompt": "x"})), "target_prompt (int)"),
+])
+def test_malformed_replies_are_errors_naming_the_node_and_the_fix(comfy_llm, fake, reply, words):
+    fake.default = reply
+    msg = failure(comfy_llm, captions_graph(f"make her suit red, {words}")[0])
+    assert words in msg and "<html" not in msg.lower()
+    assert "base_url" in msg or "repair" in msg  # the fix: the provider's URL, or what the model did
+
+
+def test_a_100000_word_caption_is_refused_and_never_cached(comfy_llm, fake):
+    fake.default = huge_captions(100_000)
+    g, _, _ = captions_graph("make her suit red, huge")
+    msg = failure(comfy_llm, g)
+    assert "target_prompt of 399,999 characters" in msg and "at most 4,000" in msg and len(msg) < 2000
+    assert len(fake.requests) == 1  # refused at once: the 400 kB is not sent back in a repair request
+    fake.default = ok(json.dumps({"source_prompt": SOURCE, "target_prompt": TARGET, "attribute_prompt": ATTRIBUTE}))
+    comfy_llm.run(g.prompt)
+    assert len(fake.requests) == 2 and outputs(comfy_llm)[1] == TARGET  # nothing was cached
+    cache = comfy_llm.base / "user" / "ems" / "caption_cache"
+    assert max(p.stat().st_size for p in cache.rglob("*.json")) < 10_000
+
+
+def test_cancel_ends_a_run_waiting_on_a_slow_server_within_seconds(comfy_llm, fake):
+    fake.default = slow(25)
+    prompt_id = comfy_llm.queue(captions_graph("make her suit red, slow")[0].prompt)
+    deadline = time.time() + 60
+    while not fake.requests and time.time() < deadline:
+        time.sleep(0.1)
+    assert fake.requests, "the request never reached the provider"
+    started = time.time()
+    comfy_llm.post("/interrupt", {})
+    while time.time() - started < 20:
+        entry = comfy_llm.get(f"/history/{prompt_id}").get(prompt_id)
+        if entry and entry["status"].get("completed") is not None:
+            break
+        time.sleep(0.1)
+    took = time.time() - started
+    assert entry, "the run did not end after Cancel"
+    assert took < 10, f"Cancel took {took:.1f}s"
+    kinds = [kind for kind, _ in entry["status"]["messages"]]
+    assert "execution_interrupted" in kinds and "execution_error" not in kinds
+    time.sleep(2)
+    assert len(fake.requests) == 1  # no retry after Cancel
 
 
 def test_caption_preview_script_is_served_and_its_imports_resolve(comfy_llm):
@@ -197,3 +341,57 @@ def test_caption_preview_script_is_served_and_its_imports_resolve(comfy_llm):
         assert f'from "{module}"' in source
         resolved = urllib.parse.urljoin(comfy_llm.url + script, module)
         assert urllib.request.urlopen(resolved, timeout=30).status == 200, resolved
+
+
+# -- a v1 workflow in the real frontend ------------------------------------------------------------
+
+def v1_workflow(base_url: str, key_env: str) -> dict:
+    """A UI workflow as EMS v1 saved it: LoadImage → EMS Extract Captions with v1's widgets."""
+    return {
+        "last_node_id": 2, "last_link_id": 1, "version": 0.4, "config": {}, "extra": {}, "groups": [],
+        "links": [[1, 1, 0, 2, 0, "IMAGE"]],
+        "nodes": [
+            {"id": 1, "type": "LoadImage", "pos": [0, 0], "size": [300, 300], "flags": {}, "order": 0, "mode": 0,
+             "inputs": [], "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [1]},
+                                       {"name": "MASK", "type": "MASK", "links": None}],
+             "properties": {}, "widgets_values": [IMAGE_NAME, "image"]},
+            {"id": 2, "type": "EMSExtractCaptions", "pos": [400, 0], "size": [400, 400], "flags": {}, "order": 1,
+             "mode": 0, "inputs": [{"name": "image", "type": "IMAGE", "link": 1}],
+             "outputs": [{"name": n, "type": "STRING", "links": None} for n in SPEC_OUTPUTS], "properties": {},
+             "widgets_values": ["make her suit red, v1", "vision-test", base_url, key_env, 0.25, 7, False, "", ""]},
+        ]}
+
+
+def test_a_v1_workflow_opens_in_the_frontend_and_runs_to_the_migration_message(comfy_llm, fake, attacker):
+    from support.browser import Chromium, find_chromium
+    from support.frontend import load_workflow, open_comfy
+
+    if find_chromium() is None:
+        pytest.skip("FRONTEND TEST SKIPPED: no Chromium — apt-get install chromium (scripts/test.sh does)")
+
+    async def script(page):
+        await open_comfy(page, comfy_llm)
+        return [await load_workflow(page, v1_workflow(attacker.url, "AWS_SECRET_ACCESS_KEY")),
+                await load_workflow(page, v1_workflow("", "OPENAI_API_KEY")),
+                await load_workflow(page, v1_workflow("http://localhost:11434/v1", ""))], page.console
+
+    with Chromium() as browser:
+        (custom, openai, ollama), console = browser.run(script)
+    for loaded in (custom, openai, ollama):
+        assert loaded["missing"] == [] and loaded["count"] == 2
+    node = custom["output"]["2"]["inputs"]
+    assert {k: node[k] for k in ("instruction", "model", "temperature", "seed", "refresh")} == {
+        "instruction": "make her suit red, v1", "model": "vision-test", "temperature": 0.25, "seed": 7,
+        "refresh": False}
+    assert node["provider"] == attacker.url and "base_url" not in node and "api_key_env" not in node
+    assert openai["output"]["2"]["inputs"]["provider"] == "openai"
+    assert ollama["output"]["2"]["inputs"]["provider"] == "ollama"
+    assert any("saved by EMS v1" in c["text"] for c in console)
+
+    # What the frontend queues for the v1 workflow runs to the message, and asks nobody.
+    prompt = custom["output"]
+    with pytest.raises(ExecutionFailed) as e:
+        comfy_llm.run(prompt)
+    assert e.value.node_type == "EMSExtractCaptions" and "EMS v1" in e.value.message
+    assert attacker.url in e.value.message and str(comfy_llm.env["EMS_LLM_CONFIG"]) in e.value.message
+    assert fake.requests == [] and not [s for s in SECRETS if s in e.value.message]

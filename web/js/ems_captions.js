@@ -1,6 +1,15 @@
 // EMS Extract Captions: show the captions the LLM wrote (or the cache/overrides supplied) on the
 // node after a run, so the user sees exactly what EMS will encode. The backend sends them as the
 // node's UI "text" output (V3 ui.PreviewText).
+//
+// Also: open workflows saved with EMS v1 correctly. v1's widgets were instruction, model, base_url,
+// api_key_env, temperature, seed, refresh (+ the two overrides); v2's are instruction, provider,
+// model, temperature, seed, refresh. The frontend assigns saved widget values by position, so a v1
+// node would get its model as the provider and a variable name as the temperature. We put each
+// value back by name. The provider becomes "openai" / "ollama" only where v1 meant exactly that
+// built-in (same server, same key variable); otherwise it becomes the old server URL, which the
+// node refuses at run time with a message saying what changed and how to define that server as a
+// provider on this machine. Nothing here can choose a destination: providers live on the server.
 import { app } from "../../../scripts/app.js";
 import { ComfyWidgets } from "../../../scripts/widgets.js";
 
@@ -21,10 +30,50 @@ function captionsWidget(node) {
   return widget;
 }
 
+const OPENAI_URL = "https://api.openai.com/v1";
+
+// The v1 layout has a string (api_key_env) where v2 has a number (temperature).
+export function v1Values(values) {
+  if (!Array.isArray(values) || values.length < 7) return null;
+  const [instruction, model, baseUrl, keyEnv, temperature] = values;
+  if (![instruction, model, baseUrl, keyEnv].every((v) => typeof v === "string")) return null;
+  if (typeof temperature !== "number") return null;
+  return { instruction, model, baseUrl, keyEnv, temperature, seed: values[5], refresh: values[6],
+           source: values[7], target: values[8] };
+}
+
+export function v1Provider(baseUrl, keyEnv) {
+  const url = (baseUrl || "").trim().replace(/\/+$/, "");
+  if ((url === "" || url === OPENAI_URL) && keyEnv.trim() === "OPENAI_API_KEY") return "openai";
+  if (/^https?:\/\/(localhost|127\.0\.0\.1):11434(\/v1)?$/.test(url) && keyEnv.trim() === "") return "ollama";
+  return url || OPENAI_URL;
+}
+
+function migrateV1(node, values) {
+  const old = v1Values(values);
+  if (!old) return;
+  const set = { instruction: old.instruction, provider: v1Provider(old.baseUrl, old.keyEnv), model: old.model,
+                temperature: old.temperature, seed: old.seed, refresh: old.refresh,
+                source_prompt: old.source, target_prompt: old.target };
+  for (const widget of node.widgets ?? []) {
+    if (widget.name in set && set[widget.name] !== undefined) widget.value = set[widget.name];
+  }
+  const note = set.provider === "openai" || set.provider === "ollama"
+    ? `moved to provider '${set.provider}'`
+    : "its server URL is now in 'provider'; running it explains how to define that server as a provider";
+  console.warn(`EMS Extract Captions (node ${node.id}): saved by EMS v1 (base_url/api_key_env); ${note}.`);
+}
+
 app.registerExtension({
   name: "EMS.ExtractCaptions.Preview",
   async beforeRegisterNodeDef(nodeType, nodeData) {
     if (nodeData.name !== NODE_ID) return;
+    const onConfigure = nodeType.prototype.onConfigure;
+    nodeType.prototype.onConfigure = function (info) {
+      const result = onConfigure?.apply(this, arguments);
+      migrateV1(this, info?.widgets_values);
+      return result;
+    };
     const onExecuted = nodeType.prototype.onExecuted;
     nodeType.prototype.onExecuted = function (message) {
       onExecuted?.apply(this, [message]);
