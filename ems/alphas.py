@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 
+from .validation import ALPHA, SAFE_ALPHA, InputError, outside_safe_alpha
+
 MAX_SWEEP = 64  # one batch; a typo like "0:1:1000" should not try to render 1000 images
-SAFE_RANGE = (-2.0, 3.0)  # beyond this the paper's Prop. 1 bound is usually exceeded
+SAFE_RANGE = SAFE_ALPHA  # allowed beyond, with a warning (ems/validation.py)
 
 
 class AlphaScheduleError(ValueError):
@@ -30,7 +32,20 @@ def parse_alphas(text: str, node: str = "EMS Alpha Sweep", max_count: int = MAX_
 
     - ``"a, b, c"`` (commas, semicolons or whitespace) → ``[a, b, c]`` in the order written;
     - ``"start:stop:count"`` → ``count`` evenly spaced values from start to stop inclusive.
+
+    Every value must lie in ``ALPHA``'s range (±10, the same as EMS Text Direction's widget).
     """
+    return [_in_range(a, node) for a in _parse(text, node, max_count)]
+
+
+def _in_range(alpha: float, node: str) -> float:
+    try:
+        return ALPHA.check(alpha)
+    except InputError as e:
+        raise AlphaScheduleError(f"{node}: {e} EMS Text Direction accepts the same range.") from None
+
+
+def _parse(text: str, node: str, max_count: int) -> list[float]:
     text = (text or "").strip()
     if not text:
         raise AlphaScheduleError(f"{node}: the alpha schedule is empty; {_SYNTAX}.")
@@ -63,5 +78,4 @@ def format_alpha(alpha: float) -> str:
 
 def outside_safe_range(alphas: list[float]) -> list[float]:
     """The alphas likely to break the image (allowed, but worth a warning)."""
-    lo, hi = SAFE_RANGE
-    return [a for a in alphas if a < lo or a > hi]
+    return outside_safe_alpha(alphas)

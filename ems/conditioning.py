@@ -13,6 +13,14 @@ CLIP-L ‖ CLIP-G of the first chunk.
 The paper moves both the token embedding and the pooled embedding; ``manipulate_pooled=False``
 keeps the base's pooled vector (an ablation). Other families (SD1.5, SDXL, Flux) are handled
 the same way on whatever is present.
+
+**The degree travels with the conditioning** (SPEC v2 §2.1). Every entry EMS Text Direction or
+EMS Alpha Sweep outputs carries ``extras["ems_alpha"]``: a float64 tensor of shape (B,), the α of
+each batch item, so EMS CSDS Latent Edit can apply its degree rule per item with no extra wire.
+A chained direction (``base`` = another direction's output) records *its own* α, replacing the
+base's: the last direction in a chain sets the image-side degree. Core nodes keep the key:
+ComfyUI copies an entry's dict (ConditioningCombine, Concat, SetArea, SetTimestepRange, ZeroOut…)
+and ignores keys it does not know when it samples.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ SD3_TOKEN_WIDTH = 4096
 SD3_CLIP_WIDTH = 2048  # CLIP-L (768) ‖ CLIP-G (1280)
 CLIP_CHUNK = 77
 POOLED_KEY = "pooled_output"
+ALPHA_KEY = "ems_alpha"
 
 
 class ConditioningMismatch(ValueError):
@@ -186,6 +195,7 @@ def manipulate_conditioning(source: list, target: list, alpha: float, manipulate
             raise ConditioningMismatch(str(e) if str(e).startswith(node) else f"{node}: {e}") from None
         if pooled is not None:
             extras[POOLED_KEY] = pooled
+        extras[ALPHA_KEY] = torch.full((tokens.shape[0],), float(alpha), dtype=torch.float64)
         out.append([tokens, extras])
     return out
 
@@ -193,7 +203,8 @@ def manipulate_conditioning(source: list, target: list, alpha: float, manipulate
 def _repeat_batch_values(extras: dict, batch: int, times: int) -> dict:
     """Repeat tensor extras that carry the batch axis, so a k-item sweep stays self-consistent."""
     return {k: (v.repeat(times, *([1] * (v.ndim - 1)))
-                if torch.is_tensor(v) and v.ndim >= 1 and v.shape[0] == batch and k != POOLED_KEY else v)
+                if torch.is_tensor(v) and v.ndim >= 1 and v.shape[0] == batch and k not in (POOLED_KEY, ALPHA_KEY)
+                else v)
             for k, v in extras.items()}
 
 
@@ -213,5 +224,40 @@ def sweep_conditioning(source: list, target: list, alphas: Sequence[float], mani
         extras = _repeat_batch_values(per_alpha[0][1], per_alpha[0][0].shape[0], len(alphas))
         if per_alpha[0][1].get(POOLED_KEY) is not None:
             extras[POOLED_KEY] = torch.cat([e[1][POOLED_KEY] for e in per_alpha], dim=0)
+        extras[ALPHA_KEY] = torch.cat([e[1][ALPHA_KEY] for e in per_alpha], dim=0)
         out.append([tokens, extras])
     return out
+
+
+def conditioning_alpha(cond: list, batch: int, node: str = "EMS CSDS Latent Edit") -> Optional[torch.Tensor]:
+    """The per-item α a CONDITIONING carries, shape (batch,), or None when no entry carries one.
+
+    Entries without ``ems_alpha`` (a plain prompt combined in) do not vote. Entries that carry
+    one must agree item by item — two EMS directions at different α combined with
+    ConditioningCombine have no single degree — otherwise :class:`ConditioningMismatch`.
+    An α of length 1 broadcasts to the batch.
+    """
+    found = []
+    for entry in cond:
+        extras = entry[1] if len(entry) > 1 and isinstance(entry[1], dict) else {}
+        value = extras.get(ALPHA_KEY)
+        if value is None:
+            continue
+        value = torch.as_tensor(value, dtype=torch.float64).flatten().cpu()
+        if value.numel() == 1:
+            value = value.expand(batch)
+        elif value.numel() != batch:
+            raise ConditioningMismatch(
+                f"{node}: 'positive' records {value.numel()} α values ({ALPHA_KEY}) but the batch has "
+                f"{batch} items; connect the EMS Text Direction / Alpha Sweep output unchanged.")
+        found.append(value)
+    if not found:
+        return None
+    for other in found[1:]:
+        if not torch.equal(other, found[0]):
+            raise ConditioningMismatch(
+                f"{node}: 'positive' combines EMS directions at different α "
+                f"({', '.join(f'{float(a):g}' for a in found[0])} vs {', '.join(f'{float(a):g}' for a in other)}), "
+                "so CSDS cannot tell how strongly to edit. Chain the directions through 'base' "
+                "(the last one's α sets the degree) instead of combining them.")
+    return found[0].clone()

@@ -1,32 +1,74 @@
-"""Constrained score-distillation sampling (CSDS), EMS's image-side *Sample* step (SPEC §2).
+"""Constrained score-distillation sampling (CSDS), EMS's image-side *Sample* step (SPEC §2, §2.1).
 
 The paper's objective ``‖ε_c̃(z') − ε_attr(z')‖² + λ‖ε_c̃(z') − ε_c̃(z_t)‖²`` is differentiated
 "without the transformer's gradient", which read literally is zero. We use the score-distillation
 reading (as in Delta Denoising Score): predictions carry no autograd, and their residuals are the
-update direction, signed so the latent moves *toward* the attribute:
+update direction, signed so the latent moves *toward* the attribute. With the degree rule of
+SPEC v2 §2.1 (ours) the drive term is scaled per batch item by that item's α:
 
     η_k     = step_start · (step_end / step_start) ** (k / (N − 1))
-    g_k     = [ε(z_k, attr) − ε(z_k, c̃)] + λ·[ε(z_k, c̃) − ε(z_0, c̃)]
-    z_{k+1} = z_k − η_k · g_k
+    g_k     = α · [r(z_k, attr) − r(z_k, c̃)] + λ·[r(z_k, c̃) − r(z_0, c̃)]
+    z_{k+1} = z_k − η_k · m ⊙ g_k                     (m: the latent noise mask, 1 without one)
 
-ε comes from the host's *denoised* prediction D: ``ε = (z − a(σ)·D) / σ`` with a(σ) = 1 − σ for
-rectified-flow models (z = (1−σ)·x0 + σ·ε) and a(σ) = 1 for ε/v-prediction models in
-k-diffusion space (z = x0 + σ·ε).
+**Residual space** (``residual_space``). r is computed from the host's *denoised* prediction D:
+``r = (z − w·D) / σ``.
+- ``"model_output"``: w = 1. For rectified-flow models this is the flow velocity v, what SD3's
+  transformer outputs and what diffusers calls ``noise_pred`` — the space the paper's step sizes
+  (0.1 → 0.01) were tuned in. For ε/v-prediction models in k-diffusion space (z = x0 + σ·ε) it is
+  ε, the same as ``"noise"``.
+- ``"noise"``: w = a(σ) (1 − σ for flow models, 1 in k-diffusion space), the noise ε in z — v1 of
+  this pack. For flow models the drive is then (1 − σ)× the ``model_output`` one (≈ 0.1× at
+  σ = 0.9).
 
-Why the sign moves toward the attribute: ε(z, attr) − ε(z, c̃) = −a(σ)/σ · (D_attr − D_c̃), so
-−η·g = η·a(σ)/σ · (D_attr − D_c̃): the latent steps along "what the attribute would denoise to,
-minus what the current prompt would". The λ term pulls ε(z_k, c̃) back to its starting value,
-keeping z near the trajectory of the source image.
+Why the sign moves toward the attribute: r(z, attr) − r(z, c̃) = −(w/σ)·(D_attr − D_c̃), so
+−η·α·[…] = η·α·(w/σ)·(D_attr − D_c̃): the latent steps along "what the attribute would denoise
+to, minus what the current prompt would", forward for α > 0 and backward for α < 0.
+
+**Degree** (α, SPEC v2 §2.1; our rule). v1 used the unscaled drive, which is strongest at α = 0
+(c̃ = c0 is furthest from the attribute): "α = 0 is the source" was false with CSDS on. Scaling
+the drive by α makes α = 0 *no image-side edit*: g_0 = 0 at z_0, so z_N = z_0 exactly and the
+pipeline equals img2img with the source caption. To first order in the conditioning,
+D_attr − D_c̃(α) ≈ A − α·T with A = D_attr − D_c0 and T = D_c1 − D_c0, so the push is
+α·(A − α·T): linear in α while the attribute prompt says more than the caption change (|A| ≫ |T|
+along T) and flattening toward α = 1 when the attribute adds nothing beyond the target caption
+(which is why an empty attribute must not fall back to the target: at α = 1 the drive would be
+exactly zero). α = 1 is exactly the paper's update. A positive without α gets the full push
+(weight 1), as in v1.
+
+**Stable ranges.** The proximal term's z-Jacobian is (I − w·J_D)/σ, with J_D = ∂D/∂z a scaled
+posterior covariance (Tweedie), positive semi-definite; its eigenvalues μ lie in [·, 1/σ]. One step
+multiplies the proximal error by (1 − η·λ·μ): it cannot overshoot while η·λ ≤ σ and diverges
+beyond η·λ = 2σ (on the ε reading μ ≥ 0 as well). ``check_stable`` refuses λ·η_0 > σ; η_0 is the
+largest step. For σ < 1 this is stricter than the rule "λ·η < 1" of SPEC §2.1, which is its σ = 1
+case. The drive term has no such bound: one step changes the implied clean image by
+η·|α|·(D_attr − D_c̃)/(σ·a(σ)) on the ``model_output`` reading of a flow model (≈ 11·η·|α|·ΔD at
+σ = 0.9) and by η·|α|·ΔD/σ on the ``noise`` reading — larger step sizes are the first thing to lower
+when an edit overshoots.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Optional
 
 import torch
 
 # predict(z) → (D(z, positive), D(z, attribute)): CFG-guided denoised predictions at σ.
 Predict = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+RESIDUAL_SPACES = ("model_output", "noise")
+
+# Every default of EMSCSDSLatentEdit lives here (the node, the docs table and the bench read it).
+# Provisional: the paper's settings, with the paper's residual space; the toy-world evaluation
+# (SPEC §5) replaces them by measured ones.
+DEFAULTS = {
+    "cfg": 7.5,
+    "iterations": 20,
+    "constraint": 0.5,
+    "step_start": 0.1,
+    "step_end": 0.01,
+    "residual_space": "model_output",
+}
 
 
 class CSDSError(ValueError):
@@ -37,6 +79,8 @@ def step_sizes(iterations: int, step_start: float, step_end: float) -> list[floa
     """Geometric decay from step_start to step_end over ``iterations`` steps (N = 1 → [start])."""
     if iterations < 0:
         raise CSDSError(f"iterations must be ≥ 0, got {iterations}")
+    if not (math.isfinite(step_start) and math.isfinite(step_end)):
+        raise CSDSError(f"step sizes must be finite numbers, got step_start={step_start}, step_end={step_end}")
     if step_start < 0 or step_end < 0:
         raise CSDSError(f"step sizes must be ≥ 0, got step_start={step_start}, step_end={step_end}")
     if step_end > step_start:
@@ -61,38 +105,84 @@ def epsilon_from_denoised(z: torch.Tensor, denoised: torch.Tensor, sigma: float,
     return (z - signal_scale(sigma, flow) * denoised) / sigma
 
 
+def residual(z: torch.Tensor, denoised: torch.Tensor, sigma: float, flow: bool, space: str) -> torch.Tensor:
+    """r = (z − w·D)/σ: the model's output (w = 1; velocity for flow models) or the noise ε (w = a(σ))."""
+    if space == "model_output":
+        return (z - denoised) / sigma
+    if space == "noise":
+        return epsilon_from_denoised(z, denoised, sigma, flow)
+    raise CSDSError(f"residual_space must be one of {', '.join(RESIDUAL_SPACES)} (got {space!r})")
+
+
 def check_sigma(sigma: float, flow: bool) -> None:
     """CSDS edits a partially noised real image: σ must be positive, and < 1 for flow models."""
-    if not sigma > 0:
-        raise CSDSError(f"σ must be > 0 (got {sigma:g}); the schedule must start above zero noise.")
+    if not sigma > 0 or not math.isfinite(sigma):
+        raise CSDSError(f"σ must be a finite number > 0 (got {sigma:g}); the schedule must start above zero noise.")
     if flow and sigma >= 1.0:
         raise CSDSError(
-            f"the schedule starts at σ = {sigma:g} (a full denoise): a flow model's latent at σ = 1 is "
-            "pure noise and cannot be returned with leftover noise. Use denoise < 1 (the paper uses 0.75).")
+            f"the schedule starts at σ = {sigma:g}, a full-noise start: a flow model's latent at σ = 1 is "
+            "pure noise, so there is no image left to edit. BasicScheduler starts there at denoise = 1, and "
+            "also when denoise is close to 1 for its step count: it keeps the last `steps` of "
+            "int(steps / denoise) steps, so steps 2 at denoise 0.75 (int 2.67 = 2) or steps 4 at denoise "
+            "0.999 still start at σ = 1. Lower denoise or raise steps so that int(steps / denoise) > steps "
+            "(the paper: 50 steps at denoise 0.75).")
+
+
+def check_stable(sigma: float, constraint: float, step_start: float) -> None:
+    """Refuse λ·η_0 > σ, where the proximal term can overshoot and, past 2σ, diverge (module doc)."""
+    if not (math.isfinite(constraint) and constraint >= 0):
+        raise CSDSError(f"constraint λ must be a finite number ≥ 0, got {constraint}")
+    if constraint * step_start > sigma:
+        raise CSDSError(
+            f"constraint × step_start = {constraint:g} × {step_start:g} = {constraint * step_start:g} exceeds "
+            f"σ = {sigma:.4g}, the first sigma: the constraint term would overshoot every step and can "
+            f"diverge. Keep constraint ≤ {sigma / step_start:.3g} at this step_start "
+            f"(or step_start ≤ {sigma / constraint:.3g} at this constraint).")
+
+
+def degree_weights(alpha: Optional[torch.Tensor], batch: int) -> torch.Tensor:
+    """Per-item weight of the drive term, shape (batch,): the item's α, or 1 without one (v1)."""
+    if alpha is None:
+        return torch.ones(batch, dtype=torch.float64)
+    alpha = torch.as_tensor(alpha, dtype=torch.float64).flatten()
+    if alpha.numel() == 1:
+        return alpha.expand(batch).clone()
+    if alpha.numel() != batch:
+        raise CSDSError(f"{alpha.numel()} α values for a batch of {batch}")
+    return alpha
 
 
 def csds_edit(predict: Predict, z0: torch.Tensor, sigma: float, iterations: int, constraint: float,
               step_start: float, step_end: float, flow: bool,
-              callback: Optional[Callable[[int, torch.Tensor, torch.Tensor], None]] = None) -> torch.Tensor:
+              callback: Optional[Callable[[int, torch.Tensor, torch.Tensor], None]] = None, *,
+              residual_space: str = DEFAULTS["residual_space"], alpha: Optional[torch.Tensor] = None,
+              mask: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Run N CSDS iterations on the noised latent ``z0`` (B, C, H, W) at noise level σ.
 
-    ``predict`` is called exactly once per iteration; ε(z_0, positive) is taken from the first
-    call, so N iterations cost N calls. ``callback(k, z_k, denoised_positive)`` after each step
-    (progress/preview). Returns z_N with z0's shape and dtype.
+    ``predict`` is called exactly once per iteration; r(z_0, positive) is taken from the first
+    call, so N iterations cost N calls. ``alpha`` (B,) or scalar: the degree of each item (None =
+    1 for all). ``mask`` (broadcastable to z0, values in [0, 1]): where the latent may change.
+    ``callback(k, z_k, denoised_positive)`` after each step (progress/preview). Returns z_N with
+    z0's shape and dtype; items with α = 0 come back as z0 exactly.
     """
-    if constraint < 0:
-        raise CSDSError(f"constraint λ must be ≥ 0, got {constraint}")
     check_sigma(sigma, flow)
+    check_stable(sigma, constraint, step_start)
+    if residual_space not in RESIDUAL_SPACES:
+        raise CSDSError(f"residual_space must be one of {', '.join(RESIDUAL_SPACES)} (got {residual_space!r})")
     etas = step_sizes(iterations, step_start, step_end)
+    weights = degree_weights(alpha, z0.shape[0]).to(device=z0.device, dtype=z0.dtype)
+    weights = weights.reshape(-1, *([1] * (z0.ndim - 1)))
     z = z0
-    eps_pos_0 = None
+    r_pos_0 = None
     for k, eta in enumerate(etas):
         d_pos, d_attr = predict(z)
-        eps_pos = epsilon_from_denoised(z, d_pos, sigma, flow)
-        eps_attr = epsilon_from_denoised(z, d_attr, sigma, flow)
-        if eps_pos_0 is None:
-            eps_pos_0 = eps_pos
-        g = (eps_attr - eps_pos) + constraint * (eps_pos - eps_pos_0)
+        r_pos = residual(z, d_pos, sigma, flow, residual_space)
+        r_attr = residual(z, d_attr, sigma, flow, residual_space)
+        if r_pos_0 is None:
+            r_pos_0 = r_pos
+        g = weights * (r_attr - r_pos) + constraint * (r_pos - r_pos_0)
+        if mask is not None:
+            g = mask * g
         z = z - eta * g
         if callback is not None:
             callback(k, z, d_pos)

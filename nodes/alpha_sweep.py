@@ -6,10 +6,11 @@ from comfy_api.v0_0_2 import io, ui
 
 from ..ems.alphas import AlphaScheduleError, format_alpha, parse_alphas
 from ..ems.conditioning import ConditioningMismatch, sweep_conditioning
-from .common import CATEGORY, node_error, repeat_latent
-from .text_direction import base_input, direction_inputs, pooled_input, warn_unsafe
+from .common import CATEGORY, LOG, csds_marker, node_error, output_is_linked, repeat_latent
+from .text_direction import ALPHA_HELP, base_input, direction_inputs, pooled_input, warn_unsafe
 
 NODE = "EMS Alpha Sweep"
+LATENT_OUTPUT = 1  # index of the 'latent' output
 
 
 class EMSAlphaSweep(io.ComfyNode):
@@ -25,7 +26,7 @@ class EMSAlphaSweep(io.ComfyNode):
                 *direction_inputs(),
                 io.String.Input("alphas", default="0, 0.25, 0.5, 0.75, 1",
                                 tooltip='Strengths to render: a list "0, 0.5, 1" or a range '
-                                        '"start:stop:count" such as "-1:2:7" (inclusive).'),
+                                        '"start:stop:count" such as "-1:2:7" (inclusive). ' + ALPHA_HELP),
                 pooled_input(),
                 base_input(),
                 io.Latent.Input("latent_image", optional=True,
@@ -40,6 +41,7 @@ class EMSAlphaSweep(io.ComfyNode):
                 io.String.Output("labels", display_name="labels", tooltip="One label per item, e.g. 'α=0.25', newline-separated."),
                 io.Int.Output("count", display_name="count", tooltip="k, the number of alphas."),
             ],
+            hidden=[io.Hidden.prompt, io.Hidden.unique_id],
         )
 
     @classmethod
@@ -48,7 +50,7 @@ class EMSAlphaSweep(io.ComfyNode):
             values = parse_alphas(alphas, node=NODE)
         except AlphaScheduleError as e:
             raise node_error(NODE, str(e)) from None
-        warn_unsafe(NODE, values)
+        warning = warn_unsafe(NODE, values)
         try:
             cond = sweep_conditioning(source, target, values, manipulate_pooled, base, node=NODE)
         except ConditioningMismatch as e:
@@ -57,15 +59,25 @@ class EMSAlphaSweep(io.ComfyNode):
             raise node_error(NODE, f"source/target carry a batch of {cond[0][0].shape[0] // len(values)}; "
                                    "a sweep takes batch-1 conditionings (one prompt pair).")
         if latent_image is None:
-            from comfy_execution.graph_utils import ExecutionBlocker
-
-            # Only a node that uses the latent output is stopped, with this message.
-            latent = ExecutionBlocker(f"{NODE}: its latent output needs latent_image connected (the VAE "
-                                      "Encode of the image to edit); or take the latent from elsewhere.")
+            if output_is_linked(cls.hidden.prompt, cls.hidden.unique_id, LATENT_OUTPUT):
+                # An error, not an ExecutionBlocker: a blocked output ends as "success" with no
+                # outputs in /history, which API and headless clients cannot tell from a result.
+                raise node_error(NODE, "its latent output is connected but latent_image is not. Connect "
+                                       "the VAE Encode of the image to edit to latent_image, or take the "
+                                       "downstream latent from elsewhere.")
+            latent = None
         else:
             if latent_image["samples"].shape[0] != 1:
                 raise node_error(NODE, f"latent_image has a batch of {latent_image['samples'].shape[0]}; "
                                        "a sweep edits one image. Pick one with 'Latent From Batch'.")
+            marker = csds_marker(latent_image)
+            if marker is not None:
+                message = (f"{NODE}: latent_image is an EMS CSDS Latent Edit output (leftover noise at "
+                           f"σ = {marker['sigma']:.4g}); sweep the clean VAE Encode latent and put the CSDS "
+                           "node after the sweep.")
+                LOG.warning("%s", message)
+                warning = "\n".join(w for w in (warning, message) if w)
             latent = repeat_latent(latent_image, len(values))
         labels = "\n".join(format_alpha(a) for a in values)
-        return io.NodeOutput(cond, latent, labels, len(values), ui=ui.PreviewText(labels))
+        shown = labels if not warning else f"{labels}\n⚠ {warning}"
+        return io.NodeOutput(cond, latent, labels, len(values), ui=ui.PreviewText(shown))

@@ -8,6 +8,18 @@ The sampler is given only ``sigmas[:1]`` = [σ]: KSAMPLER then forms z_0 = noise
 on entry and returns inverse_noise_scaling(σ, z_N) on exit, which is exactly ComfyUI's
 "leftover noise" convention (SPEC §2), so the result continues in SamplerCustomAdvanced with
 DisableNoise and the full SIGMAS.
+
+Latent noise masks (SetLatentNoiseMask). ComfyUI's KSAMPLER wraps the guider in
+``KSamplerX0Inpaint``: at every model call it replaces the unmasked region of x by
+``noise_scaling(σ_k, noise, latent_image)`` and the unmasked region of the prediction by
+``latent_image``, so masked img2img ends with the unmasked region equal to the clean source.
+Downstream of CSDS the sampler has DisableNoise and ``latent_image`` = our output, so whatever we
+put outside the mask *is* its final unmasked region. Hence: the CSDS update is multiplied by the
+mask at every step (its context outside stays z_0, what img2img's model sees at σ), and the output
+LATENT holds the edited z'_t only where the mask is fully 1 and the clean source everywhere else —
+outside the mask the result then equals masked img2img's. Soft (fractional) mask borders get the
+clean source too: leftover noise there would stay in the final image as noise (the sampler keeps
+(1 − m)·latent_image), while a clean border is merely denoised from less noise.
 """
 
 from __future__ import annotations
@@ -23,7 +35,9 @@ import comfy.samplers
 import comfy.utils
 import latent_preview
 
-from ..ems.csds import csds_edit
+from ..ems.conditioning import conditioning_alpha
+from ..ems.csds import DEFAULTS, csds_edit
+from .common import CSDS_KEY, latent_fingerprint
 
 
 def is_flow(model_sampling) -> bool:
@@ -66,7 +80,8 @@ class CSDSGuider(comfy.samplers.CFGGuider):
 
 
 def csds_sampler(model, x, sigmas, extra_args=None, callback=None, disable=None,
-                 iterations=0, constraint=0.5, step_start=0.1, step_end=0.01, preview=None):
+                 iterations=0, constraint=0.5, step_start=0.1, step_end=0.01, preview=None,
+                 residual_space=DEFAULTS["residual_space"], alpha=None):
     """KSAMPLER function: ``x`` is already z_0 = noise_scaling(σ, n, latent)."""
     extra_args = extra_args or {}
     guider = model.inner_model
@@ -84,17 +99,33 @@ def csds_sampler(model, x, sigmas, extra_args=None, callback=None, disable=None,
         comfy.model_management.throw_exception_if_processing_interrupted()
 
     flow = is_flow(guider.inner_model.model_sampling)
-    z = csds_edit(predict, x, float(sigma), iterations, constraint, step_start, step_end, flow, on_step)
-    if mask is not None:
-        # A latent noise mask limits the edit to the masked region, as it does for samplers.
-        z = x + mask * (z - x)
-    return z
+    if alpha is not None:
+        alpha = alpha.to(x.device)
+    # The mask (prepared by the guider to x's shape) limits every step to the masked region.
+    return csds_edit(predict, x, float(sigma), iterations, constraint, step_start, step_end, flow, on_step,
+                     residual_space=residual_space, alpha=alpha, mask=mask)
+
+
+def keep_unmasked_source(out: torch.Tensor, samples: torch.Tensor, noise_mask) -> torch.Tensor:
+    """The clean source wherever the (resized) noise mask is below 1; see the module doc."""
+    if noise_mask is None:
+        return out
+    mask = comfy.utils.reshape_mask(noise_mask.to(out.device, torch.float32), out.shape)
+    return torch.where(mask >= 1.0, out, samples.to(out))
 
 
 def run_csds(model, positive, attribute, negative, latent: dict, sigmas: torch.Tensor, noise_seed: int,
-             cfg: float, iterations: int, constraint: float, step_start: float, step_end: float) -> dict:
-    """The node's computation on a validated, batch-reconciled LATENT; returns the output LATENT."""
+             cfg: float, iterations: int, constraint: float, step_start: float, step_end: float,
+             residual_space: str = DEFAULTS["residual_space"], alpha=None) -> dict:
+    """The node's computation on a validated, batch-reconciled LATENT; returns the output LATENT.
+
+    ``alpha`` (B,): the degree per item; None reads it from ``positive`` (``ems_alpha``, SPEC v2
+    §2.1), and a positive without one gets the full push. The output carries ``ems_csds`` (σ and a
+    fingerprint of its samples) so EMS nodes can tell a leftover-noise latent from a clean one.
+    """
     samples = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
+    if alpha is None:
+        alpha = conditioning_alpha(positive, int(samples.shape[0]))
     noise = comfy.sample.prepare_noise(samples, noise_seed, latent.get("batch_index"))
     guider = CSDSGuider(model)
     guider.set_conds(positive, attribute, negative)
@@ -102,9 +133,14 @@ def run_csds(model, positive, attribute, negative, latent: dict, sigmas: torch.T
     preview = latent_preview.prepare_callback(model, iterations) if iterations > 0 else None
     sampler = comfy.samplers.KSAMPLER(csds_sampler, extra_options={
         "iterations": iterations, "constraint": constraint, "step_start": step_start,
-        "step_end": step_end, "preview": preview})
-    out = guider.sample(noise, samples, sampler, sigmas[:1], denoise_mask=latent.get("noise_mask"),
+        "step_end": step_end, "preview": preview, "residual_space": residual_space, "alpha": alpha})
+    noise_mask = latent.get("noise_mask")
+    out = guider.sample(noise, samples, sampler, sigmas[:1], denoise_mask=noise_mask,
                         disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=noise_seed)
+    out = keep_unmasked_source(out, samples.to(out.device), noise_mask)
     result = latent.copy()
     result["samples"] = out.to(comfy.model_management.intermediate_device())
+    result[CSDS_KEY] = {"sigma": float(sigmas[0]), "fingerprint": latent_fingerprint(result["samples"]),
+                        "residual_space": residual_space, "iterations": int(iterations),
+                        "alpha": None if alpha is None else [float(a) for a in alpha]}
     return result

@@ -1,13 +1,16 @@
-"""EMSCSDSLatentEdit: the image side of EMS — CSDS on the noised latent z_t (SPEC §2, §3)."""
+"""EMSCSDSLatentEdit: the image side of EMS — CSDS on the noised latent z_t (SPEC §2, §2.1, §3)."""
 
 from __future__ import annotations
 
 from comfy_api.v0_0_2 import io
 
-from ..ems.csds import CSDSError, check_sigma, step_sizes
-from .common import CATEGORY, LOG, node_error, repeat_latent
+from ..ems import validation as v
+from ..ems.conditioning import ConditioningMismatch, conditioning_alpha
+from ..ems.csds import DEFAULTS, RESIDUAL_SPACES, CSDSError, check_sigma, check_stable, step_sizes
+from .common import CATEGORY, LOG, check_families, check_floats, csds_marker, float_input, node_error, repeat_latent
 
 NODE = "EMS CSDS Latent Edit"
+FLOATS = (v.CFG, v.CONSTRAINT, v.STEP_START, v.STEP_END)
 
 
 def cond_batch(cond) -> int:
@@ -33,73 +36,109 @@ def reconcile_batch(latent: dict, positive, attribute, negative) -> dict:
     return latent
 
 
-def validate(model, sigmas, cfg, iterations, constraint, step_start, step_end) -> None:
+def validate(model, sigmas, cfg, iterations, constraint, step_start, step_end,
+             residual_space=DEFAULTS["residual_space"]) -> None:
+    """Every check that needs no model call: finite, stable, a usable schedule (issue 11)."""
+    check_floats(NODE, FLOATS, cfg=cfg, constraint=constraint, step_start=step_start, step_end=step_end)
+    if residual_space not in RESIDUAL_SPACES:
+        raise node_error(NODE, f"residual_space must be one of {', '.join(RESIDUAL_SPACES)} "
+                               f"(got {residual_space!r}).")
     if sigmas is None or sigmas.ndim != 1 or sigmas.shape[0] < 2:
         n = 0 if sigmas is None else int(sigmas.numel())
         raise node_error(NODE, f"SIGMAS has {n} value(s); it needs at least 2 (a start and an end). "
                                "Connect BasicScheduler with steps ≥ 1 and denoise < 1.")
-    for name, value in (("cfg", cfg), ("iterations", iterations), ("constraint", constraint),
-                        ("step_start", step_start), ("step_end", step_end)):
-        if value < 0:
-            raise node_error(NODE, f"{name} must not be negative (got {value}).")
+    if iterations < 0:
+        raise node_error(NODE, f"iterations must not be negative (got {iterations}).")
     try:
         step_sizes(iterations, step_start, step_end)
         from .csds_guider import is_flow
         sigma = float(sigmas[0])
         flow = is_flow(model.get_model_object("model_sampling"))
         check_sigma(sigma, flow)
+        check_stable(sigma, constraint, step_start)
     except CSDSError as e:
-        hint = " BasicScheduler's denoise input sets where the schedule starts." if "denoise" in str(e) else ""
-        raise node_error(NODE, f"{e}{hint}") from None
+        raise node_error(NODE, str(e)) from None
+
+
+def check_latent(latent: dict) -> None:
+    marker = csds_marker(latent)
+    if marker is not None:
+        raise node_error(NODE, f"latent_image is the output of an EMS CSDS Latent Edit: it already carries "
+                               f"noise at σ = {marker['sigma']:.4g}, and a second edit would noise it again. "
+                               "Connect the clean latent from VAE Encode (chain edits by sampling in between).")
+    if not latent["samples"].any():
+        LOG.warning("%s: latent_image is all zeros; EMS edits a real image (connect VAE Encode).", NODE)
 
 
 class EMSCSDSLatentEdit(io.ComfyNode):
     @classmethod
     def define_schema(cls):
+        d = DEFAULTS
         return io.Schema(
             node_id="EMSCSDSLatentEdit",
             display_name="EMS CSDS Latent Edit",
             category=f"{CATEGORY}/sample",
             description=("Noises the image latent to the first sigma and nudges it toward the attribute "
-                         "with constrained score distillation. Continue with SamplerCustomAdvanced + "
+                         "with constrained score distillation, as strongly as the positive's α says "
+                         "(α = 0: no image-side edit). Continue with SamplerCustomAdvanced + "
                          "DisableNoise and the same SIGMAS (or KSamplerAdvanced, add_noise disabled, at "
                          "the matching start step)."),
             inputs=[
                 io.Model.Input("model", tooltip="The SD3 model (any ComfyUI model works: flow or ε/v)."),
                 io.Conditioning.Input("positive", tooltip="c̃, the manipulated conditioning (EMS Text Direction "
-                                                          "or a batch from EMS Alpha Sweep)."),
+                                                          "or a batch from EMS Alpha Sweep). Its recorded α "
+                                                          "scales the image-side push per item; a plain "
+                                                          "prompt gets the full push."),
                 io.Conditioning.Input("attribute", tooltip="The attribute conditioning CSDS pushes toward."),
                 io.Conditioning.Input("negative", tooltip="Negative conditioning for CFG (same token length "
                                                           "as positive for one batched call)."),
-                io.Latent.Input("latent_image", tooltip="The clean image latent from VAE Encode."),
+                io.Latent.Input("latent_image", tooltip="The clean image latent from VAE Encode (a noise "
+                                                        "mask from SetLatentNoiseMask limits the edit)."),
                 io.Sigmas.Input("sigmas", tooltip="The schedule the downstream sampler will use; its first "
                                                   "value is the noise level t (denoise < 1)."),
                 io.Int.Input("noise_seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
                              tooltip="Seed of the forward noise, drawn exactly as RandomNoise draws it."),
-                io.Float.Input("cfg", default=7.5, min=0.0, max=100.0, step=0.1, round=0.01,
-                               tooltip="Classifier-free guidance scale for the CSDS predictions (paper: 7.5)."),
-                io.Int.Input("iterations", default=20, min=0, max=1000,
+                float_input(v.CFG, d["cfg"], 0.1, round=0.01,
+                            tooltip="Classifier-free guidance scale for the CSDS predictions (paper: 7.5)."),
+                io.Int.Input("iterations", default=d["iterations"], min=0, max=1000,
                              tooltip="CSDS iterations, one batched model call each. 0 = no image-side edit "
                                      "(plain img2img with the edited text)."),
-                io.Float.Input("constraint", default=0.5, min=0.0, max=100.0, step=0.01,
-                               tooltip="λ: higher keeps the latent closer to the source (paper: 0.1–1.0)."),
-                io.Float.Input("step_start", default=0.1, min=0.0, max=10.0, step=0.001,
-                               tooltip="First step size η_0 (paper: 0.1); decays geometrically."),
-                io.Float.Input("step_end", default=0.01, min=0.0, max=10.0, step=0.001,
-                               tooltip="Last step size η_{N−1} (paper: 0.01); must not exceed step_start."),
+                float_input(v.CONSTRAINT, d["constraint"], 0.01,
+                            tooltip="λ: higher keeps the latent closer to the source (paper: 0.1–1.0). "
+                                    "Stable while λ × step_start ≤ σ (the first sigma, ≈ 0.9 at denoise "
+                                    "0.75 on SD3); above that the node refuses to run."),
+                float_input(v.STEP_START, d["step_start"], 0.001,
+                            tooltip="First (largest) step size η_0 (paper: 0.1); decays geometrically. "
+                                    "Bounded to 0 … 1 and λ × step_start ≤ σ."),
+                float_input(v.STEP_END, d["step_end"], 0.001,
+                            tooltip="Last step size η_{N−1} (paper: 0.01); must not exceed step_start."),
+                io.Combo.Input("residual_space", options=list(RESIDUAL_SPACES), default=d["residual_space"],
+                               optional=True,  # v1 graphs without it keep working (with the default)
+                               tooltip="Where the update's residuals are taken. model_output: what the model "
+                                       "predicts (velocity for SD3/flow models; the paper's reading). noise: "
+                                       "the noise ε (v1 of this pack; about (1 − σ)× weaker on flow models). "
+                                       "Identical for ε/v-prediction models."),
             ],
             outputs=[io.Latent.Output("latent", display_name="latent",
-                                      tooltip="z'_t with leftover noise, for SamplerCustomAdvanced + DisableNoise.")],
+                                      tooltip="z'_t with leftover noise, for SamplerCustomAdvanced + DisableNoise "
+                                              "with the same SIGMAS (carries 'ems_csds': the σ it was made at).")],
         )
 
     @classmethod
     def execute(cls, model, positive, attribute, negative, latent_image, sigmas, noise_seed, cfg,
-                iterations, constraint, step_start, step_end) -> io.NodeOutput:
-        validate(model, sigmas, cfg, iterations, constraint, step_start, step_end)
+                iterations, constraint, step_start, step_end,
+                residual_space=DEFAULTS["residual_space"]) -> io.NodeOutput:
+        validate(model, sigmas, cfg, iterations, constraint, step_start, step_end, residual_space)
+        check_families(NODE, model, positive=positive, attribute=attribute, negative=negative)
+        check_latent(latent_image)
         latent = reconcile_batch(latent_image, positive, attribute, negative)
-        if not latent["samples"].any():
-            LOG.warning("%s: latent_image is all zeros; EMS edits a real image (connect VAE Encode).", NODE)
+        try:
+            alpha = conditioning_alpha(positive, int(latent["samples"].shape[0]), node=NODE)
+        except ConditioningMismatch as e:
+            raise node_error(NODE, str(e)) from None
+        if alpha is not None:
+            LOG.info("%s: degree from the positive's α: %s", NODE, ", ".join(f"{float(a):g}" for a in alpha))
         from .csds_guider import run_csds
 
         return io.NodeOutput(run_csds(model, positive, attribute, negative, latent, sigmas, noise_seed, cfg,
-                                      iterations, constraint, step_start, step_end))
+                                      iterations, constraint, step_start, step_end, residual_space, alpha))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from comfy_api.v0_0_2 import io
+from comfy_api.v0_0_2 import io, ui
 
 from ..ems import tokens as ems_tokens
+from ..ems.captions import derive_attribute, edit_words, word_diff
 from ..ems.conditioning import describe_tokens
-from .common import CATEGORY, node_error
+from .common import CATEGORY, LOG, node_error
 
 NODE = "EMS Encode Prompts"
 PROMPTS = ("source", "target", "attribute", "negative")
@@ -18,6 +19,25 @@ def _sub_tokenizer(tokenizer, stream: str):
         if sub is not None and hasattr(sub, "embedding_key"):
             return sub
     return None
+
+
+def attribute_fallback(source: str, target: str) -> str:
+    """The attribute CSDS pushes toward when none is typed: the edited words, never the target.
+
+    With the full target caption as attribute the CSDS drive at α = 1 is exactly zero (c̃ = c1 =
+    attribute), so an empty attribute falls back to the words the edit changed: the diff's
+    phrase ("black suit" → "red suit" gives "red suit"), else the changed words alone.
+    """
+    return derive_attribute(source, target) or edit_words(source, target)
+
+
+def prompt_warnings(source: str, target: str) -> list[str]:
+    """Warnings about prompts that make an edit that does nothing (shown on the node and logged)."""
+    if not word_diff(source, target):
+        same = "identical" if source.strip() == target.strip() else "the same words"
+        return [f"{NODE}: source_prompt and target_prompt are {same}, so the text direction is zero and "
+                "EMS will not edit anything. Change the words the edit is about in target_prompt."]
+    return []
 
 
 def tokenize_equal(clip, prompts: dict[str, str]):
@@ -62,7 +82,8 @@ class EMSEncodePrompts(io.ComfyNode):
                                 tooltip="t1: the same caption with only the edited words changed."),
                 io.String.Input("attribute_prompt", multiline=True, default="",
                                 tooltip="The attribute phrase CSDS pushes toward (e.g. 'purple coat'). "
-                                        "Empty = use the target prompt."),
+                                        "Empty = the words the target changes (e.g. 'red suit'), never the "
+                                        "whole target caption (that would make CSDS do nothing at α = 1)."),
                 io.String.Input("negative_prompt", multiline=True, default="",
                                 tooltip="Negative prompt for classifier-free guidance (may be empty)."),
             ],
@@ -82,8 +103,18 @@ class EMSEncodePrompts(io.ComfyNode):
         if not source_prompt.strip() or not target_prompt.strip():
             raise node_error(NODE, "source_prompt and target_prompt must both be set (connect EMS "
                                    "Extract Captions, or type the two captions).")
-        prompts = {"source": source_prompt, "target": target_prompt,
-                   "attribute": attribute_prompt if attribute_prompt.strip() else target_prompt,
+        notes = prompt_warnings(source_prompt, target_prompt)
+        attribute = attribute_prompt
+        if not attribute_prompt.strip():
+            attribute = attribute_fallback(source_prompt, target_prompt)
+            if attribute:
+                notes.append(f"{NODE}: attribute_prompt is empty; using the edited words {attribute!r}.")
+            elif not notes:
+                notes.append(f"{NODE}: attribute_prompt is empty and the target only removes words; CSDS "
+                             "pushes toward the empty prompt. Type the attribute to push toward.")
+        for note in notes:
+            LOG.warning("%s", note)
+        prompts = {"source": source_prompt, "target": target_prompt, "attribute": attribute,
                    "negative": negative_prompt}
         clip, tokens = tokenize_equal(clip, prompts)
         conds = {k: clip.encode_from_tokens_scheduled(t) for k, t in tokens.items()}
@@ -92,4 +123,6 @@ class EMSEncodePrompts(io.ComfyNode):
             listed = "; ".join(f"{k}: {describe_tokens(c[0][0])}" for k, c in conds.items())
             raise node_error(NODE, f"this text encoder produced unequal token lengths ({listed}); "
                                    "EMS cannot equalise it. Please report the model you use.")
-        return io.NodeOutput(*(conds[k] for k in PROMPTS))
+        # Warnings go to the log and onto the node (the UI shows the text; API clients find it in
+        # /history/<prompt_id> → outputs → <this node's id> → "text").
+        return io.NodeOutput(*(conds[k] for k in PROMPTS), ui=ui.PreviewText("\n".join(notes)) if notes else None)

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-from comfy_api.v0_0_2 import io
+from comfy_api.v0_0_2 import io, ui
 
-from ..ems.alphas import SAFE_RANGE, outside_safe_range
+from ..ems import validation as v
 from ..ems.conditioning import ConditioningMismatch, manipulate_conditioning
-from .common import CATEGORY, LOG, node_error
+from .common import CATEGORY, LOG, check_floats, float_input, node_error
 
 NODE = "EMS Text Direction"
-ALPHA_LIMIT = 10.0
+ALPHA_LIMIT = v.ALPHA.hi
+ALPHA_HELP = (f"Allowed {v.ALPHA.describe()}; edits usually stay on the image within {v.SAFE_ALPHA[0]:g} … "
+              f"{v.SAFE_ALPHA[1]:g} (our rule of thumb; the paper's Prop. 1 says too large an α breaks the "
+              "image) and the node warns outside it. The α is recorded on the conditioning: EMS CSDS Latent "
+              "Edit scales its image-side push by it (α = 0: none).")
 
 
 def alpha_input():
-    return io.Float.Input(
-        "alpha", default=1.0, min=-ALPHA_LIMIT, max=ALPHA_LIMIT, step=0.01,
-        tooltip=(f"Edit strength α: 0 = source, 1 = target, between = partial edit, negative = the "
-                 f"opposite edit, above 1 = exaggerated. Usually safe within {SAFE_RANGE[0]:g}…"
-                 f"{SAFE_RANGE[1]:g}; too large an α breaks the image (the paper's Prop. 1)."))
+    return float_input(
+        v.ALPHA, 1.0, 0.01,
+        tooltip=("Edit strength α: 0 = source, 1 = target, between = partial edit, negative = the "
+                 "opposite edit, above 1 = exaggerated. " + ALPHA_HELP))
 
 
 def direction_inputs():
@@ -40,11 +43,12 @@ def base_input():
                 "output as the next one's base: C0 + Λ(C1 − C0) for multi-attribute edits.")
 
 
-def warn_unsafe(node: str, alphas: list[float]) -> None:
-    risky = outside_safe_range(alphas)
-    if risky:
-        LOG.warning("%s: alpha %s is outside %g…%g; expect a broken image (paper, Prop. 1).",
-                    node, ", ".join(f"{a:g}" for a in risky), *SAFE_RANGE)
+def warn_unsafe(node: str, alphas: list[float]) -> str:
+    """Log the shared safe-range warning and return it ("" when every α is inside) for the node's UI."""
+    message = v.safe_alpha_warning(node, alphas)
+    if message:
+        LOG.warning("%s", message)
+    return message
 
 
 class EMSTextDirection(io.ComfyNode):
@@ -55,7 +59,8 @@ class EMSTextDirection(io.ComfyNode):
             display_name="EMS Text Direction",
             category=f"{CATEGORY}/text",
             description=("Moves the conditioning along the text direction: base + α·(target − "
-                         "source), on the token embeddings and on the pooled embedding."),
+                         "source), on the token embeddings and on the pooled embedding, and records α "
+                         "on it for EMS CSDS Latent Edit."),
             inputs=[*direction_inputs(), alpha_input(), pooled_input(), base_input()],
             outputs=[io.Conditioning.Output("conditioning", display_name="conditioning",
                                             tooltip="c̃ = base + α(c1 − c0); use as the sampler's positive.")],
@@ -63,9 +68,10 @@ class EMSTextDirection(io.ComfyNode):
 
     @classmethod
     def execute(cls, source, target, alpha, manipulate_pooled, base=None) -> io.NodeOutput:
-        warn_unsafe(NODE, [alpha])
+        alpha = check_floats(NODE, [v.ALPHA], alpha=alpha)["alpha"]
+        warning = warn_unsafe(NODE, [alpha])
         try:
             cond = manipulate_conditioning(source, target, alpha, manipulate_pooled, base, node=NODE)
         except ConditioningMismatch as e:
             raise node_error(NODE, str(e)) from None
-        return io.NodeOutput(cond)
+        return io.NodeOutput(cond, ui=ui.PreviewText(warning) if warning else None)

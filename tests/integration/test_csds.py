@@ -19,7 +19,7 @@ ATTRIBUTE = "red suit"
 SEED = 1234
 
 SPEC_INPUTS = {"model", "positive", "attribute", "negative", "latent_image", "sigmas", "noise_seed", "cfg",
-               "iterations", "constraint", "step_start", "step_end"}
+               "iterations", "constraint", "step_start", "step_end", "residual_space"}
 
 
 @pytest.fixture(scope="module")
@@ -31,13 +31,15 @@ def image_name(comfy):
 
 
 def edit_graph(image_name, alpha=1.0, iterations=3, constraint=0.5, denoise=0.75, seed=SEED, sweep=None,
-               downstream=False, cfg=3.0):
+               downstream=False, cfg=3.0, residual_space=None, attribute=ATTRIBUTE, masked=False):
     g = Graph()
     unet, clip, vae = tiny_sd3(g)
     enc = g.node("EMSEncodePrompts", clip=clip[0], source_prompt=SOURCE, target_prompt=TARGET,
-                 attribute_prompt=ATTRIBUTE, negative_prompt="")
+                 attribute_prompt=attribute, negative_prompt="")
     image = g.node("LoadImage", image=image_name)
     latent = g.node("VAEEncode", pixels=image[0], vae=vae[0])
+    if masked:  # LoadImage's MASK is 1 where the PNG is transparent (the left half, see masked_image)
+        latent = g.node("SetLatentNoiseMask", samples=latent[0], mask=image[1])
     sigmas = g.node("BasicScheduler", model=unet[0], scheduler="simple", steps=6, denoise=denoise)
     if sweep is None:
         positive = g.node("EMSTextDirection", source=enc[0], target=enc[1], alpha=alpha, manipulate_pooled=True)[0]
@@ -45,7 +47,8 @@ def edit_graph(image_name, alpha=1.0, iterations=3, constraint=0.5, denoise=0.75
         positive = g.node("EMSAlphaSweep", source=enc[0], target=enc[1], alphas=sweep, manipulate_pooled=True)[0]
     edit = g.node("EMSCSDSLatentEdit", model=unet[0], positive=positive, attribute=enc[2], negative=enc[3],
                   latent_image=latent[0], sigmas=sigmas[0], noise_seed=seed, cfg=cfg, iterations=iterations,
-                  constraint=constraint, step_start=0.1, step_end=0.01)
+                  constraint=constraint, step_start=0.1, step_end=0.01,
+                  **({} if residual_space is None else {"residual_space": residual_space}))
     g.save(edit[0], "edit")
     for name, ref in (("positive", positive), ("attribute", enc[2]), ("negative", enc[3]),
                       ("latent", latent[0]), ("sigmas", sigmas[0])):
@@ -57,6 +60,11 @@ def edit_graph(image_name, alpha=1.0, iterations=3, constraint=0.5, denoise=0.75
                       sampler=sampler[0], sigmas=sigmas[0], latent_image=edit[0])[0], "final")
         g.save(g.node("SamplerCustomAdvanced", noise=g.node("RandomNoise", noise_seed=seed)[0], guider=guider[0],
                       sampler=sampler[0], sigmas=sigmas[0], latent_image=latent[0])[0], "img2img")
+        # img2img with the source caption: what α = 0 must give with CSDS on (SPEC v2 §2.1)
+        source_guider = g.node("CFGGuider", model=unet[0], positive=enc[0], negative=enc[3], cfg=cfg)
+        g.save(g.node("SamplerCustomAdvanced", noise=g.node("RandomNoise", noise_seed=seed)[0],
+                      guider=source_guider[0], sampler=sampler[0], sigmas=sigmas[0],
+                      latent_image=latent[0])[0], "img2img_source")
     return g
 
 
@@ -64,10 +72,13 @@ def test_node_is_registered_with_the_spec_inputs(comfy):
     info = comfy.object_info()["EMSCSDSLatentEdit"]
     names = set(info["input"]["required"]) | set(info["input"].get("optional", {}))
     assert SPEC_INPUTS <= names and info["output_name"] == ["latent"]
-    req = info["input"]["required"]
-    assert req["cfg"][1]["default"] == 7.5 and req["iterations"][1]["default"] == 20
-    assert req["constraint"][1]["default"] == 0.5
-    assert req["step_start"][1]["default"] == 0.1 and req["step_end"][1]["default"] == 0.01
+    from ems.csds import DEFAULTS
+
+    req = {**info["input"]["required"], **info["input"].get("optional", {})}
+    for name, value in DEFAULTS.items():  # the node's defaults are the one declared set
+        assert req[name][1]["default"] == value, name
+    assert req["residual_space"][0] == ["model_output", "noise"] or \
+        req["residual_space"][1].get("options") == ["model_output", "noise"]
 
 
 def test_zero_iterations_then_disable_noise_equals_img2img(comfy, image_name):
@@ -77,8 +88,11 @@ def test_zero_iterations_then_disable_noise_equals_img2img(comfy, image_name):
     torch.testing.assert_close(final, img2img, rtol=1e-5, atol=1e-5)
 
 
-def independent_csds(saved, seed, cfg, iterations, constraint, step_start=0.1, step_end=0.01):
-    """SPEC §2 written out again with raw ``apply_model`` calls on the same weights (no EMS code)."""
+def independent_csds(saved, seed, cfg, iterations, constraint, step_start=0.1, step_end=0.01,
+                     residual_space="model_output", alpha=1.0):
+    """SPEC §2/§2.1 written out again with raw ``apply_model`` calls on the same weights (no EMS code).
+
+    r = (z − D)/σ (model_output: the velocity) or (z − (1−σ)·D)/σ (noise: ε); drive scaled by α."""
     from support.inprocess import setup_comfy
 
     setup_comfy()
@@ -100,28 +114,36 @@ def independent_csds(saved, seed, cfg, iterations, constraint, step_start=0.1, s
         neg = denoised(z, saved["negative"])
         return neg + cfg * (denoised(z, cond) - neg)
 
+    w = 1.0 if residual_space == "model_output" else 1 - sigma
+
     def eps(z, cond):
-        return (z - (1 - sigma) * guided(z, cond)) / sigma
+        return (z - w * guided(z, cond)) / sigma
 
     z, eps0 = z0, eps(z0, saved["positive"])
     with torch.no_grad():
         for k in range(iterations):
             eta = step_start * (step_end / step_start) ** (k / (iterations - 1))
             e_pos = eps(z, saved["positive"])
-            g = (eps(z, saved["attribute"]) - e_pos) + constraint * (e_pos - eps0)
+            g = alpha * (eps(z, saved["attribute"]) - e_pos) + constraint * (e_pos - eps0)
             z = z - eta * g
     return fmt.process_out(z / (1 - sigma))
 
 
-def test_output_equals_an_independent_implementation_of_the_spec(comfy, image_name):
-    comfy.run(edit_graph(image_name, alpha=0.8, iterations=4, constraint=0.3, cfg=3.0).prompt)
+@pytest.mark.parametrize("residual_space", ["model_output", "noise"])
+def test_output_equals_an_independent_implementation_of_the_spec(comfy, image_name, residual_space):
+    comfy.run(edit_graph(image_name, alpha=0.8, iterations=4, constraint=0.3, cfg=3.0,
+                         residual_space=residual_space).prompt)
     saved = {k: comfy.load_saved(k) for k in ("positive", "attribute", "negative", "latent", "sigmas", "edit")}
     saved["base"] = str(comfy.base)
-    expected = independent_csds(saved, SEED, cfg=3.0, iterations=4, constraint=0.3)
+    assert saved["positive"][0][1]["ems_alpha"].tolist() == [0.8]  # α travelled on the conditioning
+    expected = independent_csds(saved, SEED, cfg=3.0, iterations=4, constraint=0.3,
+                                residual_space=residual_space, alpha=0.8)
     edit = saved["edit"]["samples"]
     no_edit = independent_csds(saved, SEED, cfg=3.0, iterations=0, constraint=0.3)
     assert (expected - no_edit).abs().max() > 1e-3, "the edit should move the latent"
     torch.testing.assert_close(edit, expected, rtol=1e-4, atol=1e-5)
+    assert saved["edit"]["ems_csds"]["sigma"] == pytest.approx(float(saved["sigmas"][0]))
+    assert saved["edit"]["ems_csds"]["residual_space"] == residual_space
 
 
 def test_sweep_item_equals_the_single_edit_with_csds_on(comfy, image_name):
@@ -184,3 +206,66 @@ def test_two_value_sigmas_minimum_and_batch_mismatch_are_refused(comfy, image_na
     with pytest.raises(ExecutionFailed) as e:
         comfy.run(g.prompt)
     assert "batch of 3" in e.value.message and "'positive' has a batch of 2" in e.value.message
+
+
+def test_alpha_zero_with_csds_on_equals_img2img_with_the_source_caption(comfy, image_name):
+    """SPEC v2 §2.1: α = 0 is no edit through the whole pipeline, single and as sweep item 0."""
+    comfy.run(edit_graph(image_name, alpha=0.0, iterations=4, downstream=True).prompt)
+    final, source = comfy.load_saved("final")["samples"], comfy.load_saved("img2img_source")["samples"]
+    target = comfy.load_saved("img2img")["samples"]  # with c̃ = c0 at α = 0 this is the same graph
+    torch.testing.assert_close(final, source, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(target, source, rtol=1e-4, atol=1e-4)
+    comfy.run(edit_graph(image_name, sweep="0, 1", iterations=4, downstream=True).prompt)
+    final = comfy.load_saved("final")["samples"]
+    assert final.shape[0] == 2
+    torch.testing.assert_close(final[:1], source, rtol=1e-4, atol=1e-4)
+    assert (final[1:] - source).abs().max() > 1e-3, "α = 1 should edit"
+
+
+def test_degree_grades_the_image_side_push(comfy, image_name):
+    comfy.run(edit_graph(image_name, iterations=0).prompt)
+    start = comfy.load_saved("edit")["samples"]
+    comfy.run(edit_graph(image_name, sweep="-1, 0, 0.5, 1", iterations=3).prompt)
+    moved = comfy.load_saved("edit")["samples"] - start
+    size = [float(m.norm()) for m in moved]
+    assert size[1] == 0.0 and 0 < size[2] < size[3], size
+    assert float((moved[0] * moved[3]).sum()) < 0, "negative α pushes the other way"
+
+
+def test_empty_attribute_uses_the_edited_words_and_still_moves_at_alpha_one(comfy, image_name):
+    comfy.run(edit_graph(image_name, attribute="", iterations=0).prompt)
+    start = comfy.load_saved("edit")["samples"]
+    comfy.run(edit_graph(image_name, attribute="", iterations=3).prompt)
+    empty_attr, edit = comfy.load_saved("attribute"), comfy.load_saved("edit")["samples"]
+    assert (edit - start).abs().max() > 1e-3, "CSDS must not vanish at α = 1 with an empty attribute"
+    comfy.run(edit_graph(image_name, attribute="red suit", iterations=3).prompt)
+    typed = comfy.load_saved("attribute")
+    assert torch.equal(empty_attr[0][0], typed[0][0])  # the diff's phrase: "red suit"
+    torch.testing.assert_close(comfy.load_saved("edit")["samples"], edit, rtol=0, atol=0)
+    assert "using the edited words 'red suit'" in comfy.log()
+
+
+@pytest.fixture(scope="module")
+def masked_image(comfy):
+    """RGBA test image whose left half is transparent: LoadImage's MASK is 1 there."""
+    rng = np.random.default_rng(1)
+    pixels = (rng.random((64, 64, 4)) * 255).astype(np.uint8)
+    pixels[..., 3] = 255
+    pixels[:, :32, 3] = 0
+    Image.fromarray(pixels, "RGBA").save(comfy.base / "input" / "ems_masked.png")
+    return "ems_masked.png"
+
+
+def test_masked_edit_leaves_the_outside_as_masked_img2img_does(comfy, masked_image):
+    comfy.run(edit_graph(masked_image, iterations=4, downstream=True, masked=True).prompt)
+    final, img2img = comfy.load_saved("final")["samples"], comfy.load_saved("img2img")["samples"]
+    source, edit = comfy.load_saved("latent"), comfy.load_saved("edit")
+    inside, outside = (..., slice(0, 4)), (..., slice(4, 8))  # 64 px → 8 latent columns
+    assert source["noise_mask"] is not None and edit["noise_mask"] is not None
+    torch.testing.assert_close(final[outside], img2img[outside], rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(final[outside], source["samples"][outside], rtol=1e-3, atol=1e-3)
+    assert torch.equal(edit["samples"][outside], source["samples"][outside])
+    assert (final[inside] - source["samples"][inside]).abs().max() > 1e-2, "the masked half is edited"
+    comfy.run(edit_graph(masked_image, iterations=0, masked=True).prompt)
+    no_edit = comfy.load_saved("edit")["samples"]
+    assert (edit["samples"][inside] - no_edit[inside]).abs().max() > 1e-3, "CSDS moved the masked half"

@@ -182,16 +182,25 @@ def test_bad_alpha_schedule_is_refused_clearly(comfy):
     assert "EMS Alpha Sweep" in e.value.message and "'half' is not a number" in e.value.message
 
 
-def test_sweep_latent_output_without_latent_image_blocks_its_user(comfy):
-    # ComfyUI shows an ExecutionBlocker's message in the UI (a websocket event, not /history);
-    # over HTTP we can see that the sampler and everything after it did not run.
+def test_sweep_latent_output_without_latent_image_is_an_error_in_history(comfy):
+    # Issue 11: an ExecutionBlocker's message reaches only the browser and /history says
+    # success, so the sweep raises instead when its latent output is used without a latent.
     g = Graph()
     unet, clip, _ = tiny_sd3(g)
     src = g.node("CLIPTextEncode", clip=clip[0], text=SOURCE)
     tgt = g.node("CLIPTextEncode", clip=clip[0], text=TARGET)
     sweep = g.node("EMSAlphaSweep", source=src[0], target=tgt[0], alphas="0, 1", manipulate_pooled=True)
     g.save(sample(g, unet, sweep[0], src[0], sweep[1])[0], "never")
+    with pytest.raises(ExecutionFailed) as e:  # read from /history by ComfyServer.wait
+        comfy.run(g.prompt)
+    assert "EMS Alpha Sweep" in e.value.message and "latent_image" in e.value.message
+    assert not (comfy.base / "output" / "never.pt").exists()
+    # with the latent output unused, the rest of the sweep works
+    g = Graph()
+    _, clip, _ = tiny_sd3(g)
+    src = g.node("CLIPTextEncode", clip=clip[0], text=SOURCE)
+    tgt = g.node("CLIPTextEncode", clip=clip[0], text=TARGET)
+    sweep = g.node("EMSAlphaSweep", source=src[0], target=tgt[0], alphas="0, 1", manipulate_pooled=True)
     g.save(sweep[2], "labels")
     comfy.run(g.prompt)
-    assert comfy.load_saved("labels") == "α=0\nα=1"  # the rest of the sweep still works
-    assert not (comfy.base / "output" / "never.pt").exists()
+    assert comfy.load_saved("labels") == "α=0\nα=1"

@@ -38,3 +38,12 @@ def test_bad_strings_are_rejected_with_the_syntax(text, fragment):
 def test_labels_and_safe_range():
     assert [format_alpha(a) for a in (0.0, 0.25, -1.0, 1 / 3, -0.0)] == ["α=0", "α=0.25", "α=-1", "α=0.333", "α=0"]
     assert outside_safe_range([0, 1, 5, -3]) == [5, -3]
+
+
+@pytest.mark.parametrize("text", ["1e30", "0, 10.5", "-11:0:3", "0:1e39:2"])
+def test_alphas_outside_the_text_direction_range_are_refused(text):
+    # Same bound as EMS Text Direction's widget (ems/validation.py ALPHA): ±10.
+    with pytest.raises(AlphaScheduleError) as e:
+        parse_alphas(text)
+    assert str(e.value).startswith("EMS Alpha Sweep") and "-10 … 10" in str(e.value)
+    assert parse_alphas("-10, 10") == [-10.0, 10.0]

@@ -129,3 +129,35 @@ def test_batch_one_broadcasts_against_a_batched_base():
 def test_entry_count_mismatch_is_refused():
     with pytest.raises(ConditioningMismatch, match="numbers of entries"):
         manipulate_conditioning(sd3_cond(0) + sd3_cond(2), sd3_cond(1), 0.5)
+
+
+def test_every_output_records_its_alpha_per_item():
+    from ems.conditioning import ALPHA_KEY
+
+    src, tgt = sd3_cond(0), sd3_cond(1)
+    single = manipulate_conditioning(src, tgt, 0.25)
+    assert single[0][1][ALPHA_KEY].dtype == torch.float64 and single[0][1][ALPHA_KEY].tolist() == [0.25]
+    sweep = sweep_conditioning(src, tgt, [0.0, -1.0, 2.5])
+    assert sweep[0][1][ALPHA_KEY].tolist() == [0.0, -1.0, 2.5]
+    # a chained direction records its own α, not its base's
+    chained = manipulate_conditioning(src, sd3_cond(2), 0.7, base=sweep)
+    assert chained[0][1][ALPHA_KEY].tolist() == [0.7] * 3
+    assert ALPHA_KEY not in src[0][1] and ALPHA_KEY not in tgt[0][1]
+
+
+def test_conditioning_alpha_reads_broadcasts_and_refuses_disagreement():
+    from ems.conditioning import ALPHA_KEY, conditioning_alpha
+
+    src, tgt = sd3_cond(0), sd3_cond(1)
+    assert conditioning_alpha(src, 1) is None  # a plain prompt: no α → full push
+    one = manipulate_conditioning(src, tgt, 0.5)
+    assert conditioning_alpha(one, 3).tolist() == [0.5] * 3
+    # ConditioningCombine-style list: a plain entry does not vote; equal α agree
+    assert conditioning_alpha(one + src + one, 1).tolist() == [0.5]
+    with pytest.raises(ConditioningMismatch, match="different α"):
+        conditioning_alpha(one + manipulate_conditioning(src, tgt, 1.0), 1)
+    with pytest.raises(ConditioningMismatch, match="2 α values"):
+        conditioning_alpha(sweep_conditioning(src, tgt, [0.0, 1.0]), 3)
+    # what ComfyUI's conditioning nodes do to an entry: copy the dict and set keys
+    copied = [[one[0][0], {**one[0][1], "strength": 1.0}]]
+    assert conditioning_alpha(copied, 1).tolist() == [0.5] and ALPHA_KEY in copied[0][1]

@@ -1,11 +1,12 @@
-"""CSDS (SPEC §2) against analytic denoisers where the answer is known in closed form."""
+"""CSDS (SPEC §2, §2.1) against analytic denoisers where the answer is known in closed form."""
 
 import math
 
 import pytest
 import torch
 
-from ems.csds import CSDSError, csds_edit, epsilon_from_denoised, step_sizes
+from ems.csds import (DEFAULTS, RESIDUAL_SPACES, CSDSError, check_stable, csds_edit, degree_weights,
+                      epsilon_from_denoised, residual, step_sizes)
 
 
 class ConstantDenoiser:
@@ -25,26 +26,122 @@ def setup(seed=0):
     return [torch.randn(shape, generator=g, dtype=torch.float64) for _ in range(3)]
 
 
-def closed_form(z0, m_pos, m_attr, sigma, a, etas, lam):
-    # u = z − z0;  g = −(a/σ)(m_attr − m_pos) + λ·u/σ  ⇒  u ← (1 − ηλ/σ)·u + η·(a/σ)(m_attr − m_pos)
-    d = a / sigma * (m_attr - m_pos)
+def closed_form(z0, m_pos, m_attr, sigma, w, etas, lam, alpha=1.0):
+    # r = (z − w·m)/σ, u = z − z0:  g = −α(w/σ)(m_attr − m_pos) + λ·u/σ
+    #   ⇒  u ← (1 − ηλ/σ)·u + η·α·(w/σ)(m_attr − m_pos)
+    d = alpha * w / sigma * (m_attr - m_pos)
     u = torch.zeros_like(z0)
     for eta in etas:
         u = (1 - eta * lam / sigma) * u + eta * d
     return z0 + u
 
 
+def weight(space, flow, sigma):
+    """w in r = (z − w·D)/σ: 1 for the model's output (velocity for flow), a(σ) for the noise ε."""
+    return 1.0 - sigma if (space == "noise" and flow) else 1.0
+
+
+@pytest.mark.parametrize("space", RESIDUAL_SPACES)
 @pytest.mark.parametrize("flow", [True, False])
 @pytest.mark.parametrize("lam", [0.0, 0.5, 2.0])
-def test_matches_the_closed_form(flow, lam):
+def test_matches_the_closed_form(space, flow, lam):
     z0, m_pos, m_attr = setup()
-    sigma = 0.8
+    sigma = 0.8 if flow else 3.0
     den = ConstantDenoiser(m_pos, m_attr)
-    out = csds_edit(den, z0, sigma, 7, lam, 0.1, 0.01, flow)
-    a = 1 - sigma if flow else 1.0
-    expected = closed_form(z0, m_pos, m_attr, sigma, a, step_sizes(7, 0.1, 0.01), lam)
+    out = csds_edit(den, z0, sigma, 7, lam, 0.1, 0.01, flow, residual_space=space)
+    expected = closed_form(z0, m_pos, m_attr, sigma, weight(space, flow, sigma), step_sizes(7, 0.1, 0.01), lam)
     torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
     assert den.calls == 7
+
+
+def test_velocity_reading_is_one_over_one_minus_sigma_stronger_on_flow_models():
+    # SPEC §2.1: at the same z, the ε-residual is (1 − σ)× the velocity residual.
+    z0, m_pos, m_attr = setup(5)
+    sigma = 0.904
+    moves = {s: csds_edit(ConstantDenoiser(m_pos, m_attr), z0, sigma, 1, 0.0, 0.1, 0.1, True,
+                          residual_space=s) - z0 for s in RESIDUAL_SPACES}
+    torch.testing.assert_close(moves["noise"], (1 - sigma) * moves["model_output"], rtol=1e-12, atol=1e-12)
+    # ε/v-prediction models: both readings are (z − D)/σ.
+    same = [csds_edit(ConstantDenoiser(m_pos, m_attr), z0, 2.0, 3, 0.5, 0.1, 0.01, False, residual_space=s)
+            for s in RESIDUAL_SPACES]
+    assert torch.equal(same[0], same[1])
+
+
+def test_residual_space_default_is_declared_once_and_valid():
+    assert DEFAULTS["residual_space"] in RESIDUAL_SPACES
+    z0, m_pos, m_attr = setup()
+    with pytest.raises(CSDSError, match="residual_space"):
+        csds_edit(ConstantDenoiser(m_pos, m_attr), z0, 0.5, 2, 0.5, 0.1, 0.01, True, residual_space="velocity")
+    with pytest.raises(CSDSError, match="residual_space"):
+        residual(z0, m_pos, 0.5, True, "eps")
+
+
+@pytest.mark.parametrize("alpha", [-1.0, 0.25, 0.5, 2.0])
+def test_degree_scales_the_drive_and_keeps_the_constraint(alpha):
+    z0, m_pos, m_attr = setup(6)
+    sigma, lam = 0.7, 0.5
+    out = csds_edit(ConstantDenoiser(m_pos, m_attr), z0, sigma, 6, lam, 0.1, 0.01, True,
+                    residual_space="model_output", alpha=torch.tensor([alpha]))
+    expected = closed_form(z0, m_pos, m_attr, sigma, 1.0, step_sizes(6, 0.1, 0.01), lam, alpha)
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_alpha_zero_items_come_back_exactly_and_others_are_graded():
+    g = torch.Generator().manual_seed(8)
+    w = torch.randn(4, 4, generator=g, dtype=torch.float64)
+    z0 = torch.randn(1, 4, 5, 5, generator=g, dtype=torch.float64).repeat(4, 1, 1, 1)
+    alphas = torch.tensor([0.0, 0.5, 1.0, -1.0])
+
+    def nonlinear(z):  # any model: the positive and attribute predictions differ and depend on z
+        d = torch.tanh(torch.einsum("oc,bchw->bohw", w, z))
+        return d, d + 0.3 * torch.sin(z)
+
+    out = csds_edit(nonlinear, z0, 0.8, 5, 0.5, 0.1, 0.01, True, alpha=alphas)
+    assert torch.equal(out[0], z0[0])  # α = 0: no image-side edit at all
+    moves = [(out[i] - z0[i]).norm().item() for i in range(4)]
+    assert 0 < moves[1] < moves[2]
+    direction = (out[2] - z0[2]).flatten()
+    assert torch.dot((out[3] - z0[3]).flatten(), direction) < 0  # negative α pushes away
+    # no α = the full push, as in v1
+    torch.testing.assert_close(csds_edit(nonlinear, z0, 0.8, 5, 0.5, 0.1, 0.01, True)[2], out[2])
+
+
+def test_degree_weights_broadcast_and_refuse_a_wrong_length():
+    assert torch.equal(degree_weights(None, 3), torch.ones(3, dtype=torch.float64))
+    assert torch.equal(degree_weights(torch.tensor([0.5]), 2), torch.tensor([0.5, 0.5], dtype=torch.float64))
+    with pytest.raises(CSDSError, match="2 α values for a batch of 3"):
+        degree_weights(torch.tensor([0.5, 1.0]), 3)
+
+
+def test_a_mask_restricts_every_step():
+    z0, m_pos, m_attr = setup(9)
+    mask = torch.zeros(1, 1, 3, 3, dtype=torch.float64)
+    mask[..., :, :2] = 1.0
+    out = csds_edit(ConstantDenoiser(m_pos, m_attr), z0, 0.8, 5, 0.5, 0.1, 0.01, True, mask=mask)
+    assert torch.equal(out[..., 2:], z0[..., 2:])
+    full = csds_edit(ConstantDenoiser(m_pos, m_attr), z0, 0.8, 5, 0.5, 0.1, 0.01, True)
+    torch.testing.assert_close(out[..., :2], full[..., :2])
+
+
+def test_the_stable_bound_is_lambda_times_step_at_most_sigma():
+    check_stable(0.9, 9.0, 0.1)  # 0.9 ≤ 0.9
+    with pytest.raises(CSDSError, match=r"exceeds σ = 0\.9.*constraint ≤ 9"):
+        check_stable(0.9, 9.5, 0.1)
+    with pytest.raises(CSDSError, match="finite"):
+        check_stable(0.9, float("nan"), 0.1)
+
+
+def test_within_the_bound_the_latent_approaches_its_fixed_point_without_overshooting():
+    # Constant denoiser: u ← (1 − ηλ/σ)·u + η·(w/σ)·Δm, fixed point u* = w·Δm/λ. With ηλ ≤ σ
+    # every step moves u monotonically toward u* (the factor lies in [0, 1)).
+    z0, m_pos, m_attr = setup(10)
+    sigma, eta = 0.5, 0.1
+    lam = sigma / eta  # the bound itself
+    out = csds_edit(ConstantDenoiser(m_pos, m_attr), z0, sigma, 30, lam, eta, eta, True)
+    fixed = (m_attr - m_pos) / lam
+    torch.testing.assert_close(out - z0, fixed, rtol=1e-9, atol=1e-9)
+    with pytest.raises(CSDSError, match="overshoot"):
+        csds_edit(ConstantDenoiser(m_pos, m_attr), z0, sigma, 30, 2.5 * lam, eta, eta, True)
 
 
 def test_moves_toward_the_attribute():
@@ -66,9 +163,11 @@ def test_first_step_follows_the_denoised_difference_for_any_model():
         return mix(w_pos), mix(w_attr)
 
     sigma, eta = 0.9, 0.05
-    z1 = csds_edit(nonlinear, z0, sigma, 1, 0.7, eta, eta, True)
+    z1 = csds_edit(nonlinear, z0, sigma, 1, 0.7, eta, eta, True, residual_space="noise")
     d_pos, d_attr = nonlinear(z0)
     torch.testing.assert_close(z1 - z0, eta * (1 - sigma) / sigma * (d_attr - d_pos), rtol=1e-10, atol=1e-12)
+    z1 = csds_edit(nonlinear, z0, sigma, 1, 0.7, eta, eta, True, residual_space="model_output")
+    torch.testing.assert_close(z1 - z0, eta / sigma * (d_attr - d_pos), rtol=1e-10, atol=1e-12)
 
 
 def test_larger_constraint_keeps_the_latent_closer():
@@ -116,7 +215,7 @@ def test_bad_steps_are_refused(args, fragment):
 
 def test_full_denoise_is_refused_for_flow_models():
     z0, m_pos, m_attr = setup()
-    with pytest.raises(CSDSError, match="denoise < 1"):
+    with pytest.raises(CSDSError, match=r"int\(steps / denoise\)"):
         csds_edit(ConstantDenoiser(m_pos, m_attr), z0, 1.0, 3, 0.5, 0.1, 0.01, True)
     with pytest.raises(CSDSError, match="constraint"):
         csds_edit(ConstantDenoiser(m_pos, m_attr), z0, 0.5, 3, -1.0, 0.1, 0.01, True)

@@ -1,0 +1,58 @@
+"""The float-input validation layer (issue 11): finite values, stable ranges, shared α bounds,
+and model/conditioning family messages — all without ComfyUI."""
+
+import math
+
+import pytest
+
+from ems import validation as v
+
+
+@pytest.mark.parametrize("spec", [v.ALPHA, v.CFG, v.CONSTRAINT, v.STEP_START, v.STEP_END])
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, "nan"])
+def test_non_finite_values_are_refused_by_name(spec, bad):
+    with pytest.raises(v.InputError) as e:
+        spec.check(bad)
+    assert spec.name in str(e.value) and "finite" in str(e.value)
+
+
+def test_ranges_are_closed_and_explained():
+    assert v.ALPHA.check(-10) == -10.0 and v.ALPHA.check(10.0) == 10.0
+    with pytest.raises(v.InputError, match=r"alpha = 1e\+30 is outside -10 … 10"):
+        v.ALPHA.check(1e30)
+    with pytest.raises(v.InputError, match="σ"):
+        v.CONSTRAINT.check(10.5)
+    with pytest.raises(v.InputError, match="must be a number"):
+        v.CFG.check(None)
+
+
+def test_check_floats_covers_every_named_input():
+    assert v.check_floats([v.CFG, v.CONSTRAINT], cfg=7, constraint=0.5) == {"cfg": 7.0, "constraint": 0.5}
+    with pytest.raises(KeyError):  # an undeclared float input is a programming error
+        v.check_floats([v.CFG], alpha=1.0)
+
+
+def test_bounds_are_where_the_update_is_stable():
+    # λ·η_0 ≤ σ < 1 for flow models; the widget ranges must allow the paper's settings
+    # (λ 0.1–1.0, η 0.1 → 0.01, cfg 7.5) and nothing that cannot be stable at σ < 1 with η ≥ 0.1.
+    assert v.CONSTRAINT.hi * 0.1 <= 1.0 and v.STEP_START.hi <= 1.0
+    for spec, value in ((v.CONSTRAINT, 1.0), (v.STEP_START, 0.1), (v.STEP_END, 0.01), (v.CFG, 7.5)):
+        spec.check(value)
+
+
+def test_one_safe_range_warning_for_both_alpha_nodes():
+    assert v.safe_alpha_warning("EMS Text Direction", [0.0, 1.0, 3.0]) == ""
+    text = v.safe_alpha_warning("EMS Alpha Sweep", [-2.5, 1.0, 4.0])
+    assert text.startswith("EMS Alpha Sweep") and "-2.5, 4" in text and "-2 … 3" in text
+
+
+def test_family_mismatch_names_both_families_and_the_fix():
+    msg = v.family_mismatch("EMS CSDS Latent Edit", "positive", "SD3", 4096, 2048, 768, None)
+    assert msg.startswith("EMS CSDS Latent Edit") and "SD1.x" in msg and "SD3" in msg
+    assert "4096-wide tokens" in msg and "TripleCLIPLoader" in msg
+    assert v.family_mismatch("N", "positive", "SD3", 4096, 2048, 4096, 2048) == ""
+    flux_into_sd3 = v.family_mismatch("N", "negative", "SD3", 4096, 2048, 4096, 768)
+    assert "Flux" in flux_into_sd3 and "'negative'" in flux_into_sd3
+    sd3_into_sdxl = v.family_mismatch("N", "positive", "SDXL", 2048, None, 4096, 2048)
+    assert "SD3/SD3.5" in sd3_into_sdxl and "SDXL" in sd3_into_sdxl
+    assert "an encoder with 512-wide tokens" in v.family_mismatch("N", "p", "SD3", 4096, None, 512, None)
