@@ -72,6 +72,26 @@ class EMSTestSaveTensor:
         return {"ui": {"saved": [path]}}
 
 
+class EMSTestConditioning:
+    """A random CONDITIONING of any family's shape (e.g. SD1.5: 768 wide, no pooled vector)."""
+
+    RETURN_TYPES = ("CONDITIONING",)
+    FUNCTION = "make"
+    CATEGORY = "_for_testing/ems"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"width": ("INT", {"default": 768, "min": 1, "max": 8192}),
+                             "pooled_width": ("INT", {"default": 0, "min": 0, "max": 8192}),
+                             "tokens": ("INT", {"default": 77, "min": 1, "max": 1024}),
+                             "seed": ("INT", {"default": 0, "min": 0, "max": 2**31})}}
+
+    def make(self, width, pooled_width, tokens, seed):
+        g = torch.Generator().manual_seed(seed)
+        extras = {"pooled_output": torch.randn(1, pooled_width, generator=g)} if pooled_width else {}
+        return ([[torch.randn(1, tokens, width, generator=g), extras]],)
+
+
 def _plain(value):
     if torch.is_tensor(value):
         return value.detach().cpu()
@@ -86,4 +106,5 @@ NODE_CLASS_MAPPINGS = {
     "EMSTestTinySD3CLIP": EMSTestTinySD3CLIP,
     "EMSTestTinySD3VAE": EMSTestTinySD3VAE,
     "EMSTestSaveTensor": EMSTestSaveTensor,
+    "EMSTestConditioning": EMSTestConditioning,
 }
