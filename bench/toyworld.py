@@ -69,6 +69,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--reference", choices=("generated", "render"), default="generated",
                     help="latent directions' reference pair: the model's generations for the two captions "
                          "(default) or the drawn scenes (an oracle)")
+    ap.add_argument("--reference-steps", type=int, default=None,
+                    help="text-to-image steps of the generated reference pair (default 20, --quick 6)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tag", default=None, help="report name (default toyworld / toyworld-quick / toyworld-tiny…)")
     ap.add_argument("--out-dir", type=Path, default=REPORTS)
@@ -78,6 +80,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.alphas = ([float(a) for a in args.alphas.split(",")] if args.alphas else
                    list(QUICK_ALPHAS if args.quick else ALPHAS))
     quick = dict(steps=6, iterations=3) if args.quick else {}
+    args.reference_steps = args.reference_steps or (6 if args.quick else 20)
     for name, value in DEFAULTS.items():
         if getattr(args, name) is None:
             setattr(args, name, quick.get(name, value))
@@ -91,7 +94,7 @@ def settings_from(args, **changes):
     from .toyworld_methods import ToySettings
 
     base = {k: getattr(args, k) for k in DEFAULTS}
-    base.update(seed=args.seed, reference=args.reference)
+    base.update(seed=args.seed, reference=args.reference, reference_steps=args.reference_steps)
     base.update(changes)
     return ToySettings(**base)
 
@@ -212,6 +215,8 @@ def run_case(world: World, case, methods, alphas, s) -> dict:
             r = sde_from_reconstructions(x, images[[method_alphas.index(0.0)]], images[[method_alphas.index(1.0)]])
             result["sde"] = {k: v[0] for k, v in r.as_dict().items()}
     recon = world.decode(inp["latent"])
+    result["images"]["reconstruction"] = to_uint8(recon)
+    result["alpha0_checks"] = alpha0_checks(result, alphas)
     from toyworld.readout import read
 
     from ems.metrics import psnr
@@ -219,6 +224,26 @@ def run_case(world: World, case, methods, alphas, s) -> dict:
     result["reconstruction"] = {"psnr": float(psnr(to_image(inp["pixels"]), recon)[0]),
                                 "same_as_source": read(to_uint8(recon)[0]) == case.source.attributes()}
     return result
+
+
+def alpha0_checks(result: dict, alphas) -> dict:
+    """Max |Δ| (0–255) between a method's α = 0 image and what "no edit" means for it: img2img with
+    the source caption (= text-only at α = 0) for EMS and the latent directions; the source itself
+    (decoded without sampling) for FlowEdit, whose velocity difference vanishes at α = 0."""
+    if 0.0 not in alphas:
+        return {}
+    i = list(alphas).index(0.0)
+    images = result["images"]
+    out = {}
+    if "text_only" in images:
+        ref = images["text_only"][i].astype(np.int16)
+        for m in ("ems", "latent_linear", "latent_svd"):
+            if m in images:
+                out[f"{m}_vs_img2img_source_caption"] = int(np.abs(images[m][i].astype(np.int16) - ref).max())
+    if "flowedit" in images and "reconstruction" in images:
+        out["flowedit_vs_source_latent"] = int(np.abs(images["flowedit"][i].astype(np.int16)
+                                                      - images["reconstruction"][0].astype(np.int16)).max())
+    return out
 
 
 def machine_info() -> dict:

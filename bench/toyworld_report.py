@@ -166,6 +166,13 @@ def write_report(report: dict, results: list[dict], out_dir: Path, tag: str) -> 
           f"reads back every attribute of {fmt(recon_same, pct=True)} of the sources.\n"]
     if report["missing_methods"]:
         md.append("Not run: " + "; ".join(f"`{m}` ({why})" for m, why in report["missing_methods"].items()) + ".\n")
+    checks = {}
+    for r in results:
+        for k, v in r.get("alpha0_checks", {}).items():
+            checks[k] = max(checks.get(k, 0), v)
+    if checks:
+        md.append("α = 0 is no edit, checked on every scene (max |Δ| in 0–255 pixel values; 0 = identical): " +
+                  ", ".join(f"`{k}` {v}" for k, v in checks.items()) + ".\n")
     md += ["## Methods\n"] + [f"- `{m}` — {report['labels'].get(m, m)}" for m in report["methods"]] + ["",
            body, "\n## The paper's SDE (text side, per edit kind)\n",
            "SDE = E_c / E_c̃ + E_c̃ with E = rms pixel distance in [0, 1] (`ems.metrics.sde`, norm `rms`), "
@@ -176,7 +183,7 @@ def write_report(report: dict, results: list[dict], out_dir: Path, tag: str) -> 
     md += [f"### {m}\n\n![{m}]({name})\n" for m, name in pictures]
     path = out_dir / f"{tag}.md"
     path.write_text("\n".join(md) + "\n", encoding="utf-8")
-    dump = {**report, "summary": summary, "sde": sde, "pictures": dict(pictures),
+    dump = {**report, "summary": summary, "sde": sde, "pictures": dict(pictures), "alpha0_checks": checks,
             "cases": [{k: v for k, v in r.items() if k != "images"} for r in results]}
     write_json_atomic(out_dir / f"{tag}.json", clean(dump))
     return path
