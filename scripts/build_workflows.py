@@ -31,7 +31,10 @@ NODE_RECORD = REPO / "tests" / "unit" / "data" / "workflow_nodes.json"
 # λ 0.5, step size 0.1 → 0.01.
 CKPT = "sd3_medium_incl_clips_t5xxlfp8.safetensors"
 STEPS, DENOISE, CFG, SEED = 50, 0.75, 7.5, 42
-CSDS = dict(iterations=20, constraint=0.5, step_start=0.1, step_end=0.01)
+# The CSDS widget values are the node's declared defaults (ems/csds.py DEFAULTS, set by measurement).
+from ems.csds import DEFAULTS as CSDS_DEFAULTS  # noqa: E402
+
+CSDS = {k: CSDS_DEFAULTS[k] for k in ("iterations", "constraint", "step_start", "step_end", "residual_space")}
 NEGATIVE = "blurry, low quality, distorted"
 
 NOTE_MODEL = f"""### Model
@@ -65,9 +68,10 @@ NOTE_LLM = """### Captions from an LLM
 **EMS Extract Captions** asks a multimodal LLM for the source caption, the target caption
 (same words except the edit) and the attribute phrase.
 
-The API key is **never** a widget: set the environment variable named in `api_key_env`
-(default `OPENAI_API_KEY`) before starting ComfyUI. For a local model (Ollama) set
-`base_url` to `http://localhost:11434/v1` and `model` to e.g. `llava`.
+`provider` names a provider defined on the machine running ComfyUI — never a URL or a key:
+`openai` (key in the environment variable `OPENAI_API_KEY`, set before starting ComfyUI) or
+`ollama` (local, no key: `ollama pull qwen2.5vl`, then `model` = `qwen2.5vl`). More providers go
+in `~/.config/ems/llm.json` (see the README, "API key setup").
 Results are cached: re-queuing does not call the API again."""
 
 NOTE_MANUAL = """### Fully offline
@@ -84,8 +88,8 @@ def load_and_encode(g: UIGraph, image: str = "example.png"):
 
 
 def llm_captions(g: UIGraph, image, instruction: str):
-    cap = g.node("EMSExtractCaptions", image=image[0], instruction=instruction, model="gpt-4o",
-                 base_url="", api_key_env="OPENAI_API_KEY", temperature=0.0, seed=0, refresh=False)
+    cap = g.node("EMSExtractCaptions", image=image[0], instruction=instruction, provider="openai", model="gpt-4o",
+                 temperature=0.0, seed=0, refresh=False)
     g.node("PreviewAny", title="Captions (source)", source=cap[0])
     g.node("PreviewAny", title="Captions (target)", source=cap[1])
     return cap
