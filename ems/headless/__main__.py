@@ -59,7 +59,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, help="noise seed")
     ap.add_argument("--steps", type=int, help="sampling steps (paper: 50)")
     ap.add_argument("--denoise", type=float, help="fraction of the schedule to re-run (paper: 0.75)")
-    ap.add_argument("--iterations", type=int, help="CSDS iterations (paper: 20; 0 = text-only)")
+    ap.add_argument("--iterations", type=int, help="CSDS iterations (0 = text-only; the paper states no count)")
     ap.add_argument("--constraint", type=float, help="CSDS constraint λ (0.1–1.0, default 0.5)")
     ap.add_argument("--megapixels", type=float, help="resize the image to about this many megapixels (default 1.0)")
     ap.add_argument("--llm-model", help="LLM for captions (default gpt-4o)")

@@ -1,7 +1,8 @@
 """CLIP score: ``100 · max(cos(E_img(image), E_txt(text)), 0)`` per image/text pair.
 
-This is the definition torchmetrics' ``CLIPScore`` implements and PIE-Bench and the paper use
-(with ``openai/clip-vit-large-patch14``): the projected image and text embeddings of a
+This is the definition torchmetrics' ``CLIPScore`` implements and PIE-Bench's evaluation uses
+(with ``openai/clip-vit-large-patch14``, our default). Which CLIP model the EMS paper scored with
+is not something we could quote from it, so the default is ours: the projected image and text embeddings of a
 ``transformers.CLIPModel``, L2-normalised, dot product, times 100, clamped at 0. Texts are
 truncated to the model's context (77 tokens for OpenAI CLIP).
 

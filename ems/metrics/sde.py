@@ -19,8 +19,8 @@ resolution and the norm. Results therefore also carry ``err_c``, ``err_flipped``
 Norm — ``norm=`` (one value per item of the batch):
 - ``"rms"`` (**default**): the per-pixel root-mean-square distance, ‖x − x̂‖₂ / √(H·W·C), on
   images in [0, 1]. It does not grow with the resolution, and it puts SDE on the scale the paper
-  reports (its table lists values between 1.08 and 1.42): a ratio near 1 plus an rms error of a
-  few tenths. The paper's text does not say how its norm is normalised; "rms" is our reading,
+  reports (1.08–1.42, as issue 12 cites the paper's table): a ratio near 1 plus an rms error of
+  a few tenths. The formula (SPEC §1) writes a bare ‖·‖; "rms" is our reading,
   chosen because a summed norm over a whole image is far larger (hundreds at 512²).
 - ``"l2"``: the summed L2 (Frobenius) norm over all H·W·C elements, the formula's literal ‖·‖;
   its additive term grows with √(H·W·C) (e.g. ≈ 0.3·√(512·512·3) ≈ 266 at 512²).
