@@ -27,8 +27,8 @@ from ems.headless.workflow import VIRTUAL_NODES  # noqa: E402
 WORKFLOW_DIR = REPO / "workflows"
 NODE_RECORD = REPO / "tests" / "unit" / "data" / "workflow_nodes.json"
 
-# Paper defaults (SPEC §1): SD3-medium, 50 steps, CFG 7.5, 75 % of the schedule, CSDS 20 iterations,
-# λ 0.5, step size 0.1 → 0.01.
+# The paper's schedule as SPEC §1 lists it: SD3-medium, 50 steps, CFG 7.5, 75 % of the schedule.
+# (The paper states no CSDS iteration count; the CSDS values below are the node's measured defaults.)
 CKPT = "sd3_medium_incl_clips_t5xxlfp8.safetensors"
 STEPS, DENOISE, CFG, SEED = 50, 0.75, 7.5, 42
 # The CSDS widget values are the node's declared defaults (ems/csds.py DEFAULTS, set by measurement).
@@ -54,15 +54,18 @@ and edits it there, the sampler continues from exactly that point.
 The sampler's noise must be **DisableNoise** — the latent already carries its noise.
 denoise < 1 is required (EMS edits a real image); lower denoise keeps more of the original."""
 
-NOTE_CSDS = """### CSDS (image side)
-- **iterations** 20 (0 = text-only edit)
-- **constraint λ** 0.5: higher keeps the image closer to the original (paper: 0.1–1.0)
-- **step_start → step_end** 0.1 → 0.01 (geometric decay)
-- **cfg** should match the CFGGuider's cfg (7.5 in the paper)."""
+NOTE_CSDS = f"""### CSDS (image side)
+- **iterations** {CSDS['iterations']} (0 = text-only edit)
+- **constraint λ** {CSDS['constraint']:g}: higher keeps the image closer to the original (paper: 0.1–1.0)
+- **step_start → step_end** {CSDS['step_start']:g} → {CSDS['step_end']:g} (geometric decay; paper 0.1 → 0.01)
+- **residual_space** {CSDS['residual_space']}
+- **cfg** should match the CFGGuider's cfg (7.5 in the paper).
+Defaults measured in the toy world (bench/reports/toyworld-calibration.md)."""
 
 NOTE_ALPHA = """### α — how much to edit
 0 = the source image, 1 = the full edit, 0.5 = half, > 1 exaggerates, < 0 reverses.
-Roughly −2 … 3 is usable; far outside, the image breaks (the paper's Prop. 1)."""
+Roughly −2 … 3 is usable (our rule of thumb); far outside, the image breaks (the paper's
+Prop. 1 says so but gives no number)."""
 
 NOTE_LLM = """### Captions from an LLM
 **EMS Extract Captions** asks a multimodal LLM for the source caption, the target caption
