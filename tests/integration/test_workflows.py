@@ -17,6 +17,7 @@ from support.fake_openai import FakeOpenAI
 
 WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
 KEY_VAR = "EMS_TEST_WORKFLOW_KEY"
+PROVIDER = "workflow-test"
 MAIN_NODES = {"EMSExtractCaptions", "EMSTextDirection", "EMSAlphaSweep", "EMSCSDSLatentEdit"}
 
 
@@ -27,23 +28,27 @@ def llm():
 
 
 @pytest.fixture(scope="module")
-def comfy_wf(tmp_path_factory):
+def comfy_wf(tmp_path_factory, llm):
     base = prepare_base(tmp_path_factory.mktemp("comfy_workflows"))
     write_tiny_model(base)
     make_test_image(base / "input" / "example.png", size=128)
-    env = {KEY_VAR: "sk-test", "EMS_CACHE_DIR": "", "EMS_KEYS_FILE": str(base / "no-keys.json")}
+    config = tmp_path_factory.mktemp("ems_config") / "llm.json"  # the machine's providers (SPEC §3)
+    config.write_text(json.dumps({"providers": {PROVIDER: {"base_url": llm.url, "api_key_env": KEY_VAR}}}))
+    env = {KEY_VAR: "sk-test", "EMS_CACHE_DIR": "", "EMS_KEYS_FILE": str(base / "no-keys.json"),
+           "EMS_LLM_CONFIG": str(config)}
     server = ComfyServer(os.environ["COMFYUI_DIR"], base, env=env).start()
     yield server
     server.stop()
 
 
-def small(prompt: dict, llm_url: str, tag: str) -> dict:
+def small(prompt: dict, tag: str) -> dict:
     """Tiny SD3, loopback LLM, and a CPU-sized run (fewer steps, 128 px) — graph unchanged."""
     prompt = swap_to_tiny_sd3(prompt)
     for entry in prompt.values():
         inputs, kind = entry["inputs"], entry["class_type"]
         if kind == "EMSExtractCaptions":
-            inputs.update(base_url=llm_url, api_key_env=KEY_VAR, model="vision-test")
+            assert inputs["provider"] == "openai"  # as shipped
+            inputs.update(provider=PROVIDER, model="vision-test")
             inputs["instruction"] += f" ({tag})"  # a distinct request per workflow (no cache hit)
         if kind in ("BasicScheduler", "KSampler"):
             inputs["steps"] = 4
@@ -63,7 +68,7 @@ def test_there_are_at_least_four_workflows_using_all_main_nodes():
 @pytest.mark.parametrize("path", WORKFLOWS, ids=[p.stem for p in WORKFLOWS])
 def test_workflow_runs_to_success(comfy_wf, llm, path):
     info = comfy_wf.object_info()
-    prompt = small(ui_to_api(json.loads(path.read_text()), info), llm.url, path.stem)
+    prompt = small(ui_to_api(json.loads(path.read_text()), info), path.stem)
     assert not nodes_of(prompt, "CheckpointLoaderSimple")
     before = len(llm.requests)
     history = comfy_wf.run(prompt, timeout=900)
@@ -74,7 +79,8 @@ def test_workflow_runs_to_success(comfy_wf, llm, path):
         images = history["outputs"][key]["images"]
         assert images and all((comfy_wf.base / "output" / i["subfolder"] / i["filename"]).is_file() for i in images)
     if nodes_of(prompt, "EMSExtractCaptions"):
-        assert len(llm.requests) > before, "the LLM node must have asked the loopback server"
+        assert len(llm.requests) > before, "the LLM node must have asked the loopback provider"
+        assert llm.requests[-1].bearer == "sk-test"  # the provider's key, from the machine
     for sweep in nodes_of(prompt, "EMSAlphaSweep"):
         # k alphas render as one batch of k, and the sweep is shown as a labelled grid.
         k = len(parse_alphas(prompt[sweep]["inputs"]["alphas"]))
