@@ -142,3 +142,18 @@ def test_identical_prompts_warn_on_the_node_and_in_history(comfy, image_name):
     text = "\n".join(entry["outputs"][enc.id]["text"])
     assert "EMS Encode Prompts" in text and "identical" in text and "will not edit anything" in text
     assert "will not edit anything" in comfy.log()
+
+
+def test_both_alpha_nodes_give_the_same_safe_range_warning_in_history(comfy):
+    g = Graph()
+    _, clip, _ = tiny_sd3(g)
+    src = g.node("CLIPTextEncode", clip=clip[0], text=SOURCE)
+    tgt = g.node("CLIPTextEncode", clip=clip[0], text=TARGET)
+    direction = g.node("EMSTextDirection", source=src[0], target=tgt[0], alpha=5.0, manipulate_pooled=True)
+    sweep = g.node("EMSAlphaSweep", source=src[0], target=tgt[0], alphas="0, 5", manipulate_pooled=True)
+    g.save(direction[0], "warn_direction")
+    g.save(sweep[0], "warn_sweep")
+    outputs = comfy.run(g.prompt)["outputs"]
+    single, swept = "\n".join(outputs[direction.id]["text"]), "\n".join(outputs[sweep.id]["text"])
+    assert "alpha 5 is outside -2 … 3" in single and "alpha 5 is outside -2 … 3" in swept
+    assert single.split(": ", 1)[1] == swept.split("⚠ ", 1)[1].split(": ", 1)[1]  # one wording

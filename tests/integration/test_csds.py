@@ -269,3 +269,42 @@ def test_masked_edit_leaves_the_outside_as_masked_img2img_does(comfy, masked_ima
     comfy.run(edit_graph(masked_image, iterations=0, masked=True).prompt)
     no_edit = comfy.load_saved("edit")["samples"]
     assert (edit["samples"][inside] - no_edit[inside]).abs().max() > 1e-3, "CSDS moved the masked half"
+
+
+def _with_positive(g, wrap):
+    """Route the CSDS node's positive through core nodes built by ``wrap(g, positive) -> ref``."""
+    node = next(n for n in g.prompt.values() if n["class_type"] == "EMSCSDSLatentEdit")
+    node["inputs"]["positive"] = wrap(g, node["inputs"]["positive"])
+    return g
+
+
+@pytest.mark.parametrize("wrap", [
+    lambda g, p: g.node("ConditioningSetTimestepRange", conditioning=p, start=0.0, end=1.0)[0],
+    lambda g, p: g.node("ConditioningCombine", conditioning_1=p, conditioning_2=p)[0],
+    lambda g, p: g.node("ConditioningSetAreaStrength", conditioning=p, strength=1.0)[0],
+], ids=["SetTimestepRange", "Combine", "SetAreaStrength"])
+def test_alpha_survives_core_conditioning_nodes(comfy, image_name, wrap):
+    comfy.run(edit_graph(image_name, alpha=0.0, iterations=0).prompt)
+    untouched = comfy.load_saved("edit")["samples"]
+    comfy.run(_with_positive(edit_graph(image_name, alpha=0.0, iterations=3), wrap).prompt)
+    assert torch.equal(comfy.load_saved("edit")["samples"], untouched), "α = 0 reached CSDS: no edit"
+
+
+def test_combining_directions_at_different_alpha_is_refused(comfy, image_name):
+    def wrap(g, p):
+        enc = next(k for k, n in g.prompt.items() if n["class_type"] == "EMSEncodePrompts")
+        other = g.node("EMSTextDirection", source=[enc, 0], target=[enc, 1], alpha=0.5, manipulate_pooled=True)
+        return g.node("ConditioningCombine", conditioning_1=p, conditioning_2=other[0])[0]
+
+    with pytest.raises(ExecutionFailed) as e:
+        comfy.run(_with_positive(edit_graph(image_name, alpha=1.0), wrap).prompt)
+    assert "EMS CSDS Latent Edit" in e.value.message and "different α" in e.value.message
+
+
+def test_few_steps_that_round_to_a_full_schedule_get_the_real_reason(comfy, image_name):
+    g = edit_graph(image_name)
+    sched = next(n for n in g.prompt.values() if n["class_type"] == "BasicScheduler")
+    sched["inputs"].update(steps=2, denoise=0.75)  # int(2 / 0.75) = 2: the whole 2-step schedule
+    with pytest.raises(ExecutionFailed) as e:
+        comfy.run(g.prompt)
+    assert "int(steps / denoise)" in e.value.message and "steps 2 at denoise 0.75" in e.value.message
