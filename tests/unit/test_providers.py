@@ -131,3 +131,14 @@ def test_v1_widget_layout_is_recognised_and_v2_is_not():
                                     "source_prompt": "", "target_prompt": ""}
     assert v1_widget_values(["make it red", "openai", "gpt-4o", 0.0, 0, False, "", ""]) is None
     assert v1_widget_values({"instruction": "x"}) is None and v1_widget_values(None) is None
+
+
+def test_the_node_docs_example_provider_file_is_valid(tmp_path):
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "web" / "docs" / "EMSExtractCaptions.md").read_text(encoding="utf-8")
+    example = re.search(r'```json\n(\{"providers".*?)```', doc, re.S).group(1)
+    env, _ = env_with(tmp_path, example)
+    providers = load_providers(env)
+    assert providers["openrouter"].api_key_env == "OPENROUTER_API_KEY" and providers["lmstudio"].api_key_env == ""
