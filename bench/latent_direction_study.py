@@ -48,10 +48,12 @@ VARIANTS = [
     ("linear", "linear", {}),
     ("svd per_channel shift", "svd", dict(axes="per_channel", rank=0, spectrum="shift")),
     ("svd per_channel ratio", "svd", dict(axes="per_channel", rank=0, spectrum="ratio")),
+    ("svd per_channel project", "svd", dict(axes="per_channel", rank=0, spectrum="project")),
     ("svd per_channel shift rank1", "svd", dict(axes="per_channel", rank=1, spectrum="shift")),
     ("svd per_channel shift rank2", "svd", dict(axes="per_channel", rank=2, spectrum="shift")),
     ("svd channels_x_pixels shift", "svd", dict(axes="channels_x_pixels", rank=0, spectrum="shift")),
     ("svd channels_x_pixels ratio", "svd", dict(axes="channels_x_pixels", rank=0, spectrum="ratio")),
+    ("svd channels_x_pixels project", "svd", dict(axes="channels_x_pixels", rank=0, spectrum="project")),
     ("svd channels_x_pixels shift rank4", "svd", dict(axes="channels_x_pixels", rank=4, spectrum="shift")),
 ]
 REFERENCES = ("render", "render_other", "generated")

@@ -26,7 +26,7 @@ from torch import Tensor
 
 MODES = ("linear", "svd")
 AXES = ("per_channel", "channels_x_pixels")
-SPECTRA = ("shift", "ratio")
+SPECTRA = ("shift", "ratio", "project")
 _TINY = 1e-6  # singular values below this fraction of the largest carry no usable ratio
 
 
@@ -116,12 +116,16 @@ def spectrum_change(sigma: Tensor, sigma_a: Tensor, sigma_b: Tensor, alpha: Tens
     sigma (B, M, k) is the latent's spectrum, sigma_a / sigma_b (1|B, M, k) the references', all
     sorted descending and matched by index. α is (B,). Only the first ``rank`` values move
     (0 = all). ``shift``: σ' = max(σ + α(σ_b − σ_a), 0); ``ratio``: σ' = σ·(σ_b/σ_a)^α, where a
-    pair value below 1e-6 of its matrix's largest one is treated as carrying no attribute (ratio 1).
+    pair value below 1e-6 of its matrix's largest one is treated as carrying no attribute (ratio 1);
+    ``project``: σ' = σ + α(σ_b − σ_a) with σ_a, σ_b from :func:`project_spectrum` (signed, so
+    not clamped: a coefficient may change sign).
     """
     a = alpha.view(-1, 1, 1).to(sigma)
     if spectrum == "shift":
         new = (sigma + a * (sigma_b - sigma_a)).clamp_min(0.0)
         change = new - sigma
+    elif spectrum == "project":
+        change = a * (sigma_b - sigma_a)  # signed coordinates along the latent's vectors: no clamp
     elif spectrum == "ratio":
         floor_a = _TINY * sigma_a[..., :1]
         floor_b = _TINY * sigma_b[..., :1]
@@ -136,6 +140,17 @@ def spectrum_change(sigma: Tensor, sigma_a: Tensor, sigma_b: Tensor, alpha: Tens
         change = change.clone()
         change[..., rank:] = 0.0
     return change
+
+
+def project_spectrum(u: Tensor, reference: Tensor, vh: Tensor) -> Tensor:
+    """u_iᵀ R v_i for every i: a reference measured along the latent's own singular vectors.
+
+    u (B, M, m, k), vh (B, M, k, n), reference (1|B, M, m, n) → (B, M, k). Signed, and matched
+    by vector rather than by rank order, so two images whose spectra cross are still compared
+    component by component.
+    """
+    reference = reference.expand(u.shape[0], *reference.shape[1:])
+    return torch.einsum("bMpi,bMpq,bMiq->bMi", u, reference, vh)
 
 
 def svd_direction(latent: Tensor, reference_a: Tensor, reference_b: Tensor, alpha: Tensor,
@@ -168,8 +183,11 @@ def svd_direction(latent: Tensor, reference_a: Tensor, reference_b: Tensor, alph
             f"{node}: {where} of latent is all zeros, so it has no singular vectors to keep (svd mode "
             "edits an image's own decomposition). Connect the VAE Encode of a real image, or use mode 'linear'.")
     u, sigma, vh = torch.linalg.svd(x, full_matrices=False)
-    sigma_a = torch.linalg.svdvals(to_matrices(reference_a, axes))
-    sigma_b = torch.linalg.svdvals(to_matrices(reference_b, axes))
+    if spectrum == "project":
+        sigma_a, sigma_b = (project_spectrum(u, to_matrices(r, axes), vh) for r in (reference_a, reference_b))
+    else:
+        sigma_a = torch.linalg.svdvals(to_matrices(reference_a, axes))
+        sigma_b = torch.linalg.svdvals(to_matrices(reference_b, axes))
     if spectrum == "ratio" and (sigma_a[..., 0] == 0).any():
         raise LatentDirectionError(f"{node}: reference_a is all zeros (in some matrix), so the ratio σ_b/σ_a "
                                    "is undefined; use spectrum 'shift' or a real reference.")
@@ -191,7 +209,7 @@ def apply_direction(latent: Tensor, reference_a: Tensor, reference_b: Tensor, al
         alpha: a float or a (B,) tensor; 0 returns ``latent`` exactly.
         mode: ``"linear"`` or ``"svd"``.
         svd_options: ``axes`` (``per_channel`` | ``channels_x_pixels``), ``rank`` (0 = all),
-            ``spectrum`` (``shift`` | ``ratio``); see :func:`svd_direction`.
+            ``spectrum`` (``shift`` | ``ratio`` | ``project``); see :func:`svd_direction`.
     Returns:
         (B, C, H, W) in the dtype and device of ``latent``.
     Raises:

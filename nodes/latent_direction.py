@@ -75,8 +75,10 @@ class EMSLatentDirection(io.ComfyNode):
                              tooltip="svd only — move only the k largest singular values (coarse structure, "
                                      "colour/energy); 0 = all. Must not exceed min(rows, columns) of the matrices."),
                 io.Combo.Input("spectrum", options=list(SPECTRA), default="shift",
-                               tooltip="svd only — how α scales the change. shift: σ' = σ + α(σ_b − σ_a) "
-                                       "(clamped at 0). ratio: σ' = σ·(σ_b/σ_a)^α (relative, never negative)."),
+                               tooltip="svd only — how the pair's change is measured and scaled. shift: "
+                                       "σ' = σ + α(σ_b − σ_a), spectra matched by rank (clamped at 0). ratio: "
+                                       "σ' = σ·(σ_b/σ_a)^α (relative). project: the pair measured along the "
+                                       "latent's own singular vectors, u_iᵀ(b − a)v_i (signed, no rank matching)."),
                 io.String.Input("alphas", default="", optional=True,
                                 tooltip='Optional α sweep, e.g. "0, 0.5, 1" or "-1:2:7": a batch-1 latent comes '
                                         "back once per α (same noise index, so a sampler renders a clean sweep). "

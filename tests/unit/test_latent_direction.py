@@ -31,7 +31,8 @@ def orthonormal(n, k, seed):
 
 
 @pytest.mark.parametrize("mode, options", [("linear", {}), ("svd", {}), ("svd", {"axes": "channels_x_pixels"}),
-                                           ("svd", {"spectrum": "ratio"}), ("svd", {"rank": 2})])
+                                           ("svd", {"spectrum": "ratio"}), ("svd", {"spectrum": "project"}),
+                                           ("svd", {"rank": 2})])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
 def test_alpha_zero_returns_the_latent_bit_for_bit(trio, mode, options, dtype):
     latent, a, b = (t.to(dtype) for t in trio)
@@ -135,6 +136,23 @@ def test_ratio_spectrum_scales_multiplicatively():
     torch.testing.assert_close(sigma + change, torch.tensor([[[16.0, 2.0]]], dtype=torch.float64))
     shift = spectrum_change(sigma, sa, sb, torch.tensor([-5.0], dtype=torch.float64), spectrum="shift")
     assert (sigma + shift).min() == 0.0  # a spectrum never goes negative
+
+
+def test_project_spectrum_measures_the_pair_along_the_latents_own_vectors():
+    """b − a = 0.6·u_2 v_2ᵀ + (a part off the latent's diagonal): only σ_2 moves, by α·0.6, signed."""
+    n = 5
+    u, v = orthonormal(n, n, 30), orthonormal(n, n, 31)
+    s = torch.tensor([5.0, 4.0, 3.0, 2.0, 1.0], dtype=torch.float64)
+    latent = with_spectrum(u, s, v.T).view(1, 1, n, n)
+    a = rand(1, 1, n, n, seed=32).double()
+    off_diagonal = torch.outer(u[:, 0], v[:, 3])  # u_0ᵀ(·)v_0 = 0 … its diagonal in the latent basis is 0
+    b = a + 0.6 * torch.outer(u[:, 2], v[:, 2]) + 0.9 * off_diagonal
+    for alpha in (1.0, -2.0):
+        out = apply_direction(latent, a, b, alpha, "svd", spectrum="project")
+        coords = u.T @ out[0, 0] @ v
+        expected = s.clone()
+        expected[2] += alpha * 0.6
+        torch.testing.assert_close(coords, torch.diag(expected))
 
 
 def test_identical_references_change_nothing(trio):
