@@ -63,6 +63,11 @@ CFG = FloatRange("cfg", 0.0, 100.0, "classifier-free guidance scale")
 CONSTRAINT = FloatRange("constraint", 0.0, 10.0, "λ·step_start must also stay ≤ σ, the first sigma")
 STEP_START = FloatRange("step_start", 0.0, 1.0, "larger steps make the CSDS update diverge")
 STEP_END = FloatRange("step_end", 0.0, 1.0, "larger steps make the CSDS update diverge")
+TEMPERATURE = FloatRange("temperature", 0.0, 2.0, "the range OpenAI-compatible servers accept")
+
+# Every float input of every EMS node, by name: the HTTP-tier test checks each FLOAT widget the
+# server reports against this table, so a new float input cannot skip the layer unnoticed.
+FLOAT_INPUTS = {r.name: r for r in (ALPHA, CFG, CONSTRAINT, STEP_START, STEP_END, TEMPERATURE)}
 
 
 def check_floats(ranges: dict[str, FloatRange] | list[FloatRange], **values) -> dict[str, float]:

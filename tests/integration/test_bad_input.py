@@ -157,3 +157,24 @@ def test_both_alpha_nodes_give_the_same_safe_range_warning_in_history(comfy):
     single, swept = "\n".join(outputs[direction.id]["text"]), "\n".join(outputs[sweep.id]["text"])
     assert "alpha 5 is outside -2 … 3" in single and "alpha 5 is outside -2 … 3" in swept
     assert single.split(": ", 1)[1] == swept.split("⚠ ", 1)[1].split(": ", 1)[1]  # one wording
+
+
+def test_every_ems_float_widget_has_the_declared_range(comfy):
+    """Issue 11 item 1: one validation layer. Each FLOAT input of each EMS node must be declared in
+    ems/validation.py FLOAT_INPUTS, with the widget's min/max equal to the declared range."""
+    from ems.validation import FLOAT_INPUTS
+
+    info = comfy.object_info()
+    seen = []
+    for node_id, node in info.items():
+        if not node_id.startswith("EMS") or node_id.startswith("EMSTest"):
+            continue
+        for section in ("required", "optional"):
+            for name, spec in node["input"].get(section, {}).items():
+                if spec[0] != "FLOAT":
+                    continue
+                declared = FLOAT_INPUTS.get(name)
+                assert declared is not None, f"{node_id}.{name} is not declared in ems/validation.py"
+                assert (spec[1]["min"], spec[1]["max"]) == (declared.lo, declared.hi), f"{node_id}.{name}"
+                seen.append(f"{node_id}.{name}")
+    assert "EMSCSDSLatentEdit.constraint" in seen and "EMSTextDirection.alpha" in seen
