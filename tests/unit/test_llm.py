@@ -1,4 +1,4 @@
-"""ems/llm.py against a loopback OpenAI-compatible server, with the real openai client."""
+"""ems/llm.py against a loopback OpenAI-compatible server: requests, retries, errors, bounded replies, Cancel."""
 
 from __future__ import annotations
 
