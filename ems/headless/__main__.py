@@ -218,14 +218,31 @@ def llm_problems(args) -> list[str]:
         return ["give --provider or --base-url, not both."]
     try:
         if args.base_url:
-            provider = Provider(COMMAND_LINE_PROVIDER, check_base_url(args.base_url, "--base-url"),
-                                (args.api_key_env or "").strip(), "the command line")
+            providers = [Provider(COMMAND_LINE_PROVIDER, check_base_url(args.base_url, "--base-url"),
+                                  (args.api_key_env or "").strip(), "the command line")]
         else:
-            provider = get_provider(args.provider or "openai")  # the shipped workflows name openai
-        resolve_key(provider)
+            providers = [get_provider(name) for name in ([args.provider] if args.provider else
+                                                         workflow_providers(args.workflow))]
+        for provider in providers:
+            resolve_key(provider)
     except ProviderError as e:
         return [f"{e} (or give --source/--target: no LLM)."]
     return []
+
+
+def workflow_providers(path: Path) -> list[str]:
+    """The providers a v2 workflow's caption nodes name (widget 1: instruction, provider, model, …);
+    ``openai`` when none can be read. Only names: what they mean is defined on this machine."""
+    from ..providers import v1_widget_values
+
+    try:
+        nodes = json.loads(Path(path).read_text(encoding="utf-8")).get("nodes", [])
+    except (OSError, ValueError, AttributeError):
+        return ["openai"]
+    names = {n["widgets_values"][1] for n in nodes if isinstance(n, dict) and n.get("type") == "EMSExtractCaptions"
+             and isinstance(n.get("widgets_values"), list) and len(n["widgets_values"]) > 1
+             and isinstance(n["widgets_values"][1], str) and not v1_widget_values(n["widgets_values"])}
+    return sorted(names) or ["openai"]
 
 
 def refuse_v1_captions(workflow: dict) -> None:
