@@ -16,6 +16,23 @@ NODES: list[type[io.ComfyNode]] = [EMSExtractCaptions, EMSEncodePrompts, EMSText
                                  EMSLatentDirection]
 
 
+
+def _toyworld_nodes() -> list[type[io.ComfyNode]]:
+    """The dev loader of the toy world (toyworld/, SPEC §5). Its weights load only when the node
+    runs, so a pack without them still imports; a broken toy world never hides the EMS nodes."""
+    try:
+        from ..toyworld.comfy_loader import EMSToyWorldLoader
+    except Exception as e:  # noqa: BLE001 - any failure here must not take the pack down
+        import logging
+
+        logging.warning("EMS: the toy world's loader is unavailable (%s)", e)
+        return []
+    return [EMSToyWorldLoader]
+
+
+NODES += _toyworld_nodes()
+
+
 class EMSExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         return list(NODES)

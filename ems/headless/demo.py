@@ -1,8 +1,11 @@
-"""What ``--demo`` needs on a machine with no weights: a test image and a tiny random-weight SD3.
+"""What ``--demo`` needs on a machine with no weights: the toy world (toyworld/, SPEC §5).
 
-The tiny SD3 is built by ComfyUI's own classes (tests/support/tiny_sd3.py) in a ComfyUI-importing
-subprocess, and loaded back by the real ComfyUI through UNETLoader plus the test pack's tiny
-CLIP/VAE loaders. Its outputs are noise: the demo proves the pipeline runs, not that edits look good.
+The demo edits a drawn toy scene with the toy model — a small text-to-image model of SD3's
+architecture trained on such scenes (``python -m toyworld.train``), loaded by the pack's
+"EMS Toy World Loader (dev)" node in place of every SD3 loader — and reads each output tile back
+with the toy world's exact pixel readout, so the edit can be seen and counted.
+
+``write_tiny_model`` still writes the tiny random-weight SD3 the integration tests use.
 """
 
 from __future__ import annotations
@@ -11,30 +14,99 @@ import os
 import subprocess
 from pathlib import Path
 
-from PIL import Image, ImageDraw
+import numpy as np
+from PIL import Image
 
 from .comfy_process import REPO, python_for_comfy
+from .workflow import new_id, nodes_of, relink
 
 TESTS = REPO / "tests"
 TESTPACK = TESTS / "support" / "comfy_testpack"
 TINY_UNET = "tiny_sd3.safetensors"
-SOURCE = "a photo of a person in a black suit standing in a park"
-TARGET = "a photo of a person in a red suit standing in a park"
-ATTRIBUTE = "red suit"
 
 
-def make_test_image(path: Path, size: int = 256) -> Path:
-    """A simple drawn scene (sky, grass, a figure in a dark suit) — something to edit."""
-    img = Image.new("RGB", (size, size), (135, 190, 235))
-    d = ImageDraw.Draw(img)
-    d.rectangle([0, size * 0.65, size, size], fill=(80, 160, 70))
-    cx = size // 2
-    d.ellipse([cx - size * 0.07, size * 0.18, cx + size * 0.07, size * 0.32], fill=(235, 200, 170))
-    d.rectangle([cx - size * 0.12, size * 0.32, cx + size * 0.12, size * 0.62], fill=(25, 25, 30))
-    d.rectangle([cx - size * 0.1, size * 0.62, cx + size * 0.1, size * 0.85], fill=(20, 20, 25))
-    d.ellipse([size * 0.72, size * 0.06, size * 0.9, size * 0.24], fill=(250, 230, 120))
-    img.save(path)
+def _scene_and_target():
+    from toyworld.scenes import Scene
+
+    scene = Scene(colour="red", shape="circle", count=1, size="large", background="white", layout=2_000_007)
+    return scene, scene.replace(colour="blue")
+
+
+def _prompts() -> tuple[str, str, str]:
+    from toyworld.edits import attribute_prompt
+    from toyworld.scenes import caption
+
+    scene, target = _scene_and_target()
+    return caption(scene), caption(target), attribute_prompt(target, "colour")
+
+
+# The demo's edit: a colour edit of one held-out (test-split) scene, red → blue.
+SOURCE, TARGET, ATTRIBUTE = _prompts()
+
+
+def make_test_image(path: Path, size: int | None = None) -> Path:
+    """The demo's input: the toy scene drawn at ``size`` pixels (default: the toy model's 64)."""
+    from toyworld.scenes import RESOLUTION, render
+
+    scene, _ = _scene_and_target()
+    Image.fromarray(render(scene, size or RESOLUTION)).save(path)
     return path
+
+
+def swap_to_toyworld(prompt: dict) -> dict:
+    """Run an API-format prompt on the toy model: every SD3 loader (CheckpointLoaderSimple, or
+    UNETLoader + TripleCLIPLoader + VAELoader) becomes one EMSToyWorldLoader; the image is fed at
+    the toy's own 64×64 (ImageScaleToTotalPixels is bypassed: its smallest setting, 0.01 MP, is
+    ~100×100, a size the toy model never saw); the negative prompt is "" (the toy grammar's
+    unconditional caption)."""
+    import copy
+
+    prompt = copy.deepcopy(prompt)
+    loader = None
+
+    def toy() -> str:
+        nonlocal loader
+        if loader is None:
+            loader = new_id(prompt)
+            prompt[loader] = {"class_type": "EMSToyWorldLoader", "inputs": {}}
+        return loader
+
+    for key in nodes_of(prompt, "CheckpointLoaderSimple"):
+        target = toy()
+        for slot in range(3):
+            relink(prompt, [key, slot], [target, slot])
+        del prompt[key]
+    for class_type, slot in (("UNETLoader", 0), ("TripleCLIPLoader", 1), ("VAELoader", 2)):
+        for key in nodes_of(prompt, class_type):
+            relink(prompt, [key, 0], [toy(), slot])
+            del prompt[key]
+    for key in nodes_of(prompt, "ImageScaleToTotalPixels"):
+        relink(prompt, [key, 0], prompt[key]["inputs"]["image"])
+        del prompt[key]
+    for key in nodes_of(prompt, "EMSEncodePrompts"):
+        prompt[key]["inputs"]["negative_prompt"] = ""
+    return prompt
+
+
+def readout_lines(images: list, labels: list[str] | None = None) -> list[str]:
+    """One line per output tile: the toy world's readout of every attribute, and how far the colour
+    has moved from the source to the target (0 = source colour, 1 = target colour).
+
+    ``images``: paths or (H, W, 3) uint8 arrays (a batch saved by SaveImage); ``labels``: one per
+    image (e.g. the α of each sweep item), default "tile i".
+    """
+    from toyworld.readout import progress, read
+
+    scene, target = _scene_and_target()
+    lines = []
+    for i, image in enumerate(images):
+        pixels = np.asarray(Image.open(image).convert("RGB")) if isinstance(image, (str, Path)) else np.asarray(image)
+        seen = read(pixels)
+        label = labels[i] if labels and i < len(labels) else f"tile {i}"
+        attributes = ", ".join(f"{k} {v}" for k, v in seen.items())
+        lines.append(f"{label}: {attributes}; colour progress {progress(pixels, scene, target, 'colour'):+.2f} "
+                     f"({scene.colour} → {target.colour})")
+    return lines
 
 
 def write_tiny_model(base: Path, comfy_dir: Path, name: str = TINY_UNET, seed: int = 0) -> str:

@@ -1,0 +1,205 @@
+"""The toy model: SD3's architecture family as ComfyUI implements it, small enough for a CPU.
+
+- MMDiT: ComfyUI's ``comfy.ldm.modules.diffusionmodules.mmdit.MMDiT`` (depth 2 → hidden 128,
+  2 heads), patch size 2 on the 8×8 latent of a 64×64 scene (ComfyUI's SD3 path computes the
+  patch grid as (h + 1) // p, which is wrong for p = 1), no learned position table (ComfyUI then
+  uses its resolution-independent 2-D sin-cos positions, so any image size runs), context 4096 →
+  128, pooled 2048; small because it trains on a shared 2-core CPU. Its state dict is detected
+  and loaded by ComfyUI as SD3 (``comfy.sd.load_diffusion_model_state_dict``): flow sampling
+  with shift 3, SD3 latent format.
+- VAE: ComfyUI's ``AutoencoderKL`` with 16 latent channels and 8× downscale (ch 32, ch_mult
+  1-2-2-4); latents live in SD3's format: the sampler sees (z − 0.0609)·1.5305.
+- Text encoders: CLIP-L + CLIP-G + T5-XXL as ComfyUI's ``sd3_clip`` builds them, with SD3's real
+  tokenizers and widths (768 / 1280 / 4096, so conditioning is SD3's layout: 154 tokens × 4096 —
+  77 CLIP tokens zero-padded from 2048, then 77 T5 tokens — and pooled 2048), but three CLIP
+  layers (SD3 reads the penultimate one) and one T5 layer, with tiny MLPs. They are frozen and
+  random: their ~263 M parameters (mostly embedding tables) are rebuilt from a seed at load, and a SHA-256 of the rebuilt weights is
+  checked against the one stored with the trained weights, so a changed random generator cannot
+  silently change what the trained MMDiT was conditioned on.
+
+ComfyUI must be importable (``ensure_comfy`` finds it next to this repository when run standalone).
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+MMDIT_FILE = "toyworld_mmdit.safetensors"
+VAE_FILE = "toyworld_vae.safetensors"
+META_FILE = "toyworld.json"
+
+MMDIT_CONFIG = {
+    "in_channels": 16, "out_channels": 16, "patch_size": 2, "depth": 2,
+    "adm_in_channels": 2048, "input_size": None, "pos_embed_max_size": None, "num_patches": None,
+    "context_embedder_config": {"target": "torch.nn.Linear",
+                                "params": {"in_features": 4096, "out_features": 128}},
+    "pos_embed_scaling_factor": None,
+}
+
+VAE_DDCONFIG = {
+    "double_z": True, "z_channels": 16, "resolution": 64, "in_channels": 3, "out_ch": 3,
+    "ch": 32, "ch_mult": [1, 2, 2, 4], "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0,
+}
+
+TEXT_ENCODER_CONFIG = {
+    "clip_l_model_config": {"num_hidden_layers": 3, "intermediate_size": 32, "num_attention_heads": 2},
+    "clip_g_model_config": {"num_hidden_layers": 3, "intermediate_size": 32, "num_attention_heads": 2},
+    "t5xxl_model_config": {"num_layers": 1, "d_ff": 16, "num_heads": 2, "d_kv": 8},
+}
+TEXT_ENCODER_SEED = 1234
+
+
+class ChecksumMismatch(RuntimeError):
+    pass
+
+
+def ensure_comfy() -> None:
+    """Make ``import comfy`` work outside a ComfyUI process (COMFYUI_DIR or the repo's .comfyui/)."""
+    try:
+        import comfy  # noqa: F401
+        return
+    except ImportError:
+        pass
+    repo = Path(__file__).resolve().parent.parent
+    candidates = [os.environ.get("COMFYUI_DIR", "")] + sorted(glob.glob(str(repo / ".comfyui" / "ComfyUI*")))
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "comfy" / "sd.py").exists():
+            sys.path.insert(0, candidate)
+            import comfy.cli_args
+
+            if not torch.cuda.is_available():
+                comfy.cli_args.args.cpu = True
+            return
+    raise ImportError("toyworld needs ComfyUI: set COMFYUI_DIR to a ComfyUI checkout")
+
+
+def seeded_parameters(module: torch.nn.Module, seed: int, scale: float = 0.02) -> torch.nn.Module:
+    """Fill every parameter from one seeded CPU generator, in name order (norm weights around 1).
+
+    ComfyUI's ops skip initialisation, so without this the weights are whatever memory held.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in sorted(module.named_parameters(), key=lambda kv: kv[0]):
+            values = torch.randn(p.shape, generator=gen, dtype=torch.float32) * scale
+            if p.ndim == 1 and name.endswith("weight") and ("norm" in name or "layer_norm" in name):
+                values += 1.0
+            p.copy_(values.to(p.dtype))
+    return module
+
+
+def parameters_sha256(module: torch.nn.Module) -> str:
+    """SHA-256 over every parameter's float32 bytes, in name order."""
+    h = hashlib.sha256()
+    for name, p in sorted(module.named_parameters(), key=lambda kv: kv[0]):
+        h.update(name.encode())
+        h.update(p.detach().to(torch.float32).contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+def verify_checksum(module: torch.nn.Module, expected_sha256: str, what: str) -> None:
+    """Raise ChecksumMismatch (saying what to do) unless ``module``'s weights hash to ``expected_sha256``."""
+    got = parameters_sha256(module)
+    if got != expected_sha256:
+        raise ChecksumMismatch(
+            f"EMS toy world: {what} hash to {got[:16]}…, not to {expected_sha256[:16]}… as when the toy "
+            "model was trained. This PyTorch's random generator (or ComfyUI's text-encoder layout) "
+            "differs from the one used for training, so the trained MMDiT would get conditioning it "
+            "never saw. Retrain with `python -m toyworld.train` on this machine.")
+
+
+def build_text_encoders(expected_sha256: str | None = None):
+    """The frozen SD3-layout text encoders as a ComfyUI CLIP, rebuilt from TEXT_ENCODER_SEED.
+
+    With ``expected_sha256`` the rebuilt weights must hash to it, else ChecksumMismatch.
+    """
+    ensure_comfy()
+    import comfy.sd
+    import comfy.text_encoders.sd3_clip as sd3_clip
+
+    class Target:
+        params = {}
+        clip = sd3_clip.sd3_clip(clip_l=True, clip_g=True, t5=True, dtype_t5=torch.float32)
+        tokenizer = sd3_clip.SD3Tokenizer
+
+    clip = comfy.sd.CLIP(Target(), model_options={**TEXT_ENCODER_CONFIG, "dtype": torch.float32})
+    seeded_parameters(clip.cond_stage_model, TEXT_ENCODER_SEED)
+    if expected_sha256 is not None:
+        verify_checksum(clip.cond_stage_model, expected_sha256, f"the text encoders rebuilt from seed {TEXT_ENCODER_SEED}")
+    return clip
+
+
+def encode(clip, text: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(tokens (1, 154, 4096), pooled (1, 2048)) exactly as CLIPTextEncode computes them."""
+    tokens = clip.tokenize(text)
+    cond, pooled = clip.encode_from_tokens(tokens, return_pooled=True)
+    return cond, pooled
+
+
+def new_vae_model():
+    """ComfyUI's AutoencoderKL in the toy configuration (random, CPU)."""
+    ensure_comfy()
+    from comfy.ldm.models.autoencoder import AutoencoderKL
+
+    return AutoencoderKL(ddconfig=dict(VAE_DDCONFIG), embed_dim=16)
+
+
+def comfy_vae(state_dict: dict[str, torch.Tensor]):
+    """A ComfyUI VAE object around the toy AutoencoderKL weights (16 channels, 8×, SD3 format)."""
+    ensure_comfy()
+    import comfy.sd
+
+    sd = {k: v.float() for k, v in state_dict.items()}
+    vae = comfy.sd.VAE(sd=sd, config={"params": {"ddconfig": dict(VAE_DDCONFIG), "embed_dim": 16}})
+    vae.latent_channels = 16  # the config path leaves ComfyUI's SD1 default of 4
+    return vae
+
+
+def new_mmdit():
+    """ComfyUI's MMDiT in the toy configuration, initialised as DiT/SD3 do: Xavier linears, zero
+    adaLN modulation and zero final layer (each block starts as the identity)."""
+    ensure_comfy()
+    import comfy.ops
+    from comfy.ldm.modules.diffusionmodules.mmdit import MMDiT
+
+    cfg = {k: v for k, v in MMDIT_CONFIG.items() if k != "pos_embed_scaling_factor"}
+    model = MMDiT(**cfg, dtype=torch.float32, device="cpu", operations=comfy.ops.disable_weight_init)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, module in sorted(model.named_modules(), key=lambda kv: kv[0]):
+            if isinstance(module, torch.nn.Linear):
+                bound = (6.0 / (module.in_features + module.out_features)) ** 0.5
+                module.weight.copy_(torch.rand(module.weight.shape, generator=gen) * 2 * bound - bound)
+                if module.bias is not None:
+                    module.bias.zero_()
+            elif isinstance(module, torch.nn.Conv2d):
+                w = module.weight.view(module.weight.shape[0], -1)
+                bound = (6.0 / (w.shape[0] + w.shape[1])) ** 0.5
+                module.weight.copy_(torch.rand(module.weight.shape, generator=gen) * 2 * bound - bound)
+                module.bias.zero_()
+            elif isinstance(module, torch.nn.LayerNorm) and module.weight is not None:
+                module.weight.fill_(1.0)
+                module.bias.zero_()
+        for name, module in model.named_modules():
+            if name.endswith("adaLN_modulation") or name == "final_layer.linear":
+                for p in module.parameters():
+                    p.zero_()
+        for p in model.t_embedder.parameters():
+            if p.ndim == 2:
+                p.normal_(0, 0.02, generator=gen)
+    return model
+
+
+def load_meta() -> dict:
+    path = WEIGHTS / META_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"EMS toy world: no trained weights in {WEIGHTS} — run `python -m toyworld.train`")
+    return json.loads(path.read_text())

@@ -1,0 +1,108 @@
+"""How good is the toy model itself? ``python -m toyworld.quality`` (after ``python -m toyworld.train``).
+
+Measured through ComfyUI's own objects and sampler (``load_toyworld`` + ``comfy.sample.sample``):
+- VAE reconstruction PSNR on held-out scenes (ComfyUI's VAE.encode → VAE.decode, 8-bit);
+- text-to-image: one image per held-out scene's caption (the split's 270 captions, i.e. every
+  combination of the grammar with held-out layouts), read back with ``toyworld.readout``;
+  accuracy per attribute, and of all five at once.
+Writes ``toyworld/weights/quality.json`` (or --out) and prints a summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import model as M
+from .comfy_loader import load_toyworld
+from .readout import read
+from .scenes import ATTRIBUTES, caption, render, split
+
+
+def conditioning(clip, texts: list[str]):
+    """One CONDITIONING holding a batch of prompts: [[(B, 154, 4096), {pooled_output: (B, 2048)}]]."""
+    conds, pooleds = zip(*(M.encode(clip, t) for t in texts))
+    return [[torch.cat(conds), {"pooled_output": torch.cat(pooleds)}]]
+
+
+def text_to_image(model, clip, vae, texts: list[str], seed: int = 0, steps: int = 20, cfg: float = 4.0,
+                  sampler: str = "euler", scheduler: str = "simple", batch: int = 30) -> np.ndarray:
+    """Images (N, 64, 64, 3) uint8 for ``texts`` through ComfyUI's sampler, seed + i per prompt."""
+    import comfy.sample
+
+    negative_one = conditioning(clip, [""])
+    out = []
+    for start in range(0, len(texts), batch):
+        chunk = texts[start:start + batch]
+        positive = conditioning(clip, chunk)
+        n = len(chunk)
+        negative = [[negative_one[0][0].repeat(n, 1, 1), {"pooled_output": negative_one[0][1]["pooled_output"].repeat(n, 1)}]]
+        latent = torch.zeros(n, 16, 8, 8)
+        noise = torch.cat([comfy.sample.prepare_noise(latent[:1], seed + start + i) for i in range(n)])
+        samples = comfy.sample.sample(model, noise, steps, cfg, sampler, scheduler, positive, negative, latent,
+                                      denoise=1.0, seed=seed + start)
+        pixels = vae.decode(samples)
+        out.append((pixels.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy())
+    return np.concatenate(out)
+
+
+def vae_psnr(vae, images: np.ndarray) -> float:
+    pixels = torch.from_numpy(images).float() / 255.0
+    recon = vae.decode(vae.encode(pixels))
+    recon = (recon.clamp(0, 1) * 255).round()
+    mse = (recon - pixels * 255).pow(2).mean(dim=(1, 2, 3)).clamp_min(1e-10)
+    return float((10 * torch.log10(255.0 ** 2 / mse)).mean())
+
+
+def accuracy(scenes, images: np.ndarray) -> dict[str, float]:
+    reads = [read(img) for img in images]
+    acc = {k: float(np.mean([r[k] == getattr(s, k) for r, s in zip(reads, scenes)])) for k in ATTRIBUTES}
+    acc["all"] = float(np.mean([r == s.attributes() for r, s in zip(reads, scenes)]))
+    return acc
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--cfg", type=float, nargs="+", default=[4.0])
+    ap.add_argument("--limit", type=int, default=0, help="only the first N scenes (0 = all 270)")
+    ap.add_argument("--weights", type=Path, default=M.WEIGHTS)
+    ap.add_argument("--out", type=Path, default=M.WEIGHTS / "quality.json")
+    ap.add_argument("--grid", type=Path, default=None, help="also save a PNG of the first 40 generations")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(2)
+    start = time.time()
+    model, clip, vae = load_toyworld(args.weights)
+    scenes = split(args.split)
+    if args.limit:
+        scenes = scenes[:: max(1, len(scenes) // args.limit)][: args.limit]
+    result = {"split": args.split, "scenes": len(scenes), "sampler": "euler", "scheduler": "simple",
+              "steps": args.steps, "vae_psnr_db": vae_psnr(vae, np.stack([render(s) for s in scenes])),
+              "text_to_image": {}}
+    print(f"VAE PSNR on {len(scenes)} {args.split} scenes: {result['vae_psnr_db']:.2f} dB", flush=True)
+    for cfg in args.cfg:
+        images = text_to_image(model, clip, vae, [caption(s) for s in scenes], steps=args.steps, cfg=cfg)
+        acc = accuracy(scenes, images)
+        result["text_to_image"][str(cfg)] = acc
+        print(f"cfg {cfg}: " + ", ".join(f"{k} {v:.1%}" for k, v in acc.items()), flush=True)
+        if args.grid is not None:
+            from PIL import Image
+
+            tiles = images[:40]
+            rows = [np.concatenate(list(tiles[i:i + 10]), 1) for i in range(0, len(tiles), 10)]
+            rows = [np.pad(r, ((0, 0), (0, 640 - r.shape[1]), (0, 0))) for r in rows]
+            Image.fromarray(np.concatenate(rows)).save(args.grid.with_name(f"{args.grid.stem}_cfg{cfg}{args.grid.suffix}"))
+    result["seconds"] = round(time.time() - start, 1)
+    args.out.write_text(json.dumps(result, indent=1))
+    print(f"→ {args.out} ({result['seconds']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,298 @@
+"""Train the toy world's model: ``python -m toyworld.train`` (seeded, reproducible, CPU).
+
+1. Text: rebuild the frozen SD3-layout encoders from their seed, record the SHA-256 of their
+   weights, and encode every caption of the grammar (270) plus "" once, exactly as ComfyUI's
+   CLIPTextEncode does.
+2. VAE: ComfyUI's AutoencoderKL (16 channels, 8×) trained on rendered training scenes (pixel
+   L1 + L2, object pixels weighted up so shapes survive the 8× bottleneck; a small KL term with
+   posterior sampling so the decoder tolerates imperfect latents). Afterwards its latent is
+   rescaled in place (the quant convolutions absorb an affine map per channel) so that SD3's
+   latent format, (z − 0.0609)·1.5305, maps training latents to zero mean and unit variance.
+3. MMDiT: rectified flow exactly as ComfyUI samples SD3 (``ModelSamplingDiscreteFlow``, CONST):
+   σ = shift·u / (1 + (shift − 1)·u) with shift 3 and u logit-normal (SD3's training density),
+   x_σ = (1 − σ)·x0 + σ·noise, model(x_σ, timestep = 1000·σ) regressed onto noise − x0 (ComfyUI
+   computes denoised = x_σ − σ·output). 10 % of captions are replaced by "" for CFG.
+   Our choice for speed on a CPU: the context embedder (4096 → hidden) stays frozen at its seeded
+   initialisation, so each caption's embedded context is computed once; everything else trains.
+4. Write ``toyworld/weights/``: the MMDiT and VAE as fp16 safetensors and ``toyworld.json``
+   (configs, the text encoders' checksum, the training record).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import model as M
+from .scenes import ATTRIBUTES, RESOLUTION, all_captions, caption, objects_mask, random_scene, render
+
+SEED = 0
+SHIFT = 3.0  # comfy.supported_models.SD3.sampling_settings
+SCALE, SHIFT_FACTOR = 1.5305, 0.0609  # comfy.latent_formats.SD3
+CFG_DROPOUT = 0.1
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def images_to_tensor(images: np.ndarray) -> torch.Tensor:
+    """(N, H, W, 3) uint8 → (N, 3, H, W) in [-1, 1] (ComfyUI's VAE input range)."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def scene_pool(n: int, seed: int) -> tuple[list, np.ndarray, np.ndarray]:
+    """n random training scenes, their renders (N, H, W, 3) and object masks (N, H, W)."""
+    rng = np.random.default_rng(seed)
+    scenes = [random_scene(rng) for _ in range(n)]
+    images = np.stack([render(s) for s in scenes])
+    masks = np.stack([objects_mask(s) for s in scenes])
+    return scenes, images, masks
+
+
+def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
+    """Linear warm-up, then cosine decay to 10 % of the peak."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+# ---------------------------------------------------------------- text
+
+
+def encode_captions(clip) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+    """Every caption of the grammar plus "" (last): tokens (N, 154, 4096), pooled (N, 2048)."""
+    texts = all_captions() + [""]
+    conds, pooleds = zip(*(M.encode(clip, t) for t in texts))
+    return texts, torch.cat(conds).float(), torch.cat(pooleds).float()
+
+
+# ---------------------------------------------------------------- VAE
+
+
+def train_vae(steps: int, batch: int, lr: float, pool: int, seed: int, crop: int = 32) -> tuple[torch.nn.Module, dict]:
+    torch.manual_seed(seed)
+    vae = M.new_vae_model()
+    M.seeded_parameters(vae, seed, scale=0.0)  # zero, then a proper init below
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in sorted(vae.named_parameters(), key=lambda kv: kv[0]):
+            if p.ndim > 1:
+                fan_in = p[0].numel()
+                p.copy_(torch.randn(p.shape, generator=gen) * math.sqrt(2.0 / fan_in))
+            elif "norm" in name and name.endswith("weight"):
+                p.fill_(1.0)
+    _, images, masks = scene_pool(pool, seed + 1)
+    x_all = images_to_tensor(images)
+    weight_all = 1.0 + 4.0 * torch.from_numpy(masks).float()[:, None]
+    opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0, betas=(0.9, 0.99))
+    rng = np.random.default_rng(seed + 2)
+    start, losses = time.time(), []
+    for step in range(steps):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, steps, lr, warmup=50)
+        idx = torch.from_numpy(rng.choice(len(x_all), batch, replace=False))
+        # 32×32 crops on the 8-pixel latent grid: the VAE is convolutional, and a quarter of the
+        # pixels is a quarter of the CPU time.
+        oy, ox = (int(v) * 8 for v in rng.integers(0, (RESOLUTION - crop) // 8 + 1, size=2))
+        x = x_all[idx][:, :, oy:oy + crop, ox:ox + crop]
+        w = weight_all[idx][:, :, oy:oy + crop, ox:ox + crop]
+        moments = vae.quant_conv(vae.encoder(x))
+        mean, logvar = moments.chunk(2, dim=1)
+        logvar = logvar.clamp(-30.0, 20.0)
+        z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=gen)
+        recon = vae.decoder(vae.post_quant_conv(z))
+        err = recon - x
+        rec = (w * (err.abs() + err.pow(2))).mean()
+        kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).mean()
+        loss = rec + 1e-4 * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        losses.append(rec.item())
+        if step % 25 == 0 or step == steps - 1:
+            log(f"vae step {step}/{steps} rec {np.mean(losses[-25:]):.4f} kl {float(kl):.3f} "
+                f"({(time.time() - start) / (step + 1):.2f} s/step)")
+    vae.eval()
+    return vae, {"steps": steps, "batch": batch, "crop": crop, "lr": lr, "pool": pool, "seconds": round(time.time() - start, 1),
+                 "final_reconstruction_loss": float(np.mean(losses[-25:]))}
+
+
+@torch.no_grad()
+def encode_mean(vae, x: torch.Tensor, chunk: int = 64) -> torch.Tensor:
+    """Posterior means (raw latents, before SD3's process_in) of images in [-1, 1]."""
+    out = [vae.quant_conv(vae.encoder(x[i:i + chunk])).chunk(2, dim=1)[0] for i in range(0, len(x), chunk)]
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def normalise_latent(vae, latents: torch.Tensor) -> dict:
+    """Fold a per-channel affine map into quant_conv/post_quant_conv so that the raw latent has
+    mean 0.0609 and std 1/1.5305: SD3's process_in then gives zero mean, unit variance."""
+    mean = latents.mean(dim=(0, 2, 3))
+    std = latents.std(dim=(0, 2, 3)).clamp_min(1e-4)
+    a = (1.0 / SCALE) / std
+    b = SHIFT_FACTOR - a * mean
+    c = len(a)
+    q, pq = vae.quant_conv, vae.post_quant_conv
+    q.weight[:c] *= a[:, None, None, None]
+    q.bias[:c] = a * q.bias[:c] + b
+    q.bias[c:] += 2.0 * torch.log(a)  # log-variance follows the scale
+    w = pq.weight[:, :, 0, 0]  # (out, in)
+    pq.bias -= (w * (b / a)[None]).sum(1)
+    pq.weight /= a[None, :, None, None]
+    return {"raw_mean": mean.tolist(), "raw_std": std.tolist()}
+
+
+@torch.no_grad()
+def psnr(vae, x: torch.Tensor) -> float:
+    """Mean PSNR (dB) of VAE reconstructions of images in [-1, 1], on the 0–255 scale after rounding."""
+    recon = torch.cat([vae.decoder(vae.post_quant_conv(encode_mean(vae, x[i:i + 64])))
+                       for i in range(0, len(x), 64)])
+    a = ((x + 1) * 127.5).round()
+    b = ((recon.clamp(-1, 1) + 1) * 127.5).round()
+    mse = (a - b).pow(2).mean(dim=(1, 2, 3)).clamp_min(1e-10)
+    return float((10 * torch.log10(255.0 ** 2 / mse)).mean())
+
+
+# ---------------------------------------------------------------- MMDiT
+
+
+def sample_sigmas(n: int, gen: torch.Generator) -> torch.Tensor:
+    """SD3's logit-normal density on u, mapped through ComfyUI's shift-3 flow schedule."""
+    u = torch.sigmoid(torch.randn(n, generator=gen))
+    return SHIFT * u / (1 + (SHIFT - 1) * u)
+
+
+def train_mmdit(x0_all: torch.Tensor, caption_idx: torch.Tensor, context: torch.Tensor, pooled: torch.Tensor,
+                steps: int, batch: int, lr: float, seed: int) -> tuple[torch.nn.Module, dict]:
+    """x0_all: (N, 16, h, w) latents after process_in; caption_idx: (N,) rows of context/pooled
+    (the last row is ""); context: (C, 154, 4096); pooled: (C, 2048)."""
+    torch.manual_seed(seed)
+    net = M.new_mmdit()
+    embedder = net.context_embedder
+    with torch.no_grad():  # frozen context embedder: embed every caption once
+        embedded = torch.cat([embedder(context[i:i + 16]) for i in range(0, len(context), 16)])
+    for p in embedder.parameters():
+        p.requires_grad_(False)
+    net.context_embedder = torch.nn.Identity()
+    params = [p for p in net.parameters() if p.requires_grad]
+    ema = [p.detach().clone() for p in params]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0, betas=(0.9, 0.99))
+    gen = torch.Generator().manual_seed(seed + 1)
+    empty = len(context) - 1
+    start, losses = time.time(), []
+    for step in range(steps):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, steps, lr, warmup=100)
+        idx = torch.randint(0, len(x0_all), (batch,), generator=gen)
+        x0 = x0_all[idx]
+        cap = caption_idx[idx].clone()
+        cap[torch.rand(batch, generator=gen) < CFG_DROPOUT] = empty
+        noise = torch.randn(x0.shape, generator=gen)
+        sigma = sample_sigmas(batch, gen)
+        s = sigma[:, None, None, None]
+        x_t = (1 - s) * x0 + s * noise
+        out = net(x_t, sigma * 1000.0, y=pooled[cap], context=embedded[cap])
+        loss = F.mse_loss(out, noise - x0)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        decay = min(0.999, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for e, p in zip(ema, params):
+                e.lerp_(p.detach(), 1 - decay)
+        losses.append(float(loss))
+        if step % 50 == 0 or step == steps - 1:
+            log(f"mmdit step {step}/{steps} loss {np.mean(losses[-50:]):.4f} "
+                f"({(time.time() - start) / (step + 1):.2f} s/step)")
+    with torch.no_grad():
+        for e, p in zip(ema, params):
+            p.copy_(e)
+    net.context_embedder = embedder
+    return net, {"steps": steps, "batch": batch, "lr": lr, "seconds": round(time.time() - start, 1),
+                 "final_loss": float(np.mean(losses[-100:])), "ema": 0.999}
+
+
+# ---------------------------------------------------------------- main
+
+
+def save_fp16(module: torch.nn.Module, path: Path) -> None:
+    import safetensors.torch
+
+    sd = {k: v.detach().to(torch.float16).contiguous() for k, v in module.state_dict().items()}
+    safetensors.torch.save_file(sd, str(path))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--vae-steps", type=int, default=450)
+    ap.add_argument("--vae-batch", type=int, default=8)
+    ap.add_argument("--mmdit-steps", type=int, default=1000)
+    ap.add_argument("--mmdit-batch", type=int, default=16)
+    ap.add_argument("--pool", type=int, default=1536, help="training scenes encoded for the MMDiT")
+    ap.add_argument("--out", type=Path, default=M.WEIGHTS)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(SEED)
+    M.ensure_comfy()
+    t0 = time.time()
+
+    log("text encoders: rebuilding from seed and encoding the caption grammar")
+    clip = M.build_text_encoders()
+    te_sha = M.parameters_sha256(clip.cond_stage_model)
+    texts, context, pooled = encode_captions(clip)
+    del clip
+    t_text = time.time() - t0
+    log(f"text: {len(texts)} captions in {t_text:.0f} s; encoders sha256 {te_sha[:16]}…")
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    vae, vae_record = train_vae(args.vae_steps, args.vae_batch, 2e-3, pool=1024, seed=SEED + 10)
+    scenes, images, _ = scene_pool(args.pool, SEED + 20)
+    x = images_to_tensor(images)
+    raw = encode_mean(vae, x)
+    vae_record["latent"] = normalise_latent(vae, raw)
+    x0_all = (encode_mean(vae, x) - SHIFT_FACTOR) * SCALE
+    log(f"latents for the MMDiT: {tuple(x0_all.shape)}, mean {float(x0_all.mean()):.3f} std {float(x0_all.std()):.3f}")
+    from .scenes import split
+    val = split("val")
+    vae_record["psnr_val_db"] = psnr(vae, images_to_tensor(np.stack([render(s) for s in val])))
+    log(f"VAE PSNR on the val split: {vae_record['psnr_val_db']:.2f} dB")
+
+    index = {t: i for i, t in enumerate(texts)}
+    caption_idx = torch.tensor([index[caption(s)] for s in scenes])
+    net, mmdit_record = train_mmdit(x0_all, caption_idx, context, pooled, args.mmdit_steps, args.mmdit_batch,
+                                    1.5e-3, seed=SEED + 40)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    save_fp16(net, args.out / M.MMDIT_FILE)
+    save_fp16(vae, args.out / M.VAE_FILE)
+    meta = {
+        "resolution": RESOLUTION,
+        "attributes": {k: list(v) for k, v in ATTRIBUTES.items()},
+        "mmdit_config": M.MMDIT_CONFIG,
+        "vae_ddconfig": M.VAE_DDCONFIG,
+        "text_encoders": {"config": M.TEXT_ENCODER_CONFIG, "seed": M.TEXT_ENCODER_SEED, "sha256": te_sha,
+                          "torch": torch.__version__},
+        "training": {"seed": SEED, "threads": args.threads, "text_seconds": round(t_text, 1),
+                     "vae": vae_record, "mmdit": mmdit_record,
+                     "total_seconds": round(time.time() - t0, 1)},
+    }
+    (args.out / M.META_FILE).write_text(json.dumps(meta, indent=1))
+    log(f"done in {time.time() - t0:.0f} s → {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
