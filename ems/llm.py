@@ -32,6 +32,7 @@ import socket
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Optional
@@ -179,7 +180,25 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None  # urllib then raises HTTPError with the 3xx status
 
 
-_OPENER = urllib.request.build_opener(_NoRedirect)
+def _opener(url: str) -> urllib.request.OpenerDirector:
+    """Honours HTTP(S)_PROXY / NO_PROXY as other clients do, except for a server on this machine
+    (Ollama, LM Studio): a proxy cannot reach the user's localhost, and the key would pass through it
+    for nothing."""
+    if _is_loopback(url):
+        return urllib.request.build_opener(_NoRedirect, urllib.request.ProxyHandler({}))
+    return urllib.request.build_opener(_NoRedirect)
+
+
+def _is_loopback(url: str) -> bool:
+    import ipaddress
+
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass
@@ -204,7 +223,7 @@ def _exchange(request: urllib.request.Request, timeout: float, box: dict, done: 
     """One POST, run in a worker thread; the outcome goes into ``box``."""
     try:
         try:
-            response = _OPENER.open(request, timeout=timeout)
+            response = _opener(request.full_url).open(request, timeout=timeout)
         except urllib.error.HTTPError as e:
             response = e  # a status >= 300: its body says why
         with response:

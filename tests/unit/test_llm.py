@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 
 import pytest
 import torch
@@ -252,3 +251,14 @@ def test_backoff_between_retries_wakes_on_cancel(server):
 def test_a_captions_reply_parses(server):
     server.default = captions_reply()
     assert '"source_prompt"' in client(server).complete(messages())
+
+
+def test_a_server_on_this_machine_is_never_reached_through_a_proxy(server, monkeypatch):
+    # A proxy that does not exist: a request routed through it would fail.
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    assert client(server).complete(messages()) == '{"answer": "yes"}'
+    assert llm._is_loopback("http://localhost:11434/v1") and llm._is_loopback("http://[::1]:8000/v1")
+    assert not llm._is_loopback("https://api.openai.com/v1") and not llm._is_loopback("http://10.0.0.5/v1")
