@@ -61,7 +61,13 @@ function migrateV1(node, values) {
   const note = set.provider === "openai" || set.provider === "ollama"
     ? `moved to provider '${set.provider}'`
     : "its server URL is now in 'provider'; running it explains how to define that server as a provider";
-  console.warn(`EMS Extract Captions (node ${node.id}): saved by EMS v1 (base_url/api_key_env); ${note}.`);
+  const text = `EMS Extract Captions (node ${node.id}): saved by EMS v1 (base_url/api_key_env); ${note}.`;
+  console.warn(text);
+  try {
+    app.extensionManager?.toast?.add?.({ severity: "warn", summary: "EMS: workflow from v1", detail: text, life: 10000 });
+  } catch (e) {
+    // an older frontend without toasts: the console line above is the note
+  }
 }
 
 app.registerExtension({
