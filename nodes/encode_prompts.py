@@ -123,6 +123,7 @@ class EMSEncodePrompts(io.ComfyNode):
             listed = "; ".join(f"{k}: {describe_tokens(c[0][0])}" for k, c in conds.items())
             raise node_error(NODE, f"this text encoder produced unequal token lengths ({listed}); "
                                    "EMS cannot equalise it. Please report the model you use.")
-        # Warnings go to the log and onto the node (the UI shows the text; API clients find it in
-        # /history/<prompt_id> → outputs → <this node's id> → "text").
-        return io.NodeOutput(*(conds[k] for k in PROMPTS), ui=ui.PreviewText("\n".join(notes)) if notes else None)
+        # Warnings go to the log and onto the node (web/js/ems_warnings.js shows the text; API
+        # clients find it in /history/<prompt_id> → outputs → <this node's id> → "text").
+        # Always a text ("" = nothing to say) so a warning shown on the node clears on the next run.
+        return io.NodeOutput(*(conds[k] for k in PROMPTS), ui=ui.PreviewText("\n".join(notes)))

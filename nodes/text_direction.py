@@ -74,4 +74,5 @@ class EMSTextDirection(io.ComfyNode):
             cond = manipulate_conditioning(source, target, alpha, manipulate_pooled, base, node=NODE)
         except ConditioningMismatch as e:
             raise node_error(NODE, str(e)) from None
-        return io.NodeOutput(cond, ui=ui.PreviewText(warning) if warning else None)
+        # Always a text ("" = no warning) so the node's shown warning clears (web/js/ems_warnings.js).
+        return io.NodeOutput(cond, ui=ui.PreviewText(warning))

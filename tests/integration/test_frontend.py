@@ -18,7 +18,7 @@ from support.comfy_server import REPO
 
 WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
 PACK_SCRIPTS = "/extensions/comfyui-ems/"
-DISPLAY_NODES = ("EMSAlphaSweep", "EMSExtractCaptions")  # nodes our extensions write text onto
+DISPLAY_NODES = ("EMSAlphaSweep", "EMSExtractCaptions", "EMSEncodePrompts", "EMSTextDirection")  # nodes our extensions write text onto
 
 # After a run the pack's extensions show text on these nodes (sweep labels, captions). That text
 # must stay display-only: not an input of the next prompt (it would change the node's signature
