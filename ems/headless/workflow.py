@@ -74,10 +74,7 @@ def widget_values(node: dict, info: dict) -> dict:
     if isinstance(values, dict):  # some frontends store named values
         return {k: v for k, v in values.items() if k not in (CONTROL, UPLOAD)}
     layout = widget_layout(info)
-    real = [n for n in layout if n not in (CONTROL, UPLOAD)]
-    if len(values) == len(real) and len(real) != len(layout):
-        layout = real  # saved without the frontend-only widgets
-    elif len(values) > len(layout):
+    if len(values) > len(layout):
         raise WorkflowError(f"node {node['id']} ({node['type']}) has {len(values)} widget values but this "
                             f"ComfyUI's {node['type']} has {len(layout)} ({', '.join(layout)}): the workflow was "
                             "saved with another version of the node. Open it in ComfyUI, check the node's "

@@ -47,3 +47,17 @@ def test_a_node_that_lost_an_input_is_refused_by_name():
 def test_an_api_format_file_is_refused_with_the_fix():
     with pytest.raises(WorkflowError, match="Workflow → Save"):
         ui_to_api({"1": {"class_type": "LoadImage", "inputs": {}}}, {"LoadImage": LOAD})
+
+
+def test_a_seeded_node_that_gained_an_input_keeps_its_values_in_place():
+    """The frontend saves the control widget after a seed, so an older node's values are a prefix of
+    the new layout even when their count equals the new layout without control widgets."""
+    old_values = [7, "randomize", 20]  # noise_seed, control_after_generate, steps
+    new = {"input": {"required": {"noise_seed": ["INT", {"default": 0}], "steps": ["INT", {"default": 20}],
+                                  "residual_space": [["model_output", "noise"]]}},
+           "input_order": {"required": ["noise_seed", "steps", "residual_space"]}}
+    wf = {"nodes": [{"id": 1, "type": "Gained", "inputs": [], "widgets_values": old_values}], "links": []}
+    filled: list[str] = []
+    assert ui_to_api(wf, {"Gained": new}, filled)["1"]["inputs"] == {
+        "noise_seed": 7, "steps": 20, "residual_space": "model_output"}
+    assert filled == ["Gained.residual_space='model_output'"]
