@@ -112,7 +112,7 @@ ems_pip() {
 # Test tools for a Python we must not change: installed into .cache/pytools, put on PYTHONPATH.
 ems_pytools() {
   local missing=() spec mod
-  for spec in pytest:pytest ruff:ruff scipy:scipy requests:requests openai:openai; do
+  for spec in pytest:pytest ruff:ruff scipy:scipy requests:requests; do
     mod="${spec%%:*}"; ems_py_has "$EMS_PY" "$mod" || missing+=("${spec##*:}")
   done
   export PYTHONPATH="$EMS_ROOT/.cache/pytools${PYTHONPATH:+:$PYTHONPATH}"
