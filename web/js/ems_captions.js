@@ -11,7 +11,6 @@
 // node refuses at run time with a message saying what changed and how to define that server as a
 // provider on this machine. Nothing here can choose a destination: providers live on the server.
 import { app } from "../../../scripts/app.js";
-import { ComfyWidgets } from "../../../scripts/widgets.js";
 
 const NODE_ID = "EMSExtractCaptions";
 const WIDGET = "ems_captions";
@@ -19,9 +18,12 @@ const WIDGET = "ems_captions";
 function captionsWidget(node) {
   let widget = node.widgets?.find((w) => w.name === WIDGET);
   if (!widget) {
-    widget = ComfyWidgets.STRING(node, WIDGET, ["STRING", { multiline: true }], app).widget;
-    widget.element.readOnly = true;
-    widget.element.style.opacity = 0.75;
+    // A read-only text area through the node's own addDOMWidget (no frontend-internal module).
+    const area = document.createElement("textarea");
+    area.readOnly = true;
+    Object.assign(area.style, { opacity: 0.75, width: "100%", minHeight: "4em", resize: "none" });
+    widget = node.addDOMWidget(WIDGET, "ems_text", area, {
+      serialize: false, getValue: () => area.value, setValue: (v) => { area.value = v; } });
     // Display only: keep it out of the saved workflow and out of the queued prompt, otherwise the
     // shown text would become an input and change the node's cache signature on every run.
     widget.serialize = false;
