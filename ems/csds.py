@@ -166,7 +166,10 @@ def csds_edit(predict: Predict, z0: torch.Tensor, sigma: float, iterations: int,
     z0's shape and dtype; items with α = 0 come back as z0 exactly.
     """
     check_sigma(sigma, flow)
-    check_stable(sigma, constraint, step_start)
+    if iterations > 0:  # with no iteration nothing can diverge
+        check_stable(sigma, constraint, step_start)
+    elif not (math.isfinite(constraint) and constraint >= 0):
+        raise CSDSError(f"constraint λ must be a finite number ≥ 0, got {constraint}")
     if residual_space not in RESIDUAL_SPACES:
         raise CSDSError(f"residual_space must be one of {', '.join(RESIDUAL_SPACES)} (got {residual_space!r})")
     etas = step_sizes(iterations, step_start, step_end)

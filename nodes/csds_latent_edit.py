@@ -55,7 +55,8 @@ def validate(model, sigmas, cfg, iterations, constraint, step_start, step_end,
         sigma = float(sigmas[0])
         flow = is_flow(model.get_model_object("model_sampling"))
         check_sigma(sigma, flow)
-        check_stable(sigma, constraint, step_start)
+        if iterations > 0:
+            check_stable(sigma, constraint, step_start)
     except CSDSError as e:
         raise node_error(NODE, str(e)) from None
 

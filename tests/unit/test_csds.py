@@ -129,6 +129,8 @@ def test_the_stable_bound_is_lambda_times_step_at_most_sigma():
         check_stable(0.9, 9.5, 0.1)
     with pytest.raises(CSDSError, match="finite"):
         check_stable(0.9, float("nan"), 0.1)
+    z0, m_pos, m_attr = setup()
+    assert torch.equal(csds_edit(ConstantDenoiser(m_pos, m_attr), z0, 0.5, 0, 50.0, 0.1, 0.01, True), z0)
 
 
 def test_within_the_bound_the_latent_approaches_its_fixed_point_without_overshooting():
