@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO))
 from ems.headless.uigraph import UIGraph  # noqa: E402
 from ems.headless.workflow import VIRTUAL_NODES  # noqa: E402
 
-WORKFLOW_DIR = REPO / "workflows"
+WORKFLOW_DIR = REPO / "example_workflows"
 NODE_RECORD = REPO / "tests" / "unit" / "data" / "workflow_nodes.json"
 
 # The paper's schedule as SPEC §1 lists it: SD3-medium, 50 steps, CFG 7.5, 75 % of the schedule.

@@ -3,7 +3,7 @@
     COMFYUI_DIR=/path/to/ComfyUI python scripts/render_thumbnails.py
 
 Starts ComfyUI with this pack, opens it in headless Chromium (Debian's ``chromium``), loads each
-``workflows/*.json``, fits the view and saves ``<name>.jpg`` next to it. The LoadImage
+``example_workflows/*.json``, fits the view and saves ``<name>.jpg`` next to it. The LoadImage
 preview shows the drawn demo input (ems/headless/demo.py), not an invented result.
 """
 
@@ -34,7 +34,7 @@ MENU_TOP, SIDEBAR = 80, 70  # the frontend's top bar and left icon bar, cropped 
 
 def main() -> None:
     comfy = os.environ.get("COMFYUI_DIR") or sys.exit("set COMFYUI_DIR to a ComfyUI checkout")
-    paths = sorted((REPO / "workflows").glob("*.json"))
+    paths = sorted((REPO / "example_workflows").glob("*.json"))
     with tempfile.TemporaryDirectory(prefix="ems-thumbs-") as tmp:
         base = prepare_base(Path(tmp))
         make_test_image(base / "input" / "example.png")

@@ -25,9 +25,9 @@ from pathlib import Path
 
 from ..alphas import AlphaScheduleError, parse_alphas
 from .comfy_process import PACK_NAME, REPO, ComfyServer, ExecutionFailed, PromptRejected, prepare_base
-from .workflow import WorkflowError, drop_caption_llm, nodes_of, swap_to_tiny_sd3, ui_to_api
+from .workflow import WorkflowError, drop_caption_llm, nodes_of, ui_to_api
 
-DEFAULT_WORKFLOW = REPO / "workflows" / "ems_alpha_sweep.json"
+DEFAULT_WORKFLOW = REPO / "example_workflows" / "ems_alpha_sweep.json"
 # Where ComfyUI is looked for after --comfyui / $COMFYUI_DIR, in scripts/env.sh's order: the ComfyUI
 # this pack is installed in (ComfyUI/custom_nodes/<pack>), beside the checkout, home, the pinned copy.
 COMFY_GUESSES = ("../..", "../ComfyUI", "../comfyui", "~/ComfyUI", ".comfyui/ComfyUI-a125cd84")
@@ -314,7 +314,9 @@ def build_prompt(args, workflow: dict, info: dict, image_name: str, ckpt_name: s
         set_inputs(prompt, "EMSEncodePrompts", source_prompt=args.source, target_prompt=args.target,
                    attribute_prompt=args.attribute or args.target)
     if args.demo:
-        prompt = swap_to_tiny_sd3(prompt)
+        from .demo import swap_to_toyworld
+
+        prompt = swap_to_toyworld(prompt)
     return prompt
 
 
@@ -399,6 +401,7 @@ def run(args) -> int:
     for path in saved:
         print(f"  {'α grid' if path.name.startswith(('grid', 'bidirectional_grid')) else 'edit':7s} {path}")
     if args.demo:
+        print("\n".join(demo.readout_report(saved, args.alphas)))
         print("EMS: DEMO — the model is a tiny SD3 with RANDOM weights, so these images are noise. The demo "
               "checks that the whole EMS pipeline runs in ComfyUI; use --checkpoint for real edits.")
     return 0

@@ -16,7 +16,7 @@ from ems.headless.workflow import ordered_inputs, ui_to_api
 from support.browser import find_chromium
 from support.comfy_server import REPO
 
-WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
+WORKFLOWS = sorted((REPO / "example_workflows").glob("*.json"))
 PACK_SCRIPTS = "/extensions/comfyui-ems/"
 DISPLAY_NODES = ("EMSAlphaSweep", "EMSExtractCaptions", "EMSEncodePrompts", "EMSTextDirection")  # nodes our extensions write text onto
 

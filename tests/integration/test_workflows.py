@@ -15,7 +15,7 @@ from ems.headless.workflow import nodes_of, swap_to_tiny_sd3, ui_to_api
 from support.comfy_server import REPO, ComfyServer, prepare_base, write_tiny_model
 from support.fake_openai import FakeOpenAI
 
-WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
+WORKFLOWS = sorted((REPO / "example_workflows").glob("*.json"))
 KEY_VAR = "EMS_TEST_WORKFLOW_KEY"
 PROVIDER = "workflow-test"
 MAIN_NODES = {"EMSExtractCaptions", "EMSTextDirection", "EMSAlphaSweep", "EMSCSDSLatentEdit"}
@@ -98,3 +98,18 @@ def test_every_registered_ems_node_has_a_help_page(comfy_wf):
         page = REPO / "web" / "docs" / f"{node}.md"
         assert page.is_file(), f"{node} has no web/docs page"
         assert page.read_text().strip().startswith("#")
+
+
+def test_comfyui_serves_every_workflow_and_its_thumbnail_as_a_template(comfy_wf):
+    """What a user gets in Workflow → Browse Templates: the pack's folder listed, each JSON and its
+    .jpg thumbnail served from example_workflows/ (the folder current ComfyUI prefers)."""
+    import urllib.request
+
+    listed = comfy_wf.get("/workflow_templates")
+    pack = next(name for name in listed if name.endswith("comfyui-ems"))
+    assert sorted(listed[pack]) == sorted(p.stem for p in WORKFLOWS)
+    for path in WORKFLOWS:
+        served = comfy_wf.get(f"/api/workflow_templates/{pack}/{path.name}")
+        assert served == json.loads(path.read_text())
+        with urllib.request.urlopen(f"{comfy_wf.url}/api/workflow_templates/{pack}/{path.stem}.jpg") as r:
+            assert r.headers["Content-Type"] == "image/jpeg" and r.read() == path.with_suffix(".jpg").read_bytes()

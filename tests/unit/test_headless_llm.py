@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def args(**kw):
     return Namespace(**{"provider": None, "base_url": None, "api_key_env": None,
-                        "workflow": REPO / "workflows" / "ems_alpha_sweep.json", **kw})
+                        "workflow": REPO / "example_workflows" / "ems_alpha_sweep.json", **kw})
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def machine(tmp_path, monkeypatch):
 
 
 def test_shipped_workflows_name_the_openai_provider():
-    for path in sorted((REPO / "workflows").glob("*.json")):
+    for path in sorted((REPO / "example_workflows").glob("*.json")):
         wf = json.loads(path.read_text())
         if any(n["type"] == "EMSExtractCaptions" for n in wf["nodes"]):
             assert workflow_providers(path) == ["openai"], path.name
@@ -78,4 +78,4 @@ def test_a_v1_workflow_is_refused_with_the_migration_message(machine):
         refuse_v1_captions(v1)
     msg = str(e.value)
     assert "node 7" in msg and "EMS v1" in msg and "http://evil.example/v1" in msg and str(machine) in msg
-    refuse_v1_captions(json.loads((REPO / "workflows" / "ems_full_edit.json").read_text()))  # v2: fine
+    refuse_v1_captions(json.loads((REPO / "example_workflows" / "ems_full_edit.json").read_text()))  # v2: fine

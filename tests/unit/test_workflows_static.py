@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-WORKFLOW_DIR = REPO / "workflows"
+WORKFLOW_DIR = REPO / "example_workflows"
 WORKFLOWS = sorted(WORKFLOW_DIR.glob("*.json"))
 # Written by scripts/build_workflows.py from a real server's /object_info.
 RECORD = json.loads((Path(__file__).parent / "data" / "workflow_nodes.json").read_text())
