@@ -1,7 +1,7 @@
 """``python -m bench.toyworld``: EMS and the baselines scored in the toy world (SPEC §5, issue 12).
 
-    python -m bench.toyworld                 # default: test split, 4 cases per edit kind (~15 min, 2 CPU cores)
-    python -m bench.toyworld --full          # 10 cases per kind
+    python -m bench.toyworld                 # default: test split, 3 cases per edit kind (≤ 20 min CPU, 2 cores)
+    python -m bench.toyworld --full          # 8 cases per kind
     python -m bench.toyworld --quick         # smoke test: 1 case per kind, 3 α, few steps
     python -m bench.toyworld --calibrate     # choose the CSDS defaults on the val split
     python -m bench.toyworld --tiny ...      # tiny random SD3 instead of the toy model (harness dev)
@@ -36,7 +36,7 @@ ALPHAS = (-1.0, -0.5, 0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
 QUICK_ALPHAS = (0.0, 0.5, 1.0)
 
 # The toy world's calibrated settings (bench/reports/toyworld-calibration.md, val split).
-DEFAULTS = dict(steps=20, denoise=0.75, cfg=5.0, iterations=10, constraint=0.5, step_start=0.1,
+DEFAULTS = dict(steps=12, denoise=0.75, cfg=5.0, iterations=10, constraint=0.5, step_start=0.1,
                 step_end=0.01, residual_space="model_output")
 
 LABELS = {
@@ -53,13 +53,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m bench.toyworld", description=__doc__.split("\n\n")[0])
     size = ap.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="smoke test: 1 case per kind, α ∈ {0, 0.5, 1}, 6 steps")
-    size.add_argument("--full", action="store_true", help="10 cases per kind (about 2.5× the default's time)")
+    size.add_argument("--full", action="store_true", help="8 cases per kind (about 2.7× the default's time)")
     ap.add_argument("--calibrate", action="store_true", help="choose CSDS defaults on the val split "
                     "(writes toyworld-calibration.md) instead of the comparison")
     ap.add_argument("--tiny", action="store_true", help="tiny random SD3 instead of the trained toy model")
+    ap.add_argument("--weights", type=Path, default=None, help="toy model weights folder (default toyworld/weights)")
     ap.add_argument("--comfyui", default=os.environ.get("COMFYUI_DIR"), help="ComfyUI checkout (default $COMFYUI_DIR)")
     ap.add_argument("--split", default=None, help="scene split (default test; val with --calibrate)")
-    ap.add_argument("--per-kind", type=int, help="cases per edit kind (default 4, --quick 1, --full 10)")
+    ap.add_argument("--per-kind", type=int, help="cases per edit kind (default 3, --quick 1, --full 8, --calibrate 2)")
     ap.add_argument("--kinds", default=None, help="comma-separated edit kinds (default all)")
     ap.add_argument("--alphas", default=None, help="comma-separated α (default -1,-0.5,0,0.25,0.5,0.75,1,1.5)")
     ap.add_argument("--methods", default=None, help="comma-separated methods (default all available)")
@@ -70,17 +71,17 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="latent directions' reference pair: the model's generations for the two captions "
                          "(default) or the drawn scenes (an oracle)")
     ap.add_argument("--reference-steps", type=int, default=None,
-                    help="text-to-image steps of the generated reference pair (default 20, --quick 6)")
+                    help="text-to-image steps of the generated reference pair (default 12, --quick 6)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tag", default=None, help="report name (default toyworld / toyworld-quick / toyworld-tiny…)")
     ap.add_argument("--out-dir", type=Path, default=REPORTS)
     args = ap.parse_args(argv)
     args.split = args.split or ("val" if args.calibrate else "test")
-    args.per_kind = args.per_kind or (1 if args.quick else 10 if args.full else 4)
+    args.per_kind = args.per_kind or (1 if args.quick else 8 if args.full else 2 if args.calibrate else 3)
     args.alphas = ([float(a) for a in args.alphas.split(",")] if args.alphas else
                    list(QUICK_ALPHAS if args.quick else ALPHAS))
     quick = dict(steps=6, iterations=3) if args.quick else {}
-    args.reference_steps = args.reference_steps or (6 if args.quick else 20)
+    args.reference_steps = args.reference_steps or (6 if args.quick else 12)
     for name, value in DEFAULTS.items():
         if getattr(args, name) is None:
             setattr(args, name, quick.get(name, value))
@@ -99,7 +100,7 @@ def settings_from(args, **changes):
     return ToySettings(**base)
 
 
-def load_models(tiny: bool, seed: int = 0):
+def load_models(tiny: bool, seed: int = 0, weights=None):
     """(model, clip, vae): the trained toy model, or the tests' tiny random SD3."""
     if tiny:
         from support import tiny_sd3
@@ -107,7 +108,7 @@ def load_models(tiny: bool, seed: int = 0):
         return tiny_sd3.model_patcher(seed), tiny_sd3.clip(seed), tiny_sd3.vae(seed)
     from toyworld.comfy_loader import load_toyworld
 
-    return load_toyworld()
+    return load_toyworld(weights)
 
 
 class World:
@@ -254,17 +255,31 @@ def machine_info() -> dict:
             "device": str(__import__("comfy.model_management").model_management.get_torch_device())}
 
 
-def model_info(world: World, tiny: bool) -> dict:
+def _scalars(d: dict, depth: int = 2) -> dict:
+    """The numbers and strings of a nested record (lists dropped), ``depth`` levels deep."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, (int, float, str, bool)):
+            out[k] = v
+        elif isinstance(v, dict) and depth > 1:
+            inner = _scalars(v, depth - 1)
+            if inner:
+                out[k] = inner
+    return out
+
+
+def model_info(world: World, tiny: bool, weights=None) -> dict:
     dm = world.model.model.diffusion_model
     info = {"kind": "tiny random SD3 (tests/support/tiny_sd3.py)" if tiny else "toy world (toyworld/, trained)",
             "mmdit_parameters": sum(p.numel() for p in dm.parameters()), "class": type(world.model.model).__name__}
     if not tiny:
-        try:
-            from toyworld import comfy_loader
+        from toyworld import model as toy
 
-            info.update(getattr(comfy_loader, "describe", lambda: {})())
-        except Exception as e:  # a description is optional; the run is not
-            info["describe_error"] = repr(e)
+        meta = Path(weights or toy.WEIGHTS) / toy.META_FILE
+        info["weights"] = str(meta.parent)
+        if meta.exists():  # the training record (steps, time, quality), as the trainer wrote it
+            record = json.loads(meta.read_text(encoding="utf-8"))
+            info["training"] = _scalars(record.get("training", {}))
     return info
 
 
@@ -280,7 +295,7 @@ def main(argv=None) -> int:
     cases = [c for c in edit_cases(args.split, args.per_kind, seed=args.seed) if c.kind in kinds]
     print(f"toyworld: loading the {'tiny random' if args.tiny else 'toy'} model", file=sys.stderr)
     t0 = time.perf_counter()
-    world = World(load_models(args.tiny, args.seed), args.seed)
+    world = World(load_models(args.tiny, args.seed, args.weights), args.seed)
     load_seconds = time.perf_counter() - t0
     if args.calibrate:
         from .toyworld_calibrate import calibrate
@@ -297,7 +312,7 @@ def main(argv=None) -> int:
     report = {
         "title": "EMS in the toy world", "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": "python -m bench.toyworld " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": machine_info(), "model": model_info(world, args.tiny), "settings": s.as_dict(),
+        "machine": machine_info(), "model": model_info(world, args.tiny, args.weights), "settings": s.as_dict(),
         "split": args.split, "per_kind": args.per_kind, "kinds": kinds, "alphas": args.alphas,
         "methods": methods, "missing_methods": missing, "labels": LABELS,
         "load_seconds": load_seconds, "run_wall_seconds": time.perf_counter() - wall0,

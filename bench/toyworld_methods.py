@@ -38,7 +38,7 @@ class ToySettings:
     """One run's schedule and EMS parameters. Defaults: the toy world's calibrated values
     (bench/reports/toyworld-calibration.md); see :data:`bench.toyworld.DEFAULTS`."""
 
-    steps: int = 20
+    steps: int = 12
     denoise: float = 0.75
     cfg: float = 5.0
     iterations: int = 10
@@ -50,7 +50,7 @@ class ToySettings:
     scheduler: str = "simple"
     seed: int = 0
     reference: str = "generated"     # latent directions: "generated" pair or "render" (oracle) pair
-    reference_steps: int = 20        # text-to-image steps for the generated reference pair
+    reference_steps: int = 12        # text-to-image steps for the generated reference pair
 
     def as_dict(self) -> dict:
         return asdict(self)
