@@ -21,7 +21,8 @@ from ..ems.caption_cache import CACHE_DIR_ENV, CaptionCache, cache_key
 from ..ems.captions import (PROMPT_VERSION, SCHEMA, CaptionError, Captions, derive_attribute, extract_captions,
                             is_cache_entry, word_diff)
 from ..ems.providers import ProviderError, get_provider, resolve_key, v1_message
-from .common import CATEGORY, LOG, node_error
+from ..ems.validation import TEMPERATURE
+from .common import CATEGORY, LOG, check_floats, float_input, node_error
 
 NODE = "EMS Extract Captions"
 V1_INPUTS = ("base_url", "api_key_env")
@@ -93,8 +94,8 @@ class EMSExtractCaptions(io.ComfyNode):
                 io.String.Input("model", default="gpt-4o",
                                 tooltip="Vision model name on the provider, e.g. gpt-4o, gpt-4o-mini, or "
                                         "qwen2.5vl / llama3.2-vision for Ollama."),
-                io.Float.Input("temperature", default=0.0, min=0.0, max=2.0, step=0.05,
-                               tooltip="Sampling temperature; 0 gives the most repeatable captions."),
+                float_input(TEMPERATURE, default=0.0, step=0.05,
+                            tooltip="Sampling temperature; 0 gives the most repeatable captions."),
                 io.Int.Input("seed", default=0, min=0, max=2**31 - 1, control_after_generate=False,
                              tooltip="Request seed (servers that support it answer more repeatably). Part "
                                      "of the cache key: a new seed asks again."),
@@ -137,6 +138,7 @@ class EMSExtractCaptions(io.ComfyNode):
             # either an old workflow or a crafted one, and the user should know which inputs are dead.
             raise node_error(NODE, v1_message(*(v if isinstance(v, str) else "" for v in
                                                 (old.get("base_url", ""), old.get("api_key_env", "")))))
+        temperature = check_floats(NODE, [TEMPERATURE], temperature=temperature)["temperature"]
         source, target = (source_prompt or "").strip(), (target_prompt or "").strip()
         if source and target:
             attribute = derive_attribute(source, target)

@@ -178,3 +178,16 @@ def test_every_ems_float_widget_has_the_declared_range(comfy):
                 assert (spec[1]["min"], spec[1]["max"]) == (declared.lo, declared.hi), f"{node_id}.{name}"
                 seen.append(f"{node_id}.{name}")
     assert "EMSCSDSLatentEdit.constraint" in seen and "EMSTextDirection.alpha" in seen
+
+
+def test_nan_temperature_is_an_error_naming_extract_captions(comfy, image_name):
+    """Refused before anything else, even on the offline path (typed overrides, no LLM call)."""
+    g = Graph()
+    caps = g.node("EMSExtractCaptions", image=g.node("LoadImage", image=image_name)[0], instruction="make it red",
+                  provider="openai", model="gpt-4o", temperature=math.nan, seed=0, refresh=False,
+                  source_prompt=SOURCE, target_prompt=TARGET)
+    g.save(caps[0], "nan_temperature")
+    with pytest.raises(ExecutionFailed) as e:
+        comfy.run(g.prompt)
+    assert "EMS Extract Captions" in e.value.message and "temperature" in e.value.message
+    assert "finite" in e.value.message
