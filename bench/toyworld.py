@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -56,6 +57,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     size.add_argument("--full", action="store_true", help="8 cases per kind (about 2.7× the default's time)")
     ap.add_argument("--calibrate", action="store_true", help="choose CSDS defaults on the val split "
                     "(writes toyworld-calibration.md) instead of the comparison")
+    ap.add_argument("--calibrate-stages", default="1,2,3,4",
+                    help="with --calibrate: which search stages to run (1 schedule, 2 residual space × step, "
+                         "3 iterations, 4 constraint); skipped stages use the values given")
     ap.add_argument("--tiny", action="store_true", help="tiny random SD3 instead of the trained toy model")
     ap.add_argument("--weights", type=Path, default=None, help="toy model weights folder (default toyworld/weights)")
     ap.add_argument("--comfyui", default=os.environ.get("COMFYUI_DIR"), help="ComfyUI checkout (default $COMFYUI_DIR)")
@@ -75,6 +79,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tag", default=None, help="report name (default toyworld / toyworld-quick / toyworld-tiny…)")
     ap.add_argument("--out-dir", type=Path, default=REPORTS)
+    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "ems-toyworld-cache",
+                    help="finished (case, method, settings) results are kept here and reused (default: %(default)s)")
+    ap.add_argument("--no-cache", action="store_true", help="recompute everything, store nothing")
     args = ap.parse_args(argv)
     args.split = args.split or ("val" if args.calibrate else "test")
     args.per_kind = args.per_kind or (1 if args.quick else 8 if args.full else 2 if args.calibrate else 3)
@@ -100,6 +107,18 @@ def settings_from(args, **changes):
     return ToySettings(**base)
 
 
+def model_identity(args) -> str:
+    """What the results depend on besides settings: the tiny model's seed, or the weight files."""
+    if args.tiny:
+        return f"tiny-{args.seed}"
+    from toyworld import model as toy
+
+    folder = Path(args.weights or toy.WEIGHTS)
+    stamp = [f"{f}:{(folder / f).stat().st_size}:{(folder / f).stat().st_mtime_ns}"
+             for f in (toy.MMDIT_FILE, toy.VAE_FILE, toy.META_FILE) if (folder / f).exists()]
+    return f"{folder.resolve()}|{'|'.join(stamp)}"
+
+
 def load_models(tiny: bool, seed: int = 0, weights=None):
     """(model, clip, vae): the trained toy model, or the tests' tiny random SD3."""
     if tiny:
@@ -114,10 +133,11 @@ def load_models(tiny: bool, seed: int = 0, weights=None):
 class World:
     """The model, its VAE and CLIP, with a call counter, and per-case inputs cached."""
 
-    def __init__(self, models, seed: int):
+    def __init__(self, models, seed: int, model_id: str = "", cache: Path | None = None):
         from .measure import PhaseCounter
 
         model, self.clip, self.vae = models
+        self.model_id, self.cache = model_id, cache
         self.counter = PhaseCounter()
         self.model = self.counter.install(model)
         self.seed = seed
@@ -171,13 +191,51 @@ def run_method(world: World, method: str, case, alphas, s, references=None) -> t
     inp = world.inputs(case)
     sigmas = harness.schedule(world.model, s.steps, s.denoise, s.scheduler)
     world.counter.reset()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     out = RUNNERS[method](world.model, inp["conds"], inp["latent"], alphas, s, sigmas, counter=world.counter,
                           references=references)
     images = world.decode(out)
-    seconds = time.perf_counter() - start
     log = world.counter.log
-    return images, {"calls": len(log), "items": sum(b for _, b in log), "seconds": seconds, "edits": len(alphas)}
+    return images, {"calls": len(log), "items": sum(b for _, b in log), "seconds": time.perf_counter() - start,
+                    "cpu_seconds": time.process_time() - cpu, "edits": len(alphas)}
+
+
+# Settings each method's result depends on (besides the case, α and the model): the cache key.
+SHARED_KEYS = ("steps", "denoise", "cfg", "sampler", "scheduler", "seed")
+METHOD_KEYS = {"ems": ("iterations", "constraint", "step_start", "step_end", "residual_space"),
+               "latent_linear": ("reference", "reference_steps"), "latent_svd": ("reference", "reference_steps")}
+CACHE_VERSION = 1
+
+
+def cache_key(world: World, method: str, case, alphas, s) -> str:
+    import hashlib
+
+    settings = {k: getattr(s, k) for k in SHARED_KEYS + METHOD_KEYS.get(method, ())}
+    ident = {"v": CACHE_VERSION, "method": method, "model": world.model_id, "alphas": list(alphas),
+             "source": case.source.attributes(), "layout": case.source.layout, "target": case.target.attributes(),
+             "kind": case.kind, "attribute": case.attribute_prompt, "settings": settings}
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def cached_method(world: World, method: str, case, alphas, s, references) -> tuple[np.ndarray, dict]:
+    """(uint8 images, cost) from the cache, or computed (``references()`` gives the latent pair)."""
+    from .toyworld_score import to_uint8
+
+    path = world.cache / f"{cache_key(world, method, case, alphas, s)}.npz" if world.cache else None
+    if path is not None and path.exists():
+        data = np.load(path)
+        return data["images"], {**json.loads(str(data["cost"])), "cached": True}
+    refs, ref_cost = references() if method.startswith("latent_") else (None, None)
+    images, cost = run_method(world, method, case, alphas, s, refs)
+    if ref_cost:  # the pair is part of what the edit costs
+        cost = {**cost, **{k: cost[k] + ref_cost[k] for k in ("calls", "items", "seconds", "cpu_seconds")}}
+    pixels = to_uint8(images)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, images=pixels, cost=json.dumps(cost))
+        os.replace(tmp, path)
+    return pixels, {**cost, "cached": False}
 
 
 def run_case(world: World, case, methods, alphas, s) -> dict:
@@ -192,20 +250,21 @@ def run_case(world: World, case, methods, alphas, s) -> dict:
               "layout": case.source.layout, "source_prompt": case.source_prompt,
               "target_prompt": case.target_prompt, "attribute_prompt": case.attribute_prompt,
               "methods": {}, "images": {}}
-    references, ref_cost = None, None
-    if any(m.startswith("latent_") for m in methods):
-        world.counter.reset()
-        start = time.perf_counter()
-        references = reference_pair(world.model, world.vae, inp["conds"], case, s, world.counter, world.render)
-        ref_cost = {"calls": len(world.counter.log), "items": sum(b for _, b in world.counter.log),
-                    "seconds": time.perf_counter() - start}
-        result["images"]["reference"] = to_uint8(torch.cat([world.decode(r) for r in references]))
+    pair: dict = {}
+
+    def references():
+        if not pair:  # generated once per case, shared by both latent modes
+            world.counter.reset()
+            start, cpu = time.perf_counter(), time.process_time()
+            pair["refs"] = reference_pair(world.model, world.vae, inp["conds"], case, s, world.counter, world.render)
+            pair["cost"] = {"calls": len(world.counter.log), "items": sum(b for _, b in world.counter.log),
+                            "seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu}
+        # Computed once per case; each latent mode is charged its cost (a user running one mode needs it).
+        return pair["refs"], pair["cost"]
+
     for method in methods:
         method_alphas = [1.0] if method == "img2img" else alphas
-        images, cost = run_method(world, method, case, method_alphas, s, references)
-        if method.startswith("latent_") and ref_cost:  # the pair is part of what the edit costs
-            cost = {**cost, **{k: cost[k] + ref_cost[k] for k in ("calls", "items", "seconds")}}
-        pixels = to_uint8(images)
+        pixels, cost = cached_method(world, method, case, method_alphas, s, references)
         rows = score_images(case, method, method_alphas, pixels, inp["pixels"])
         result["methods"][method] = {"rows": rows, "sweep": sweep_scores(rows), **cost}
         result["images"][method] = pixels
@@ -213,6 +272,7 @@ def run_case(world: World, case, methods, alphas, s) -> dict:
             # SDE for free: h(f(x), c) = img2img under c0 = text-only at α = 0, h(f(x), c̃) = at α = 1
             # (same seed and schedule: f forward-noises once, as the paper defines it).
             x = to_image(inp["pixels"])
+            images = to_image(pixels)
             r = sde_from_reconstructions(x, images[[method_alphas.index(0.0)]], images[[method_alphas.index(1.0)]])
             result["sde"] = {k: v[0] for k, v in r.as_dict().items()}
     recon = world.decode(inp["latent"])
@@ -295,7 +355,8 @@ def main(argv=None) -> int:
     cases = [c for c in edit_cases(args.split, args.per_kind, seed=args.seed) if c.kind in kinds]
     print(f"toyworld: loading the {'tiny random' if args.tiny else 'toy'} model", file=sys.stderr)
     t0 = time.perf_counter()
-    world = World(load_models(args.tiny, args.seed, args.weights), args.seed)
+    world = World(load_models(args.tiny, args.seed, args.weights), args.seed, model_identity(args),
+                  None if args.no_cache else args.cache)
     load_seconds = time.perf_counter() - t0
     if args.calibrate:
         from .toyworld_calibrate import calibrate
@@ -317,6 +378,8 @@ def main(argv=None) -> int:
         "methods": methods, "missing_methods": missing, "labels": LABELS,
         "load_seconds": load_seconds, "run_wall_seconds": time.perf_counter() - wall0,
         "run_cpu_seconds": time.process_time() - cpu0,
+        "methods_cpu_seconds": sum(c["methods"][m].get("cpu_seconds", 0.0) for c in results for m in c["methods"]),
+        "cached_results": sum(bool(c["methods"][m].get("cached")) for c in results for m in c["methods"]),
     }
     from .toyworld_report import write_report
 

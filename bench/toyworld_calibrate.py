@@ -84,25 +84,35 @@ def calibrate(world, cases, args) -> int:
               f"({r['seconds']:.0f}s)", file=sys.stderr)
         return entry
 
+    stages = {int(x) for x in str(args.calibrate_stages).split(",")}
     # 1. the schedule every method shares, chosen with text-only EMS
     best_text = None
-    for d in DENOISE:
-        for c in CFG:
-            e = run("1 schedule", "text_only", denoise=d, cfg=c)
-            if best_text is None or better(e, best_text):
-                best_text = e
+    if 1 in stages:
+        for d in DENOISE:
+            for c in CFG:
+                e = run("1 schedule", "text_only", denoise=d, cfg=c)
+                if best_text is None or better(e, best_text):
+                    best_text = e
+    else:  # given on the command line (--denoise, --cfg): only the baseline at that schedule
+        best_text = run("1 schedule (given)", "text_only", denoise=args.denoise, cfg=args.cfg)
     chosen = dict(best_text["settings"])
-    # 2. residual space × step size
-    spaces = ("model_output", "noise") if has_residual_space() else ("noise",)
     best = None
-    for space in spaces:
-        for scale in STEP_SCALES:
-            e = run("2 residual space × step", "ems", **chosen, residual_space=space,
-                    step_start=round(0.1 * scale, 4), step_end=round(0.01 * scale, 5), iterations=10, constraint=0.5)
-            if best is None or better(e, best):
-                best = e
+    if 2 in stages:  # 2. residual space × step size
+        spaces = ("model_output", "noise") if has_residual_space() else ("noise",)
+        for space in spaces:
+            for scale in STEP_SCALES:
+                e = run("2 residual space × step", "ems", **chosen, residual_space=space,
+                        step_start=round(0.1 * scale, 4), step_end=round(0.01 * scale, 5), iterations=10,
+                        constraint=0.5)
+                if best is None or better(e, best):
+                    best = e
+    if best is None:
+        best = run("given", "ems", **chosen, residual_space=args.residual_space, step_start=args.step_start,
+                   step_end=args.step_end, iterations=args.iterations, constraint=args.constraint)
     # 3. iterations, 4. constraint
     for stage, key, values in (("3 iterations", "iterations", ITERATIONS), ("4 constraint", "constraint", CONSTRAINT)):
+        if int(stage[0]) not in stages:
+            continue
         base = dict(best["settings"])
         for v in values:
             if v == base[key]:

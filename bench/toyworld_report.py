@@ -156,7 +156,11 @@ def write_report(report: dict, results: list[dict], out_dir: Path, tag: str) -> 
           f"scene(s) per edit kind × {len(report['kinds'])} kinds × α = {', '.join(f'{a:g}' for a in report['alphas'])}; "
           f"run {report['run_wall_seconds'] / 60:.1f} min wall, {report['run_cpu_seconds'] / 60:.1f} min CPU "
           f"({report['machine']['torch_threads']} torch threads, {report['machine']['device']}), model load "
-          f"{report['load_seconds']:.0f} s.\n",
+          f"{report['load_seconds']:.0f} s" +
+          (f"; {report['cached_results']} (scene, method) results came from the cache of an earlier run with "
+           f"identical settings — all methods' own CPU time, cached ones included, is "
+           f"{report['methods_cpu_seconds'] / 60:.1f} min" if report.get("cached_results") else "") +
+          ". The machine was shared with other jobs, so wall times are inflated.\n",
           f"Model: {report['model']['kind']}, MMDiT {report['model']['mmdit_parameters']:,} parameters. "
           f"Settings (every method): BasicScheduler {s['steps']} steps, denoise {s['denoise']}, {s['sampler']}/"
           f"{s['scheduler']}, CFG {s['cfg']}, seed {s['seed']}; CSDS {s['iterations']} iterations, λ = {s['constraint']}, "

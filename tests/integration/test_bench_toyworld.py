@@ -22,7 +22,7 @@ ALPHAS = [0.0, 0.5, 1.0]
 def test_quick_toyworld_report_runs_every_method_on_the_same_scenes(tmp_path):
     cmd = [sys.executable, "-m", "bench.toyworld", "--quick", "--tiny", "--kinds", "colour,count",
            "--steps", str(STEPS), "--iterations", str(ITERATIONS), "--reference-steps", str(REF_STEPS),
-           "--tag", "pytest", "--out-dir", str(tmp_path)]
+           "--tag", "pytest", "--out-dir", str(tmp_path), "--cache", str(tmp_path / "cache")]
     done = subprocess.run(cmd, cwd=REPO, env={**os.environ, "COMFYUI_DIR": os.environ["COMFYUI_DIR"]},
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -57,6 +57,8 @@ def test_quick_toyworld_report_runs_every_method_on_the_same_scenes(tmp_path):
         assert checks["latent_svd_vs_img2img_source_caption"] <= 1, checks
         assert checks["flowedit_vs_source_latent"] <= 1, checks
         assert "sde" in case and case["sde"]["err_flipped"] >= 0
+
+    assert report["cached_results"] == 0 and len(list((tmp_path / "cache").glob("*.npz"))) == 2 * len(methods)
 
     summary = report["summary"]
     for m in methods:
