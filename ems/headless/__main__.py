@@ -343,6 +343,21 @@ def collect(server: ComfyServer, history: dict, out: Path) -> list[Path]:
     return sorted(saved)
 
 
+# EMS nodes whose UI text is nothing but warnings (identical prompts, the attribute words used, α
+# outside the usual range); "" when there is nothing to say.
+WARNING_NODES = ("EMSEncodePrompts", "EMSTextDirection")
+
+
+def node_warnings(history: dict, prompt: dict) -> list[str]:
+    """The warnings EMS nodes showed on the canvas, as a browser user would have seen them."""
+    found = []
+    for node_id, result in history.get("outputs", {}).items():
+        if prompt.get(node_id, {}).get("class_type") in WARNING_NODES:
+            found += [line.strip() for text in result.get("text", []) if isinstance(text, str)
+                      for line in text.splitlines() if line.strip()]
+    return found
+
+
 def run(args) -> int:
     found = validate(args)
     comfy: Path = found["comfy"]
@@ -387,6 +402,8 @@ def run(args) -> int:
         print(f"EMS: running {args.workflow.name} ({len(prompt)} nodes)…", flush=True)
         history = server.run(prompt, timeout=args.timeout)
         saved = collect(server, history, out)
+        for warning in node_warnings(history, prompt):
+            print(f"EMS: warning — {warning}", flush=True)
     except (ExecutionFailed, PromptRejected, WorkflowError, RuntimeError, TimeoutError) as e:
         shutil.copy(server.log_path, out / "comfyui.log") if server.log_path.exists() else None
         print(f"EMS: the run failed — {e}\nComfyUI's log: {out / 'comfyui.log'}", file=sys.stderr)

@@ -197,3 +197,14 @@ def test_caption_cache_lives_in_the_user_cache_folder_unless_no_cache(capsys, re
         assert Path(RecordingServer.seen["base"]) in cache.parents
     else:
         assert cache == tmp_path / "xdg" / "ems" / "captions"
+
+
+def test_warnings_shown_on_ems_nodes_are_printed_by_the_runner():
+    from ems.headless.__main__ import node_warnings
+
+    prompt = {"3": {"class_type": "EMSEncodePrompts"}, "4": {"class_type": "EMSAlphaSweep"},
+              "5": {"class_type": "EMSTextDirection"}}
+    history = {"outputs": {"3": {"text": ["EMS Encode Prompts: source and target are identical\n"]},
+                           "4": {"text": ["α=0 | α=1"]},  # labels, not a warning
+                           "5": {"text": [""]}}}
+    assert node_warnings(history, prompt) == ["EMS Encode Prompts: source and target are identical"]
