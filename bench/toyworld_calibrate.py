@@ -62,10 +62,11 @@ def evaluate_setting(world, cases, method: str, s) -> dict:
 
 
 def better(a: dict, b: dict) -> bool:
-    """Is result a better than result b (score, then PSNR outside within a 0.02 score tie)?"""
+    """Is result a better than the incumbent b? Score first; within a 0.02 score tie, PSNR outside the
+    edit higher by more than 0.1 dB; otherwise the incumbent stays."""
     if abs(a["score"] - b["score"]) > 0.02:
         return a["score"] > b["score"]
-    return a["psnr_out"] > b["psnr_out"]
+    return a["psnr_out"] > b["psnr_out"] + 0.1
 
 
 def calibrate(world, cases, args) -> int:
@@ -145,7 +146,7 @@ def write_calibration(report: dict, out_dir: Path, tag: str) -> Path:
           f"{report['created']}; {report['cases']} val cases ({report['per_kind']} per edit kind), α ∈ "
           f"{{{', '.join(f'{a:g}' for a in report['alphas'])}}}; {report['wall_seconds'] / 60:.1f} min wall. "
           "Objective (ours): mean over kinds of [target reached at α=1] × [other attributes kept at α=1]; "
-          "ties (≤ 0.02) → higher PSNR outside the edit. Search coordinate-wise, see "
+          "ties (≤ 0.02) → PSNR outside the edit higher by > 0.1 dB, else the incumbent stays. Search coordinate-wise, see "
           "`bench/toyworld_calibrate.py`." + (" **Tiny random SD3 (harness check only).**" if report["tiny"] else "") + "\n",
           f"**Chosen schedule (text-only EMS):** {report['text_only']['settings']} → score "
           f"{report['text_only']['score']:.3f}.\n",
