@@ -6,7 +6,7 @@ Objective of one setting on a set of edit cases (ours, stated in the report):
                  of the other attributes kept at α = 1]
 
 (every kind weighs the same; an edit that breaks the rest of the scene earns nothing). Ties
-(within 0.02) go to the higher PSNR outside the edited region. Each setting also records
+(within 0.02) go to a PSNR outside the edited region higher by > 0.1 dB, else the incumbent stays. Each setting also records
 progress at α ∈ {0, 0.5, 1} (α = 0 must be no edit, 0.5 in between).
 
 Search, coordinate-wise (a full grid does not fit a 2-core CPU), each stage starting from the
