@@ -3,9 +3,11 @@
 Objective of one setting on a set of edit cases (ours, stated in the report):
 
     edit score = mean over edit kinds of mean over cases of [target reached at α = 1] × [fraction
-                 of the other attributes kept at α = 1]
+                 of the other attributes kept at α = 1] × [SSIM vs the source outside the edit]
 
-(every kind weighs the same; an edit that breaks the rest of the scene earns nothing). Ties
+(every kind weighs the same; an edit that breaks the rest of the scene earns nothing, and one
+that redraws the scene — the captions name every attribute, so a high denoise can "keep" them
+all while moving the objects — earns less through the SSIM factor). Ties
 (within 0.02) go to a PSNR outside the edited region higher by > 0.1 dB, else the incumbent stays. Each setting also records
 progress at α ∈ {0, 0.5, 1} (α = 0 must be no edit, 0.5 in between).
 
@@ -50,7 +52,7 @@ def evaluate_setting(world, cases, method: str, s) -> dict:
         images, _ = run_method(world, method, case, list(CAL_ALPHAS), s)
         rows = score_images(case, method, CAL_ALPHAS, to_uint8(images), world.inputs(case)["pixels"])
         one = rows[CAL_ALPHAS.index(1.0)]
-        per_kind.setdefault(case.kind, []).append(float(one["reached"]) * one["kept"])
+        per_kind.setdefault(case.kind, []).append(float(one["reached"]) * one["kept"] * max(one["ssim_out"], 0.0))
         psnr.append(one["psnr_out"])
         zero_same.append(rows[CAL_ALPHAS.index(0.0)]["same_as_source"])
         for a, r in zip(CAL_ALPHAS, rows):
@@ -145,7 +147,8 @@ def write_calibration(report: dict, out_dir: Path, tag: str) -> Path:
     md = ["# Toy world: calibrating the CSDS defaults (val split)\n",
           f"{report['created']}; {report['cases']} val cases ({report['per_kind']} per edit kind), α ∈ "
           f"{{{', '.join(f'{a:g}' for a in report['alphas'])}}}; {report['wall_seconds'] / 60:.1f} min wall. "
-          "Objective (ours): mean over kinds of [target reached at α=1] × [other attributes kept at α=1]; "
+          "Objective (ours): mean over kinds of [target reached at α=1] × [other attributes kept at α=1] × "
+          "[SSIM outside the edit at α=1]; "
           "ties (≤ 0.02) → PSNR outside the edit higher by > 0.1 dB, else the incumbent stays. Search coordinate-wise, see "
           "`bench/toyworld_calibrate.py`." + (" **Tiny random SD3 (harness check only).**" if report["tiny"] else "") + "\n",
           f"**Chosen schedule (text-only EMS):** {report['text_only']['settings']} → score "
