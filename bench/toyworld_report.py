@@ -29,17 +29,20 @@ def _font(size: int):
     return _load_font(size)[0]
 
 
-def grid_picture(results: list[dict], method: str, alphas, path: Path, title: str) -> Path:
-    """Rows: up to GRID_ROWS_PER_KIND scenes of each kind; columns: source, one per α, target (drawn)."""
+def grid_picture(results: list[dict], method: str, alphas, path: Path, title: str,
+                 rows_per_kind: int = GRID_ROWS_PER_KIND, show=None) -> Path:
+    """Rows: up to ``rows_per_kind`` scenes of each kind; columns: source, one per α (or the α in
+    ``show``), target (drawn)."""
     from toyworld.scenes import Scene, render
 
     picked, per_kind = [], {}
     for r in results:
-        if method in r["images"] and per_kind.get(r["kind"], 0) < GRID_ROWS_PER_KIND:
+        if method in r["images"] and per_kind.get(r["kind"], 0) < rows_per_kind:
             per_kind[r["kind"]] = per_kind.get(r["kind"], 0) + 1
             picked.append(r)
-    method_alphas = [1.0] if method == "img2img" else alphas
-    cols = ["source"] + [f"α={a:g}" for a in method_alphas] + ["target (drawn)"]
+    method_alphas = [1.0] if method == "img2img" else list(alphas)
+    columns = [i for i, a in enumerate(method_alphas) if show is None or a in show]
+    cols = ["source"] + [f"α={method_alphas[i]:g}" for i in columns] + ["target (drawn)"]
     tile = 64 * TILE_SCALE
     left, top, pad = 150, 46, 4
     w = left + len(cols) * (tile + pad)
@@ -53,7 +56,7 @@ def grid_picture(results: list[dict], method: str, alphas, path: Path, title: st
     for i, r in enumerate(picked):
         y = top + i * (tile + pad)
         tgt = {k: v for k, v in r["target"].items()}
-        tiles = [render(Scene(**r["source"], layout=r["layout"]))] + list(r["images"][method]) + \
+        tiles = [render(Scene(**r["source"], layout=r["layout"]))] + [r["images"][method][i] for i in columns] + \
                 [render(Scene(**tgt, layout=r["layout"]))]
         for j, t in enumerate(tiles):
             img = Image.fromarray(np.asarray(t)).resize((tile, tile), Image.NEAREST)
@@ -145,6 +148,10 @@ def write_report(report: dict, results: list[dict], out_dir: Path, tag: str) -> 
         path = grid_picture(results, m, report["alphas"], out_dir / f"{tag}-{m}.png",
                             f"{m}: {report['labels'].get(m, m)}")
         pictures.append((m, path.name))
+    if "ems" in report["methods"]:  # the README's picture: one scene per kind, full EMS
+        grid_picture(results, "ems", report["alphas"], out_dir / f"{tag}-readme.png",
+                     "full EMS in the toy world (a toy model, not SD3)", rows_per_kind=1,
+                     show=[a for a in report["alphas"] if a in (-1.0, 0.0, 0.5, 1.0, 1.5)])
     recon_psnr = nanmean(r["reconstruction"]["psnr"] for r in results)
     recon_same = nanmean(r["reconstruction"]["same_as_source"] for r in results)
     s = report["settings"]
