@@ -16,7 +16,6 @@ NODES: list[type[io.ComfyNode]] = [EMSExtractCaptions, EMSEncodePrompts, EMSText
                                  EMSLatentDirection]
 
 
-
 def _toyworld_nodes() -> list[type[io.ComfyNode]]:
     """The dev loader of the toy world (toyworld/, SPEC §5). Its weights load only when the node
     runs, so a pack without them still imports; a broken toy world never hides the EMS nodes."""

@@ -65,6 +65,7 @@ def ensure_comfy() -> None:
     """Make ``import comfy`` work outside a ComfyUI process (COMFYUI_DIR or the repo's .comfyui/)."""
     try:
         import comfy  # noqa: F401
+        _cpu_if_no_gpu()
         return
     except ImportError:
         pass
@@ -73,12 +74,19 @@ def ensure_comfy() -> None:
     for candidate in candidates:
         if candidate and (Path(candidate) / "comfy" / "sd.py").exists():
             sys.path.insert(0, candidate)
-            import comfy.cli_args
-
-            if not torch.cuda.is_available():
-                comfy.cli_args.args.cpu = True
+            _cpu_if_no_gpu()
             return
     raise ImportError("toyworld needs ComfyUI: set COMFYUI_DIR to a ComfyUI checkout")
+
+
+def _cpu_if_no_gpu() -> None:
+    """Outside a ComfyUI server, tell ComfyUI (before its model_management loads) to use the CPU
+    when there is no GPU, as ``main.py --cpu`` would; inside a server its own choice stands."""
+    if "comfy.model_management" in sys.modules or torch.cuda.is_available():
+        return
+    import comfy.cli_args
+
+    comfy.cli_args.args.cpu = True
 
 
 def seeded_parameters(module: torch.nn.Module, seed: int, scale: float = 0.02) -> torch.nn.Module:
@@ -158,7 +166,8 @@ def comfy_vae(state_dict: dict[str, torch.Tensor]):
     import comfy.sd
 
     sd = {k: v.float() for k, v in state_dict.items()}
-    vae = comfy.sd.VAE(sd=sd, config={"params": {"ddconfig": dict(VAE_DDCONFIG), "embed_dim": 16}})
+    # float32 whatever the device: the VAE is tiny, and its folded latent scale wants the precision.
+    vae = comfy.sd.VAE(sd=sd, config={"params": {"ddconfig": dict(VAE_DDCONFIG), "embed_dim": 16}}, dtype=torch.float32)
     vae.latent_channels = 16  # the config path leaves ComfyUI's SD1 default of 4
     return vae
 

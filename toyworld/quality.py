@@ -70,8 +70,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--split", default="test")
     ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--cfg", type=float, nargs="+", default=[4.0])
-    ap.add_argument("--limit", type=int, default=0, help="only the first N scenes (0 = all 270)")
+    ap.add_argument("--cfg", type=float, nargs="+", default=[3.0])
+    ap.add_argument("--limit", type=int, default=0, help="a seeded random subset of N scenes (0 = all 270)")
     ap.add_argument("--weights", type=Path, default=M.WEIGHTS)
     ap.add_argument("--out", type=Path, default=M.WEIGHTS / "quality.json")
     ap.add_argument("--grid", type=Path, default=None, help="also save a PNG of the first 40 generations")
@@ -80,8 +80,9 @@ def main(argv=None) -> int:
     start = time.time()
     model, clip, vae = load_toyworld(args.weights)
     scenes = split(args.split)
-    if args.limit:
-        scenes = scenes[:: max(1, len(scenes) // args.limit)][: args.limit]
+    if args.limit:  # a seeded random subset (a stride would pick one background and size only)
+        pick = np.random.default_rng(0).choice(len(scenes), size=min(args.limit, len(scenes)), replace=False)
+        scenes = [scenes[i] for i in sorted(pick)]
     result = {"split": args.split, "scenes": len(scenes), "sampler": "euler", "scheduler": "simple",
               "steps": args.steps, "vae_psnr_db": vae_psnr(vae, np.stack([render(s) for s in scenes])),
               "text_to_image": {}}

@@ -240,6 +240,9 @@ def main(argv=None) -> int:
     ap.add_argument("--vae-batch", type=int, default=8)
     ap.add_argument("--mmdit-steps", type=int, default=1000)
     ap.add_argument("--mmdit-batch", type=int, default=16)
+    ap.add_argument("--text-cache", type=Path, default=None,
+                    help="reuse the caption embeddings from this file when the encoders' checksum matches "
+                         "(saves the text step on reruns; the embeddings are the same either way)")
     ap.add_argument("--pool", type=int, default=1536, help="training scenes encoded for the MMDiT")
     ap.add_argument("--out", type=Path, default=M.WEIGHTS)
     ap.add_argument("--threads", type=int, default=2)
@@ -252,7 +255,13 @@ def main(argv=None) -> int:
     log("text encoders: rebuilding from seed and encoding the caption grammar")
     clip = M.build_text_encoders()
     te_sha = M.parameters_sha256(clip.cond_stage_model)
-    texts, context, pooled = encode_captions(clip)
+    cached = torch.load(args.text_cache) if args.text_cache and args.text_cache.exists() else None
+    if cached is not None and cached["sha256"] == te_sha:
+        texts, context, pooled = cached["texts"], cached["context"], cached["pooled"]
+    else:
+        texts, context, pooled = encode_captions(clip)
+        if args.text_cache:
+            torch.save({"sha256": te_sha, "texts": texts, "context": context, "pooled": pooled}, args.text_cache)
     del clip
     t_text = time.time() - t0
     log(f"text: {len(texts)} captions in {t_text:.0f} s; encoders sha256 {te_sha[:16]}…")

@@ -109,6 +109,19 @@ def readout_lines(images: list, labels: list[str] | None = None) -> list[str]:
     return lines
 
 
+def readout_report(saved: list[Path], alphas: str | None) -> list[str]:
+    """The runner's per-tile printout: ``readout_lines`` for the sweep's tiles (SaveImage files whose
+    name starts with "sweep", in batch order), labelled with their α from ``alphas``."""
+    from ems.alphas import format_alpha, parse_alphas
+
+    tiles = sorted(p for p in saved if Path(p).name.startswith("sweep"))
+    try:
+        labels = [format_alpha(a) for a in parse_alphas(alphas)] if alphas else None
+    except ValueError:
+        labels = None
+    return ["EMS: toy-world readout of each tile:"] + [f"  {line}" for line in readout_lines(tiles, labels)]
+
+
 def write_tiny_model(base: Path, comfy_dir: Path, name: str = TINY_UNET, seed: int = 0) -> str:
     """Write the tiny SD3 MMDiT into ``base``/models/diffusion_models (where UNETLoader looks)."""
     out = base / "models" / "diffusion_models" / name
