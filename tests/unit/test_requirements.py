@@ -1,5 +1,5 @@
 """The unit tier needs only what it installs: every third-party module that the unit tests and the
-pure method code (``ems/``, ``toyworld/`` outside its ComfyUI loader) import is declared in
+pure method code (``ems/``, the toy world's scenes, readout and edit cases) import is declared in
 requirements.txt / requirements-dev.txt (or is torch, which scripts/env.sh installs), and ``ems/``
 never imports ComfyUI.
 
@@ -20,8 +20,9 @@ COMFY = {"comfy", "comfy_api", "comfy_extras", "folder_paths", "nodes", "server"
          "comfy_execution", "latent_preview", "node_helpers"}
 # import name → distribution name, where they differ
 DIST = {"PIL": "pillow", "yaml": "pyyaml", "sklearn": "scikit-learn", "cv2": "opencv-python"}
-# modules ComfyUI's loader needs are allowed only in these files (they run inside ComfyUI)
-COMFY_SIDE = ("toyworld/comfy_loader.py",)
+# the toy world's model side is built from ComfyUI's own classes (it runs with ComfyUI importable);
+# only its scenes, readout and edit cases belong to the unit tier
+COMFY_SIDE = ("toyworld/comfy_loader.py", "toyworld/model.py", "toyworld/train.py", "toyworld/quality.py")
 
 
 def declared() -> set[str]:
