@@ -33,7 +33,7 @@ import numpy as np
 from .toyworld_score import nanmean
 
 CAL_ALPHAS = (0.0, 0.5, 1.0)
-DENOISE = (0.6, 0.75, 0.9)
+DENOISE = (0.4, 0.55, 0.75, 0.9)
 CFG = (3.0, 5.0, 7.5)
 STEP_SCALES = (1 / 3, 1.0, 3.0)  # × the paper's 0.1 → 0.01
 ITERATIONS = (5, 10, 20)

@@ -39,13 +39,13 @@ class ToySettings:
     (bench/reports/toyworld-calibration.md); see :data:`bench.toyworld.DEFAULTS`."""
 
     steps: int = 12
-    denoise: float = 0.75
-    cfg: float = 5.0
+    denoise: float = 0.4
+    cfg: float = 3.0
     iterations: int = 10
     constraint: float = 0.5
-    step_start: float = 0.1
-    step_end: float = 0.01
-    residual_space: str = "model_output"
+    step_start: float = 0.0333
+    step_end: float = 0.00333
+    residual_space: str = "noise"
     sampler: str = "euler"
     scheduler: str = "simple"
     seed: int = 0

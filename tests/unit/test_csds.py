@@ -139,8 +139,8 @@ def test_within_the_bound_the_latent_approaches_its_fixed_point_without_overshoo
     z0, m_pos, m_attr = setup(10)
     sigma, eta = 0.5, 0.1
     lam = sigma / eta  # the bound itself
-    out = csds_edit(ConstantDenoiser(m_pos, m_attr), z0, sigma, 30, lam, eta, eta, True)
-    fixed = (m_attr - m_pos) / lam
+    out = csds_edit(ConstantDenoiser(m_pos, m_attr), z0, sigma, 30, lam, eta, eta, True, residual_space="model_output")
+    fixed = (m_attr - m_pos) / lam  # w = 1 on the model_output reading
     torch.testing.assert_close(out - z0, fixed, rtol=1e-9, atol=1e-9)
     with pytest.raises(CSDSError, match="overshoot"):
         csds_edit(ConstantDenoiser(m_pos, m_attr), z0, sigma, 30, 2.5 * lam, eta, eta, True)
