@@ -1,6 +1,6 @@
 """Headless EMS: run a shipped workflow through a real ComfyUI's execution engine from one command.
 
-    python -m ems.headless --demo                                     # no weights needed (noise out)
+    python -m ems.headless --demo                                     # the toy world: no download
     python -m ems.headless --comfyui ~/ComfyUI \\
         --checkpoint sd3_medium_incl_clips_t5xxlfp8.safetensors \\
         --image photo.jpg --instruction "make the suit red"           # LLM captions
@@ -43,7 +43,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="\n\n".join(__doc__.split("\n\n")[1:]))
     ap.add_argument("--demo", action="store_true",
-                    help="tiny random-weight SD3 + a drawn test image + typed prompts: runs anywhere, outputs noise")
+                    help="the pack's toy world (a small SD3-architecture model trained on drawn scenes): a "
+                         "colour edit of a generated scene at several α, with a readout of every tile; "
+                         "runs anywhere, no download")
     ap.add_argument("--comfyui", help="ComfyUI checkout (default: $COMFYUI_DIR, then ../ComfyUI, ~/ComfyUI)")
     ap.add_argument("--checkpoint", help="SD3 checkpoint with text encoders: a file name in "
                                          "ComfyUI/models/checkpoints or a path to the file")
@@ -58,6 +60,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="results go to a fresh folder inside this (default: ./out of the current folder)")
     ap.add_argument("--seed", type=int, help="noise seed")
     ap.add_argument("--steps", type=int, help="sampling steps (paper: 50)")
+    ap.add_argument("--cfg", type=float, help="guidance scale for the sampler and CSDS (paper: 7.5)")
     ap.add_argument("--denoise", type=float, help="fraction of the schedule to re-run (paper: 0.75)")
     ap.add_argument("--iterations", type=int, help="CSDS iterations (0 = text-only; the paper states no count)")
     ap.add_argument("--constraint", type=float, help="CSDS constraint λ (0.1–1.0, default 0.5)")
@@ -121,6 +124,7 @@ def user_cache_dir() -> Path:
 def check_numbers(args) -> list[str]:
     """Numeric options outside what the run can use (argparse has already checked their type)."""
     rules = [("--steps", args.steps, lambda v: v >= 1, "must be ≥ 1"),
+             ("--cfg", args.cfg, lambda v: 0 <= v <= 100, "must be between 0 and 100"),
              ("--denoise", args.denoise, lambda v: 0 < v < 1, "must be between 0 and 1 (EMS edits a real image; paper: 0.75)"),
              ("--iterations", args.iterations, lambda v: v >= 0, "must be ≥ 0 (0 = text-only edit)"),
              ("--constraint", args.constraint, lambda v: v >= 0, "must be ≥ 0"),
@@ -303,8 +307,9 @@ def build_prompt(args, workflow: dict, info: dict, image_name: str, ckpt_name: s
     set_inputs(prompt, "CheckpointLoaderSimple", ckpt_name=ckpt_name)
     set_inputs(prompt, "ImageScaleToTotalPixels", megapixels=args.megapixels)
     set_inputs(prompt, "BasicScheduler", steps=args.steps, denoise=args.denoise)
-    set_inputs(prompt, "KSampler", steps=args.steps, denoise=args.denoise, seed=args.seed)
-    set_inputs(prompt, "EMSCSDSLatentEdit", noise_seed=args.seed, iterations=args.iterations,
+    set_inputs(prompt, "KSampler", steps=args.steps, denoise=args.denoise, seed=args.seed, cfg=args.cfg)
+    set_inputs(prompt, "CFGGuider", cfg=args.cfg)
+    set_inputs(prompt, "EMSCSDSLatentEdit", noise_seed=args.seed, cfg=args.cfg, iterations=args.iterations,
                constraint=args.constraint)
     set_inputs(prompt, "EMSAlphaSweep", alphas=args.alphas)
     set_inputs(prompt, "EMSExtractCaptions", instruction=args.instruction, model=args.llm_model,
@@ -370,16 +375,17 @@ def run(args) -> int:
     if args.demo:
         from . import demo
 
-        packs["ems_testpack"] = demo.TESTPACK
         args.source = args.source or demo.SOURCE
         args.target = args.target or demo.TARGET
         args.attribute = args.attribute or demo.ATTRIBUTE
         args.alphas = args.alphas or "0, 0.5, 1, 1.5"
-        args.megapixels = args.megapixels or 0.0625  # 256×256: seconds on a CPU
+        # The toy model's own best schedule, measured on the validation split
+        # (bench/reports/toyworld-calibration.md): a paper-like 0.75 / 7.5 redraws the toy scene.
+        args.denoise = args.denoise if args.denoise is not None else 0.4
+        args.cfg = args.cfg if args.cfg is not None else 3.0
     prepare_base(base, packs)
     if args.demo:
         image = demo.make_test_image(base / "input" / "ems_demo_input.png")
-        demo.write_tiny_model(base, comfy)
         shutil.copy(image, out / "input.png")
         ckpt_name = None
     else:
@@ -419,8 +425,8 @@ def run(args) -> int:
         print(f"  {'α grid' if path.name.startswith(('grid', 'bidirectional_grid')) else 'edit':7s} {path}")
     if args.demo:
         print("\n".join(demo.readout_report(saved, args.alphas)))
-        print("EMS: DEMO — the model is a tiny SD3 with RANDOM weights, so these images are noise. The demo "
-              "checks that the whole EMS pipeline runs in ComfyUI; use --checkpoint for real edits.")
+        print("EMS: DEMO — the toy world is a 2 M-parameter SD3-architecture model trained on drawn 64×64 scenes, "
+              "an instrument for seeing and scoring edits, not SD3; use --checkpoint for real photos.")
     return 0
 
 

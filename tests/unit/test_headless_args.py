@@ -111,6 +111,7 @@ def ready(tmp_path):
     (("--denoise", "1.0"), "--denoise 1.0 must be between 0 and 1"),
     (("--denoise", "nan"), "--denoise nan must be between 0 and 1"),
     (("--steps", "0"), "--steps 0 must be ≥ 1"),
+    (("--cfg", "nan"), "--cfg nan must be between 0 and 100"),
     (("--megapixels", "-1"), "--megapixels -1.0 must be above 0"),
     (("--timeout", "0"), "--timeout 0.0 must be above 0"),
 ])
