@@ -120,6 +120,27 @@ def edit(world, case, references, mode, options, alphas, stage, settings) -> tor
     return world.decode(latent)
 
 
+def relative_to_alpha0(case, rows: list[dict], images: np.ndarray, alphas) -> None:
+    """Scores against the α = 0 image of the same sweep, so the VAE's (and sampler's) own error on
+    the unedited latent is not counted as the direction's: Δprogress, kept vs α = 0, PSNR outside
+    the edit region vs α = 0."""
+    if 0.0 not in alphas:
+        return
+    from ems.metrics import masked_psnr
+
+    from .toyworld_score import edit_region, to_image
+
+    i0 = alphas.index(0.0)
+    mask = torch.from_numpy(edit_region(case, images.shape[1])).float()
+    psnr = masked_psnr(to_image(images[[i0] * len(alphas)]), to_image(images), mask).tolist()
+    base = rows[i0]
+    others = [k for k in base["read"] if k != case.kind]
+    for r, p in zip(rows, psnr):
+        r["dprogress"] = r["progress"] - base["progress"]
+        r["kept0"] = sum(r["read"][k] == base["read"][k] for k in others) / len(others)
+        r["psnr_out0"] = p
+
+
 def summarize(rows: list[dict], alphas) -> dict:
     from .toyworld_score import nanmean, spearman
 
@@ -135,6 +156,10 @@ def summarize(rows: list[dict], alphas) -> dict:
         "kept@1": nanmean(r["kept"] for r in one),
         "psnr_out@1": nanmean(r["psnr_out"] for r in one),
         "progress@0": nanmean(r["progress"] for r in zero),
+        "dprogress@1 median": float(np.nanmedian([r.get("dprogress", np.nan) for r in one])) if one else float("nan"),
+        "kept0@1": nanmean(r.get("kept0") for r in one),
+        "psnr_out0@1": nanmean(r.get("psnr_out0") for r in one),
+        "same_as_source@0": nanmean(float(r["same_as_source"]) for r in zero),
         "spearman": nanmean(rho),
         "n_cases": len(sweeps),
     }
@@ -158,19 +183,27 @@ def markdown(report: dict) -> str:
              "progress: 0 = source value, 1 = target value (mean over cases, α = 1); reached: readout equals "
              "the target value; kept: fraction of the *other* attributes unchanged (identity); PSNR out: "
              "outside the edit region, vs the source render; ρ: Spearman of progress vs α per case "
-             "(mean); progress@0 must be ≈ 0.", ""]
+             "(mean); progress@0 is the unedited latent's own reading (the VAE's error; ≈ 0 for a perfect "
+             "VAE). Relative to α = 0 (the direction's own effect): Δprog = median over cases of "
+             "progress@1 − progress@0; kept₀ = other attributes read as at α = 0; PSNR out₀ = outside the edit "
+             "region vs the α = 0 image. src@0: fraction of α = 0 images that read exactly as the source.", ""]
     for key, table in report["tables"].items():
         reference, stage = key.split("/")
         lines += [f"## reference `{reference}`, stage `{stage}`", "",
-                  "| variant | progress@1 | reached@1 | kept@1 | PSNR out@1 | ρ | progress@0 |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| variant | progress@1 | reached@1 | kept@1 | PSNR out@1 | ρ | progress@0 | Δprog | kept₀ | "
+                  "PSNR out₀ | src@0 |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for label, s in table.items():
             lines.append(f"| {label} | {s['progress@1']:.3f} | {s['reached@1']:.2f} | {s['kept@1']:.2f} | "
-                         f"{s['psnr_out@1']:.1f} | {s['spearman']:.2f} | {s['progress@0']:.3f} |")
+                         f"{s['psnr_out@1']:.1f} | {s['spearman']:.2f} | {s['progress@0']:.3f} | "
+                         f"{s['dprogress@1 median']:.3f} | {s['kept0@1']:.2f} | {s['psnr_out0@1']:.1f} | "
+                         f"{s['same_as_source@0']:.2f} |")
         lines.append("")
         for kind, kt in report["by_kind"].get(key, {}).items():
-            best = max(kt.items(), key=lambda kv: kv[1]["progress@1"] if np.isfinite(kv[1]["progress@1"]) else -9)
-            lines.append(f"- {kind}: highest progress@1 {best[1]['progress@1']:.3f} ({best[0]})")
+            key_ = "dprogress@1 median"
+            best = max(kt.items(), key=lambda kv: kv[1][key_] if np.isfinite(kv[1][key_]) else -9)
+            lines.append(f"- {kind}: largest Δprog {best[1][key_]:.3f} ({best[0]}); " + ", ".join(
+                f"{label} {v[key_]:.2f}" for label, v in kt.items()))
         lines.append("")
     return "\n".join(lines)
 
@@ -213,6 +246,7 @@ def main(argv=None) -> int:
                 for stage in stages:
                     images = to_uint8(edit(world, case, refs, mode, options, args.alphas, stage, settings))
                     scored = score_images(case, label, args.alphas, images, inp["pixels"])
+                    relative_to_alpha0(case, scored, images, args.alphas)
                     for r in scored:
                         r.update(case=ci, reference=reference, stage=stage)
                     rows.setdefault(f"{reference}/{stage}", {}).setdefault(label, []).extend(scored)
