@@ -3,6 +3,7 @@ implementation of SPEC §2, sweeps, refusals, determinism, and the one-call-per-
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -30,10 +31,30 @@ def image_name(comfy):
     return "ems_test.png"
 
 
+class Output:
+    """One output slot of a node, indexable like a node ([0] → that slot), so a loader with three
+    outputs can stand in for three single-output loaders."""
+
+    def __init__(self, node, slot: int):
+        self.node, self.slot = node, slot
+
+    def __getitem__(self, _):
+        return self.node[self.slot]
+
+
+def toy_world(g: Graph):
+    """The trained toy SD3 (EMS Toy World Loader) as (model, clip, vae), shaped like ``tiny_sd3``."""
+    toy = g.node("EMSToyWorldLoader")
+    return Output(toy, 0), Output(toy, 1), Output(toy, 2)
+
+
+LOADERS = {"tiny_sd3": tiny_sd3, "toy_world": toy_world}
+
+
 def edit_graph(image_name, alpha=1.0, iterations=3, constraint=0.5, denoise=0.75, seed=SEED, sweep=None,
-               downstream=False, cfg=3.0, residual_space=None, attribute=ATTRIBUTE, masked=False):
+               downstream=False, cfg=3.0, residual_space=None, attribute=ATTRIBUTE, masked=False, loader="tiny_sd3"):
     g = Graph()
-    unet, clip, vae = tiny_sd3(g)
+    unet, clip, vae = LOADERS[loader](g)
     enc = g.node("EMSEncodePrompts", clip=clip[0], source_prompt=SOURCE, target_prompt=TARGET,
                  attribute_prompt=attribute, negative_prompt="")
     image = g.node("LoadImage", image=image_name)
@@ -66,6 +87,9 @@ def edit_graph(image_name, alpha=1.0, iterations=3, constraint=0.5, denoise=0.75
                       guider=source_guider[0], sampler=sampler[0], sigmas=sigmas[0],
                       latent_image=latent[0])[0], "img2img_source")
     return g
+
+
+EDIT_GRAPH = edit_graph  # the tests below that run on either loader bind it with functools.partial
 
 
 def test_node_is_registered_with_the_spec_inputs(comfy):
@@ -208,8 +232,25 @@ def test_two_value_sigmas_minimum_and_batch_mismatch_are_refused(comfy, image_na
     assert "batch of 3" in e.value.message and "'positive' has a batch of 2" in e.value.message
 
 
-def test_alpha_zero_with_csds_on_equals_img2img_with_the_source_caption(comfy, image_name):
-    """SPEC v2 §2.1: α = 0 is no edit through the whole pipeline, single and as sweep item 0."""
+@pytest.fixture(scope="module")
+def scene_image(comfy):
+    """A toy-world scene (64×64, a red circle on white), RGBA with its left half transparent (a
+    LoadImage MASK of 1 there) — the toy model's kind of image, for the toy-world variants below."""
+    from toyworld.scenes import Scene, render
+
+    pixels = np.concatenate([render(Scene("red", "circle", 1, "large", "white", layout=2_000_007)),
+                             np.full((64, 64, 1), 255, np.uint8)], axis=-1)
+    pixels[:, :32, 3] = 0
+    Image.fromarray(pixels, "RGBA").save(comfy.base / "input" / "ems_scene.png")
+    return "ems_scene.png"
+
+
+@pytest.mark.parametrize("loader", ["tiny_sd3", "toy_world"])
+def test_alpha_zero_with_csds_on_equals_img2img_with_the_source_caption(comfy, image_name, scene_image, loader):
+    """SPEC v2 §2.1: α = 0 is no edit through the whole pipeline, single and as sweep item 0 — on the
+    random tiny SD3 and on the trained toy model (a rendered scene)."""
+    image_name = scene_image if loader == "toy_world" else image_name
+    edit_graph = functools.partial(EDIT_GRAPH, loader=loader)
     comfy.run(edit_graph(image_name, alpha=0.0, iterations=4, downstream=True).prompt)
     final, source = comfy.load_saved("final")["samples"], comfy.load_saved("img2img_source")["samples"]
     target = comfy.load_saved("img2img")["samples"]  # with c̃ = c0 at α = 0 this is the same graph
@@ -256,7 +297,10 @@ def masked_image(comfy):
     return "ems_masked.png"
 
 
-def test_masked_edit_leaves_the_outside_as_masked_img2img_does(comfy, masked_image):
+@pytest.mark.parametrize("loader", ["tiny_sd3", "toy_world"])
+def test_masked_edit_leaves_the_outside_as_masked_img2img_does(comfy, masked_image, scene_image, loader):
+    masked_image = scene_image if loader == "toy_world" else masked_image
+    edit_graph = functools.partial(EDIT_GRAPH, loader=loader)
     comfy.run(edit_graph(masked_image, iterations=4, downstream=True, masked=True).prompt)
     final, img2img = comfy.load_saved("final")["samples"], comfy.load_saved("img2img")["samples"]
     source, edit = comfy.load_saved("latent"), comfy.load_saved("edit")
