@@ -425,7 +425,7 @@ def run(args) -> int:
         print(f"  {'α grid' if path.name.startswith(('grid', 'bidirectional_grid')) else 'edit':7s} {path}")
     if args.demo:
         print("\n".join(demo.readout_report(saved, args.alphas)))
-        print("EMS: DEMO — the toy world is a 2 M-parameter SD3-architecture model trained on drawn 64×64 scenes, "
+        print("EMS: DEMO — the toy world is a 5 M-parameter SD3-architecture model (MMDiT + VAE) trained on drawn 64×64 scenes, "
               "an instrument for seeing and scoring edits, not SD3; use --checkpoint for real photos.")
     return 0
 

@@ -331,16 +331,20 @@ def test_cancel_ends_a_run_waiting_on_a_slow_server_within_seconds(comfy_llm, fa
     assert len(fake.requests) == 1  # no retry after Cancel
 
 
-def test_caption_preview_script_is_served_and_its_imports_resolve(comfy_llm):
+def test_pack_scripts_are_served_and_import_only_the_public_app_module(comfy_llm):
+    """Every frontend script of the pack is served, and imports nothing but ComfyUI's public
+    scripts/app.js (frontend-internal modules move between frontend releases)."""
+    import re
     import urllib.parse
     import urllib.request
 
-    script = "/extensions/comfyui-ems/js/ems_captions.js"
-    assert script in comfy_llm.get("/extensions")
-    source = urllib.request.urlopen(comfy_llm.url + script, timeout=30).read().decode()
-    for module in ("../../../scripts/app.js", "../../../scripts/widgets.js"):
-        assert f'from "{module}"' in source
-        resolved = urllib.parse.urljoin(comfy_llm.url + script, module)
+    served = [path for path in comfy_llm.get("/extensions") if path.startswith("/extensions/comfyui-ems/")]
+    assert "/extensions/comfyui-ems/js/ems_captions.js" in served
+    for script in served:
+        source = urllib.request.urlopen(comfy_llm.url + script, timeout=30).read().decode()
+        modules = re.findall(r'^import .* from "([^"]+)";', source, flags=re.M)
+        assert modules == ["../../../scripts/app.js"], (script, modules)
+        resolved = urllib.parse.urljoin(comfy_llm.url + script, modules[0])
         assert urllib.request.urlopen(resolved, timeout=30).status == 200, resolved
 
 

@@ -23,6 +23,8 @@ ALPHAS = (0.0, 0.5, 1.0)
 # only: the committed toy VAE (14.6 dB) tints a gray background bluish, which the readout then
 # counts as object pixels (measured: "two large yellow squares on a gray background" reads blue
 # after a plain VAE round trip).
+# Only the monotone-progress test fails for blue → yellow: the endpoints read right (blue at α = 0,
+# yellow at α = 1), but progress goes 0.40, 0.67, 0.54 (measured), so that test alone is xfail.
 KNOWN_FAILURE = pytest.mark.xfail(strict=True, reason=(
     "measured with the committed toy model: α = 0 already reads 0.40 of the way to yellow and α = 1 "
     "falls back to 0.54 (progress 0.40, 0.67, 0.54) — the toy model is too weak for this case"))
@@ -33,8 +35,10 @@ CASES = [
                            Scene("red", "triangle", 1, "large", "black", layout=2_000_013), "colour"), id="green-red"),
     pytest.param(make_case(Scene("blue", "square", 2, "large", "white", layout=2_000_011),
                            Scene("yellow", "square", 2, "large", "white", layout=2_000_011), "colour"),
-                 id="blue-yellow", marks=KNOWN_FAILURE),
+                 id="blue-yellow"),
 ]
+PROGRESS_CASES = [pytest.param(*c.values, id=c.id, marks=KNOWN_FAILURE if c.id == "blue-yellow" else ())
+                  for c in CASES]
 SEED = 7
 STEPS, DENOISE, CFG = 12, 0.75, 4.0
 
@@ -87,7 +91,7 @@ def test_alpha_zero_keeps_the_source_and_alpha_one_reaches_the_target(comfy, cas
     # ends with a border that reads gray (measured); preservation is scored by bench.toyworld.
 
 
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("case", PROGRESS_CASES)
 def test_colour_progress_grows_with_alpha(comfy, case):
     p = [progress(img, case.source, case.target, "colour") for img in sweep(comfy, case)]
     assert all(b > a for a, b in zip(p, p[1:])), (case.source_prompt, case.target_prompt, p)
