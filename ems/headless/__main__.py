@@ -30,7 +30,7 @@ from .workflow import WorkflowError, drop_caption_llm, nodes_of, ui_to_api
 DEFAULT_WORKFLOW = REPO / "example_workflows" / "ems_alpha_sweep.json"
 # Where ComfyUI is looked for after --comfyui / $COMFYUI_DIR, in scripts/env.sh's order: the ComfyUI
 # this pack is installed in (ComfyUI/custom_nodes/<pack>), beside the checkout, home, the pinned copy.
-COMFY_GUESSES = ("../..", "../ComfyUI", "../comfyui", "~/ComfyUI", ".comfyui/ComfyUI-a125cd84")
+COMFY_GUESSES = ("../ComfyUI", "../comfyui", "~/ComfyUI", ".comfyui/ComfyUI-a125cd84")
 IMAGE_TYPES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 
 
@@ -87,6 +87,8 @@ def find_comfyui(explicit: str | None) -> tuple[Path | None, list[str]]:
     """The ComfyUI checkout, and the places looked at (for the error message)."""
     candidates = [explicit] if explicit else ([os.environ["COMFYUI_DIR"]] if os.environ.get("COMFYUI_DIR") else [])
     if not explicit:
+        if REPO.parent.name == "custom_nodes":  # installed: ComfyUI/custom_nodes/<pack>
+            candidates.append(str(REPO.parent.parent))
         candidates += [g if g.startswith("~") else str(REPO / g) for g in COMFY_GUESSES]
     looked = []
     for c in candidates:

@@ -209,3 +209,16 @@ def test_warnings_shown_on_ems_nodes_are_printed_by_the_runner():
                            "4": {"text": ["α=0 | α=1"]},  # labels, not a warning
                            "5": {"text": [""]}}}
     assert node_warnings(history, prompt) == ["EMS Encode Prompts: source and target are identical"]
+
+
+def test_the_comfyui_the_pack_is_installed_in_is_found_only_from_custom_nodes(tmp_path, monkeypatch):
+    """As scripts/env.sh: two folders up counts only when the pack sits in a custom_nodes folder."""
+    import ems.headless.__main__ as runner
+
+    monkeypatch.delenv("COMFYUI_DIR", raising=False)
+    monkeypatch.setattr(runner, "COMFY_GUESSES", ())
+    comfy = fake_comfy(tmp_path / "host")
+    monkeypatch.setattr(runner, "REPO", comfy / "custom_nodes" / "comfyui-ems")
+    assert runner.find_comfyui(None)[0] == comfy.resolve()
+    monkeypatch.setattr(runner, "REPO", comfy / "elsewhere" / "comfyui-ems")
+    assert runner.find_comfyui(None)[0] is None
