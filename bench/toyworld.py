@@ -39,7 +39,7 @@ QUICK_ALPHAS = (0.0, 0.5, 1.0)
 # The toy world's calibrated settings (bench/reports/toyworld-calibration.md, val split): the
 # schedule (denoise, cfg) for every method, stage 1; CSDS, stages 2–4. 12 steps: our choice, for
 # a 2-core CPU. (The node ships step sizes rounded to 0.03 → 0.003 for its widgets.)
-DEFAULTS = dict(steps=12, denoise=0.4, cfg=3.0, iterations=10, constraint=0.5, step_start=0.0333,
+DEFAULTS = dict(steps=12, denoise=0.55, cfg=3.0, iterations=10, constraint=0.5, step_start=0.0333,
                 step_end=0.00333, residual_space="noise")
 
 LABELS = {
@@ -56,7 +56,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m bench.toyworld", description=__doc__.split("\n\n")[0])
     size = ap.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="smoke test: 1 case per kind, α ∈ {0, 0.5, 1}, 6 steps")
-    size.add_argument("--full", action="store_true", help="8 cases per kind (about 4× the default's time)")
+    size.add_argument("--full", action="store_true", help="20 cases per kind (about 2.5× the default's time)")
     ap.add_argument("--calibrate", action="store_true", help="choose CSDS defaults on the val split "
                     "(writes toyworld-calibration.md) instead of the comparison")
     ap.add_argument("--calibrate-stages", default="1,2,3,4",
@@ -66,7 +66,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--weights", type=Path, default=None, help="toy model weights folder (default toyworld/weights)")
     ap.add_argument("--comfyui", default=os.environ.get("COMFYUI_DIR"), help="ComfyUI checkout (default $COMFYUI_DIR)")
     ap.add_argument("--split", default=None, help="scene split (default test; val with --calibrate)")
-    ap.add_argument("--per-kind", type=int, help="cases per edit kind (default 2, --quick 1, --full 8)")
+    ap.add_argument("--per-kind", type=int, help="cases per edit kind (default 8, --quick 1, --full 20)")
     ap.add_argument("--kinds", default=None, help="comma-separated edit kinds (default all)")
     ap.add_argument("--alphas", default=None, help="comma-separated α (default -1,-0.5,0,0.25,0.5,0.75,1,1.5)")
     ap.add_argument("--methods", default=None, help="comma-separated methods (default all available)")
@@ -86,7 +86,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--no-cache", action="store_true", help="recompute everything, store nothing")
     args = ap.parse_args(argv)
     args.split = args.split or ("val" if args.calibrate else "test")
-    args.per_kind = args.per_kind or (1 if args.quick else 8 if args.full else 2)
+    args.per_kind = args.per_kind or (1 if args.quick else 20 if args.full else 8)
     args.alphas = ([float(a) for a in args.alphas.split(",")] if args.alphas else
                    list(QUICK_ALPHAS if args.quick else ALPHAS))
     quick = dict(steps=6, iterations=3) if args.quick else {}

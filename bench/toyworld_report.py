@@ -96,9 +96,10 @@ def tables(report: dict, results: list[dict]) -> tuple[str, dict]:
                                     ("ssim_out_at_1", "Preservation: SSIM vs the source outside the edited region, α = 1", False, 3),
                                     ("spearman", "Graded control: Spearman ρ between α and progress (mean over scenes)", False, 2),
                                     ("monotone", "Graded control: sweeps whose progress rises with α (dips ≤ 0.05 allowed)", True, 0),
+                                    ("monotone_0_1", "Graded control: sweeps whose progress rises with α on 0 ≤ α ≤ 1 (no extrapolation; dips ≤ 0.05 allowed)", True, 0),
                                     ("same_as_source_at_0", "α = 0 is no edit: every attribute reads as the source's", True, 0)):
         rows = [[f"**{m}**"] + [fmt(summary[m][k][key], digits, pct) for k in kinds] for m in methods
-                if not (m == "img2img" and key in ("spearman", "monotone", "same_as_source_at_0"))]
+                if not (m == "img2img" and key in ("spearman", "monotone", "monotone_0_1", "same_as_source_at_0"))]
         lines += [f"\n### {title}\n", _table(["method"] + kinds, rows)]
     lines += ["\n### Progress by α (mean over all kinds; 0 = source value, 1 = target value)\n",
               _table(["method"] + [f"α={a:g}" for a in alphas],
@@ -139,6 +140,16 @@ def clean(v):
     return json_value(v)
 
 
+def _findings(path: Path) -> list[str]:
+    """The hand-written "## Findings" section of an earlier report at ``path`` (kept across reruns:
+    it is what someone concluded after looking at the pictures), or nothing."""
+    if not path.exists():
+        return []
+    text = path.read_text(encoding="utf-8")
+    start, end = text.find("## Findings"), text.find("## Methods")
+    return [text[start:end].rstrip() + "\n"] if 0 <= start < end else []
+
+
 def write_report(report: dict, results: list[dict], out_dir: Path, tag: str) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     body, summary = tables(report, results)
@@ -167,7 +178,7 @@ def write_report(report: dict, results: list[dict], out_dir: Path, tag: str) -> 
           (f"; {report['cached_results']} (scene, method) results came from the cache of an earlier run with "
            f"identical settings — all methods' own CPU time, cached ones included, is "
            f"{report['methods_cpu_seconds'] / 60:.1f} min" if report.get("cached_results") else "") +
-          ". The machine was shared with other jobs, so wall times are inflated.\n",
+          ". Times are from this one run; other jobs on the machine inflate them.\n",
           f"Model: {report['model']['kind']}, MMDiT {report['model']['mmdit_parameters']:,} parameters. "
           f"Settings (every method): BasicScheduler {s['steps']} steps, denoise {s['denoise']}, {s['sampler']}/"
           f"{s['scheduler']}, CFG {s['cfg']}, seed {s['seed']}; CSDS {s['iterations']} iterations, λ = {s['constraint']}, "
@@ -184,6 +195,7 @@ def write_report(report: dict, results: list[dict], out_dir: Path, tag: str) -> 
     if checks:
         md.append("α = 0 is no edit, checked on every scene (max |Δ| in 0–255 pixel values; 0 = identical): " +
                   ", ".join(f"`{k}` {v}" for k, v in checks.items()) + ".\n")
+    md += _findings(out_dir / f"{tag}.md")
     md += ["## Methods\n"] + [f"- `{m}` — {report['labels'].get(m, m)}" for m in report["methods"]] + ["",
            body, "\n## The paper's SDE (text side, per edit kind)\n",
            "SDE = E_c / E_c̃ + E_c̃ with E = rms pixel distance in [0, 1] (`ems.metrics.sde`, norm `rms`), "

@@ -110,7 +110,9 @@ def sweep_scores(rows: list[dict]) -> dict:
     """Graded control of one (case, method) sweep."""
     alphas = [r["alpha"] for r in rows]
     prog = [r["progress"] for r in rows]
-    return {"spearman": spearman(alphas, prog), "monotone": monotone(alphas, prog)}
+    unit = [(a, p) for a, p in zip(alphas, prog) if 0.0 <= a <= 1.0]  # the edit's own range, no extrapolation
+    return {"spearman": spearman(alphas, prog), "monotone": monotone(alphas, prog),
+            "monotone_0_1": monotone(*zip(*unit)) if len(unit) > 1 else None}
 
 
 def nanmean(values) -> float:
@@ -130,6 +132,7 @@ def summarize(cases: list[dict], method: str, kind: Optional[str], alphas) -> di
     one, zero = at(rows, 1.0), at(rows, 0.0)
     sweeps = [c["methods"][method]["sweep"] for c in picked if len(c["methods"][method]["rows"]) > 1]
     mono = [s["monotone"] for s in sweeps if s["monotone"] is not None]
+    mono_unit = [s.get("monotone_0_1") for s in sweeps if s.get("monotone_0_1") is not None]
     timing = [c["methods"][method] for c in picked]
     return {
         "cases": len(picked),
@@ -143,6 +146,7 @@ def summarize(cases: list[dict], method: str, kind: Optional[str], alphas) -> di
         "psnr_out_at_0": nanmean(r["psnr_out"] for r in zero),
         "spearman": nanmean(s["spearman"] for s in sweeps),
         "monotone": float(np.mean(mono)) if mono else float("nan"),
+        "monotone_0_1": float(np.mean(mono_unit)) if mono_unit else float("nan"),
         "progress_by_alpha": {f"{a:g}": nanmean(r["progress"] for r in at(rows, a)) for a in alphas},
         "model_calls_per_edit": nanmean(t["calls"] / t["edits"] for t in timing),
         "model_items_per_edit": nanmean(t["items"] / t["edits"] for t in timing),

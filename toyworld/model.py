@@ -1,7 +1,7 @@
 """The toy model: SD3's architecture family as ComfyUI implements it, small enough for a CPU.
 
-- MMDiT: ComfyUI's ``comfy.ldm.modules.diffusionmodules.mmdit.MMDiT`` (depth 2 → hidden 128,
-  2 heads), patch size 2 on the 8×8 latent of a 64×64 scene (ComfyUI's SD3 path computes the
+- MMDiT: ComfyUI's ``comfy.ldm.modules.diffusionmodules.mmdit.MMDiT`` (depth 3 → hidden 192,
+  3 heads), patch size 2 on the 8×8 latent of a 64×64 scene (ComfyUI's SD3 path computes the
   patch grid as (h + 1) // p, which is wrong for p = 1), no learned position table (ComfyUI then
   uses its resolution-independent 2-D sin-cos positions, so any image size runs), context 4096 →
   128, pooled 2048; small because it trains on a shared 2-core CPU. Its state dict is detected
@@ -37,10 +37,10 @@ VAE_FILE = "toyworld_vae.safetensors"
 META_FILE = "toyworld.json"
 
 MMDIT_CONFIG = {
-    "in_channels": 16, "out_channels": 16, "patch_size": 2, "depth": 2,
+    "in_channels": 16, "out_channels": 16, "patch_size": 2, "depth": 3,
     "adm_in_channels": 2048, "input_size": None, "pos_embed_max_size": None, "num_patches": None,
     "context_embedder_config": {"target": "torch.nn.Linear",
-                                "params": {"in_features": 4096, "out_features": 128}},
+                                "params": {"in_features": 4096, "out_features": 192}},
     "pos_embed_scaling_factor": None,
 }
 

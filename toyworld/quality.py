@@ -1,7 +1,8 @@
 """How good is the toy model itself? ``python -m toyworld.quality`` (after ``python -m toyworld.train``).
 
 Measured through ComfyUI's own objects and sampler (``load_toyworld`` + ``comfy.sample.sample``):
-- VAE reconstruction PSNR on held-out scenes (ComfyUI's VAE.encode → VAE.decode, 8-bit);
+- VAE reconstruction PSNR on held-out scenes (ComfyUI's VAE.encode → VAE.decode, 8-bit), and
+  the readout accuracy per attribute after that round trip (the ceiling of any edit's preservation);
 - text-to-image: one image per held-out scene's caption (the split's 270 captions, i.e. every
   combination of the grammar with held-out layouts), read back with ``toyworld.readout``;
   accuracy per attribute, and of all five at once.
@@ -51,12 +52,17 @@ def text_to_image(model, clip, vae, texts: list[str], seed: int = 0, steps: int 
     return np.concatenate(out)
 
 
-def vae_psnr(vae, images: np.ndarray) -> float:
+def vae_roundtrip(vae, images: np.ndarray) -> np.ndarray:
+    """ComfyUI's VAE.encode → VAE.decode of (N, H, W, 3) uint8 images, as uint8."""
     pixels = torch.from_numpy(images).float() / 255.0
     recon = vae.decode(vae.encode(pixels))
-    recon = (recon.clamp(0, 1) * 255).round()
-    mse = (recon - pixels * 255).pow(2).mean(dim=(1, 2, 3)).clamp_min(1e-10)
-    return float((10 * torch.log10(255.0 ** 2 / mse)).mean())
+    return (recon.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean PSNR (dB) over a batch of uint8 images."""
+    mse = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean(axis=(1, 2, 3)).clip(1e-10)
+    return float((10 * np.log10(255.0 ** 2 / mse)).mean())
 
 
 def accuracy(scenes, images: np.ndarray) -> dict[str, float]:
@@ -83,10 +89,13 @@ def main(argv=None) -> int:
     if args.limit:  # a seeded random subset (a stride would pick one background and size only)
         pick = np.random.default_rng(0).choice(len(scenes), size=min(args.limit, len(scenes)), replace=False)
         scenes = [scenes[i] for i in sorted(pick)]
+    renders = np.stack([render(s) for s in scenes])
+    recon = vae_roundtrip(vae, renders)
     result = {"split": args.split, "scenes": len(scenes), "sampler": "euler", "scheduler": "simple",
-              "steps": args.steps, "vae_psnr_db": vae_psnr(vae, np.stack([render(s) for s in scenes])),
-              "text_to_image": {}}
-    print(f"VAE PSNR on {len(scenes)} {args.split} scenes: {result['vae_psnr_db']:.2f} dB", flush=True)
+              "steps": args.steps, "vae_psnr_db": psnr(recon, renders),
+              "vae_roundtrip_readout": accuracy(scenes, recon), "text_to_image": {}}
+    print(f"VAE PSNR on {len(scenes)} {args.split} scenes: {result['vae_psnr_db']:.2f} dB; read back after "
+          "the round trip: " + ", ".join(f"{k} {v:.1%}" for k, v in result["vae_roundtrip_readout"].items()), flush=True)
     for cfg in args.cfg:
         images = text_to_image(model, clip, vae, [caption(s) for s in scenes], steps=args.steps, cfg=cfg)
         acc = accuracy(scenes, images)

@@ -383,7 +383,7 @@ def run(args) -> int:
         args.alphas = args.alphas or "0, 0.5, 1, 1.5"
         # The toy model's own best schedule, measured on the validation split
         # (bench/reports/toyworld-calibration.md): a paper-like 0.75 / 7.5 redraws the toy scene.
-        args.denoise = args.denoise if args.denoise is not None else 0.4
+        args.denoise = args.denoise if args.denoise is not None else 0.55
         args.cfg = args.cfg if args.cfg is not None else 3.0
     prepare_base(base, packs)
     if args.demo:
@@ -427,7 +427,7 @@ def run(args) -> int:
         print(f"  {'α grid' if path.name.startswith(('grid', 'bidirectional_grid')) else 'edit':7s} {path}")
     if args.demo:
         print("\n".join(demo.readout_report(saved, args.alphas)))
-        print("EMS: DEMO — the toy world is a 5 M-parameter SD3-architecture model (MMDiT + VAE) trained on drawn 64×64 scenes, "
+        print("EMS: DEMO — the toy world is an 8 M-parameter SD3-architecture model (MMDiT + VAE) trained on drawn 64×64 scenes, "
               "an instrument for seeing and scoring edits, not SD3; use --checkpoint for real photos.")
     return 0
 
