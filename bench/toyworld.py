@@ -1,7 +1,7 @@
 """``python -m bench.toyworld``: EMS and the baselines scored in the toy world (SPEC §5, issue 12).
 
-    python -m bench.toyworld                 # default: test split, 2 cases per edit kind (≤ 20 min CPU, 2 cores)
-    python -m bench.toyworld --full          # 8 cases per kind
+    python -m bench.toyworld                 # default: test split, 8 cases per edit kind (≤ 20 min CPU, 2 cores)
+    python -m bench.toyworld --full          # 20 cases per kind
     python -m bench.toyworld --quick         # smoke test: 1 case per kind, 3 α, few steps
     python -m bench.toyworld --calibrate     # choose the CSDS defaults on the val split
     python -m bench.toyworld --tiny ...      # tiny random SD3 instead of the toy model (harness dev)
@@ -31,16 +31,16 @@ import numpy as np
 import torch
 
 from . import harness
+from .toyworld_methods import ToySettings
 
 REPORTS = Path(__file__).resolve().parent / "reports"
 ALPHAS = (-1.0, -0.5, 0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
 QUICK_ALPHAS = (0.0, 0.5, 1.0)
 
-# The toy world's calibrated settings (bench/reports/toyworld-calibration.md, val split): the
-# schedule (denoise, cfg) for every method, stage 1; CSDS, stages 2–4. 12 steps: our choice, for
-# a 2-core CPU. (The node ships step sizes rounded to 0.03 → 0.003 for its widgets.)
-DEFAULTS = dict(steps=12, denoise=0.55, cfg=3.0, iterations=10, constraint=0.5, step_start=0.0333,
-                step_end=0.00333, residual_space="noise")
+# The settings a run may override on the command line; their defaults are ToySettings' (the toy
+# world's calibrated values, written once there).
+DEFAULTS = {k: getattr(ToySettings, k) for k in ("steps", "denoise", "cfg", "iterations", "constraint",
+                                                 "step_start", "step_end", "residual_space")}
 
 LABELS = {
     "img2img": "img2img, target caption",
@@ -101,8 +101,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def settings_from(args, **changes):
-    from .toyworld_methods import ToySettings
-
     base = {k: getattr(args, k) for k in DEFAULTS}
     base.update(seed=args.seed, reference=args.reference, reference_steps=args.reference_steps)
     base.update(changes)

@@ -132,7 +132,7 @@ def summarize(cases: list[dict], method: str, kind: Optional[str], alphas) -> di
     one, zero = at(rows, 1.0), at(rows, 0.0)
     sweeps = [c["methods"][method]["sweep"] for c in picked if len(c["methods"][method]["rows"]) > 1]
     mono = [s["monotone"] for s in sweeps if s["monotone"] is not None]
-    mono_unit = [s.get("monotone_0_1") for s in sweeps if s.get("monotone_0_1") is not None]
+    mono_unit = [s["monotone_0_1"] for s in sweeps if s["monotone_0_1"] is not None]
     timing = [c["methods"][method] for c in picked]
     return {
         "cases": len(picked),

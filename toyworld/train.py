@@ -307,7 +307,6 @@ def main(argv=None) -> int:
     net, mmdit_record = train_mmdit(x0_all, caption_idx, context, pooled, args.mmdit_steps, args.mmdit_batch,
                                     1e-3, seed=SEED + 40)
 
-    args.out.mkdir(parents=True, exist_ok=True)
     save_fp16(net, args.out / M.MMDIT_FILE)
     save_fp16(vae, args.out / M.VAE_FILE)
     meta = {

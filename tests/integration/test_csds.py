@@ -3,7 +3,6 @@ implementation of SPEC §2, sweeps, refusals, determinism, and the one-call-per-
 
 from __future__ import annotations
 
-import functools
 import os
 
 import numpy as np
@@ -87,9 +86,6 @@ def edit_graph(image_name, alpha=1.0, iterations=3, constraint=0.5, denoise=0.75
                       guider=source_guider[0], sampler=sampler[0], sigmas=sigmas[0],
                       latent_image=latent[0])[0], "img2img_source")
     return g
-
-
-EDIT_GRAPH = edit_graph  # the tests below that run on either loader bind it with functools.partial
 
 
 def test_node_is_registered_with_the_spec_inputs(comfy):
@@ -250,13 +246,12 @@ def test_alpha_zero_with_csds_on_equals_img2img_with_the_source_caption(comfy, i
     """SPEC v2 §2.1: α = 0 is no edit through the whole pipeline, single and as sweep item 0 — on the
     random tiny SD3 and on the trained toy model (a rendered scene)."""
     image_name = scene_image if loader == "toy_world" else image_name
-    edit_graph = functools.partial(EDIT_GRAPH, loader=loader)
-    comfy.run(edit_graph(image_name, alpha=0.0, iterations=4, downstream=True).prompt)
+    comfy.run(edit_graph(image_name, alpha=0.0, iterations=4, downstream=True, loader=loader).prompt)
     final, source = comfy.load_saved("final")["samples"], comfy.load_saved("img2img_source")["samples"]
     target = comfy.load_saved("img2img")["samples"]  # with c̃ = c0 at α = 0 this is the same graph
     torch.testing.assert_close(final, source, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(target, source, rtol=1e-4, atol=1e-4)
-    comfy.run(edit_graph(image_name, sweep="0, 1", iterations=4, downstream=True).prompt)
+    comfy.run(edit_graph(image_name, sweep="0, 1", iterations=4, downstream=True, loader=loader).prompt)
     final = comfy.load_saved("final")["samples"]
     assert final.shape[0] == 2
     torch.testing.assert_close(final[:1], source, rtol=1e-4, atol=1e-4)
@@ -300,8 +295,7 @@ def masked_image(comfy):
 @pytest.mark.parametrize("loader", ["tiny_sd3", "toy_world"])
 def test_masked_edit_leaves_the_outside_as_masked_img2img_does(comfy, masked_image, scene_image, loader):
     masked_image = scene_image if loader == "toy_world" else masked_image
-    edit_graph = functools.partial(EDIT_GRAPH, loader=loader)
-    comfy.run(edit_graph(masked_image, iterations=4, downstream=True, masked=True).prompt)
+    comfy.run(edit_graph(masked_image, iterations=4, downstream=True, masked=True, loader=loader).prompt)
     final, img2img = comfy.load_saved("final")["samples"], comfy.load_saved("img2img")["samples"]
     source, edit = comfy.load_saved("latent"), comfy.load_saved("edit")
     inside, outside = (..., slice(0, 4)), (..., slice(4, 8))  # 64 px → 8 latent columns
@@ -310,7 +304,7 @@ def test_masked_edit_leaves_the_outside_as_masked_img2img_does(comfy, masked_ima
     torch.testing.assert_close(final[outside], source["samples"][outside], rtol=1e-3, atol=1e-3)
     assert torch.equal(edit["samples"][outside], source["samples"][outside])
     assert (final[inside] - source["samples"][inside]).abs().max() > 1e-2, "the masked half is edited"
-    comfy.run(edit_graph(masked_image, iterations=0, masked=True).prompt)
+    comfy.run(edit_graph(masked_image, iterations=0, masked=True, loader=loader).prompt)
     no_edit = comfy.load_saved("edit")["samples"]
     assert (edit["samples"][inside] - no_edit[inside]).abs().max() > 1e-3, "CSDS moved the masked half"
 
