@@ -40,13 +40,17 @@ QUICK_ALPHAS = (0.0, 0.5, 1.0)
 # The settings a run may override on the command line; their defaults are ToySettings' (the toy
 # world's calibrated values, written once there).
 DEFAULTS = {k: getattr(ToySettings, k) for k in ("steps", "denoise", "cfg", "iterations", "constraint",
-                                                 "step_start", "step_end", "residual_space")}
+                                                 "step_start", "step_end", "residual_space", "fe_denoise",
+                                                 "fe_cfg", "fe_source_cfg", "fe_noise_average", "fe_locality",
+                                                 "fe_drive")}
 
 LABELS = {
     "img2img": "img2img, target caption",
     "text_only": "text-only EMS (α sweep → img2img with c̃)",
     "ems": "full EMS (α sweep → CSDS → sampler)",
     "flowedit": "FlowEdit-style (velocity difference, target c̃)",
+    "ems_flowedit": "EMS Flow Edit (the node: coupling + degree rule)",
+    "ode_inversion": "ODE inversion (source caption) → sampling with c̃",
     "latent_linear": "latent direction, linear (→ img2img, source caption)",
     "latent_svd": "latent direction, svd (→ img2img, source caption)",
 }
@@ -203,6 +207,8 @@ def run_method(world: World, method: str, case, alphas, s, references=None) -> t
 # Settings each method's result depends on (besides the case, α and the model): the cache key.
 SHARED_KEYS = ("steps", "denoise", "cfg", "sampler", "scheduler", "seed")
 METHOD_KEYS = {"ems": ("iterations", "constraint", "step_start", "step_end", "residual_space"),
+               "ems_flowedit": ("fe_denoise", "fe_cfg", "fe_source_cfg", "fe_noise_average", "fe_locality",
+                                "fe_drive"),
                "latent_linear": ("reference", "reference_steps"), "latent_svd": ("reference", "reference_steps")}
 CACHE_VERSION = 1
 
@@ -301,8 +307,9 @@ def alpha0_checks(result: dict, alphas) -> dict:
         for m in ("ems", "latent_linear", "latent_svd"):
             if m in images:
                 out[f"{m}_vs_img2img_source_caption"] = int(np.abs(images[m][i].astype(np.int16) - ref).max())
-    if "flowedit" in images and "reconstruction" in images:
-        out["flowedit_vs_source_latent"] = int(np.abs(images["flowedit"][i].astype(np.int16)
+    for m in ("flowedit", "ems_flowedit"):
+        if m in images and "reconstruction" in images:
+            out[f"{m}_vs_source_latent"] = int(np.abs(images[m][i].astype(np.int16)
                                                       - images["reconstruction"][0].astype(np.int16)).max())
     return out
 
@@ -348,7 +355,7 @@ def main(argv=None) -> int:
     if not args.comfyui:
         print("error: set COMFYUI_DIR (or --comfyui) to a ComfyUI checkout", file=sys.stderr)
         return 2
-    harness.setup(args.comfyui, cpu=True)
+    harness.setup(args.comfyui, cpu=not torch.cuda.is_available())  # a GPU where there is one
     from toyworld.edits import EDIT_KINDS, edit_cases
 
     kinds = args.kinds.split(",") if args.kinds else list(EDIT_KINDS)

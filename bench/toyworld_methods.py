@@ -11,6 +11,10 @@ seed for all). They share the same schedule (BasicScheduler(steps, denoise)), CF
 - ``ems``          EMS Alpha Sweep → EMS CSDS Latent Edit → SamplerCustomAdvanced(DisableNoise),
                    the full method (the shipped ``ems_alpha_sweep`` workflow).
 - ``flowedit``     the FlowEdit-style baseline of :mod:`bench.flowedit`, target c̃(α).
+- ``ode_inversion`` Euler inversion under the source caption, then sampling under c̃(α)
+                   (:mod:`bench.ode_inversion`).
+- ``ems_flowedit`` EMS Alpha Sweep → EMS Flow Edit (the node's own computation, ``run_flow_edit``)
+                   on its own schedule (``fe_denoise``) and CFG pair.
 - ``latent_linear`` / ``latent_svd``  EMS Latent Direction on the clean latent, then img2img
                    with the *source* caption, so the image-side direction alone is measured. Its
                    reference pair: the toy model's own text-to-image generations for the source
@@ -30,7 +34,7 @@ import torch
 
 from . import harness
 
-METHODS = ("img2img", "text_only", "ems", "flowedit", "latent_linear", "latent_svd")
+METHODS = ("img2img", "text_only", "ems", "flowedit", "ems_flowedit", "ode_inversion", "latent_linear", "latent_svd")
 
 
 @dataclass
@@ -53,6 +57,13 @@ class ToySettings:
     seed: int = 0
     reference: str = "generated"     # latent directions: "generated" pair or "render" (oracle) pair
     reference_steps: int = 12        # text-to-image steps for the generated reference pair
+    # EMS Flow Edit (ems_flowedit): its schedule and options; the node's defaults otherwise.
+    fe_denoise: float = 0.55
+    fe_cfg: float = 3.0
+    fe_source_cfg: float = 3.0
+    fe_noise_average: int = 1
+    fe_locality: float = 0.0
+    fe_drive: float = 0.0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -132,6 +143,32 @@ def flowedit(model, conds, latent, alphas, s: ToySettings, sigmas, counter=None,
                s.seed)
 
 
+@torch.inference_mode()
+def ems_flowedit(model, conds, latent, alphas, s: ToySettings, sigmas, counter=None, **_) -> dict:
+    guider = harness.pack_module("nodes.flow_edit_guider")
+    method = harness.pack_module("ems.flow_edit")
+    conditioning = harness.pack_module("ems.conditioning")
+    positive = sweep(conds, alphas)
+    latent = repeated(latent, len(alphas))
+    batch = int(latent["samples"].shape[0])
+    params = method.FlowEditParams(cfg=s.fe_cfg, source_cfg=s.fe_source_cfg, noise_average=s.fe_noise_average,
+                                   locality=s.fe_locality, drive=s.fe_drive)
+    alpha = conditioning.conditioning_alpha(positive, batch)
+    moves = torch.tensor([not same for same in conditioning.items_equal(positive, conds[0], batch)])
+    scales = method.target_scales(alpha, batch, params.cfg, params.source_cfg)
+    _phase(counter, "sampling")
+    own = harness.schedule(model, s.steps, s.fe_denoise, s.scheduler)
+    return guider.run_flow_edit(model, positive, conds[0], conds[3], latent, own, s.seed, params, scales, moves)
+
+
+@torch.inference_mode()
+def ode_inversion(model, conds, latent, alphas, s: ToySettings, sigmas, counter=None, **_) -> dict:
+    from .ode_inversion import ode_inversion as run
+
+    _phase(counter, "sampling")
+    return run(model, sweep(conds, alphas), conds[0], conds[3], repeated(latent, len(alphas)), sigmas, s.cfg)
+
+
 def latent_direction_available() -> bool:
     try:
         harness.pack_module("ems.latent_direction")
@@ -172,5 +209,6 @@ def _latent_direction(mode: str) -> Callable:
     return method
 
 
-RUNNERS = {"img2img": img2img, "text_only": text_only, "ems": ems, "flowedit": flowedit,
+RUNNERS = {"img2img": img2img, "text_only": text_only, "ems": ems, "flowedit": flowedit, "ems_flowedit": ems_flowedit,
+           "ode_inversion": ode_inversion,
            "latent_linear": _latent_direction("linear"), "latent_svd": _latent_direction("svd")}

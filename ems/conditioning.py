@@ -261,3 +261,79 @@ def conditioning_alpha(cond: list, batch: int, node: str = "EMS CSDS Latent Edit
                 "so CSDS cannot tell how strongly to edit. Chain the directions through 'base' "
                 "(the last one's α sets the degree) instead of combining them.")
     return found[0].clone()
+
+
+def _item(t: torch.Tensor, i: int) -> torch.Tensor:
+    return t[i if t.shape[0] > 1 else 0]
+
+
+def items_equal(a: list, b: list, batch: int) -> list[bool]:
+    """Per batch item: does ``a`` hold exactly ``b``'s tokens and pooled vector (batch 1 broadcasts)?
+
+    EMS Flow Edit leaves such items untouched: a target equal to the source is no edit. Entries are
+    paired by position; differing entry counts or shapes mean "not equal" for every item.
+    """
+    if len(a) != len(b):
+        return [False] * batch
+    same = [True] * batch
+    for ea, eb in zip(a, b):
+        if ea[0].shape[1:] != eb[0].shape[1:]:
+            return [False] * batch
+        pa, pb = ea[1].get(POOLED_KEY), eb[1].get(POOLED_KEY)
+        if (pa is None) != (pb is None) or (pa is not None and pa.shape[1:] != pb.shape[1:]):
+            return [False] * batch
+        for i in range(batch):
+            same[i] = same[i] and torch.equal(_item(ea[0], i), _item(eb[0], i).to(ea[0])) and (
+                pa is None or torch.equal(_item(pa, i), _item(pb, i).to(pa)))
+    return same
+
+
+def _to_batch(t: torch.Tensor, batch: int) -> torch.Tensor:
+    return t if t.shape[0] == batch else t[:1].expand(batch, *t.shape[1:])
+
+
+def _same_value(a, b) -> bool:
+    if a is b:
+        return True
+    if torch.is_tensor(a) or torch.is_tensor(b):
+        return False
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - objects whose == is not a truth value are not "the same"
+        return False
+
+
+def stack_batches(conds: Sequence[list], batch: int) -> Optional[list]:
+    """One CONDITIONING whose batch is ``conds[0] ‖ conds[1] ‖ …``, each brought to ``batch`` items.
+
+    So several conditionings can be evaluated in one batched model call, each against its own
+    block of the input batch. Returns None when they cannot be stacked: different entry counts,
+    token shapes, extra keys, or non-tensor extras that differ (area, strength, …). ``ems_alpha``
+    is dropped (the stack has no single degree).
+    """
+    if not conds or any(len(c) != len(conds[0]) for c in conds):
+        return None
+    out = []
+    for entries in zip(*conds):
+        first_tokens, first_extras = entries[0][0], entries[0][1]
+        keys = set(first_extras) - {ALPHA_KEY}
+        stacked = {}
+        for e in entries:
+            if e[0].shape[1:] != first_tokens.shape[1:] or e[0].shape[0] not in (1, batch):
+                return None
+            if set(e[1]) - {ALPHA_KEY} != keys:
+                return None
+        for key in keys:
+            values = [e[1][key] for e in entries]
+            if torch.is_tensor(values[0]) and values[0].ndim >= 1 and values[0].shape[0] in (1, batch):
+                if any(not torch.is_tensor(v) or v.shape[1:] != values[0].shape[1:] or v.shape[0] not in (1, batch)
+                       for v in values):
+                    return None
+                stacked[key] = torch.cat([_to_batch(v, batch).to(values[0]) for v in values])
+            elif all(_same_value(v, values[0]) for v in values):
+                stacked[key] = values[0]
+            else:
+                return None
+        tokens = torch.cat([_to_batch(e[0], batch).to(first_tokens) for e in entries])
+        out.append([tokens, stacked])
+    return out

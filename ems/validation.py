@@ -64,10 +64,14 @@ CONSTRAINT = FloatRange("constraint", 0.0, 10.0, "λ·step_start must also stay 
 STEP_START = FloatRange("step_start", 0.0, 1.0, "larger steps make the CSDS update diverge")
 STEP_END = FloatRange("step_end", 0.0, 1.0, "larger steps make the CSDS update diverge")
 TEMPERATURE = FloatRange("temperature", 0.0, 2.0, "the range OpenAI-compatible servers accept")
+SOURCE_CFG = FloatRange("source_cfg", 0.0, 100.0, "classifier-free guidance scale of the source point")
+LOCALITY = FloatRange("locality", 0.0, 1.0, "a share of the largest velocity difference; 0 = off")
+DRIVE = FloatRange("drive", 0.0, 4.0, "beyond a few times the coupling's own velocity it overshoots")
 
 # Every float input of every EMS node, by name: the HTTP-tier test checks each FLOAT widget the
 # server reports against this table, so a new float input cannot skip the layer unnoticed.
-FLOAT_INPUTS = {r.name: r for r in (ALPHA, CFG, CONSTRAINT, STEP_START, STEP_END, TEMPERATURE)}
+FLOAT_INPUTS = {r.name: r for r in (ALPHA, CFG, CONSTRAINT, STEP_START, STEP_END, TEMPERATURE, SOURCE_CFG,
+                                    LOCALITY, DRIVE)}
 
 
 def check_floats(ranges: dict[str, FloatRange] | list[FloatRange], **values) -> dict[str, float]:

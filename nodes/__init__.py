@@ -8,25 +8,27 @@ from .alpha_sweep import EMSAlphaSweep
 from .csds_latent_edit import EMSCSDSLatentEdit
 from .encode_prompts import EMSEncodePrompts
 from .extract_captions import EMSExtractCaptions
+from .flow_edit import EMSFlowEdit
 from .labelled_grid import EMSLabelledGrid
 from .latent_direction import EMSLatentDirection
 from .text_direction import EMSTextDirection
 
-NODES: list[type[io.ComfyNode]] = [EMSExtractCaptions, EMSEncodePrompts, EMSTextDirection, EMSAlphaSweep, EMSCSDSLatentEdit, EMSLabelledGrid,
-                                 EMSLatentDirection]
+NODES: list[type[io.ComfyNode]] = [EMSExtractCaptions, EMSEncodePrompts, EMSTextDirection, EMSAlphaSweep,
+                                   EMSCSDSLatentEdit, EMSFlowEdit, EMSLabelledGrid, EMSLatentDirection]
 
 
 def _toyworld_nodes() -> list[type[io.ComfyNode]]:
-    """The dev loader of the toy world (toyworld/, SPEC §5). Its weights load only when the node
+    """The toy world's dev nodes (toyworld/): its loader and a scene drawer. The weights load only when the node
     runs, so a pack without them still imports; a broken toy world never hides the EMS nodes."""
     try:
         from ..toyworld.comfy_loader import EMSToyWorldLoader
+        from ..toyworld.comfy_scene import EMSToyScene
     except Exception as e:  # noqa: BLE001 - any failure here must not take the pack down
         import logging
 
         logging.warning("EMS: the toy world's loader is unavailable (%s)", e)
         return []
-    return [EMSToyWorldLoader]
+    return [EMSToyWorldLoader, EMSToyScene]
 
 
 NODES += _toyworld_nodes()

@@ -301,6 +301,103 @@ def latent_prompt_pair(g: UIGraph):
     g.node("SaveImage", images=decoded[0], filename_prefix="ems/latent_prompt_pair")
 
 
+# EMS Flow Edit on SD3: FlowEdit's published SD3 schedule (33 of 50 steps ≈ denoise 0.66); the CFG pair
+# is the node's declared default (ems/flow_edit.py).
+from ems.flow_edit import DEFAULTS as FLOW_DEFAULTS  # noqa: E402
+
+FLOW_DENOISE = 0.66
+FLOW = {k: FLOW_DEFAULTS[k] for k in ("cfg", "source_cfg", "noise_average", "locality", "drive")}
+SOURCE_CAPTION = "a photo of a woman in a black suit standing in a park"
+TARGET_CAPTION = "a photo of a woman in a red suit standing in a park"
+
+NOTE_FLOW = f"""### EMS Flow Edit — α = 0 is your picture
+**EMS Flow Edit** edits the clean latent itself: no re-generation, so what the two captions agree
+on stays where it is, and α = 0 returns your image exactly. It needs no DisableNoise and no second
+sampler: clean latent in, clean latent out → VAE Decode.
+
+- **denoise** (BasicScheduler) {FLOW_DENOISE}: how far back the edit may reach. Higher allows larger
+  changes (shape, count), lower keeps more.
+- **cfg** {FLOW['cfg']:g} / **source_cfg** {FLOW['source_cfg']:g}: target and source guidance
+  (FlowEdit's SD3 pair). The target scale grows with |α| from source_cfg, so small α are gentle.
+- **noise_average**, **locality**, **drive**: see the node's help page (defaults measured in the toy world)."""
+
+NOTE_FLOW_CAPTIONS = """### The two captions
+Type the source caption (what the photo shows) and the target caption — identical except for
+the words you edit. Their difference *is* the edit; EMS Flow Edit moves only that.
+The attribute prompt is not used by EMS Flow Edit (it is CSDS's)."""
+
+
+def flow_edit_tail(g: UIGraph, model, vae, positive, enc, latent, sched, seed=SEED, flow=None):
+    edit = g.node("EMSFlowEdit", model=model, source=enc[0], positive=positive, negative=enc[3],
+                  latent_image=latent[0], sigmas=sched[0], noise_seed=seed, **(flow or FLOW))
+    return g.node("VAEDecode", samples=edit[0], vae=vae)
+
+
+def flow_edit(g: UIGraph):
+    g.note(NOTE_MODEL, column=0)
+    g.note(NOTE_FLOW_CAPTIONS, column=1)
+    g.note(NOTE_ALPHA, column=3)
+    g.note(NOTE_FLOW, column=4)
+    ckpt, _, latent = load_and_encode(g)
+    enc = g.node("EMSEncodePrompts", clip=ckpt[1], source_prompt=SOURCE_CAPTION, target_prompt=TARGET_CAPTION,
+                 attribute_prompt="red suit", negative_prompt=NEGATIVE)
+    direction = g.node("EMSTextDirection", source=enc[0], target=enc[1], alpha=1.0, manipulate_pooled=True)
+    sched = g.node("BasicScheduler", model=ckpt[0], scheduler="simple", steps=STEPS, denoise=FLOW_DENOISE)
+    decoded = flow_edit_tail(g, ckpt[0], ckpt[2], direction[0], enc, latent, sched)
+    g.node("SaveImage", images=decoded[0], filename_prefix="ems/flow_edit")
+
+
+def flow_edit_sweep(g: UIGraph):
+    g.note(NOTE_MODEL, column=0)
+    g.note(NOTE_FLOW_CAPTIONS, column=1)
+    g.note(NOTE_ALPHA + "\n\n**EMS Alpha Sweep** renders every α in one batch; item i equals the single "
+           "edit at α_i, and α = 0 is your image exactly.", column=3)
+    g.note(NOTE_FLOW, column=4)
+    ckpt, _, latent = load_and_encode(g)
+    enc = g.node("EMSEncodePrompts", clip=ckpt[1], source_prompt=SOURCE_CAPTION, target_prompt=TARGET_CAPTION,
+                 attribute_prompt="red suit", negative_prompt=NEGATIVE)
+    sweep = g.node("EMSAlphaSweep", source=enc[0], target=enc[1], alphas="0, 0.25, 0.5, 0.75, 1",
+                   manipulate_pooled=True)
+    sched = g.node("BasicScheduler", model=ckpt[0], scheduler="simple", steps=STEPS, denoise=FLOW_DENOISE)
+    decoded = flow_edit_tail(g, ckpt[0], ckpt[2], sweep[0], enc, latent, sched)
+    g.node("SaveImage", images=decoded[0], filename_prefix="ems/flow_sweep")
+    grid = g.node("EMSLabelledGrid", images=decoded[0], labels=sweep[2], columns=0)
+    g.node("SaveImage", images=grid[0], filename_prefix="ems/flow_grid")
+
+
+# The toy world's measured EMS Flow Edit settings (bench/reports/toyworld-front.md): ToySettings.
+from bench.toyworld_methods import ToySettings  # noqa: E402
+
+TOY = ToySettings()
+
+
+def toy_flow_edit_sweep(g: UIGraph):
+    g.note("### Toy world — nothing to download\n**EMS Toy World Loader (dev)** is a small model of SD3's "
+           "architecture trained on drawn scenes; **EMS Toy Scene (dev)** draws the scene to edit (64×64). "
+           "Prompts follow the toy grammar: \"two large red circles on a white background\".\n\n"
+           "A toy, not SD3: use it to see what the method does, then swap in *Load Checkpoint*.", column=0)
+    g.note(NOTE_FLOW_CAPTIONS, column=1)
+    g.note(f"### Toy settings\nMeasured for this toy model: {TOY.steps} steps at denoise {TOY.fe_denoise:g}, "
+           f"cfg {TOY.fe_cfg:g} / source_cfg {TOY.fe_source_cfg:g}, no negative prompt. α = 0 is the drawn "
+           "scene after the toy VAE's round trip, exactly.", column=4)
+    toy = g.node("EMSToyWorldLoader")
+    scene = g.node("EMSToyScene", colour="red", shape="circle", count="2", size="large", background="white",
+                   layout=2_000_007)
+    latent = g.node("VAEEncode", pixels=scene[0], vae=toy[2])
+    enc = g.node("EMSEncodePrompts", clip=toy[1], source_prompt="two large red circles on a white background",
+                 target_prompt="two large blue circles on a white background", attribute_prompt="blue circles",
+                 negative_prompt="")
+    sweep = g.node("EMSAlphaSweep", source=enc[0], target=enc[1], alphas="0, 0.25, 0.5, 0.75, 1",
+                   manipulate_pooled=True)
+    sched = g.node("BasicScheduler", model=toy[0], scheduler="simple", steps=TOY.steps, denoise=TOY.fe_denoise)
+    flow = dict(FLOW, cfg=TOY.fe_cfg, source_cfg=TOY.fe_source_cfg, noise_average=TOY.fe_noise_average,
+                locality=TOY.fe_locality, drive=TOY.fe_drive)
+    decoded = flow_edit_tail(g, toy[0], toy[2], sweep[0], enc, latent, sched, seed=0, flow=flow)
+    g.node("SaveImage", images=decoded[0], filename_prefix="ems/toy_flow_sweep")
+    grid = g.node("EMSLabelledGrid", images=decoded[0], labels=sweep[2], columns=0)
+    g.node("SaveImage", images=grid[0], filename_prefix="ems/toy_flow_grid")
+
+
 WORKFLOWS = {
     "ems_full_edit": full_edit,
     "ems_alpha_sweep": alpha_sweep,
@@ -310,6 +407,9 @@ WORKFLOWS = {
     "ems_bidirectional": bidirectional,
     "ems_latent_reference": latent_reference,
     "ems_latent_prompt_pair": latent_prompt_pair,
+    "ems_flow_edit": flow_edit,
+    "ems_flow_edit_sweep": flow_edit_sweep,
+    "ems_toy_flow_edit_sweep": toy_flow_edit_sweep,
 }
 
 

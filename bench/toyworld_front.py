@@ -1,0 +1,244 @@
+"""``python -m bench.toyworld_front``: the effectiveness–preservation front of every editing path.
+
+    python -m bench.toyworld_front                      # test split, 8 cases per kind, every variant
+    python -m bench.toyworld_front --per-kind 2 --denoise 0.55 --variants ems_flowedit   # smoke
+
+Each *variant* is one method with fixed options; each is run at every denoise of ``--denoise``
+(the schedule: how far back the edit may reach) on the same held-out scenes, seed and α values
+as :mod:`bench.toyworld`. Per (variant, denoise, kind), over the cases: target reached at α = 1,
+PSNR outside the edited region at α = 1 (the preservation score), other attributes kept, "same as
+source" at α = 0, and monotone progress over 0 ≤ α ≤ 1 — each mean with a 95 % bootstrap interval
+over cases (ours: 2,000 resamples, percentile). A point is on the front of its kind when no other
+point has both higher effectiveness and higher PSNR. Writes ``bench/reports/toyworld-front.md``,
+``.json`` and one picture per kind (PSNR outside vs reached, every variant's denoise curve).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from . import harness
+from .toyworld_methods import ToySettings
+
+REPORTS = Path(__file__).resolve().parent / "reports"
+ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+DENOISE = (0.45, 0.55, 0.7, 0.85)
+
+# name → (method, ToySettings changes). ems_flowedit's schedule is fe_denoise, set per point.
+VARIANTS = {
+    "text_only": ("text_only", {}),
+    "ems_csds": ("ems", {}),
+    "flowedit": ("flowedit", {}),
+    "ode_inversion": ("ode_inversion", {}),
+    "ems_flowedit": ("ems_flowedit", {}),
+    "ems_flowedit_cfg4.5": ("ems_flowedit", {"fe_cfg": 4.5}),
+    "ems_flowedit_avg2": ("ems_flowedit", {"fe_noise_average": 2}),
+    "ems_flowedit_avg4": ("ems_flowedit", {"fe_noise_average": 4}),
+    "ems_flowedit_local0.2": ("ems_flowedit", {"fe_locality": 0.2}),
+    "ems_flowedit_local0.4": ("ems_flowedit", {"fe_locality": 0.4}),
+    "ems_flowedit_avg2_local0.3": ("ems_flowedit", {"fe_noise_average": 2, "fe_locality": 0.3}),
+    "ems_flowedit_drive0.1": ("ems_flowedit", {"fe_drive": 0.1}),
+}
+
+
+def bootstrap(values, resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """(mean, low, high): the mean with a 95 % percentile bootstrap interval; NaNs dropped."""
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=np.float64)
+    if v.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, v.size, size=(resamples, v.size))].mean(axis=1)
+    return float(v.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def point_scores(case_rows: list[tuple[list[dict], dict]]) -> dict:
+    """Scores of one (variant, denoise, kind) from each case's rows and sweep scores."""
+    def at(rows, alpha):
+        return next(r for r in rows if abs(r["alpha"] - alpha) < 1e-9)
+
+    one = [at(rows, 1.0) for rows, _ in case_rows]
+    zero = [at(rows, 0.0) for rows, _ in case_rows]
+    return {
+        "cases": len(case_rows),
+        "reached": bootstrap([float(r["reached"]) for r in one]),
+        "psnr_out": bootstrap([r["psnr_out"] for r in one]),
+        "kept": bootstrap([r["kept"] for r in one]),
+        "same_at_0": bootstrap([float(r["same_as_source"]) for r in zero]),
+        "psnr_out_at_0": bootstrap([r["psnr_out"] for r in zero]),
+        "monotone_0_1": bootstrap([float(s["monotone_0_1"]) for _, s in case_rows if s["monotone_0_1"] is not None]),
+        "progress": {f"{r['alpha']:g}": float(np.nanmean([at(rows, r["alpha"])["progress"] for rows, _ in case_rows]))
+                     for r in case_rows[0][0]},
+    }
+
+
+def on_front(points: list[dict]) -> None:
+    """Mark each point dominated (another has both more reached and more PSNR) or on the front."""
+    for p in points:
+        p["front"] = not any(q["reached"][0] >= p["reached"][0] and q["psnr_out"][0] >= p["psnr_out"][0]
+                             and (q["reached"][0] > p["reached"][0] or q["psnr_out"][0] > p["psnr_out"][0])
+                             for q in points if q is not p)
+
+
+def plot(points: list[dict], kind: str, path: Path) -> Path:
+    """PSNR outside the edit (y) against reached at α = 1 (x), a line per variant over denoise."""
+    from PIL import Image, ImageDraw
+
+    from ems.grid import _load_font
+
+    w, h, pad = 720, 480, 60
+    img = Image.new("RGB", (w, h), "white")
+    draw = ImageDraw.Draw(img)
+    font = _load_font(13)[0]
+    ys = [p["psnr_out"][0] for p in points if np.isfinite(p["psnr_out"][0])]
+    lo, hi = (min(ys) - 1, max(ys) + 1) if ys else (0, 1)
+
+    def xy(p):
+        return pad + p["reached"][0] * (w - 2 * pad), h - pad - (p["psnr_out"][0] - lo) / (hi - lo) * (h - 2 * pad)
+
+    draw.rectangle([pad, pad, w - pad, h - pad], outline="black")
+    for i in range(6):
+        y = lo + (hi - lo) * i / 5
+        draw.text((5, h - pad - (y - lo) / (hi - lo) * (h - 2 * pad) - 7), f"{y:.1f}", fill="black", font=font)
+        draw.text((pad + i / 5 * (w - 2 * pad) - 10, h - pad + 5), f"{i / 5:.1f}", fill="black", font=font)
+    draw.text((w // 2 - 120, h - 25), "target reached at α = 1 (share of cases)", fill="black", font=font)
+    draw.text((5, 20), f"{kind}: PSNR outside the edit at α = 1 (dB)", fill="black", font=font)
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"]
+    names = list(dict.fromkeys(p["variant"] for p in points))
+    for n, name in enumerate(names):
+        colour = palette[n % len(palette)]
+        line = sorted((p for p in points if p["variant"] == name), key=lambda p: p["denoise"])
+        coords = [xy(p) for p in line if np.isfinite(p["psnr_out"][0])]
+        if len(coords) > 1:
+            draw.line(coords, fill=colour, width=2)
+        for p, (x, y) in zip(line, coords):
+            draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=colour if p["front"] else "white", outline=colour)
+            draw.text((x + 5, y - 6), f"{p['denoise']:g}", fill=colour, font=font)
+        draw.text((w - pad - 170, pad + 5 + 16 * n), f"● {name}", fill=colour, font=font)
+    img.save(path)
+    return path
+
+
+def fmt_ci(t, pct=False) -> str:
+    m, a, b = t
+    if not np.isfinite(m):
+        return "–"
+    return f"{100 * m:.0f} % [{100 * a:.0f}, {100 * b:.0f}]" if pct else f"{m:.1f} [{a:.1f}, {b:.1f}]"
+
+
+def write(points: list[dict], meta: dict, out: Path, tag: str) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [f"# {meta['title']}", "", f"Command: `{meta['command']}` — {meta['created']}, "
+             f"{meta['wall_seconds'] / 60:.1f} min wall on {meta['device']}. Split {meta['split']}, "
+             f"{meta['per_kind']} cases per kind, α {', '.join(f'{a:g}' for a in meta['alphas'])}, seed {meta['seed']}, "
+             f"{meta['steps']} steps. Intervals: 95 % bootstrap over cases. ● = on the kind's front.", ""]
+    for kind in meta["kinds"]:
+        pts = [p for p in points if p["kind"] == kind]
+        picture = plot(pts, kind, out / f"{tag}-{kind}.png")
+        lines += [f"## {kind}", "", f"![{kind} front]({picture.name})", "",
+                  "| variant | denoise | reached at α = 1 | PSNR outside (dB) | kept | same as source at α = 0 "
+                  "| monotone 0…1 | progress by α |", "|---|---|---|---|---|---|---|---|"]
+        for p in sorted(pts, key=lambda p: (p["variant"], p["denoise"])):
+            prog = " / ".join(f"{v:.2f}" for v in p["progress"].values())
+            lines.append(f"| {'● ' if p['front'] else ''}{p['variant']} | {p['denoise']:g} | "
+                         f"{fmt_ci(p['reached'], True)} | {fmt_ci(p['psnr_out'])} | {fmt_ci(p['kept'], True)} | "
+                         f"{fmt_ci(p['same_at_0'], True)} | {fmt_ci(p['monotone_0_1'], True)} | {prog} |")
+        lines.append("")
+    md = out / f"{tag}.md"
+    md.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (out / f"{tag}.json").write_text(json.dumps({"meta": meta, "points": points}, indent=1), encoding="utf-8")
+    return md
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.toyworld_front", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--comfyui", default=None, help="ComfyUI checkout (default $COMFYUI_DIR)")
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--per-kind", type=int, default=8)
+    ap.add_argument("--kinds", default=None)
+    ap.add_argument("--denoise", default=",".join(f"{d:g}" for d in DENOISE))
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--alphas", default=",".join(f"{a:g}" for a in ALPHAS),
+                    help="α values (must hold 0 and 1; default %(default)s)")
+    ap.add_argument("--cpu", action="store_true", help="force the CPU even where a GPU is present")
+    ap.add_argument("--tag", default="toyworld-front")
+    ap.add_argument("--out-dir", type=Path, default=REPORTS)
+    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "ems-toyworld-cache")
+    ap.add_argument("--json-only", action="store_true", help="write only the points (for --merge later)")
+    ap.add_argument("--merge", nargs="+", type=Path, help="write the report from earlier --json-only runs")
+    args = ap.parse_args(argv)
+    alphas = tuple(float(a) for a in args.alphas.split(","))
+    if 0.0 not in alphas or 1.0 not in alphas:
+        ap.error("--alphas must hold 0 and 1")
+    if args.merge:
+        return merge(args.merge, args.out_dir, args.tag)
+    import os
+
+    import torch
+
+    harness.setup(args.comfyui or os.environ.get("COMFYUI_DIR"), cpu=args.cpu or not torch.cuda.is_available())
+    from toyworld.edits import EDIT_KINDS, edit_cases
+
+    from .toyworld import World, cached_method, load_models, model_identity, parse_args
+    from .toyworld_score import score_images, sweep_scores
+
+    kinds = args.kinds.split(",") if args.kinds else list(EDIT_KINDS)
+    cases = [c for c in edit_cases(args.split, args.per_kind) if c.kind in kinds]
+    world = World(load_models(False), 0, model_identity(parse_args([])), args.cache)
+    base = ToySettings()
+    points, start = [], time.perf_counter()
+    for name in args.variants.split(","):
+        method, changes = VARIANTS[name]
+        for d in (float(x) for x in args.denoise.split(",")):
+            s = replace(base, **changes, **({"fe_denoise": d} if method == "ems_flowedit" else {"denoise": d}))
+            per_kind: dict[str, list] = {}
+            for case in cases:
+                pixels, _ = cached_method(world, method, case, list(alphas), s, lambda: (None, None))
+                rows = score_images(case, method, alphas, pixels, world.inputs(case)["pixels"])
+                per_kind.setdefault(case.kind, []).append((rows, sweep_scores(rows)))
+            for kind, case_rows in per_kind.items():
+                points.append({"variant": name, "method": method, "denoise": d, "kind": kind,
+                               "settings": {**changes}, **point_scores(case_rows)})
+            print(f"  {name} @ denoise {d:g}: {time.perf_counter() - start:.0f}s", file=sys.stderr)
+    for kind in kinds:
+        on_front([p for p in points if p["kind"] == kind])
+    meta = {"title": "Effectiveness–preservation fronts in the toy world", "created":
+            datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "command": "python -m bench.toyworld_front " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "device": str(world.model.load_device), "split": args.split, "per_kind": args.per_kind, "kinds": kinds,
+            "seed": 0, "steps": base.steps, "alphas": list(alphas), "wall_seconds": time.perf_counter() - start, "variants": VARIANTS}
+    if args.json_only:
+        args.out_dir.mkdir(parents=True, exist_ok=True)
+        path = args.out_dir / f"{args.tag}.json"
+        path.write_text(json.dumps({"meta": meta, "points": points}), encoding="utf-8")
+        print(f"wrote {path}", file=sys.stderr)
+        return 0
+    md = write(points, meta, args.out_dir, args.tag)
+    print(f"wrote {md}", file=sys.stderr)
+    return 0
+
+
+def merge(paths: list[Path], out: Path, tag: str) -> int:
+    """One report from several ``--json-only`` runs of the same cases (e.g. run in parallel)."""
+    parts = [json.loads(p.read_text(encoding="utf-8")) for p in paths]
+    points = [p for part in parts for p in part["points"]]
+    meta = dict(parts[0]["meta"])
+    meta["wall_seconds"] = max(part["meta"]["wall_seconds"] for part in parts)
+    meta["command"] = " ; ".join(part["meta"]["command"] for part in parts) + f" (merged, {len(parts)} parallel runs)"
+    for kind in meta["kinds"]:
+        on_front([p for p in points if p["kind"] == kind])
+    md = write(points, meta, out, tag)
+    print(f"wrote {md}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
