@@ -10,6 +10,9 @@ says what changed, never to use them.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import os
 import time
 from pathlib import Path
@@ -68,13 +71,21 @@ def v1_inputs(prompt, unique_id) -> dict:
     return {k: inputs[k] for k in V1_INPUTS if k in inputs}
 
 
+# ComfyUI writes a node's fingerprint into the queued prompt, so it lands in /history and in the
+# metadata of every PNG saved downstream: it is a keyed digest, not the provider's URL. The key is new
+# at every start, which costs nothing (ComfyUI's output cache does not survive a restart either).
+_FINGERPRINT_KEY = os.urandom(16)
+
+
 def provider_fingerprint(name) -> str:
-    """What ``name`` resolves to — name, server and key variable (never the key) — or why it cannot."""
+    """A digest of what ``name`` resolves to — name, server and key variable (never the key) — or of
+    why it cannot be used; it changes when the provider file changes what the name means."""
     try:
         p = get_provider(name.strip() if isinstance(name, str) else "")
+        meaning = ["provider", p.name, p.base_url, p.api_key_env]
     except ProviderError as e:
-        return f"unusable: {e}"
-    return f"{p.name} {p.base_url} {p.api_key_env}"
+        meaning = ["unusable", str(e)]
+    return hmac.new(_FINGERPRINT_KEY, json.dumps(meaning).encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def image_pixels(image):

@@ -381,6 +381,8 @@ def test_an_edited_provider_file_takes_effect_at_the_next_queue(comfy_llm, fake,
             define({"base_url": moved.url, "api_key_env": ""})  # same meaning: nothing to ask again
             comfy_llm.run(g.prompt)
             assert len(moved.requests) == 1 and len(fake.requests) == 1
+            # ComfyUI stores a node's fingerprint in the queued prompt (/history, PNG metadata): a digest.
+            assert moved.url not in json.dumps(comfy_llm.get("/history"))
         finally:
             config.write_text(original)
 
@@ -456,10 +458,11 @@ def test_pack_scripts_are_served_and_import_only_the_public_app_module(comfy_llm
 # -- a v1 workflow in the real frontend ------------------------------------------------------------
 
 def v1_workflow(base_url: str, key_env: str) -> dict:
-    """A UI workflow as EMS v1 saved it: LoadImage → EMS Extract Captions with v1's widgets."""
+    """A UI workflow as EMS v1 saved it: LoadImage → EMS Extract Captions with v1's widgets → Preview Any
+    (the caption node runs only when a node that runs reads its outputs)."""
     return {
-        "last_node_id": 2, "last_link_id": 1, "version": 0.4, "config": {}, "extra": {}, "groups": [],
-        "links": [[1, 1, 0, 2, 0, "IMAGE"]],
+        "last_node_id": 3, "last_link_id": 2, "version": 0.4, "config": {}, "extra": {}, "groups": [],
+        "links": [[1, 1, 0, 2, 0, "IMAGE"], [2, 2, 0, 3, 0, "STRING"]],
         "nodes": [
             {"id": 1, "type": "LoadImage", "pos": [0, 0], "size": [300, 300], "flags": {}, "order": 0, "mode": 0,
              "inputs": [], "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [1]},
@@ -467,8 +470,12 @@ def v1_workflow(base_url: str, key_env: str) -> dict:
              "properties": {}, "widgets_values": [IMAGE_NAME, "image"]},
             {"id": 2, "type": "EMSExtractCaptions", "pos": [400, 0], "size": [400, 400], "flags": {}, "order": 1,
              "mode": 0, "inputs": [{"name": "image", "type": "IMAGE", "link": 1}],
-             "outputs": [{"name": n, "type": "STRING", "links": None} for n in SPEC_OUTPUTS], "properties": {},
+             "outputs": [{"name": n, "type": "STRING", "links": [2] if n == SPEC_OUTPUTS[0] else None}
+                         for n in SPEC_OUTPUTS], "properties": {},
              "widgets_values": ["make her suit red, v1", "vision-test", base_url, key_env, 0.25, 7, False, "", ""]},
+            {"id": 3, "type": "PreviewAny", "pos": [900, 0], "size": [300, 200], "flags": {}, "order": 2, "mode": 0,
+             "inputs": [{"name": "source", "type": "*", "link": 2}], "outputs": [], "properties": {},
+             "widgets_values": []},
         ]}
 
 
@@ -488,7 +495,7 @@ def test_a_v1_workflow_opens_in_the_frontend_and_runs_to_the_migration_message(c
     with Chromium() as browser:
         (custom, openai, ollama), console = browser.run(script)
     for loaded in (custom, openai, ollama):
-        assert loaded["missing"] == [] and loaded["count"] == 2
+        assert loaded["missing"] == [] and loaded["count"] == 3
     node = custom["output"]["2"]["inputs"]
     assert {k: node[k] for k in ("instruction", "model", "temperature", "seed", "refresh")} == {
         "instruction": "make her suit red, v1", "model": "vision-test", "temperature": 0.25, "seed": 7,
