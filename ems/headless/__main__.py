@@ -241,8 +241,12 @@ def llm_problems(args) -> list[str]:
     """What keeps the caption LLM from running: an unknown provider, a bad --base-url, a missing key.
     The destination and its key come from this machine's providers or from this command line,
     never from the workflow file (which is only read)."""
-    from ..providers import Provider, ProviderError, check_base_url, get_provider, resolve_key
+    from ..providers import Provider, ProviderError, check_base_url, get_provider, looks_like_url, resolve_key
 
+    if args.provider and looks_like_url(args.provider):
+        # Typed here, so the user's own choice (unlike a URL a workflow carries): say which option takes it.
+        return ["--provider takes the NAME of a provider defined on this machine, not a URL; for a server of "
+                "your own, give its address with --base-url (and its key variable with --api-key-env)."]
     if args.api_key_env and not args.base_url:
         return ["--api-key-env goes with --base-url; a provider's key variable is defined with the provider."]
     if args.base_url and args.provider:

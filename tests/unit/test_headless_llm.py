@@ -57,6 +57,8 @@ def test_command_line_server_and_its_key_variable(machine, monkeypatch):
     assert "user name or password" in llm_problems(args(base_url="http://u:p@127.0.0.1:9/v1"))[0]
     assert "not both" in llm_problems(args(base_url="http://127.0.0.1:9/v1", provider="lab"))[0]
     assert "goes with --base-url" in llm_problems(args(api_key_env="MY_VAR"))[0]
+    (problem,) = llm_problems(args(provider="http://127.0.0.1:9/v1"))
+    assert "--provider takes the NAME" in problem and "--base-url" in problem and "workflow" not in problem
 
 
 def test_a_command_line_server_reaches_the_private_comfyui_as_a_provider_beside_the_machines(machine, tmp_path):
