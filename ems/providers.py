@@ -1,8 +1,8 @@
 """LLM providers: where EMS may send an image and which key goes with it — decided on the machine.
 
 A workflow is untrusted input: it is shared as JSON and inside every PNG ComfyUI saves, and
-ComfyUI runs every output node of a loaded graph and all it reads from, hidden ones too. So a graph only *names* a provider;
-what a name means exists only on the machine that runs ComfyUI:
+ComfyUI runs every output node of a loaded graph and all it reads from, hidden ones too. So a
+graph only *names* a provider; what a name means exists only on the machine that runs ComfyUI:
 
 - built in: ``openai`` → https://api.openai.com/v1 with the key in ``OPENAI_API_KEY``;
   ``ollama`` → http://127.0.0.1:11434/v1 with no key;
