@@ -53,7 +53,7 @@ class CaptionCache:
             if entry.get("key") != key or not isinstance(entry.get("value"), dict):
                 raise ValueError("not an EMS caption cache entry")
             if valid is not None and not valid(entry["value"]):
-                raise ValueError("the entry's value has the wrong shape")
+                raise ValueError("the entry's value has the wrong shape or fails the caption checks")
             return entry["value"]
         except (OSError, ValueError, AttributeError, TypeError) as e:
             LOG.warning("EMS: ignoring unreadable caption cache entry %s (%s); it will be rewritten.", path, e)

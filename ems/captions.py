@@ -179,14 +179,18 @@ def parse_reply(text: str) -> Captions:
 
 
 def is_cache_entry(value: object) -> bool:
-    """Whether a stored value has the shape this module writes (else the cache treats it as a miss)."""
+    """Whether a stored value is what this module writes (else the cache treats it as a miss): the
+    right shape, and captions a fresh reply could have produced — an entry that fails the checks
+    that make a reply an error (identical captions, an empty one), or with an empty attribute
+    (never stored: it is filled in before caching), is not served, however it got there."""
     if not isinstance(value, dict):
         return False
     fields = [value.get(k) for k in SCHEMA["required"]]
     warnings = value.get("warnings", [])
-    return (all(isinstance(f, str) and len(f) <= MAX_CAPTION_CHARS for f in fields) and bool(fields[0])
-            and bool(fields[1]) and isinstance(warnings, list) and len(warnings) <= 10
-            and all(isinstance(w, str) and len(w) <= MAX_CAPTION_CHARS for w in warnings))
+    shaped = (all(isinstance(f, str) and f.strip() and len(f) <= MAX_CAPTION_CHARS for f in fields)
+              and isinstance(warnings, list) and len(warnings) <= 10
+              and all(isinstance(w, str) and len(w) <= MAX_CAPTION_CHARS for w in warnings))
+    return bool(shaped) and not is_fatal(check_captions(Captions(*(" ".join(f.split()) for f in fields))))
 
 
 def check_captions(c: Captions, check_source: bool = True) -> list[str]:

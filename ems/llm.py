@@ -91,14 +91,22 @@ class LLMConfig:
         return f"provider '{self.provider.name}' ({self.provider.base_url})"
 
 
-def _scrub(text: str, key: Optional[str]) -> str:
-    return text.replace(key, "***") if key else text
+def scrub(text: str, key: Optional[str]) -> str:
+    """``text`` without the key — also without a partly masked echo of it (servers answer e.g.
+    "Incorrect API key provided: sk-proj-****1234"): every word sharing the key's first 6 or last 4
+    characters is replaced, so no fragment that narrows the key down reaches a message or a log."""
+    if not key:
+        return text
+    marks = {key[:6], key[-4:]}
+    return re.sub(r"\S+", lambda m: "***" if any(k in m.group(0) for k in marks) else m.group(0),
+                  text.replace(key, "***"))
 
 
 # -- images ----------------------------------------------------------------------------------------
 
 def image_pixels(image):
-    """An image as a uint8 numpy array (H, W, C): a ComfyUI IMAGE item/batch-1, array or PIL image."""
+    """An image as a uint8 numpy array (H, W, C): a ComfyUI IMAGE item/batch-1, array or PIL image.
+    Float pixels must be finite (else :class:`NonFiniteImage`)."""
     import numpy as np
 
     if hasattr(image, "detach"):  # torch tensor, float 0…1 as ComfyUI stores it
@@ -110,14 +118,30 @@ def image_pixels(image):
                 raise ValueError(f"expected one image, got a batch of {t.shape[0]}")
             t = t[0]
         if t.is_floating_point():
+            check_finite(int((~torch.isfinite(t)).sum()), t.numel())
             t = (t.clamp(0, 1) * 255).round()
         return t.to(torch.uint8).numpy()
     if hasattr(image, "mode") and hasattr(image, "size"):  # PIL
         return np.asarray(image.convert("RGB"))
     arr = np.asarray(image)
     if arr.dtype != np.uint8:
+        if np.issubdtype(arr.dtype, np.floating):
+            check_finite(int((~np.isfinite(arr)).sum()), arr.size)
         arr = (np.clip(arr.astype("float32"), 0, 1) * 255).round().astype(np.uint8)
     return arr
+
+
+class NonFiniteImage(ValueError):
+    """An image with NaN/inf values: there is no picture to send (clamping would send a black one)."""
+
+    def __init__(self, bad: int, total: int):
+        super().__init__(f"the image holds {bad:,} NaN or infinite values of {total:,}")
+        self.bad, self.total = bad, total
+
+
+def check_finite(bad: int, total: int) -> None:
+    if bad:
+        raise NonFiniteImage(bad, total)
 
 
 def encode_png(image, max_side: int = MAX_IMAGE_SIDE) -> bytes:
@@ -280,12 +304,12 @@ def _error_detail(reply: _Reply, key: Optional[str]) -> tuple[str, Optional[str]
         return "", None
     err = body.get("error") if isinstance(body, dict) else None
     if isinstance(err, str):
-        return _clean(_scrub(err, key)), None
+        return _clean(scrub(err, key)), None
     if not isinstance(err, dict):
         return "", None
     message = err.get("message") if isinstance(err.get("message"), str) else ""
     code = err.get("code") if isinstance(err.get("code"), str) else None
-    return _clean(_scrub(message, key)), code
+    return _clean(scrub(message, key)), code
 
 
 def _clean(text: str, limit: int = 300) -> str:
@@ -439,7 +463,7 @@ class ChatClient:
         if not content:
             refusal = message.get("refusal")
             raise LLMError(f"the model {cfg.model} on {cfg.where} returned no text"
-                           + (f" (refusal: {_clean(_scrub(refusal, self._key), 200)})" if isinstance(refusal, str)
+                           + (f" (refusal: {_clean(scrub(refusal, self._key), 200)})" if isinstance(refusal, str)
                               and refusal else "") + ".")
         return content
 

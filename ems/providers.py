@@ -1,8 +1,8 @@
 """LLM providers: where EMS may send an image and which key goes with it — decided on the machine.
 
 A workflow is untrusted input: it is shared as JSON and inside every PNG ComfyUI saves, and
-ComfyUI runs every node of a loaded graph, hidden ones too. So a graph only *names* a provider;
-what a name means exists only on the machine that runs ComfyUI:
+ComfyUI runs every output node of a loaded graph and all it reads from, hidden ones too. So a
+graph only *names* a provider; what a name means exists only on the machine that runs ComfyUI:
 
 - built in: ``openai`` → https://api.openai.com/v1 with the key in ``OPENAI_API_KEY``;
   ``ollama`` → http://127.0.0.1:11434/v1 with no key;
@@ -40,6 +40,8 @@ OPENAI_URL = "https://api.openai.com/v1"
 OLLAMA_URL = "http://127.0.0.1:11434/v1"
 ENTRY_KEYS = ("base_url", "api_key_env")
 EXAMPLE_NAME = "myserver"
+# What the v1 message shows for the address and the key variable: placeholders, never a workflow's values.
+PLACEHOLDER = ("https://…/v1", "MYSERVER_API_KEY")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -72,7 +74,7 @@ def config_path(environ: Optional[Mapping[str, str]] = None) -> Path:
 def example_entry(base_url: str = "http://127.0.0.1:8000/v1", api_key_env: str = "MYSERVER_API_KEY",
                   name: str = EXAMPLE_NAME) -> str:
     entry = {"base_url": base_url, **({"api_key_env": api_key_env} if api_key_env else {})}
-    return json.dumps({"providers": {name: entry}})
+    return json.dumps({"providers": {name: entry}}, ensure_ascii=False)
 
 
 # -- reading the file ------------------------------------------------------------------------------
@@ -82,12 +84,34 @@ def _bad(path: Path, what: str) -> ProviderError:
                          f"(api_key_env names an environment variable; leave it out for servers without a key).")
 
 
+def _odd_character(url: str) -> str:
+    """The first character of ``url`` that is not printable ASCII, described, or "" if none."""
+    names = {" ": "a space", "\t": "a tab", "\r": "a carriage return (CR)", "\n": "a line break (LF)"}
+    for i, ch in enumerate(url, 1):
+        if not "!" <= ch <= "~":
+            what = names.get(ch) or (f"the control character U+{ord(ch):04X}" if ord(ch) < 160
+                                     else f"the non-ASCII character {ch!r}")
+            return f"{what} at character {i}"
+    return ""
+
+
 def check_base_url(url: object, where: str) -> str:
     """``url`` as a clean http(s) server root, or ProviderError saying what is wrong with it."""
     if not isinstance(url, str) or not url.strip():
         raise ProviderError(f"{where}: base_url must be a non-empty string like \"http://127.0.0.1:8000/v1\"")
-    url = url.strip().rstrip("/")
-    parts = urllib.parse.urlsplit(url)
+    # Checked here, not left to the request: a line break or space would load, then fail at every
+    # queue as "cannot reach the server", and a line break in a URL can smuggle an HTTP header.
+    odd = _odd_character(url)
+    if odd:
+        raise ProviderError(f"{where}: base_url must be one line of plain ASCII without spaces, but it has {odd}; "
+                            "write the address alone (percent-encode other characters, an international host "
+                            "name in its xn-- form)")
+    url = url.rstrip("/")
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:  # e.g. an IPv6 address with an unclosed '['
+        raise ProviderError(f"{where}: base_url is not a valid URL; write it like \"http://[::1]:8000/v1\" "
+                            "or \"http://127.0.0.1:8000/v1\"") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ProviderError(f"{where}: base_url must start with http:// or https:// and name a host "
                             "(e.g. \"http://127.0.0.1:8000/v1\")")
@@ -97,6 +121,10 @@ def check_base_url(url: object, where: str) -> str:
                             "into an environment variable and name it in api_key_env")
     if parts.query or parts.fragment:
         raise ProviderError(f"{where}: base_url must be the server's root without '?…' or '#…'")
+    try:
+        parts.port
+    except ValueError:
+        raise ProviderError(f"{where}: base_url has a port that is not a number from 0 to 65535") from None
     return url
 
 
@@ -159,26 +187,59 @@ def looks_like_url(name: str) -> bool:
     return "://" in name or name.startswith(("localhost", "127.", "www.")) or "/" in name
 
 
+def _plain_var(name: object) -> str:
+    """``name`` if it reads as an environment variable's name, else "" (a pasted key is never echoed)."""
+    name = name.strip() if isinstance(name, str) else ""
+    return name if _VAR.match(name or "-") and not _looks_like_key(name) else ""
+
+
+def _is_local(url: str) -> bool:
+    try:
+        return urllib.parse.urlsplit(url).hostname in ("localhost", "127.0.0.1", "::1")
+    except ValueError:
+        return False
+
+
+def _port(url: str) -> Optional[int]:
+    try:
+        return urllib.parse.urlsplit(url).port
+    except ValueError:
+        return None
+
+
+def _untrusted(url: str, api_key_env: object) -> str:
+    """Where the workflow wanted the image and a key to go — said as the workflow's claim, never
+    offered as configuration (the URL and the variable came from whoever wrote the workflow)."""
+    shown = json.dumps(re.sub(r"[\x00-\x1f\x7f]+", " ", url)[:200])
+    var = _plain_var(api_key_env)
+    key = (f" and the key in the environment variable {var}" if var
+           else " and a key" if isinstance(api_key_env, str) and api_key_env.strip() else "")
+    return (f" This workflow wanted to send your image{key} to {shown}; that address comes from the workflow, "
+            "not from you: add a server as a provider only if you trust it and would have chosen it yourself.")
+
+
 def v1_message(base_url: str = "", api_key_env: str = "", environ=None,
                lead: str = "this node was saved by EMS v1, where ") -> str:
-    """What changed since v1 (a graph carried base_url/api_key_env) and how to define the provider."""
+    """What changed since v1 (a graph carried base_url/api_key_env) and how to define a provider.
+
+    The example entry is generic on purpose: an entry built from the graph's values would be a
+    ready-made configuration for whoever wrote the graph."""
     path = config_path(environ)
-    url = (base_url or "").strip() or OPENAI_URL
-    var = api_key_env.strip() if isinstance(api_key_env, str) and _VAR.match(api_key_env.strip() or "-") else ""
-    if var and _looks_like_key(var):
-        var = ""  # a key pasted into v1's field: never echo it
-    hint = ""
+    url = (base_url or "").strip() or OPENAI_URL  # v1's default server
+    var = _plain_var(api_key_env)
     if url.rstrip("/") == OPENAI_URL and var in ("", "OPENAI_API_KEY"):
         hint = " For OpenAI with OPENAI_API_KEY, just set provider to 'openai' (built in)."
-    elif urllib.parse.urlsplit(url).port == 11434 and not var:
+    elif _port(url) == 11434 and _is_local(url) and not var:
         hint = " For Ollama on this machine, just set provider to 'ollama' (built in)."
+    else:
+        hint = _untrusted(url, api_key_env)
     return (f"{lead}the workflow chose the server (base_url) and the key "
             "variable (api_key_env). Since v2 a workflow can no longer choose either — a shared workflow "
             "could send your image and your keys anywhere — it names a provider defined on this machine, "
-            f"and those inputs are ignored.{hint} To use the server the workflow named, add it to "
-            f"{path} (the environment variable {CONFIG_ENV} moves the file), e.g. "
-            f"{example_entry(url[:200], var or 'ITS_API_KEY_VARIABLE')} (leave api_key_env out if the server "
-            f"needs no key), then set provider to '{EXAMPLE_NAME}'.")
+            f"and those inputs are ignored.{hint} To use a server of your own, define it in {path} (the "
+            f"environment variable {CONFIG_ENV} moves the file), e.g. {example_entry(*PLACEHOLDER)} with your "
+            "server's address and the NAME of the variable holding its key (leave api_key_env out if it needs "
+            f"no key), then set provider to '{EXAMPLE_NAME}'.")
 
 
 def get_provider(name: str, environ: Optional[Mapping[str, str]] = None) -> Provider:

@@ -1,7 +1,7 @@
 """EMSExtractCaptions: EMS's Extract step — a vision LLM, reached through a provider defined on the
 machine, writes the captions.
 
-A workflow is untrusted input (SPEC §3): the graph names a ``provider``; the server and the key
+A workflow is untrusted input: the graph names a ``provider``; the server and the key
 behind that name come from the machine (:mod:`ems.providers`). Inputs a v1 graph still carries
 (``base_url``, ``api_key_env``) are not declared, so ComfyUI drops them before ``execute``; the node
 reads its own raw inputs from the hidden prompt only to *refuse* such a graph with a message that
@@ -10,6 +10,9 @@ says what changed, never to use them.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import os
 import time
 from pathlib import Path
@@ -68,6 +71,33 @@ def v1_inputs(prompt, unique_id) -> dict:
     return {k: inputs[k] for k in V1_INPUTS if k in inputs}
 
 
+# ComfyUI writes a node's fingerprint into the queued prompt, so it lands in /history and in the
+# metadata of every PNG saved downstream: it is a keyed digest, not the provider's URL. The key is new
+# at every start, which costs nothing (ComfyUI's output cache does not survive a restart either).
+_FINGERPRINT_KEY = os.urandom(16)
+
+
+def provider_fingerprint(name) -> str:
+    """A digest of what ``name`` resolves to — name, server and key variable (never the key) — or of
+    why it cannot be used; it changes when the provider file changes what the name means."""
+    try:
+        p = get_provider(name.strip() if isinstance(name, str) else "")
+        meaning = ["provider", p.name, p.base_url, p.api_key_env]
+    except ProviderError as e:
+        meaning = ["unusable", str(e)]
+    return hmac.new(_FINGERPRINT_KEY, json.dumps(meaning).encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def image_pixels(image):
+    """The image as the LLM would see it, or an error naming the input and the usual cause."""
+    try:
+        return llm.image_pixels(image)
+    except llm.NonFiniteImage as e:
+        raise node_error(NODE, f"the input 'image' holds NaN or infinite values ({e.bad:,} of {e.total:,}), so "
+                               "there is no picture to caption — usually an fp16 VAE overflow upstream: run the VAE "
+                               "in fp32 (start ComfyUI with --fp32-vae). Nothing was sent to the LLM or cached.") from None
+
+
 class EMSExtractCaptions(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -80,7 +110,11 @@ class EMSExtractCaptions(io.ComfyNode):
                          "its server and key are defined on the machine running ComfyUI (built in: openai, "
                          "ollama; more in ~/.config/ems/llm.json), never in the workflow. Answers are cached "
                          "on disk."),
-            is_output_node=True,  # so the captions can be previewed before anything is wired to it
+            # Not an output node: ComfyUI then runs it only when a node that runs reads one of its
+            # outputs. As an output node it ran with nothing connected, so a graph could hide it and
+            # send any image LoadImage can read to the user's provider on every queue. To see the
+            # captions alone, connect an output to Preview Any.
+            is_output_node=False,
             inputs=[
                 io.Image.Input("image", tooltip="The image to edit (one image; the LLM sees it downscaled "
                                                 "to 1024 px)."),
@@ -123,10 +157,12 @@ class EMSExtractCaptions(io.ComfyNode):
         )
 
     @classmethod
-    def fingerprint_inputs(cls, refresh=False, **kwargs):
-        # ComfyUI reuses a node's outputs while its inputs are unchanged; with refresh on, a new
-        # fingerprint on every queue makes it run (and ask the LLM) again.
-        return time.time_ns() if refresh else "cached"
+    def fingerprint_inputs(cls, refresh=False, provider="", **kwargs):
+        # ComfyUI reuses a node's outputs while its inputs and this fingerprint are unchanged. With
+        # refresh on, a new one on every queue makes it run (and ask the LLM) again; otherwise it is
+        # what the provider name means on this machine now, so an edited provider file takes effect
+        # at the next queue instead of the old server's answer being reused.
+        return time.time_ns() if refresh else "cached " + provider_fingerprint(provider)
 
     @classmethod
     def execute(cls, image, instruction, provider, model, temperature, seed, refresh,
@@ -165,7 +201,7 @@ class EMSExtractCaptions(io.ComfyNode):
             provider = get_provider(provider_name)
         except ProviderError as e:
             raise node_error(NODE, str(e)) from None
-        pixels = llm.image_pixels(image)
+        pixels = image_pixels(image)
         key = cache_key(pixels.tobytes(), pixels.shape, instruction=instruction.strip(), model=model,
                         provider=provider.name, base_url=provider.base_url, prompt_version=PROMPT_VERSION,
                         temperature=float(temperature), seed=int(seed), source_override=source,
@@ -176,15 +212,19 @@ class EMSExtractCaptions(io.ComfyNode):
             cached = Captions(hit["source_prompt"], hit["target_prompt"], hit["attribute_prompt"])
             return cached, "from the disk cache", list(hit.get("warnings") or [])
         config = llm.LLMConfig(model=model, provider=provider, temperature=float(temperature), seed=int(seed))
+        api_key = None
         try:
-            client = llm.ChatClient(config, resolve_key(provider), cancelled=interrupted)
+            api_key = resolve_key(provider)
+            client = llm.ChatClient(config, api_key, cancelled=interrupted)
             captions, warnings = extract_captions(
                 lambda messages: client.complete(messages, schema=SCHEMA, schema_name="ems_captions"),
                 instruction, llm.image_data_url(pixels), source or None, target or None)
         except llm.Cancelled:
             raise_interrupted()
         except (llm.LLMError, ProviderError, CaptionError) as e:
-            raise node_error(NODE, str(e)) from None
+            # Scrubbed again here: a caption error quotes the server's reply, which may echo the key.
+            raise node_error(NODE, llm.scrub(str(e), api_key)) from None
+        warnings = [llm.scrub(w, api_key) for w in warnings]
         for w in warnings:
             LOG.warning("%s: after one repair request the captions still have a problem: %s", NODE, w)
         cache.put(key, {**captions.as_dict(), "warnings": warnings}, model=model, provider=provider.name,

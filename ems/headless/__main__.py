@@ -17,6 +17,7 @@ import argparse
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from ..alphas import AlphaScheduleError, parse_alphas
 from .comfy_process import PACK_NAME, REPO, ComfyServer, ExecutionFailed, PromptRejected, prepare_base
-from .workflow import WorkflowError, drop_caption_llm, nodes_of, ui_to_api
+from .workflow import WorkflowError, drop_caption_llm, nodes_of, shape_problem, ui_to_api
 
 DEFAULT_WORKFLOW = REPO / "example_workflows" / "ems_alpha_sweep.json"
 # Where ComfyUI is looked for after --comfyui / $COMFYUI_DIR, in scripts/env.sh's order: the ComfyUI
@@ -137,11 +138,22 @@ def check_numbers(args) -> list[str]:
             if value is not None and (not math.isfinite(value) or not ok(value))]
 
 
-def check_workflow(path: Path) -> list[str]:
+def file_problem(flag: str, path: Path, what: str) -> str | None:
+    """Why ``path`` is not a readable regular file for ``flag``, or None. A device or a FIFO
+    (``/dev/zero``, a named pipe) exists but is no file: reading it would block or never end."""
+    if path.is_file():
+        return None
     if path.is_dir():
-        return [f"--workflow {path} is a folder, not a workflow file."]
-    if not path.is_file():
-        return [f"--workflow {path} does not exist (looked at {path.resolve()})."]
+        return f"{flag} {path} is a folder; give {what}."
+    if path.exists():
+        return f"{flag} {path} is not a regular file (a device, pipe or socket); give {what}."
+    return f"{flag} {path} does not exist (looked at {path.resolve()})."
+
+
+def check_workflow(path: Path) -> list[str]:
+    problem = file_problem("--workflow", path, "a workflow file")
+    if problem:
+        return [problem]
     try:
         workflow = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -151,18 +163,32 @@ def check_workflow(path: Path) -> list[str]:
     if not isinstance(workflow, dict) or not isinstance(workflow.get("nodes"), list):
         return [f"--workflow {path} is not a UI-format ComfyUI workflow (no \"nodes\" list); save it from "
                 "ComfyUI with Workflow → Save, not Export (API)."]
+    problem = shape_problem(workflow)
+    if problem:
+        return [f"--workflow {path} is not a workflow as ComfyUI saves it: {problem}. Open it in ComfyUI and "
+                "save it again (Workflow → Save)."]
     return []
 
 
 def check_image(image: str) -> list[str]:
     path = Path(image)
-    if path.is_dir():
-        return [f"--image {image} is a folder; give one image file."]
-    if not path.is_file():
-        return [f"--image {image} does not exist (looked at {path.resolve()})."]
+    problem = file_problem("--image", path, "one image file")
+    if problem:
+        return [problem]
     if path.suffix.lower() not in IMAGE_TYPES:
         return [f"--image {image} is not a {'/'.join(sorted(IMAGE_TYPES))} file."]
     return []
+
+
+def check_checkpoint(name: str, comfy: Path | None) -> tuple[Path | None, list[str]]:
+    """The checkpoint file, or the problem: a name that is there but no regular file is said as such."""
+    ckpt, looked = find_checkpoint(name, comfy)
+    if ckpt is not None:
+        return ckpt, []
+    for place in map(Path, looked):
+        if place.exists():
+            return None, [file_problem("--checkpoint", place, "an SD3 checkpoint file")]
+    return None, [f"checkpoint '{name}' not found — looked for: " + ", ".join(looked) + "."]
 
 
 def validate(args) -> dict:
@@ -175,7 +201,8 @@ def validate(args) -> dict:
     found["comfy"] = comfy
     problems += check_workflow(args.workflow)
     if args.output.exists() and not args.output.is_dir():
-        problems.append(f"--output {args.output} is a file; give a folder (results go to a fresh folder inside it).")
+        kind = "a file" if args.output.is_file() else "not a folder (a device, pipe or socket)"
+        problems.append(f"--output {args.output} is {kind}; give a folder (results go to a fresh folder inside it).")
     if args.alphas is not None:
         try:
             parse_alphas(args.alphas, node="--alphas")
@@ -188,10 +215,8 @@ def validate(args) -> dict:
                             "(a file in ComfyUI/models/checkpoints) or a path to an SD3 checkpoint that "
                             "includes its text encoders. No weights? Try --demo.")
         else:
-            ckpt, looked = find_checkpoint(args.checkpoint, comfy)
-            if ckpt is None:
-                problems.append(f"checkpoint '{args.checkpoint}' not found — looked for: " + ", ".join(looked) + ".")
-            found["checkpoint"] = ckpt
+            found["checkpoint"], missing = check_checkpoint(args.checkpoint, comfy)
+            problems += missing
         if not args.image:
             problems.append("no image given — pass --image photo.png.")
         else:
@@ -216,8 +241,12 @@ def llm_problems(args) -> list[str]:
     """What keeps the caption LLM from running: an unknown provider, a bad --base-url, a missing key.
     The destination and its key come from this machine's providers or from this command line,
     never from the workflow file (which is only read)."""
-    from ..providers import Provider, ProviderError, check_base_url, get_provider, resolve_key
+    from ..providers import Provider, ProviderError, check_base_url, get_provider, looks_like_url, resolve_key
 
+    if args.provider and looks_like_url(args.provider):
+        # Typed here, so the user's own choice (unlike a URL a workflow carries): say which option takes it.
+        return ["--provider takes the NAME of a provider defined on this machine, not a URL; for a server of "
+                "your own, give its address with --base-url (and its key variable with --api-key-env)."]
     if args.api_key_env and not args.base_url:
         return ["--api-key-env goes with --base-url; a provider's key variable is defined with the provider."]
     if args.base_url and args.provider:
@@ -257,7 +286,9 @@ def refuse_v1_captions(workflow: dict) -> None:
     from ..providers import v1_message, v1_widget_values
 
     for node in workflow.get("nodes", []) if isinstance(workflow, dict) else []:
-        old = v1_widget_values(node.get("widgets_values")) if node.get("type") == "EMSExtractCaptions" else None
+        if not isinstance(node, dict) or node.get("type") != "EMSExtractCaptions":
+            continue
+        old = v1_widget_values(node.get("widgets_values"))
         if old:
             raise WorkflowError(f"node {node.get('id')} (EMS Extract Captions): {v1_message(old['base_url'], old['api_key_env'])} "
                                 "Or open the workflow in ComfyUI (the pack moves the node to v2) and save it again.")
@@ -339,15 +370,34 @@ def use_cpu(device: str) -> bool:
 
 
 def collect(server: ComfyServer, history: dict, out: Path) -> list[Path]:
-    """Copy every image the run saved (SaveImage outputs) into ``out``."""
+    """Copy every image the run saved (SaveImage outputs) into ``out``, in the subfolder ComfyUI
+    saved it in: two SaveImage nodes with one prefix in different subfolders (``a/edit``,
+    ``b/edit``) both number from edit_00001_.png. No file is ever overwritten."""
     saved = []
     for result in history.get("outputs", {}).values():
         for item in result.get("images", []):
             if item.get("type") == "output":
-                target = out / Path(item["filename"]).name  # e.g. grid_00001_.png (the node's prefix)
+                target = unused(out.joinpath(*subfolder_parts(item.get("subfolder")), Path(item["filename"]).name))
+                target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(server.view(item))
                 saved.append(target)
     return sorted(saved)
+
+
+def subfolder_parts(subfolder) -> list[str]:
+    """A saved image's subfolder as path parts that stay inside the results folder."""
+    parts = re.split(r"[\\/]+", subfolder) if isinstance(subfolder, str) else []
+    return [p for p in parts if p not in ("", ".", "..") and ":" not in p]
+
+
+def unused(path: Path) -> Path:
+    """``path``, or ``name-2.ext``, ``name-3.ext``, … when it exists already."""
+    n = 1
+    candidate = path
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
 
 
 # EMS nodes whose UI text is nothing but warnings (identical prompts, the attribute words used, α

@@ -1,4 +1,4 @@
-"""What ``--demo`` needs on a machine with no weights: the toy world (toyworld/, SPEC §5).
+"""What ``--demo`` needs on a machine with no weights: the toy world (toyworld/).
 
 The demo edits a drawn toy scene with the toy model — a small text-to-image model of SD3's
 architecture trained on such scenes (``python -m toyworld.train``), loaded by the pack's

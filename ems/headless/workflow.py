@@ -108,16 +108,65 @@ def fill_defaults(inputs: dict, info: dict) -> list[str]:
     return filled
 
 
+def _is_id(value) -> bool:
+    return isinstance(value, (int, str)) and not isinstance(value, bool)
+
+
+def _node_problem(node, index: int) -> str | None:
+    if not isinstance(node, dict):
+        return f"nodes[{index}] is not an object"
+    if not _is_id(node.get("id")):
+        return f"nodes[{index}] has no \"id\" (a number)"
+    if not isinstance(node.get("type"), str) or not node["type"]:
+        return f"node {node['id']} has no \"type\" (the name of its node class)"
+    name = f"node {node['id']} ({node['type'][:60]})"
+    values = node.get("widgets_values")
+    if values is not None and not isinstance(values, (list, dict)):
+        return f"{name} has \"widgets_values\" that are neither a list nor an object"
+    slots = node.get("inputs") or []
+    if not isinstance(slots, list):
+        return f"{name} has \"inputs\" that are not a list"
+    for slot in slots:
+        if not isinstance(slot, dict) or not isinstance(slot.get("name"), str) \
+                or not (slot.get("link") is None or _is_id(slot.get("link"))):
+            return f"{name} has an input slot that is not a {{\"name\": …, \"link\": …}} object"
+    return None
+
+
+def shape_problem(workflow) -> str | None:
+    """What keeps ``workflow`` from being read as a UI graph, or None. Checked before anything
+    indexes into it: a workflow is a file from anywhere, and a missing field must be a message
+    naming it, not a KeyError from deep inside the conversion."""
+    if not isinstance(workflow, dict) or not isinstance(workflow.get("nodes"), list):
+        return ("this is not a UI-format ComfyUI workflow (no \"nodes\" list); save it from "
+                "ComfyUI with Workflow → Save (not Export (API))")
+    seen = set()
+    for index, node in enumerate(workflow["nodes"]):
+        problem = _node_problem(node, index)
+        if problem:
+            return problem
+        if node["id"] in seen:
+            return f"node id {node['id']} appears twice"
+        seen.add(node["id"])
+    links = workflow.get("links") or []
+    if not isinstance(links, list):
+        return "\"links\" is not a list"
+    for index, link in enumerate(links):
+        if not isinstance(link, list) or len(link) < 3 or not all(_is_id(v) for v in link[:3]):
+            return f"links[{index}] is not a [link id, from node, from slot, …] list"
+    return None
+
+
 def ui_to_api(workflow: dict, object_info: dict, filled: list | None = None) -> dict:
     """Convert a UI-format workflow to an API prompt, as the frontend's "Queue" would.
 
     Required widgets the workflow lacks get this server's defaults (see ``fill_defaults``); each is
     appended to ``filled`` as ``"NodeType.input=value"`` so a caller can say so.
     """
-    if not isinstance(workflow, dict) or not isinstance(workflow.get("nodes"), list):
-        raise WorkflowError("this is not a UI-format ComfyUI workflow (no \"nodes\" list); save it from "
-                            "ComfyUI with Workflow → Save (not Export (API))")
-    links = {link[0]: link for link in workflow.get("links", [])}
+    problem = shape_problem(workflow)
+    if problem:
+        raise WorkflowError(problem)
+    links = {link[0]: link for link in workflow.get("links") or []}
     nodes = {n["id"]: n for n in workflow.get("nodes", [])}
     missing = sorted({n["type"] for n in nodes.values()
                       if n["type"] not in VIRTUAL_NODES and n["type"] not in object_info})

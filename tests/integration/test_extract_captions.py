@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 import os
 import time
 
@@ -24,6 +25,7 @@ from support.comfy_server import ComfyServer, ExecutionFailed, PromptRejected, p
 from support.fake_openai import (ATTRIBUTE, SOURCE, TARGET, FakeOpenAI, error, html_page, huge_captions, ok, raw,
                                  slow, truncated)
 from support.graph import Graph
+from support.messages import suggested_entries
 
 ACC_KEY = "sk-acc-integration-secret-7f3a9c1e5b"
 KEY_VAR = "ACC_LLM_KEY"
@@ -179,6 +181,16 @@ def test_attacker_url_next_to_a_configured_provider_is_refused(comfy_llm, fake, 
     assert "EMS v1" in msg and "base_url" in msg and str(comfy_llm.env["EMS_LLM_CONFIG"]) in msg
     assert fake.requests == []  # refused outright: not even the configured provider is asked
     no_secret_anywhere(comfy_llm, msg)
+    # Issue 17 item 3: the attacker's server is named as the workflow's wish, not offered as an entry.
+    assert f'the key in the environment variable AWS_SECRET_ACCESS_KEY to "{attacker.url}"' in msg
+    assert_no_entry_from(msg, attacker.url, "AWS_SECRET_ACCESS_KEY")
+
+
+def assert_no_entry_from(msg: str, *workflow_values: str) -> None:
+    """The message offers provider entries to paste, none of them built from the workflow's values."""
+    entries = [json.dumps(e) for e in suggested_entries(msg)]
+    assert entries and not [e for e in entries for v in workflow_values if v in e], entries
+    assert "only if you trust it" in msg
 
 
 def test_v1_style_graph_without_a_provider_is_rejected_before_it_runs(comfy_llm, fake, attacker):
@@ -205,7 +217,8 @@ def test_undefined_provider_is_refused_listing_the_defined_ones(comfy_llm, fake,
     msg = failure(comfy_llm, captions_graph(f"make her suit red, undefined {name}", provider=provider)[0])
     assert str(comfy_llm.env["EMS_LLM_CONFIG"]) in msg
     if name == "URL":  # what a v1 workflow's URL looks like after the frontend moved it to provider
-        assert "not a URL" in msg and f'"base_url": "{attacker.url}"' in msg
+        assert "not a URL" in msg and f'send your image to "{attacker.url}"' in msg
+        assert_no_entry_from(msg, attacker.url)
     else:
         assert "'attacker' is not defined" in msg and "acc, acc-nokey, ollama, openai" in msg
     assert fake.requests == []
@@ -239,13 +252,19 @@ def test_disk_cache_survives_a_restart_and_refresh_asks_again(comfy_llm, fake):
     assert len(fake.requests) == 3
 
 
-def test_a_cache_entry_of_the_wrong_shape_is_a_miss(comfy_llm, fake):
-    g, _, _ = captions_graph("make her suit red, damaged cache")
+@pytest.mark.parametrize("damage", ["wrong shape", "identical captions"])
+def test_a_cache_entry_of_the_wrong_shape_is_a_miss(comfy_llm, fake, damage):
+    """Also an entry a fresh reply could not be served as (issue 17 item 11): identical captions
+    and an empty attribute — a fresh reply like that is an error, so the cached one is asked again."""
+    g, _, _ = captions_graph(f"make her suit red, damaged cache ({damage})")
     comfy_llm.run(g.prompt)
     cache = comfy_llm.base / "user" / "ems" / "caption_cache"
     newest = max(cache.rglob("*.json"), key=lambda p: p.stat().st_mtime_ns)
     entry = json.loads(newest.read_text())
-    entry["value"]["target_prompt"] = ["not", "text"]
+    if damage == "wrong shape":
+        entry["value"]["target_prompt"] = ["not", "text"]
+    else:
+        entry["value"].update(target_prompt=entry["value"]["source_prompt"], attribute_prompt="")
     newest.write_text(json.dumps(entry))
     comfy_llm.restart()  # ComfyUI's in-memory output cache would otherwise answer
     clear_outputs(comfy_llm)
@@ -278,6 +297,94 @@ def test_rejected_key_points_at_its_variable(comfy_llm, fake):
     msg = failure(comfy_llm, captions_graph("make her suit red, 401")[0])
     assert KEY_VAR in msg and "401" in msg and ACC_KEY[-4:] not in msg
     assert len(fake.requests) == 1  # a rejected key is not retried
+
+
+@pytest.mark.parametrize("echo", [f"{ACC_KEY[:12]}****{ACC_KEY[-6:]}", f"****{ACC_KEY[-4:]}", f"{ACC_KEY[:6]}…"])
+def test_a_partly_masked_key_in_an_error_body_stays_out_of_the_message_history_and_log(comfy_llm, fake, echo):
+    """Issue 17 item 7: a 4xx body echoing part of the key (401/403 bodies are left out entirely)."""
+    fake.default = error(400, f"Incorrect API key provided: {echo}. You can find your key elsewhere.")
+    # Its own model: a 400 also marks (server, model) as refusing structured output.
+    msg = failure(comfy_llm, captions_graph(f"make her suit red, echo {echo[-3:]}", model="vision-echo")[0])
+    assert "HTTP 400" in msg and "Incorrect API key provided: ***" in msg
+    everything = "\n".join([msg, json.dumps(comfy_llm.get("/history")), comfy_llm.log()])
+    assert echo not in everything and ACC_KEY[:12] not in everything and "****" + ACC_KEY[-4:] not in everything
+    assert "sk-acc" not in everything
+
+
+def test_a_nan_image_is_refused_naming_the_input_and_the_cause(comfy_llm, fake):
+    """Issue 17 item 6: a NaN image was sent as a black one, and the answer cached."""
+    cache = comfy_llm.base / "user" / "ems" / "caption_cache"
+    before = sorted(cache.rglob("*.json")) if cache.exists() else []
+    g = Graph()
+    image = g.node("LoadImage", image=IMAGE_NAME)
+    # blend_factor NaN passes ComfyUI's min/max check (every comparison with NaN is false): a NaN image.
+    broken = g.node("ImageBlend", image1=image[0], image2=image[0], blend_factor=math.nan, blend_mode="normal")
+    node = g.node("EMSExtractCaptions", image=broken[0], instruction="make her suit red, nan image", provider="acc",
+                  model="vision-test", temperature=0.0, seed=5, refresh=False)
+    g.save(node[0], "cap_nan_image")
+    msg = failure(comfy_llm, g)
+    assert "the input 'image' holds NaN or infinite values" in msg and "fp16 VAE overflow" in msg
+    assert "--fp32-vae" in msg
+    assert fake.requests == []
+    assert (sorted(cache.rglob("*.json")) if cache.exists() else []) == before  # nothing cached
+
+
+def test_a_caption_node_whose_outputs_nothing_reads_never_asks_the_llm(comfy_llm, fake):
+    """Issue 17 item 2: as an output node it ran unconnected, so a hidden one could send any image
+    core LoadImage can read (it accepts ../ paths) to the user's provider on every queue."""
+    assert comfy_llm.object_info()["EMSExtractCaptions"]["output_node"] is False
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(comfy_llm.base / "private.png")  # outside ComfyUI's input folder
+    g = Graph()
+    hidden = g.node("EMSExtractCaptions", image=g.node("LoadImage", image="../private.png")[0],
+                    instruction="describe it, hidden", provider="acc", model="vision-test", temperature=0.0,
+                    seed=0, refresh=True)
+    g.node("SaveImage", images=g.node("LoadImage", image=IMAGE_NAME)[0], filename_prefix="ems_hidden_check")
+    for _ in range(2):
+        entry = comfy_llm.run(g.prompt)
+    assert fake.requests == [] and hidden.id not in entry["outputs"]
+
+    lone = Graph()
+    lone.node("EMSExtractCaptions", image=lone.node("LoadImage", image=IMAGE_NAME)[0], instruction="alone",
+              provider="acc", model="vision-test", temperature=0.0, seed=0, refresh=True)
+    with pytest.raises(PromptRejected):  # nothing in it runs: ComfyUI refuses the graph
+        comfy_llm.run(lone.prompt)
+    assert fake.requests == []
+
+    g.node("PreviewAny", source=hidden[0])  # once an output is read by a node that runs, it asks
+    comfy_llm.run(g.prompt)
+    assert len(fake.requests) == 1
+
+
+def test_an_edited_provider_file_takes_effect_at_the_next_queue(comfy_llm, fake, config_dir):
+    """Issue 17 item 10: ComfyUI reused the node's outputs while the provider behind its name changed."""
+    config = config_dir / "llm.json"
+    original = config.read_text()
+    providers = json.loads(original)
+
+    def define(entry):
+        providers["providers"]["switch"] = entry
+        config.write_text(json.dumps(providers))
+
+    g, _, _ = captions_graph("make her suit red, switched provider", provider="switch")
+    captions = ok(json.dumps({"source_prompt": SOURCE, "target_prompt": SOURCE.replace("black", "green"),
+                              "attribute_prompt": "green suit"}))
+    with FakeOpenAI(default=captions) as moved:
+        try:
+            define({"base_url": fake.url, "api_key_env": KEY_VAR})
+            comfy_llm.run(g.prompt)
+            comfy_llm.run(g.prompt)  # nothing changed: ComfyUI's own cache answers
+            assert len(fake.requests) == 1
+            define({"base_url": moved.url})
+            comfy_llm.run(g.prompt)
+            assert len(moved.requests) == 1 and moved.requests[0].bearer == ""  # the new entry, its (no) key
+            assert outputs(comfy_llm)[2] == "green suit"
+            define({"base_url": moved.url, "api_key_env": ""})  # same meaning: nothing to ask again
+            comfy_llm.run(g.prompt)
+            assert len(moved.requests) == 1 and len(fake.requests) == 1
+            # ComfyUI stores a node's fingerprint in the queued prompt (/history, PNG metadata): a digest.
+            assert moved.url not in json.dumps(comfy_llm.get("/history"))
+        finally:
+            config.write_text(original)
 
 
 @pytest.mark.parametrize("reply, words", [
@@ -351,10 +458,11 @@ def test_pack_scripts_are_served_and_import_only_the_public_app_module(comfy_llm
 # -- a v1 workflow in the real frontend ------------------------------------------------------------
 
 def v1_workflow(base_url: str, key_env: str) -> dict:
-    """A UI workflow as EMS v1 saved it: LoadImage → EMS Extract Captions with v1's widgets."""
+    """A UI workflow as EMS v1 saved it: LoadImage → EMS Extract Captions with v1's widgets → Preview Any
+    (the caption node runs only when a node that runs reads its outputs)."""
     return {
-        "last_node_id": 2, "last_link_id": 1, "version": 0.4, "config": {}, "extra": {}, "groups": [],
-        "links": [[1, 1, 0, 2, 0, "IMAGE"]],
+        "last_node_id": 3, "last_link_id": 2, "version": 0.4, "config": {}, "extra": {}, "groups": [],
+        "links": [[1, 1, 0, 2, 0, "IMAGE"], [2, 2, 0, 3, 0, "STRING"]],
         "nodes": [
             {"id": 1, "type": "LoadImage", "pos": [0, 0], "size": [300, 300], "flags": {}, "order": 0, "mode": 0,
              "inputs": [], "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [1]},
@@ -362,8 +470,12 @@ def v1_workflow(base_url: str, key_env: str) -> dict:
              "properties": {}, "widgets_values": [IMAGE_NAME, "image"]},
             {"id": 2, "type": "EMSExtractCaptions", "pos": [400, 0], "size": [400, 400], "flags": {}, "order": 1,
              "mode": 0, "inputs": [{"name": "image", "type": "IMAGE", "link": 1}],
-             "outputs": [{"name": n, "type": "STRING", "links": None} for n in SPEC_OUTPUTS], "properties": {},
+             "outputs": [{"name": n, "type": "STRING", "links": [2] if n == SPEC_OUTPUTS[0] else None}
+                         for n in SPEC_OUTPUTS], "properties": {},
              "widgets_values": ["make her suit red, v1", "vision-test", base_url, key_env, 0.25, 7, False, "", ""]},
+            {"id": 3, "type": "PreviewAny", "pos": [900, 0], "size": [300, 200], "flags": {}, "order": 2, "mode": 0,
+             "inputs": [{"name": "source", "type": "*", "link": 2}], "outputs": [], "properties": {},
+             "widgets_values": []},
         ]}
 
 
@@ -383,7 +495,7 @@ def test_a_v1_workflow_opens_in_the_frontend_and_runs_to_the_migration_message(c
     with Chromium() as browser:
         (custom, openai, ollama), console = browser.run(script)
     for loaded in (custom, openai, ollama):
-        assert loaded["missing"] == [] and loaded["count"] == 2
+        assert loaded["missing"] == [] and loaded["count"] == 3
     node = custom["output"]["2"]["inputs"]
     assert {k: node[k] for k in ("instruction", "model", "temperature", "seed", "refresh")} == {
         "instruction": "make her suit red, v1", "model": "vision-test", "temperature": 0.25, "seed": 7,

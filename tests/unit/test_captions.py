@@ -165,3 +165,18 @@ def test_cache_entries_of_the_wrong_shape_are_recognised():
     for bad in ({**good, "target_prompt": 3}, {**good, "source_prompt": ""}, {**good, "warnings": "w"},
                 {**good, "target_prompt": "x" * 5000}, [good], {k: v for k, v in good.items() if k != "attribute_prompt"}):
         assert not is_cache_entry(bad), bad
+
+
+@pytest.mark.parametrize("change", [
+    {"target_prompt": SRC, "attribute_prompt": ""},   # issue 17 item 11: identical captions, empty attribute
+    {"target_prompt": SRC},                           # identical captions: an error for a fresh reply
+    {"target_prompt": SRC.upper() + "."},             # identical but for case and punctuation
+    {"attribute_prompt": ""},                         # never stored: a fresh reply's empty attribute is filled in
+    {"target_prompt": " "},                           # blank: "must both be non-empty"
+])
+def test_a_cache_entry_that_a_fresh_reply_could_not_produce_is_not_served(change):
+    """A cache hit passes the same fatal checks as a fresh reply (a hand-edited or planted entry)."""
+    from ems.captions import is_cache_entry
+
+    good = {"source_prompt": SRC, "target_prompt": TGT, "attribute_prompt": "red suit", "warnings": []}
+    assert not is_cache_entry({**good, **change})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -222,3 +224,100 @@ def test_the_comfyui_the_pack_is_installed_in_is_found_only_from_custom_nodes(tm
     assert runner.find_comfyui(None)[0] == comfy.resolve()
     monkeypatch.setattr(runner, "REPO", comfy / "elsewhere" / "comfyui-ems")
     assert runner.find_comfyui(None)[0] is None
+
+
+# -- issue 17 items 8, 9, 15 ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("workflow, expected", [
+    ({"nodes": [{"id": 1}], "links": []}, 'node 1 has no "type"'),
+    ({"nodes": [1, 2], "links": []}, "nodes[0] is not an object"),
+    ({"nodes": [{"type": "LoadImage"}], "links": []}, 'nodes[0] has no "id"'),
+    ({"nodes": [{"id": 1, "type": "LoadImage"}], "links": [[1, 1]]}, "links[0] is not a [link id, from node"),
+    ({"nodes": [{"id": 1, "type": "LoadImage"}], "links": [{"id": 1}]}, "links[0] is not a [link id"),
+    ({"nodes": [{"id": 1, "type": "LoadImage"}], "links": {"1": [1, 1, 0]}}, '"links" is not a list'),
+    ({"nodes": [{"id": 1, "type": "SaveImage", "inputs": [{"link": 1}]}], "links": []}, "an input slot that is not"),
+    ({"nodes": [{"id": 1, "type": "SaveImage", "inputs": {"images": 1}}], "links": []}, '"inputs" that are not a list'),
+    ({"nodes": [{"id": 1, "type": "SaveImage", "widgets_values": "x"}], "links": []}, '"widgets_values" that are'),
+    ({"nodes": [{"id": 1, "type": "A"}, {"id": 1, "type": "B"}], "links": []}, "node id 1 appears twice"),
+    ({"nodes": [{"id": 7, "type": "EMSExtractCaptions", "widgets_values": 3}]}, "node 7 (EMSExtractCaptions)"),
+])
+def test_a_malformed_workflow_is_one_line_before_comfyui_starts(capsys, ready, tmp_path, monkeypatch, workflow,
+                                                                 expected):
+    """Issue 17 item 8: these gave a raw KeyError (or AttributeError) traceback from the conversion."""
+    comfy, image = ready
+    monkeypatch.setattr("ems.headless.__main__.ComfyServer", RecordingServer)
+    RecordingServer.seen = {}
+    wf = tmp_path / "shared.json"
+    wf.write_text(json.dumps(workflow))
+    code, err = run(capsys, *typed_run(comfy, image, "--workflow", str(wf), "--output", str(tmp_path / "out")))
+    assert code == 2
+    (line,) = one_line_each(err)
+    assert expected in line and str(wf) in line and "save it again" in line, line
+    assert RecordingServer.seen == {} and not (tmp_path / "out").exists()  # nothing was started
+
+
+def test_the_conversion_itself_refuses_a_malformed_workflow_by_name():
+    from ems.headless.workflow import WorkflowError, ui_to_api
+
+    with pytest.raises(WorkflowError, match='node 1 has no "type"'):
+        ui_to_api({"nodes": [{"id": 1}], "links": []}, {})
+    with pytest.raises(WorkflowError, match=r"links\[0\]"):
+        ui_to_api({"nodes": [], "links": [[1]]}, {})
+
+
+def special_files(tmp_path) -> list[Path]:
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    return [Path("/dev/zero"), fifo]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+@pytest.mark.parametrize("flag", ["--workflow", "--image", "--checkpoint"])
+def test_a_device_or_fifo_where_a_file_belongs_is_named_as_such(capsys, ready, tmp_path, monkeypatch, flag):
+    """Issue 17 item 15: /dev/zero or a FIFO was reported as 'does not exist'; it is no regular file."""
+    comfy, image = ready
+    monkeypatch.setattr("ems.headless.__main__.ComfyServer", RecordingServer)
+    for special in special_files(tmp_path):
+        args = {"--workflow": None, "--image": str(image), "--checkpoint": "sd3.safetensors",
+                flag: str(special)}
+        argv = ["--comfyui", str(comfy), "--source", "a cat", "--target", "a dog", "--output", str(tmp_path / "out")]
+        for name, value in args.items():
+            argv += [name, value] if value else []
+        code, err = run(capsys, *argv)
+        assert code == 2
+        (line,) = one_line_each(err)
+        assert f"{flag} {special} is not a regular file" in line and "does not exist" not in line, line
+
+
+def test_an_output_that_is_a_device_is_not_called_a_file(capsys, ready):
+    comfy, image = ready
+    code, err = run(capsys, *typed_run(comfy, image, "--output", "/dev/null"))
+    assert code == 2 and "--output /dev/null is not a folder" in err
+
+
+class SavedImages:
+    """What ComfyUI's /view serves for the images a history lists: distinct bytes per file."""
+
+    def view(self, item):
+        return f"{item['subfolder']}/{item['filename']}".encode()
+
+
+def test_images_with_one_name_in_different_subfolders_are_all_kept(tmp_path):
+    """Issue 17 item 9: SaveImage prefixes a/edit and b/edit both save edit_00001_.png."""
+    from ems.headless.__main__ import collect
+
+    history = {"outputs": {
+        "7": {"images": [{"filename": "edit_00001_.png", "subfolder": "a", "type": "output"}]},
+        "8": {"images": [{"filename": "edit_00001_.png", "subfolder": "b", "type": "output"},
+                         {"filename": "edit_00001_.png", "subfolder": "b", "type": "output"}]},
+        "9": {"images": [{"filename": "edit_00001_.png", "subfolder": "", "type": "output"},
+                         {"filename": "p.png", "subfolder": "../../escape", "type": "output"},
+                         {"filename": "t.png", "subfolder": "", "type": "temp"}]}}}
+    (tmp_path / "edit_00001_.png").write_bytes(b"there before")
+    saved = collect(SavedImages(), history, tmp_path)
+    assert len(saved) == 5 and len(set(saved)) == 5
+    assert {p.relative_to(tmp_path).as_posix() for p in saved} == {
+        "a/edit_00001_.png", "b/edit_00001_.png", "b/edit_00001_-2.png", "edit_00001_-2.png", "escape/p.png"}
+    assert (tmp_path / "a" / "edit_00001_.png").read_bytes() == b"a/edit_00001_.png"
+    assert (tmp_path / "b" / "edit_00001_.png").read_bytes() == b"b/edit_00001_.png"
+    assert (tmp_path / "edit_00001_.png").read_bytes() == b"there before"  # never overwritten

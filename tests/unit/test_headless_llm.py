@@ -13,6 +13,7 @@ from ems.headless.__main__ import (COMMAND_LINE_PROVIDER, llm_env, llm_problems,
                                    workflow_providers)
 from ems.headless.workflow import WorkflowError
 from ems.providers import load_providers
+from support.messages import suggested_entries
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -56,6 +57,8 @@ def test_command_line_server_and_its_key_variable(machine, monkeypatch):
     assert "user name or password" in llm_problems(args(base_url="http://u:p@127.0.0.1:9/v1"))[0]
     assert "not both" in llm_problems(args(base_url="http://127.0.0.1:9/v1", provider="lab"))[0]
     assert "goes with --base-url" in llm_problems(args(api_key_env="MY_VAR"))[0]
+    (problem,) = llm_problems(args(provider="http://127.0.0.1:9/v1"))
+    assert "--provider takes the NAME" in problem and "--base-url" in problem and "workflow" not in problem
 
 
 def test_a_command_line_server_reaches_the_private_comfyui_as_a_provider_beside_the_machines(machine, tmp_path):
@@ -77,5 +80,10 @@ def test_a_v1_workflow_is_refused_with_the_migration_message(machine):
     with pytest.raises(WorkflowError) as e:
         refuse_v1_captions(v1)
     msg = str(e.value)
-    assert "node 7" in msg and "EMS v1" in msg and "http://evil.example/v1" in msg and str(machine) in msg
+    assert "node 7" in msg and "EMS v1" in msg and str(machine) in msg
+    # Issue 17 item 3: the workflow's server is named as its wish, never offered as an entry to paste.
+    assert ('wanted to send your image and the key in the environment variable AWS_SECRET_ACCESS_KEY to '
+            '"http://evil.example/v1"') in msg and "only if you trust it" in msg
+    entries = suggested_entries(msg)
+    assert entries and not [e for e in entries if "evil.example" in json.dumps(e) or "AWS_" in json.dumps(e)]
     refuse_v1_captions(json.loads((REPO / "example_workflows" / "ems_full_edit.json").read_text()))  # v2: fine

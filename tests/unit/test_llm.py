@@ -116,6 +116,32 @@ def test_other_errors_scrub_the_key(server):
     assert KEY not in str(e.value) and "***" in str(e.value)
 
 
+MASKED_KEY = "sk-fake-SECRET-1111111111112222222222"
+
+
+@pytest.mark.parametrize("status", [400, 404, 409, 418, 422, 500])
+@pytest.mark.parametrize("echo", [
+    "Incorrect API key provided: sk-fake-SECRET-****2222222222.",  # issue 17 item 7
+    "Invalid key 'sk-fake-SECRET-…'",   # only the first characters
+    "key ending in ****2222 is invalid",   # only the last four
+    "bad request (key=sk-fake-SECRET-1111111111112222222222)",   # all of it, glued to other text
+])
+def test_a_partly_masked_key_in_an_error_body_never_reaches_the_message(server, status, echo):
+    server.default = error(status, echo)
+    config = LLMConfig(model="vision-x", provider=provider(server), retries=0)
+    with pytest.raises(LLMError) as e:
+        ChatClient(config, MASKED_KEY, sleep=lambda s: None).complete(messages(), schema=SCHEMA)
+    msg = str(e.value)
+    assert "SECRET" not in msg and "2222" not in msg and "sk-fak" not in msg, msg
+    assert str(status) in msg
+
+
+def test_scrub_keeps_the_words_that_share_nothing_with_the_key():
+    text = "model vision-x does not accept images; key sk-fake-SECRET-****2222222222 was used"
+    assert llm.scrub(text, MASKED_KEY) == "model vision-x does not accept images; key *** was used"
+    assert llm.scrub(text, None) == text
+
+
 def test_timeout_is_retried_then_explained(server):
     server.default = slow(5)
     with pytest.raises(LLMError) as e:
@@ -166,6 +192,19 @@ def test_ask_vision_text_and_non_json(server):
     assert "authorization" not in server.requests[0].headers  # a provider without a key gets none
     with pytest.raises(LLMError, match="did not reply with JSON"):
         ask_vision(config, "What colour?", [], schema=SCHEMA)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("kind", ["torch", "numpy"])
+def test_a_non_finite_image_is_refused_instead_of_sent_as_a_black_one(value, kind):
+    image = torch.rand(1, 8, 8, 3)
+    image[0, 2, 3, 1] = value
+    if kind == "numpy":
+        image = image[0].numpy()
+    with pytest.raises(llm.NonFiniteImage) as e:
+        llm.image_data_url(image)
+    assert (e.value.bad, e.value.total) == (1, 8 * 8 * 3) and "NaN or infinite" in str(e.value)
+    assert llm.image_pixels(torch.ones(1, 2, 2, 3) * 2).max() == 255  # finite but out of range: clamped
 
 
 def test_large_images_are_downscaled_for_the_request():

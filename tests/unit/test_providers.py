@@ -8,6 +8,7 @@ import pytest
 
 from ems.providers import (BUILT_IN, OLLAMA_URL, OPENAI_URL, Provider, ProviderError, get_provider,
                            load_providers, resolve_key, v1_message)
+from support.messages import suggested_entries
 
 
 def env_with(tmp_path, content=None, **extra):
@@ -65,6 +66,28 @@ def test_malformed_files_are_errors_naming_the_file_and_the_fix(tmp_path, conten
     assert words in str(e.value) and str(path) in str(e.value)
 
 
+@pytest.mark.parametrize("base_url, words", [
+    # Issue 17 item 13: loaded before, then failed at every queue as "is the server running".
+    ("http://127.0.0.1:8000/v1\r\n", "a carriage return (CR) at character 25"),
+    ("http://x/v1\nX-Header: 1", "a line break (LF) at character 12"),
+    ("http://127.0.0.1 :8000/v1", "a space at character 17"),
+    (" http://x/v1", "a space at character 1"),
+    ("http://x/v1\t", "a tab at character 12"),
+    ("http://x\x00/v1", "the control character U+0000"),
+    ("http://bücher.example/v1", "the non-ASCII character 'ü'"),
+    ("http://x:99999/v1", "port that is not a number"),
+    ("http://[::1/v1", "not a valid URL"),
+])
+def test_a_base_url_that_cannot_be_requested_is_refused_at_load_naming_the_field(tmp_path, base_url, words):
+    """Issue 17 item 13: such a URL used to load, then fail at every queue as "is the server running"."""
+    env, path = env_with(tmp_path, {"providers": {"a": {"base_url": base_url}}})
+    with pytest.raises(ProviderError) as e:
+        load_providers(env)
+    msg = str(e.value)
+    assert words in msg and str(path) in msg and "provider 'a': base_url" in msg
+    assert "\r" not in msg and "\n" not in msg
+
+
 def test_a_key_written_into_the_file_is_refused_without_echoing_it(tmp_path):
     secret = "sk-live-0123456789abcdefghij"
     env, _ = env_with(tmp_path, {"providers": {"a": {"base_url": "http://x/v1", "api_key": secret}}})
@@ -90,7 +113,8 @@ def test_a_url_as_provider_explains_the_v2_change(tmp_path):
         get_provider("http://attacker.example:8080/v1", env)
     msg = str(e.value)
     assert "not a URL" in msg and "EMS_LLM_CONFIG" in msg and str(path) in msg
-    assert '"base_url": "http://attacker.example:8080/v1"' in msg  # the entry to paste, if it is theirs
+    assert_generic_entries(msg, "http://attacker.example:8080/v1")
+    assert 'send your image to "http://attacker.example:8080/v1"' in msg and "only if you trust it" in msg
 
 
 def test_provider_without_a_key_sends_none_and_a_key_comes_from_env_then_key_file(tmp_path):
@@ -113,13 +137,45 @@ def test_missing_key_names_its_variable_but_no_path_but_the_config(tmp_path):
     assert str(tmp_path / "keys.json") not in msg  # the key file is named by its variable, not its path
 
 
+def assert_generic_entries(msg: str, *workflow_values: str) -> None:
+    entries = suggested_entries(msg)
+    assert entries, msg
+    for entry in entries:
+        text = json.dumps(entry)
+        assert not [v for v in workflow_values if v and v in text], (entry, workflow_values)
+        (server,) = entry["providers"].values()
+        assert server["base_url"] == "https://…/v1" and server["api_key_env"] == "MYSERVER_API_KEY"
+
+
+@pytest.mark.parametrize("base_url, key_env", [
+    ("http://evil.example/v1", "AWS_SECRET_ACCESS_KEY"),     # issue 17 item 3: the attacker's entry, ready to paste
+    ("", "AWS_SECRET_ACCESS_KEY"),                           # OpenAI's server, another secret
+    ("http://evil.example:11434/v1", ""),                    # Ollama's port on someone else's host
+    ("http://evil.example/v1\n\nAdd it, it is safe", "GITHUB_TOKEN"),
+])
+def test_v1_message_suggests_no_entry_built_from_the_workflow_and_names_its_server_as_untrusted(
+        tmp_path, base_url, key_env):
+    env, path = env_with(tmp_path)
+    msg = v1_message(base_url, key_env, env)
+    assert_generic_entries(msg, base_url.strip() or OPENAI_URL, key_env)
+    wanted = (base_url.splitlines()[0] if base_url else OPENAI_URL)
+    assert "This workflow wanted to send your image" in msg and wanted in msg and "only if you trust it" in msg
+    assert "\n" not in msg and str(path) in msg
+    if key_env:
+        assert f"the key in the environment variable {key_env} to" in msg  # said, not configured
+    assert "'openai'" not in msg and "'ollama'" not in msg  # no built-in stands for these
+
+
 def test_v1_message_never_echoes_a_pasted_key_and_suggests_built_ins(tmp_path):
     env, path = env_with(tmp_path)
     pasted = "3f9a0c1b7d2e4f6a8b9c0d1e2f3a4b5c"
     msg = v1_message("http://evil.example/v1", pasted, env)
     assert pasted not in msg and "http://evil.example/v1" in msg and str(path) in msg
-    assert "'openai'" in v1_message("", "OPENAI_API_KEY", env)
-    assert "'ollama'" in v1_message("http://localhost:11434/v1", "", env)
+    assert "your image and a key to" in msg
+    for built_in, args in (("'openai'", ("", "OPENAI_API_KEY")), ("'ollama'", ("http://localhost:11434/v1", ""))):
+        msg = v1_message(*args, env)
+        assert built_in in msg and "wanted to send" not in msg  # v1 meant exactly the built-in
+        assert_generic_entries(msg)
 
 
 def test_v1_widget_layout_is_recognised_and_v2_is_not():

@@ -8,8 +8,9 @@
 // node would get its model as the provider and a variable name as the temperature. We put each
 // value back by name. The provider becomes "openai" / "ollama" only where v1 meant exactly that
 // built-in (same server, same key variable); otherwise it becomes the old server URL, which the
-// node refuses at run time with a message saying what changed and how to define that server as a
-// provider on this machine. Nothing here can choose a destination: providers live on the server.
+// node refuses at run time with a message saying what changed and how to define a provider on this
+// machine (a generic entry: the workflow's URL is named only as untrusted, never offered as one).
+// Nothing here can choose a destination: providers live on the server.
 import { app } from "../../../scripts/app.js";
 
 const NODE_ID = "EMSExtractCaptions";
@@ -62,7 +63,7 @@ function migrateV1(node, values) {
   }
   const note = set.provider === "openai" || set.provider === "ollama"
     ? `moved to provider '${set.provider}'`
-    : "its server URL is now in 'provider'; running it explains how to define that server as a provider";
+    : "its server URL is now in 'provider'; running it says what changed and how to define a provider of your own";
   const text = `EMS Extract Captions (node ${node.id}): saved by EMS v1 (base_url/api_key_env); ${note}.`;
   console.warn(text);
   try {
