@@ -210,7 +210,7 @@ METHOD_KEYS = {"ems": ("iterations", "constraint", "step_start", "step_end", "re
                "ems_flowedit": ("fe_denoise", "fe_cfg", "fe_source_cfg", "fe_noise_average", "fe_locality",
                                 "fe_drive"),
                "latent_linear": ("reference", "reference_steps"), "latent_svd": ("reference", "reference_steps")}
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # bumped when a method's computation changes
 
 
 def cache_key(world: World, method: str, case, alphas, s) -> str:

@@ -43,9 +43,9 @@ VARIANTS = {
     "ems_flowedit_cfg4.5": ("ems_flowedit", {"fe_cfg": 4.5}),
     "ems_flowedit_avg2": ("ems_flowedit", {"fe_noise_average": 2}),
     "ems_flowedit_avg4": ("ems_flowedit", {"fe_noise_average": 4}),
-    "ems_flowedit_local0.2": ("ems_flowedit", {"fe_locality": 0.2}),
-    "ems_flowedit_local0.4": ("ems_flowedit", {"fe_locality": 0.4}),
-    "ems_flowedit_avg2_local0.3": ("ems_flowedit", {"fe_noise_average": 2, "fe_locality": 0.3}),
+    "ems_flowedit_local0.6": ("ems_flowedit", {"fe_locality": 0.6}),
+    "ems_flowedit_local0.8": ("ems_flowedit", {"fe_locality": 0.8}),
+    "ems_flowedit_avg2_local0.8": ("ems_flowedit", {"fe_noise_average": 2, "fe_locality": 0.8}),
     "ems_flowedit_drive0.1": ("ems_flowedit", {"fe_drive": 0.1}),
 }
 

@@ -32,6 +32,8 @@ from typing import Callable
 
 import torch
 
+from toyworld.settings import TOY
+
 from . import harness
 
 METHODS = ("img2img", "text_only", "ems", "flowedit", "ems_flowedit", "ode_inversion", "latent_linear", "latent_svd")
@@ -39,14 +41,13 @@ METHODS = ("img2img", "text_only", "ems", "flowedit", "ems_flowedit", "ode_inver
 
 @dataclass
 class ToySettings:
-    """One run's schedule and EMS parameters. Defaults: the toy world's calibrated values
-    (bench/reports/toyworld-calibration.md, val split): the schedule (denoise, cfg) for every
-    method, stage 1; CSDS, stages 2–4. 12 steps: our choice, for a 2-core CPU. (The node ships the
-    step sizes rounded to 0.03 → 0.003 for its widgets.)"""
+    """One run's schedule and EMS parameters. Defaults: the toy world's measured values
+    (``toyworld.settings.TOY`` for the schedules; bench/reports/toyworld-calibration.md, val split,
+    for CSDS, stages 2–4). (The node ships the step sizes rounded to 0.03 → 0.003 for its widgets.)"""
 
-    steps: int = 12
-    denoise: float = 0.55
-    cfg: float = 3.0
+    steps: int = TOY.steps
+    denoise: float = TOY.denoise
+    cfg: float = TOY.cfg
     iterations: int = 10
     constraint: float = 0.5
     step_start: float = 0.0333
@@ -58,12 +59,12 @@ class ToySettings:
     reference: str = "generated"     # latent directions: "generated" pair or "render" (oracle) pair
     reference_steps: int = 12        # text-to-image steps for the generated reference pair
     # EMS Flow Edit (ems_flowedit): its schedule and options; the node's defaults otherwise.
-    fe_denoise: float = 0.55
-    fe_cfg: float = 3.0
-    fe_source_cfg: float = 3.0
-    fe_noise_average: int = 1
-    fe_locality: float = 0.0
-    fe_drive: float = 0.0
+    fe_denoise: float = TOY.flow_denoise
+    fe_cfg: float = TOY.flow_cfg
+    fe_source_cfg: float = TOY.flow_source_cfg
+    fe_noise_average: int = TOY.flow_noise_average
+    fe_locality: float = TOY.flow_locality
+    fe_drive: float = TOY.flow_drive
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -26,8 +26,9 @@ What is FlowEdit's and what is ours:
 - Ours, **locality** (``locality`` = τ > 0): the idea of confining the update to where the two
   velocities differ is UniEdit-Flow's; the form is ours. Per item and step, the channel mean of |V|,
   smoothed over 3×3 latent pixels and divided by its maximum, gives d ∈ [0, 1]; the update is
-  weighted by min(1, d/τ). Where the prompts agree V is mostly the noise's disagreement, which is
-  what redraws content the edit does not touch.
+  weighted by clamp(2d/τ − 1, 0, 1): nothing where d ≤ τ/2, all of it where d ≥ τ. Where the
+  prompts agree V is mostly the noise's disagreement, which is what redraws content the edit does
+  not touch.
 - Ours, the **image-side drive** (``drive`` = β > 0): the target-vs-source drive of EMS's image side,
   r(z, c̃) − r(z, c0), taken at the coupled target point only: V += β·mean_a[v(z_tar,a, c̃, w_t) −
   v(z_tar,a, c0, w_s)]. Linear in α, zero at α = 0 (c̃ = c0, w_t = w_s); one extra batch item per
@@ -142,13 +143,14 @@ def velocity(z: torch.Tensor, denoised: torch.Tensor, sigma: float) -> torch.Ten
 
 
 def locality_weights(v_delta: torch.Tensor, threshold: float) -> torch.Tensor:
-    """min(1, d/τ) with d the smoothed, max-normalised channel mean of |V| per item: (B, 1, …)."""
+    """clamp(2d/τ − 1, 0, 1) with d the smoothed, max-normalised channel mean of |V| per item:
+    (B, 1, …); 0 where d ≤ τ/2, 1 where d ≥ τ, linear between."""
     d = v_delta.abs().mean(dim=1, keepdim=True)
     if d.ndim == 4:  # image latents: spread the weight over neighbouring latent pixels
         d = F.avg_pool2d(d, 3, stride=1, padding=1, count_include_pad=False)
     peak = d.flatten(1).amax(dim=1).clamp_min(torch.finfo(d.dtype).tiny)
     d = d / peak.reshape(-1, *([1] * (d.ndim - 1)))
-    return (d / threshold).clamp(max=1.0)
+    return (2.0 * d / threshold - 1.0).clamp(0.0, 1.0)
 
 
 class StepNoise:

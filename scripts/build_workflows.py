@@ -365,10 +365,8 @@ def flow_edit_sweep(g: UIGraph):
     g.node("SaveImage", images=grid[0], filename_prefix="ems/flow_grid")
 
 
-# The toy world's measured EMS Flow Edit settings (bench/reports/toyworld-front.md): ToySettings.
-from bench.toyworld_methods import ToySettings  # noqa: E402
-
-TOY = ToySettings()
+# The toy world's measured settings (toyworld/settings.py).
+from toyworld.settings import TOY  # noqa: E402
 
 
 def toy_flow_edit_sweep(g: UIGraph):
@@ -377,8 +375,8 @@ def toy_flow_edit_sweep(g: UIGraph):
            "Prompts follow the toy grammar: \"two large red circles on a white background\".\n\n"
            "A toy, not SD3: use it to see what the method does, then swap in *Load Checkpoint*.", column=0)
     g.note(NOTE_FLOW_CAPTIONS, column=1)
-    g.note(f"### Toy settings\nMeasured for this toy model: {TOY.steps} steps at denoise {TOY.fe_denoise:g}, "
-           f"cfg {TOY.fe_cfg:g} / source_cfg {TOY.fe_source_cfg:g}, no negative prompt. α = 0 is the drawn "
+    g.note(f"### Toy settings\nMeasured for this toy model: {TOY.steps} steps at denoise {TOY.flow_denoise:g}, "
+           f"cfg {TOY.flow_cfg:g} / source_cfg {TOY.flow_source_cfg:g}, no negative prompt. α = 0 is the drawn "
            "scene after the toy VAE's round trip, exactly.", column=4)
     toy = g.node("EMSToyWorldLoader")
     scene = g.node("EMSToyScene", colour="red", shape="circle", count="2", size="large", background="white",
@@ -389,9 +387,9 @@ def toy_flow_edit_sweep(g: UIGraph):
                  negative_prompt="")
     sweep = g.node("EMSAlphaSweep", source=enc[0], target=enc[1], alphas="0, 0.25, 0.5, 0.75, 1",
                    manipulate_pooled=True)
-    sched = g.node("BasicScheduler", model=toy[0], scheduler="simple", steps=TOY.steps, denoise=TOY.fe_denoise)
-    flow = dict(FLOW, cfg=TOY.fe_cfg, source_cfg=TOY.fe_source_cfg, noise_average=TOY.fe_noise_average,
-                locality=TOY.fe_locality, drive=TOY.fe_drive)
+    sched = g.node("BasicScheduler", model=toy[0], scheduler="simple", steps=TOY.steps, denoise=TOY.flow_denoise)
+    flow = dict(FLOW, cfg=TOY.flow_cfg, source_cfg=TOY.flow_source_cfg, noise_average=TOY.flow_noise_average,
+                locality=TOY.flow_locality, drive=TOY.flow_drive)
     decoded = flow_edit_tail(g, toy[0], toy[2], sweep[0], enc, latent, sched, seed=0, flow=flow)
     g.node("SaveImage", images=decoded[0], filename_prefix="ems/toy_flow_sweep")
     grid = g.node("EMSLabelledGrid", images=decoded[0], labels=sweep[2], columns=0)

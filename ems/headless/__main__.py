@@ -29,6 +29,8 @@ from .comfy_process import PACK_NAME, REPO, ComfyServer, ExecutionFailed, Prompt
 from .workflow import WorkflowError, drop_caption_llm, nodes_of, shape_problem, ui_to_api
 
 DEFAULT_WORKFLOW = REPO / "example_workflows" / "ems_alpha_sweep.json"
+# --demo edits the toy scene with EMS Flow Edit: the same scene, only its colour moves.
+DEMO_WORKFLOW = REPO / "example_workflows" / "ems_flow_edit_sweep.json"
 # Where ComfyUI is looked for after --comfyui / $COMFYUI_DIR, in scripts/env.sh's order: the ComfyUI
 # this pack is installed in (ComfyUI/custom_nodes/<pack>), beside the checkout, home, the pinned copy.
 COMFY_GUESSES = ("../ComfyUI", "../comfyui", "~/ComfyUI", ".comfyui/ComfyUI-a125cd84")
@@ -56,12 +58,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--target", help="target caption (no LLM): the source with only the edited words changed")
     ap.add_argument("--attribute", default="", help="attribute phrase for CSDS (default: the target caption)")
     ap.add_argument("--alphas", help='edit strengths, e.g. "0, 0.5, 1" or "0:1.5:7" (default: the workflow\'s)')
-    ap.add_argument("--workflow", type=Path, default=DEFAULT_WORKFLOW, help="UI-format workflow to run")
+    ap.add_argument("--workflow", type=Path, default=None,
+                    help="UI-format workflow to run (default: ems_alpha_sweep; with --demo ems_flow_edit_sweep)")
     ap.add_argument("--output", type=Path, default=Path("out"),
                     help="results go to a fresh folder inside this (default: ./out of the current folder)")
     ap.add_argument("--seed", type=int, help="noise seed")
     ap.add_argument("--steps", type=int, help="sampling steps (paper: 50)")
-    ap.add_argument("--cfg", type=float, help="guidance scale for the sampler and CSDS (paper: 7.5)")
+    ap.add_argument("--cfg", type=float, help="guidance scale for the sampler and CSDS (paper: 7.5), and EMS Flow "
+                                       "Edit's target scale")
+    ap.add_argument("--source-cfg", type=float, help="EMS Flow Edit's source guidance scale")
     ap.add_argument("--denoise", type=float, help="fraction of the schedule to re-run (paper: 0.75)")
     ap.add_argument("--iterations", type=int, help="CSDS iterations (0 = text-only; the paper states no count)")
     ap.add_argument("--constraint", type=float, help="CSDS constraint λ (0.1–1.0, default 0.5)")
@@ -81,7 +86,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--no-cache", action="store_true",
                     help="do not read or keep LLM captions in the user cache folder (default: kept in "
                          f"{user_cache_dir()}, so repeated runs do not pay for the LLM again)")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if args.workflow is None:
+        args.workflow = DEMO_WORKFLOW if args.demo else DEFAULT_WORKFLOW
+    return args
 
 
 def find_comfyui(explicit: str | None) -> tuple[Path | None, list[str]]:
@@ -344,6 +352,7 @@ def build_prompt(args, workflow: dict, info: dict, image_name: str, ckpt_name: s
     set_inputs(prompt, "CFGGuider", cfg=args.cfg)
     set_inputs(prompt, "EMSCSDSLatentEdit", noise_seed=args.seed, cfg=args.cfg, iterations=args.iterations,
                constraint=args.constraint)
+    set_inputs(prompt, "EMSFlowEdit", noise_seed=args.seed, cfg=args.cfg, source_cfg=args.source_cfg)
     set_inputs(prompt, "EMSAlphaSweep", alphas=args.alphas)
     set_inputs(prompt, "EMSExtractCaptions", instruction=args.instruction, model=args.llm_model,
                provider=COMMAND_LINE_PROVIDER if args.base_url else args.provider)
@@ -430,11 +439,15 @@ def run(args) -> int:
         args.source = args.source or demo.SOURCE
         args.target = args.target or demo.TARGET
         args.attribute = args.attribute or demo.ATTRIBUTE
-        args.alphas = args.alphas or "0, 0.5, 1, 1.5"
-        # The toy model's own best schedule, measured on the validation split
-        # (bench/reports/toyworld-calibration.md): a paper-like 0.75 / 7.5 redraws the toy scene.
-        args.denoise = args.denoise if args.denoise is not None else 0.55
-        args.cfg = args.cfg if args.cfg is not None else 3.0
+        args.alphas = args.alphas or "0, 0.25, 0.5, 0.75, 1"
+        # The toy model's own measured settings (toyworld/settings.py): SD3's 0.75 / 7.5 breaks it.
+        from toyworld.settings import TOY
+
+        flow = "EMSFlowEdit" in args.workflow.read_text(encoding="utf-8")
+        args.steps = args.steps if args.steps is not None else TOY.steps
+        args.denoise = args.denoise if args.denoise is not None else (TOY.flow_denoise if flow else TOY.denoise)
+        args.cfg = args.cfg if args.cfg is not None else (TOY.flow_cfg if flow else TOY.cfg)
+        args.source_cfg = args.source_cfg if args.source_cfg is not None else TOY.flow_source_cfg
     prepare_base(base, packs)
     if args.demo:
         image = demo.make_test_image(base / "input" / "ems_demo_input.png")

@@ -111,10 +111,10 @@ def readout_lines(images: list, labels: list[str] | None = None) -> list[str]:
 
 def readout_report(saved: list[Path], alphas: str | None) -> list[str]:
     """The runner's per-tile printout: ``readout_lines`` for the sweep's tiles (SaveImage files whose
-    name starts with "sweep", in batch order), labelled with their α from ``alphas``."""
+    name holds "sweep", in batch order), labelled with their α from ``alphas``."""
     from ems.alphas import format_alpha, parse_alphas
 
-    tiles = sorted(p for p in saved if Path(p).name.startswith("sweep"))
+    tiles = sorted(p for p in saved if "sweep" in Path(p).name)
     try:
         labels = [format_alpha(a) for a in parse_alphas(alphas)] if alphas else None
     except ValueError:
