@@ -7,11 +7,12 @@ Why a magnitude bound and not only a finiteness test: a finite latent × 1e30 is
 the first product inside the model (a square in a norm, an attention logit, cfg × a difference)
 overflows and every value downstream turns NaN — a black image marked success. ``MAX_ABS`` is where
 "absurd" starts:
-- every real value is orders of magnitude below it: SD-family latents stay within about ±10 after
+- every real value is far below it: SD-family latents stay within about ±10 after
   the VAE's scale factor, images and masks within 0 … 1, text-encoder tokens within a few hundred;
 - half precision, which SD3 runs in on most GPUs, ends at 65504, and the model scales and sums its
   inputs over thousands of features, so values in the tens of thousands already overflow there.
-1e4 sits a factor of ~6 under fp16's largest value and ~100 over the largest real one.
+1e4 sits a factor of ~6 under fp16's largest value, three orders of magnitude over real latents
+and images, and well over the few outlier features of CLIP's hidden states.
 """
 
 from __future__ import annotations
