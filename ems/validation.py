@@ -1,4 +1,4 @@
-"""One validation layer for the float inputs of every EMS node (issue 11), plain Python.
+"""One validation layer for the float inputs of every EMS node, plain Python.
 
 ComfyUI checks a FLOAT widget against its ``min``/``max`` before a graph runs, but ``NaN`` passes
 every comparison (``nan < min`` and ``nan > max`` are both False) and ``inf`` can arrive through the
@@ -8,7 +8,7 @@ declaration gives the widget its bounds (``nodes/common.py: float_input``) and c
 at run time (``check``), for the nodes and for code that calls the method directly (bench).
 
 The ranges are where the math is stable, not taste:
-- ``alpha``: ±10 for both EMS Text Direction and EMS Alpha Sweep (SPEC §3 asks for at least
+- ``alpha``: ±10 for both EMS Text Direction and EMS Alpha Sweep (the nodes promise at least
   ±4). Beyond ``SAFE_ALPHA`` the image usually breaks (our rule of thumb from the text side;
   the paper's Prop. 1 says a too-large α leaves the model's domain but gives no number), so the
   nodes allow it and warn.
@@ -101,14 +101,22 @@ def safe_alpha_warning(node: str, alphas) -> str:
 
 
 # -- Text-encoder families -------------------------------------------------------------------------
-# (token width, pooled width) of each family's conditioning, as ComfyUI's text encoders produce it.
-CONDITIONING_FAMILIES = {
-    (768, None): "SD1.x (CLIP-L)",
-    (1024, None): "SD2.x (OpenCLIP-H)",
-    (2048, 1280): "SDXL (CLIP-L + CLIP-G)",
-    (4096, 2048): "SD3/SD3.5 (CLIP-L + CLIP-G + T5)",
-    (4096, 768): "Flux (T5 + CLIP-L)",
-}
+# (token width, pooled width, family) of each family's conditioning, as ComfyUI's text encoders
+# produce it (comfy/text_encoders, comfy/sd1_clip.py). CLIPTextEncode always stores a
+# ``pooled_output`` (None for encoders without one: T5 and LLM encoders), so a family is matched by
+# its token width, and the pooled width tells apart families that share one (SDXL and AuraFlow:
+# 2048; SD3, Flux and the T5-only models: 4096). ``None`` as pooled width: the family has none.
+CONDITIONING_FAMILIES = (
+    (768, 768, "SD1.x (CLIP-L)"),
+    (1024, 1024, "SD2.x (OpenCLIP-H)"),
+    (2048, 1280, "SDXL (CLIP-L + CLIP-G)"),
+    (2048, None, "AuraFlow (Pile-T5-XL)"),
+    (4096, 2048, "SD3/SD3.5 (CLIP-L + CLIP-G + T5)"),
+    (4096, 768, "Flux (T5 + CLIP-L)"),
+    (4096, None, "a T5-XXL-only model (Chroma, Wan, LTX-Video)"),
+    (3584, None, "Qwen-Image (Qwen2.5-VL 7B)"),
+    (2304, None, "Lumina 2 (Gemma 2 2B)"),
+)
 ENCODER_FIX = {
     "SD3": "the SD3 checkpoint's CLIP output, or TripleCLIPLoader with clip_l, clip_g and t5xxl (type sd3)",
     "SD3.5": "the checkpoint's CLIP output, or TripleCLIPLoader with clip_l, clip_g and t5xxl (type sd3)",
@@ -119,10 +127,17 @@ ENCODER_FIX = {
 
 
 def conditioning_family(token_width: int, pooled_width) -> str:
-    """A readable name for the text encoder a conditioning came from, from its widths."""
-    name = CONDITIONING_FAMILIES.get((token_width, pooled_width))
-    if name:
-        return name
+    """A readable name for the text encoder a conditioning came from, from its widths.
+
+    Both widths matching names the family; else the token width alone does (the first family of
+    that width: a conditioning whose pooled vector was dropped or replaced is still that family's).
+    """
+    same_tokens = [row for row in CONDITIONING_FAMILIES if row[0] == token_width]
+    for _, pooled, name in same_tokens:
+        if pooled == pooled_width:
+            return name
+    if same_tokens:
+        return same_tokens[0][2]
     pooled = f", {pooled_width}-wide pooled" if pooled_width else ", no pooled vector"
     return f"an encoder with {token_width}-wide tokens{pooled}"
 

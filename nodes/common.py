@@ -79,7 +79,7 @@ def model_text_widths(model) -> tuple[str, object, object]:
 
 
 def check_families(node: str, model, **conds) -> None:
-    """Refuse conditionings whose widths do not fit ``model`` — before the model runs (issue 11)."""
+    """Refuse conditionings whose widths do not fit ``model`` — before the model runs."""
     from ..ems.validation import family_mismatch
 
     family, tokens, pooled = model_text_widths(model)
@@ -126,3 +126,122 @@ def output_is_linked(prompt, node_id, output_index: int) -> bool:
                     and value[1] == output_index:
                 return True
     return False
+
+
+# -- Tensor inputs and outputs: finite, sane magnitude, image-latent layout (ems/tensors.py) --------
+
+# What usually puts NaN/inf or absurd values into an input of each kind, and the fix.
+INPUT_CAUSES = {
+    "latent": ("a VAE that overflowed in half precision (fp16): run the VAE in fp32 (start "
+               "ComfyUI with --fp32-vae) and encode the image again; or a node upstream that produced "
+               "or scaled the latent"),
+    "image": ("a VAE Decode that overflowed in half precision (fp16): run the VAE in fp32 "
+              "(start ComfyUI with --fp32-vae); or a node upstream that produced the image"),
+    "conditioning": ("a text encoder that overflowed in half precision (fp16): start ComfyUI "
+                     "with --fp32-text-enc and encode again; or a node upstream that scaled the "
+                     "conditioning"),
+}
+# What usually makes a node's own result non-finite when its inputs were finite.
+OUTPUT_CAUSES = {
+    "latent": ("an overflow inside the computation, usually a model running in half precision (fp16): "
+               "load it in bf16 or fp32 (the loader's weight_dtype, or start ComfyUI with --force-fp32), "
+               "or lower α, cfg or the step sizes"),
+    "image": "an overflow inside the computation; lower α or check the inputs",
+    "conditioning": ("an overflow in half precision (fp16 ends at 65504): usually the text encoder "
+                     "(start ComfyUI with --fp32-text-enc), or an α so large the edit leaves fp16's range"),
+}
+
+
+def _part(part: str) -> str:
+    return f" (its {part})" if part else ""
+
+
+def check_finite_inputs(node: str, **inputs) -> None:
+    """Refuse any LATENT / IMAGE / MASK / CONDITIONING input holding NaN, ±inf or values beyond
+    ±MAX_ABS — before anything runs on it. None (an unconnected optional input) is skipped."""
+    from ..ems.tensors import MAX_ABS, non_finite_part, too_large_part, value_kind
+
+    for name, value in inputs.items():
+        cause = INPUT_CAUSES.get(value_kind(value), "a node upstream that produced it")
+        part, problem = non_finite_part(value)
+        if problem:
+            raise node_error(node, f"'{name}' contains {problem}{_part(part)}, so everything computed "
+                                   f"from it would be NaN (a black image). Likely cause: {cause}.")
+        part, problem = too_large_part(value)
+        if problem:
+            raise node_error(node, f"'{name}' has {problem}{_part(part)}; EMS refuses anything beyond "
+                                   f"±{MAX_ABS:g}: real values stay orders of magnitude below, and such values "
+                                   "overflow once the model multiplies them (then every value is NaN). "
+                                   f"Likely cause: {cause}.")
+
+
+def check_finite_output(node: str, name: str, value) -> None:
+    """Raise instead of passing on a result of this node that came out NaN or infinite."""
+    from ..ems.tensors import non_finite_part, value_kind
+
+    part, problem = non_finite_part(value)
+    if problem:
+        cause = OUTPUT_CAUSES.get(value_kind(value), "an overflow inside the computation")
+        where = f", in its {part}" if part else ""
+        raise node_error(node, f"{node} produced non-finite values in its output '{name}' ({problem}{where}) "
+                               "and does not pass them on (they would end as a black image). Likely cause: "
+                               f"{cause}.")
+
+
+def model_latent_limits(model) -> tuple[str, object, object]:
+    """(family, latent channels, largest latent side) the model takes; None = unknown, not checked.
+
+    Channels from the model's latent format; the side from a fixed position-embedding grid in its
+    detected config (SD3's MMDiT: ``pos_embed_max_size`` patches of ``patch_size``), else from the
+    diffusion model itself. Models without such a grid (UNets, Flux's RoPE) have no side limit.
+    """
+    from ..ems.tensors import max_latent_side
+
+    if model is None:
+        return "unknown", None, None
+    config = getattr(getattr(model, "model", None), "model_config", None)
+    family = type(config).__name__ if config is not None else "unknown"
+    try:
+        channels = model.get_model_object("latent_format").latent_channels
+    except Exception:  # an unusual MODEL (a wrapper, a test double): no channel check
+        channels = None
+    unet = getattr(config, "unet_config", None) or {}
+    size, patch = unet.get("pos_embed_max_size"), unet.get("patch_size")
+    if size is None:
+        try:
+            net = model.get_model_object("diffusion_model")
+            size, patch = getattr(net, "pos_embed_max_size", None), getattr(net, "patch_size", None)
+            if getattr(net, "pos_embed", None) is None:
+                size = None  # no fixed grid: the embedding is computed for any size
+        except Exception:
+            size = None
+    return family, channels, max_latent_side(size, patch)
+
+
+def check_latent_layout(node: str, name: str, latent: dict, model=None) -> None:
+    """An image LATENT (batch, channels, height, width) the model can take, or an error naming the
+    node, the input and the fix. Without a model only the layout is checked."""
+    from ..ems.tensors import channel_problem, layout_problem, size_problem
+
+    if not isinstance(latent, dict) or not hasattr(latent.get("samples"), "shape"):
+        raise node_error(node, f"'{name}' is not a LATENT; connect VAE Encode or a sampler's output.")
+    shape = tuple(latent["samples"].shape)
+    problem = layout_problem(shape)
+    if problem:
+        fix = ("EMS edits images: connect the VAE Encode of an image (not a video or audio latent)."
+               if len(shape) != 4 else "Connect the VAE Encode of at least one image.")
+        raise node_error(node, f"'{name}' {problem}. {fix}")
+    family, channels, max_side = model_latent_limits(model)
+    described = f"this {family} model" if family != "unknown" else "this model"
+    problem = channel_problem(shape, channels, described)
+    # An all-zero latent of the wrong width (EmptyLatentImage) is widened by ComfyUI itself.
+    if problem and latent["samples"].any():
+        raise node_error(node, f"'{name}' {problem}: it comes from another model family's VAE (SD1.5 and "
+                               "SDXL latents have 4 channels, SD3 and Flux 16). Encode the image with this "
+                               "model's own VAE (VAE Encode with the checkpoint's VAE).")
+    problem = size_problem(shape, max_side, described)
+    if problem:
+        image_side = max_side * 8
+        raise node_error(node, f"'{name}' {problem} — about {image_side}×{image_side} image pixels with an "
+                               f"8× VAE such as SD3's. Scale the image down before VAE Encode (e.g. "
+                               f"ImageScale to at most {image_side} pixels per side).")

@@ -7,7 +7,8 @@ from comfy_api.v0_0_2 import io
 from ..ems import validation as v
 from ..ems.conditioning import ConditioningMismatch, conditioning_alpha
 from ..ems.csds import DEFAULTS, RESIDUAL_SPACES, CSDSError, check_sigma, check_stable, step_sizes
-from .common import CATEGORY, LOG, check_families, check_floats, csds_marker, float_input, node_error, repeat_latent
+from .common import (CATEGORY, LOG, check_families, check_finite_inputs, check_finite_output, check_floats,
+                     check_latent_layout, csds_marker, float_input, node_error, repeat_latent)
 
 NODE = "EMS CSDS Latent Edit"
 FLOATS = (v.CFG, v.CONSTRAINT, v.STEP_START, v.STEP_END)
@@ -131,6 +132,11 @@ class EMSCSDSLatentEdit(io.ComfyNode):
                 residual_space=DEFAULTS["residual_space"]) -> io.NodeOutput:
         validate(model, sigmas, cfg, iterations, constraint, step_start, step_end, residual_space)
         check_families(NODE, model, positive=positive, attribute=attribute, negative=negative)
+        # Shape and values before the model sees them: a wrong latent otherwise ends in a traceback
+        # from deep inside the model, a NaN one in a black image marked success.
+        check_latent_layout(NODE, "latent_image", latent_image, model)
+        check_finite_inputs(NODE, positive=positive, attribute=attribute, negative=negative,
+                            latent_image=latent_image)
         check_latent(latent_image)
         latent = reconcile_batch(latent_image, positive, attribute, negative)
         try:
@@ -141,5 +147,7 @@ class EMSCSDSLatentEdit(io.ComfyNode):
             LOG.info("%s: degree from the positive's α: %s", NODE, ", ".join(f"{float(a):g}" for a in alpha))
         from .csds_guider import run_csds
 
-        return io.NodeOutput(run_csds(model, positive, attribute, negative, latent, sigmas, noise_seed, cfg,
-                                      iterations, constraint, step_start, step_end, residual_space, alpha))
+        result = run_csds(model, positive, attribute, negative, latent, sigmas, noise_seed, cfg, iterations,
+                          constraint, step_start, step_end, residual_space, alpha)
+        check_finite_output(NODE, "latent", result)
+        return io.NodeOutput(result)

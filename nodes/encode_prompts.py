@@ -7,7 +7,7 @@ from comfy_api.v0_0_2 import io, ui
 from ..ems import tokens as ems_tokens
 from ..ems.captions import derive_attribute, edit_words, word_diff
 from ..ems.conditioning import describe_tokens
-from .common import CATEGORY, LOG, node_error
+from .common import CATEGORY, LOG, check_finite_output, node_error
 
 NODE = "EMS Encode Prompts"
 PROMPTS = ("source", "target", "attribute", "negative")
@@ -118,6 +118,8 @@ class EMSEncodePrompts(io.ComfyNode):
                    "negative": negative_prompt}
         clip, tokens = tokenize_equal(clip, prompts)
         conds = {k: clip.encode_from_tokens_scheduled(t) for k, t in tokens.items()}
+        for name in PROMPTS:
+            check_finite_output(NODE, name, conds[name])
         shapes = {k: tuple(c[0][0].shape[1:]) for k, c in conds.items()}
         if len(set(shapes.values())) > 1:
             listed = "; ".join(f"{k}: {describe_tokens(c[0][0])}" for k, c in conds.items())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from comfy_api.v0_0_2 import io
 
 from ..ems.grid import GridError, labelled_grid, split_labels
-from .common import CATEGORY, node_error
+from .common import CATEGORY, check_finite_inputs, node_error
 
 NODE = "EMS Labelled Grid"
 
@@ -32,8 +32,24 @@ class EMSLabelledGrid(io.ComfyNode):
 
     @classmethod
     def execute(cls, images, labels, columns) -> io.NodeOutput:
+        check_finite_inputs(NODE, images=images)
         try:
-            grid = labelled_grid(images, split_labels(labels, images.shape[0]), columns)
+            grid = labelled_grid(images, split_labels(labels, images.shape[0]), columns,
+                                 on_tile=tile_hook(images.shape[0]))
         except GridError as e:
             raise node_error(NODE, str(e)) from None
         return io.NodeOutput(grid)
+
+
+def tile_hook(count: int):
+    """Called before each tile: Cancel stops a large grid between tiles, and the progress bar moves."""
+    import comfy.model_management
+    import comfy.utils
+
+    progress = comfy.utils.ProgressBar(count)
+
+    def on_tile(i: int, total: int) -> None:
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        progress.update_absolute(i, total)
+
+    return on_tile

@@ -11,7 +11,7 @@ from comfy_api.v0_0_2 import io, ui
 
 from ..ems.alphas import AlphaScheduleError, format_alpha, parse_alphas
 from ..ems.latent_direction import AXES, MODES, SPECTRA, LatentDirectionError, apply_direction, blend_mask
-from .common import CATEGORY, LOG, node_error, repeat_latent
+from .common import CATEGORY, LOG, check_finite_inputs, check_finite_output, check_latent_layout, node_error, repeat_latent
 
 NODE = "EMS Latent Direction"
 ALPHA_LIMIT = 10.0
@@ -95,8 +95,8 @@ class EMSLatentDirection(io.ComfyNode):
     @classmethod
     def execute(cls, latent, reference_a, reference_b, alpha, mode, axes, rank, spectrum, alphas="") -> io.NodeOutput:
         for name, value in (("latent", latent), ("reference_a", reference_a), ("reference_b", reference_b)):
-            if not isinstance(value, dict) or "samples" not in value:
-                raise node_error(NODE, f"{name} is not a LATENT; connect VAE Encode or a sampler's output.")
+            check_latent_layout(NODE, name, value)
+        check_finite_inputs(NODE, latent=latent, reference_a=reference_a, reference_b=reference_b)
         latent, values = batch_alphas(latent, alpha, alphas)
         samples = latent["samples"]
         a, b = reference_a["samples"].to(samples.device), reference_b["samples"].to(samples.device)
@@ -113,5 +113,6 @@ class EMSLatentDirection(io.ComfyNode):
         # on the output so the sampler respects it too.
         edited = blend_mask(samples, edited, latent.get("noise_mask"))
         out = {**latent, "samples": edited}
+        check_finite_output(NODE, "latent", out)
         labels = "\n".join(format_alpha(v) for v in values)
         return io.NodeOutput(out, labels, ui=ui.PreviewText(labels))

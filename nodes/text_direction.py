@@ -6,7 +6,7 @@ from comfy_api.v0_0_2 import io, ui
 
 from ..ems import validation as v
 from ..ems.conditioning import ConditioningMismatch, manipulate_conditioning
-from .common import CATEGORY, LOG, check_floats, float_input, node_error
+from .common import CATEGORY, LOG, check_finite_inputs, check_finite_output, check_floats, float_input, node_error
 
 NODE = "EMS Text Direction"
 ALPHA_LIMIT = v.ALPHA.hi
@@ -70,9 +70,11 @@ class EMSTextDirection(io.ComfyNode):
     def execute(cls, source, target, alpha, manipulate_pooled, base=None) -> io.NodeOutput:
         alpha = check_floats(NODE, [v.ALPHA], alpha=alpha)["alpha"]
         warning = warn_unsafe(NODE, [alpha])
+        check_finite_inputs(NODE, source=source, target=target, base=base)
         try:
             cond = manipulate_conditioning(source, target, alpha, manipulate_pooled, base, node=NODE)
         except ConditioningMismatch as e:
             raise node_error(NODE, str(e)) from None
+        check_finite_output(NODE, "conditioning", cond)
         # Always a text ("" = no warning) so the node's shown warning clears (web/js/ems_warnings.js).
         return io.NodeOutput(cond, ui=ui.PreviewText(warning))

@@ -113,7 +113,9 @@ def test_step_start_above_the_widget_bound_is_rejected_before_running(comfy, ima
     assert "step_start" in str(e.value)
 
 
-@pytest.mark.parametrize("width, pooled, family", [(768, 0, "SD1.x"), (2048, 1280, "SDXL"), (4096, 768, "Flux")])
+@pytest.mark.parametrize("width, pooled, family", [
+    (768, 0, "SD1.x"), (768, 768, "SD1.x"), (1024, 1024, "SD2.x"), (2048, 1280, "SDXL"), (4096, 768, "Flux"),
+])
 def test_other_families_conditioning_into_csds_is_an_error_naming_both(comfy, image_name, width, pooled, family):
     prefix = f"bad_family_{width}_{pooled}"
     g, _ = pipeline(image_name, prefix, positive_override=lambda g: g.node(
@@ -121,6 +123,7 @@ def test_other_families_conditioning_into_csds_is_an_error_naming_both(comfy, im
     msg = refused(comfy, g, prefix)
     assert CSDS in msg and family in msg and "SD3" in msg and "TripleCLIPLoader" in msg
     assert "addmm" not in msg and "cannot be multiplied" not in msg
+    assert "an encoder with" not in msg  # issue 17 item 14: CLIPTextEncode's SD1.x has a 768-wide pooled
 
 
 def test_a_csds_latent_into_csds_is_an_error(comfy, image_name):

@@ -7,6 +7,7 @@ Never shipped to users.
 
 import os
 import sys
+import time
 
 import torch
 
@@ -92,6 +93,130 @@ class EMSTestConditioning:
         return ([[torch.randn(1, tokens, width, generator=g), extras]],)
 
 
+POISONS = ["nan", "inf", "times_1e30"]
+
+
+def _poison(x, poison):
+    """A copy of float tensor ``x`` with its first element NaN / +inf, or all of it × 1e30."""
+    x = x.clone()
+    if poison == "times_1e30":
+        return x * 1e30
+    x.view(-1)[0] = float(poison)
+    return x
+
+
+class EMSTestPoisonImage:
+    """An IMAGE with one NaN / inf element, or × 1e30 (what an fp16 VAE Decode overflow leaves)."""
+
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "make"
+    CATEGORY = "_for_testing/ems"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"images": ("IMAGE",), "poison": (POISONS,)}}
+
+    def make(self, images, poison):
+        return (_poison(images, poison),)
+
+
+class EMSTestPoisonConditioning:
+    """A CONDITIONING whose tokens or pooled_output carry one NaN / inf element, or × 1e30."""
+
+    RETURN_TYPES = ("CONDITIONING",)
+    FUNCTION = "make"
+    CATEGORY = "_for_testing/ems"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"conditioning": ("CONDITIONING",), "poison": (POISONS,),
+                             "part": (["tokens", "pooled_output"],)}}
+
+    def make(self, conditioning, poison, part):
+        out = []
+        for tokens, extras in conditioning:
+            extras = dict(extras)
+            if part == "tokens":
+                tokens = _poison(tokens, poison)
+            else:
+                extras["pooled_output"] = _poison(extras["pooled_output"], poison)
+            out.append([tokens, extras])
+        return (out,)
+
+
+class EMSTestOverflowingCLIP:
+    """The tiny SD3 CLIP with T5's final norm weights at +inf: its tokens come out non-finite, as
+    an fp16 text encoder's do when it overflows."""
+
+    RETURN_TYPES = ("CLIP",)
+    FUNCTION = "load"
+    CATEGORY = "_for_testing/ems"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"seed": ("INT", {"default": 0, "min": 0, "max": 2**31})}}
+
+    def load(self, seed):
+        def build():
+            te = tiny_sd3.clip(seed)
+            with torch.no_grad():
+                te.cond_stage_model.t5xxl.transformer.encoder.final_layer_norm.weight.fill_(float("inf"))
+            return te
+
+        return (_cached(("overflowing_clip", seed), build),)
+
+
+class EMSTestOverflowingModel:
+    """The MODEL with every prediction multiplied by NaN, as a model that overflows in fp16 gives."""
+
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "patch"
+    CATEGORY = "_for_testing/ems"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",)}}
+
+    def patch(self, model):
+        model = model.clone()
+        model.set_model_unet_function_wrapper(
+            lambda apply, args: apply(args["input"], args["timestep"], **args["c"]) * float("nan"))
+        return (model,)
+
+
+class _LabelsWaitingForCancel(str):
+    """Labels that, when the grid splits them, write ``marker`` and wait until Cancel is pressed
+    (at most 30 s): the test's POST /interrupt then lands while the grid node runs."""
+
+    marker = ""
+
+    def splitlines(self, *args, **kwargs):
+        import comfy.model_management
+
+        open(self.marker, "w").close()
+        deadline = time.time() + 30
+        while not comfy.model_management.processing_interrupted() and time.time() < deadline:
+            time.sleep(0.02)
+        return str(self).splitlines(*args, **kwargs)
+
+
+class EMSTestLabelsWaitingForCancel:
+    RETURN_TYPES = ("STRING",)
+    FUNCTION = "make"
+    CATEGORY = "_for_testing/ems"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"count": ("INT", {"default": 64, "min": 1, "max": 4096}),
+                             "length": ("INT", {"default": 10_000, "min": 1, "max": 100_000}),
+                             "marker": ("STRING", {"default": "grid_waiting"})}}
+
+    def make(self, count, length, marker):
+        labels = _LabelsWaitingForCancel("\n".join(f"{i}:" + "x" * (length - 2) for i in range(count)))
+        labels.marker = os.path.join(folder_paths.get_output_directory(), marker)
+        return (labels,)
+
+
 def _plain(value):
     if torch.is_tensor(value):
         return value.detach().cpu()
@@ -107,4 +232,9 @@ NODE_CLASS_MAPPINGS = {
     "EMSTestTinySD3VAE": EMSTestTinySD3VAE,
     "EMSTestSaveTensor": EMSTestSaveTensor,
     "EMSTestConditioning": EMSTestConditioning,
+    "EMSTestPoisonImage": EMSTestPoisonImage,
+    "EMSTestPoisonConditioning": EMSTestPoisonConditioning,
+    "EMSTestOverflowingCLIP": EMSTestOverflowingCLIP,
+    "EMSTestOverflowingModel": EMSTestOverflowingModel,
+    "EMSTestLabelsWaitingForCancel": EMSTestLabelsWaitingForCancel,
 }
