@@ -162,3 +162,27 @@ def ems_edit(model, source, target, attribute, negative, latent: dict, alphas: U
                  s.constraint, s.step_start, s.step_end)
     _set_phase(counter, "sampling")
     return sample(model, positive, negative, z, sigmas, s.cfg, None, s.sampler)
+
+
+@torch.inference_mode()
+def flow_edit(model, source, target, negative, latent: dict, alphas: Union[float, Sequence[float]],
+              s: EditSettings, sigmas=None, counter=None, **options) -> dict:
+    """EMS Flow Edit as the shipped workflow runs it: EMSTextDirection (one α) or EMSAlphaSweep (a
+    batch) → EMSFlowEdit on the clean latent, the same BasicScheduler(steps, denoise) as img2img.
+    ``options``: FlowEditParams fields (default: the node's, with ``s.cfg`` as both scales)."""
+    conditioning = pack_module("ems.conditioning")
+    method = pack_module("ems.flow_edit")
+    sigmas = schedule(model, s.steps, s.denoise, s.scheduler) if sigmas is None else sigmas
+    alphas = [float(alphas)] if isinstance(alphas, (int, float)) else [float(a) for a in alphas]
+    positive = conditioning.sweep_conditioning(source, target, alphas)
+    if len(alphas) > 1:
+        latent = pack_module("nodes.common").repeat_latent(latent, len(alphas))
+    batch = int(latent["samples"].shape[0])
+    params = method.FlowEditParams(**{"cfg": s.cfg, "source_cfg": s.cfg, **options})
+    moves = torch.tensor([not same for same in conditioning.items_equal(positive, source, batch)])
+    scales = method.target_scales(conditioning.conditioning_alpha(positive, batch), batch, params.cfg,
+                                  params.source_cfg)
+    _set_phase(counter, "sampling")
+    return pack_module("nodes.flow_edit_guider").run_flow_edit(model, positive, source, negative, latent, sigmas,
+                                                              s.seed, params, scales, moves)
+

@@ -4,7 +4,8 @@
     COMFYUI_DIR=/path/to/ComfyUI python -m bench --full        # GPU, SD3-medium-size MMDiT, fp16, 1024²
 
 Writes ``bench/reports/<device-tag>.md`` and ``.json``; see bench/README.md for every figure.
-Exit status 1 when the call-count check fails (one batched model call per CSDS iteration).
+Exit status 1 when a call-count check fails (one batched model call per CSDS iteration, per EMS Flow
+Edit step).
 """
 
 from __future__ import annotations
@@ -22,13 +23,17 @@ import torch
 from . import harness
 from .measure import PeakMemory, PhaseCounter, run_once, summarize_runs
 
-CASES = ("img2img", "ems", "text_only", "sweep_batched", "sweep_separate")
+CASES = ("img2img", "ems", "text_only", "sweep_batched", "sweep_separate", "flow_edit", "flow_sweep_batched",
+         "flow_sweep_separate")
 DESCRIPTIONS = {
     "img2img": "plain img2img: RandomNoise + CFGGuider + euler over BasicScheduler(steps, denoise)",
     "ems": "EMS edit at one α: TextDirection → CSDS → euler from the leftover-noise latent (DisableNoise)",
     "text_only": "text-only EMS: TextDirection → img2img with c̃ (no CSDS)",
     "sweep_batched": "α sweep: AlphaSweep (k α in one batch) → CSDS → euler, one run",
     "sweep_separate": "the same k α as k separate EMS edits, one after another",
+    "flow_edit": "EMS Flow Edit at one α: TextDirection → EMSFlowEdit on the clean latent, the same schedule",
+    "flow_sweep_batched": "α sweep: AlphaSweep (k α in one batch) → EMSFlowEdit, one run",
+    "flow_sweep_separate": "the same k α as k separate EMS Flow Edits, one after another",
 }
 
 
@@ -118,6 +123,11 @@ def make_cases(model, conds, latent, s, args):
                                                       counter=counter),
             "sweep_separate": lambda: [harness.ems_edit(m, source, target, attribute, negative, latent, a, s,
                                                         counter=counter) for a in alphas],
+            "flow_edit": lambda: harness.flow_edit(m, source, target, negative, latent, args.alpha, s, counter=counter),
+            "flow_sweep_batched": lambda: harness.flow_edit(m, source, target, negative, latent, alphas, s,
+                                                            counter=counter),
+            "flow_sweep_separate": lambda: [harness.flow_edit(m, source, target, negative, latent, a, s,
+                                                              counter=counter) for a in alphas],
         }
 
     return cases, alphas
@@ -135,19 +145,27 @@ def count_calls(cases, model) -> dict:
     return out
 
 
+def _check(got: dict, n: int, batch: int) -> dict:
+    good = got["calls"] == n and sorted(set(got["batch_sizes"])) == ([batch] if n else [])
+    return {"expected_calls": n, "expected_batch": batch, "calls": got["calls"],
+            "batch_sizes": sorted(set(got["batch_sizes"])), "ok": good}
+
+
 def check_calls(calls: dict, s, k: int) -> dict:
-    """Exactly one batched call per CSDS iteration ([positive, attribute, negative] × batch)."""
-    per_cond = 2 if abs(s.cfg - 1.0) < 1e-9 else 3
-    expect = {"ems": (s.iterations, per_cond), "sweep_batched": (s.iterations, per_cond * k),
-              "sweep_separate": (s.iterations * k, per_cond)}
-    details, ok = {}, True
-    for case, (n, batch) in expect.items():
-        got = calls[case].get("csds", {"calls": 0, "batch_sizes": []})
-        good = got["calls"] == n and got["batch_sizes"] == ([batch] if n else [])
-        details[case] = {"expected_calls": n, "expected_batch": batch, "calls": got["calls"],
-                         "batch_sizes": got["batch_sizes"], "ok": good}
-        ok &= good
-    return {"one_call_per_csds_iteration": ok, "details": details}
+    """Exactly one batched call per CSDS iteration ([positive, attribute, negative] × batch), and per
+    EMS Flow Edit step ([target point, source point] × [cond, uncond] × batch; α = 0 items included:
+    they are returned unchanged, not left out of the call)."""
+    cfg1 = abs(s.cfg - 1.0) < 1e-9
+    per_cond, per_point = (2, 1) if cfg1 else (3, 2)
+    no_calls = {"calls": 0, "batch_sizes": []}
+    csds = {"ems": (s.iterations, per_cond), "sweep_batched": (s.iterations, per_cond * k),
+            "sweep_separate": (s.iterations * k, per_cond)}
+    flow = {"flow_edit": (s.steps, 2 * per_point), "flow_sweep_batched": (s.steps, 2 * per_point * k),
+            "flow_sweep_separate": (s.steps * k, 2 * per_point)}
+    details = {case: _check(calls[case].get("csds", no_calls), n, b) for case, (n, b) in csds.items()}
+    details.update({case: _check(calls[case].get("sampling", no_calls), n, b) for case, (n, b) in flow.items()})
+    return {"one_call_per_csds_iteration": all(details[c]["ok"] for c in csds),
+            "one_call_per_flow_edit_step": all(details[c]["ok"] for c in flow), "details": details}
 
 
 def time_cases(cases, model, args, device) -> dict:
@@ -158,7 +176,7 @@ def time_cases(cases, model, args, device) -> dict:
     runs = {name: [] for name in CASES}
     for r in range(max(args.repeats, args.sweep_repeats)):
         for name in CASES:  # interleaved, so drift hits every case alike
-            limit = args.sweep_repeats if name.startswith("sweep") else args.repeats
+            limit = args.sweep_repeats if "sweep" in name else args.repeats
             if r < limit:
                 runs[name].append(run_once(plain[name], device))
         print(f"  round {r + 1}: " + ", ".join(f"{n} {runs[n][-1]['seconds']:.2f}s" for n in CASES if runs[n]),
@@ -175,6 +193,9 @@ def ratios(timing: dict) -> dict:
         "text_only_time_vs_img2img": t["text_only"] / t["img2img"],
         "sweep_batched_time_vs_separate": t["sweep_batched"] / t["sweep_separate"],
         "sweep_batched_time_vs_one_ems_edit": t["sweep_batched"] / t["ems"],
+        "flow_edit_time_vs_img2img": t["flow_edit"] / t["img2img"],
+        "flow_sweep_batched_time_vs_separate": t["flow_sweep_batched"] / t["flow_sweep_separate"],
+        "flow_edit_peak_memory_vs_img2img": m["flow_edit"] / m["img2img"],
         "ems_peak_memory_vs_img2img": m["ems"] / m["img2img"],
         "text_only_peak_memory_vs_img2img": m["text_only"] / m["img2img"],
         "sweep_batched_peak_memory_vs_img2img": m["sweep_batched"] / m["img2img"],
@@ -192,6 +213,8 @@ def targets(r: dict, checks: dict, gpu: bool) -> list[dict]:
          "met": r["sweep_batched_time_vs_separate"] <= 0.8, "applies": gpu},
         {"target": "EMS peak memory ≤ 1.1× img2img's", "value": r["ems_peak_memory_vs_img2img"],
          "met": r["ems_peak_memory_vs_img2img"] <= 1.1, "applies": True},
+        {"target": "exactly 1 model call per EMS Flow Edit step", "value": checks["one_call_per_flow_edit_step"],
+         "met": checks["one_call_per_flow_edit_step"], "applies": True},
     ]
 
 
@@ -237,4 +260,4 @@ def main(argv=None) -> int:
     md, js = write_report(report, args.out_dir, tag)
     print(f"bench: wrote {md} and {js}", file=sys.stderr)
     print(Path(md).read_text(encoding="utf-8"))
-    return 0 if checks["one_call_per_csds_iteration"] else 1
+    return 0 if checks["one_call_per_csds_iteration"] and checks["one_call_per_flow_edit_step"] else 1

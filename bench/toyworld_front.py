@@ -46,6 +46,7 @@ VARIANTS = {
     "ems_flowedit_local0.6": ("ems_flowedit", {"fe_locality": 0.6}),
     "ems_flowedit_local0.8": ("ems_flowedit", {"fe_locality": 0.8}),
     "ems_flowedit_avg2_local0.8": ("ems_flowedit", {"fe_noise_average": 2, "fe_locality": 0.8}),
+    "ems_flowedit_cfg4.5_local0.8": ("ems_flowedit", {"fe_cfg": 4.5, "fe_locality": 0.8}),
     "ems_flowedit_drive0.1": ("ems_flowedit", {"fe_drive": 0.1}),
 }
 
@@ -60,13 +61,14 @@ def bootstrap(values, resamples: int = 2000, seed: int = 0) -> tuple[float, floa
     return float(v.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-def point_scores(case_rows: list[tuple[list[dict], dict]]) -> dict:
-    """Scores of one (variant, denoise, kind) from each case's rows and sweep scores."""
+def point_scores(case_rows: list[tuple[list[dict], dict, bool]]) -> dict:
+    """Scores of one (variant, denoise, kind) from each case's rows, sweep scores and whether its
+    α = 0 image is the source's VAE round trip to the last bit of the 8-bit picture."""
     def at(rows, alpha):
         return next(r for r in rows if abs(r["alpha"] - alpha) < 1e-9)
 
-    one = [at(rows, 1.0) for rows, _ in case_rows]
-    zero = [at(rows, 0.0) for rows, _ in case_rows]
+    one = [at(rows, 1.0) for rows, *_ in case_rows]
+    zero = [at(rows, 0.0) for rows, *_ in case_rows]
     return {
         "cases": len(case_rows),
         "reached": bootstrap([float(r["reached"]) for r in one]),
@@ -74,10 +76,24 @@ def point_scores(case_rows: list[tuple[list[dict], dict]]) -> dict:
         "kept": bootstrap([r["kept"] for r in one]),
         "same_at_0": bootstrap([float(r["same_as_source"]) for r in zero]),
         "psnr_out_at_0": bootstrap([r["psnr_out"] for r in zero]),
-        "monotone_0_1": bootstrap([float(s["monotone_0_1"]) for _, s in case_rows if s["monotone_0_1"] is not None]),
-        "progress": {f"{r['alpha']:g}": float(np.nanmean([at(rows, r["alpha"])["progress"] for rows, _ in case_rows]))
+        "monotone_0_1": bootstrap([float(s["monotone_0_1"]) for _, s, _ in case_rows if s["monotone_0_1"] is not None]),
+        "roundtrip_at_0": bootstrap([float(same) for *_, same in case_rows]),
+        "progress": {f"{r['alpha']:g}": float(np.nanmean([at(rows, r["alpha"])["progress"] for rows, *_ in case_rows]))
                      for r in case_rows[0][0]},
     }
+
+
+_ROUNDTRIPS: dict = {}
+
+
+def roundtrip(world, case) -> np.ndarray:
+    """The source scene after the toy VAE's round trip, (H, W, 3) uint8: what "no edit" decodes to."""
+    from .toyworld_score import to_uint8
+
+    key = (case.source, case.kind, case.target)
+    if key not in _ROUNDTRIPS:
+        _ROUNDTRIPS[key] = to_uint8(world.decode(world.inputs(case)["latent"]))[0]
+    return _ROUNDTRIPS[key]
 
 
 def on_front(points: list[dict]) -> None:
@@ -145,12 +161,14 @@ def write(points: list[dict], meta: dict, out: Path, tag: str) -> Path:
         picture = plot(pts, kind, out / f"{tag}-{kind}.png")
         lines += [f"## {kind}", "", f"![{kind} front]({picture.name})", "",
                   "| variant | denoise | reached at α = 1 | PSNR outside (dB) | kept | same as source at α = 0 "
-                  "| monotone 0…1 | progress by α |", "|---|---|---|---|---|---|---|---|"]
+                  "| α = 0 is the VAE round trip | monotone 0…1 | progress by α |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for p in sorted(pts, key=lambda p: (p["variant"], p["denoise"])):
             prog = " / ".join(f"{v:.2f}" for v in p["progress"].values())
             lines.append(f"| {'● ' if p['front'] else ''}{p['variant']} | {p['denoise']:g} | "
                          f"{fmt_ci(p['reached'], True)} | {fmt_ci(p['psnr_out'])} | {fmt_ci(p['kept'], True)} | "
-                         f"{fmt_ci(p['same_at_0'], True)} | {fmt_ci(p['monotone_0_1'], True)} | {prog} |")
+                         f"{fmt_ci(p['same_at_0'], True)} | {fmt_ci(p.get('roundtrip_at_0', (np.nan,) * 3), True)} | "
+                         f"{fmt_ci(p['monotone_0_1'], True)} | {prog} |")
         lines.append("")
     md = out / f"{tag}.md"
     md.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -173,6 +191,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out-dir", type=Path, default=REPORTS)
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "ems-toyworld-cache")
     ap.add_argument("--json-only", action="store_true", help="write only the points (for --merge later)")
+    ap.add_argument("--pictures", action="store_true",
+                    help="also draw each point's grid (two scenes per kind × α) as <tag>-<variant>-<denoise>.png")
     ap.add_argument("--merge", nargs="+", type=Path, help="write the report from earlier --json-only runs")
     args = ap.parse_args(argv)
     alphas = tuple(float(a) for a in args.alphas.split(","))
@@ -200,10 +220,20 @@ def main(argv=None) -> int:
         for d in (float(x) for x in args.denoise.split(",")):
             s = replace(base, **changes, **({"fe_denoise": d} if method == "ems_flowedit" else {"denoise": d}))
             per_kind: dict[str, list] = {}
+            shown = []
             for case in cases:
                 pixels, _ = cached_method(world, method, case, list(alphas), s, lambda: (None, None))
                 rows = score_images(case, method, alphas, pixels, world.inputs(case)["pixels"])
-                per_kind.setdefault(case.kind, []).append((rows, sweep_scores(rows)))
+                same = bool(np.array_equal(pixels[alphas.index(0.0)], roundtrip(world, case)))
+                per_kind.setdefault(case.kind, []).append((rows, sweep_scores(rows), same))
+                shown.append({"kind": case.kind, "source": case.source.attributes(), "target": case.target.attributes(),
+                              "layout": case.source.layout, "images": {method: pixels}})
+            if args.pictures:
+                from .toyworld_report import grid_picture
+
+                args.out_dir.mkdir(parents=True, exist_ok=True)
+                grid_picture(shown, method, alphas, args.out_dir / f"{args.tag}-{name}-{d:g}.png",
+                             f"{name} at denoise {d:g} (test split, {args.per_kind} per kind; 2 shown)")
             for kind, case_rows in per_kind.items():
                 points.append({"variant": name, "method": method, "denoise": d, "kind": kind,
                                "settings": {**changes}, **point_scores(case_rows)})

@@ -12,7 +12,8 @@ from comfy_api.v0_0_2 import io
 from ..ems import validation as v
 from ..ems.conditioning import ConditioningMismatch, conditioning_alpha, items_equal
 from ..ems.flow_edit import DEFAULTS, MAX_NOISE_AVERAGE, FlowEditError, FlowEditParams, check_schedule, target_scales
-from .common import CATEGORY, LOG, check_families, check_floats, csds_marker, float_input, node_error, repeat_latent
+from .common import (CATEGORY, LOG, check_families, check_finite_inputs, check_finite_output, check_floats,
+                     check_latent_layout, csds_marker, float_input, node_error, repeat_latent)
 
 NODE = "EMS Flow Edit"
 FLOATS = (v.CFG, v.SOURCE_CFG, v.LOCALITY, v.DRIVE)
@@ -126,6 +127,8 @@ class EMSFlowEdit(io.ComfyNode):
         params = parameters(cfg, source_cfg, noise_average, locality, drive)
         check_model(model, sigmas)
         check_families(NODE, model, source=source, positive=positive, negative=negative)
+        check_latent_layout(NODE, "latent_image", latent_image, model)
+        check_finite_inputs(NODE, source=source, positive=positive, negative=negative, latent_image=latent_image)
         check_latent(latent_image)
         latent = reconcile_batch(latent_image, positive, source, negative)
         batch = int(latent["samples"].shape[0])
@@ -139,5 +142,6 @@ class EMSFlowEdit(io.ComfyNode):
                  ", ".join(f"{s:g}" for s in scales))
         from .flow_edit_guider import run_flow_edit
 
-        return io.NodeOutput(run_flow_edit(model, positive, source, negative, latent, sigmas, noise_seed, params,
-                                           scales, moves))
+        result = run_flow_edit(model, positive, source, negative, latent, sigmas, noise_seed, params, scales, moves)
+        check_finite_output(NODE, "latent", result)
+        return io.NodeOutput(result)

@@ -1,6 +1,6 @@
 """Render each example workflow's thumbnail: the graph as the real ComfyUI frontend draws it.
 
-    COMFYUI_DIR=/path/to/ComfyUI python scripts/render_thumbnails.py
+    COMFYUI_DIR=/path/to/ComfyUI python scripts/render_thumbnails.py [NAME …]   # default: every workflow
 
 Starts ComfyUI with this pack, opens it in headless Chromium (Debian's ``chromium``), loads each
 ``example_workflows/*.json``, fits the view and saves ``<name>.jpg`` next to it. The LoadImage
@@ -34,7 +34,10 @@ MENU_TOP, SIDEBAR = 80, 70  # the frontend's top bar and left icon bar, cropped 
 
 def main() -> None:
     comfy = os.environ.get("COMFYUI_DIR") or sys.exit("set COMFYUI_DIR to a ComfyUI checkout")
-    paths = sorted((REPO / "example_workflows").glob("*.json"))
+    names = set(sys.argv[1:])
+    paths = [p for p in sorted((REPO / "example_workflows").glob("*.json")) if not names or p.stem in names]
+    if names - {p.stem for p in paths}:
+        sys.exit(f"no such workflow: {', '.join(sorted(names - {p.stem for p in paths}))}")
     with tempfile.TemporaryDirectory(prefix="ems-thumbs-") as tmp:
         base = prepare_base(Path(tmp))
         make_test_image(base / "input" / "example.png")

@@ -29,6 +29,12 @@ def test_quick_cpu_bench_reports_calls_and_ratios(tmp_path):
     assert calls["sweep_batched"]["csds"] == {"calls": 4, "batch_sizes": [15]}
     assert calls["sweep_separate"]["csds"] == {"calls": 20, "batch_sizes": [3]}
     assert report["checks"]["one_call_per_csds_iteration"] is True
+    # EMS Flow Edit: one call per step for [target point, source point] × [cond, uncond] × items
+    assert calls["flow_edit"] == {"sampling": {"calls": 10, "batch_sizes": [4]}}
+    assert calls["flow_sweep_batched"] == {"sampling": {"calls": 10, "batch_sizes": [20]}}
+    assert calls["flow_sweep_separate"] == {"sampling": {"calls": 50, "batch_sizes": [4]}}
+    assert report["checks"]["one_call_per_flow_edit_step"] is True
+    assert report["ratios"]["flow_edit_time_vs_img2img"] > 0
 
     for key in ("ems_time_vs_img2img", "text_only_time_vs_img2img", "sweep_batched_time_vs_separate",
                 "ems_peak_memory_vs_img2img"):

@@ -176,3 +176,52 @@ def test_a_csds_output_is_refused(comfy, image_name):
     with pytest.raises(ExecutionFailed) as e:
         comfy.run(g.prompt)
     assert "EMS Flow Edit" in e.value.message and "clean latent" in e.value.message
+
+
+@pytest.fixture(scope="module")
+def bad_latents(comfy):
+    import safetensors.torch
+
+    good = torch.randn(1, 16, 8, 8, generator=torch.Generator().manual_seed(2))
+    nan = good.clone()
+    nan.view(-1)[5] = float("nan")
+    for name, tensor in {"flow_nan": nan, "flow_sd15": torch.randn(1, 4, 8, 8)}.items():
+        safetensors.torch.save_file({"latent_tensor": tensor.contiguous(), "latent_format_version_0": torch.tensor([])},
+                                    str(comfy.base / "input" / f"{name}.latent"))
+    return ["flow_nan", "flow_sd15"]
+
+
+@pytest.mark.parametrize("name, fragment", [("flow_nan", "contains 1 NaN"), ("flow_sd15", "has 4 channels")])
+def test_bad_latents_are_refused_in_one_line_naming_the_node(comfy, image_name, bad_latents, name, fragment):
+    g = flow_graph(image_name)
+    node = next(n for n in g.prompt.values() if n["class_type"] == "EMSFlowEdit")
+    node["inputs"]["latent_image"] = g.node("LoadLatent", latent=f"{name}.latent")[0]
+    with pytest.raises(ExecutionFailed) as e:
+        comfy.run(g.prompt)
+    msg = e.value.message
+    assert msg.startswith("EMS Flow Edit") and "'latent_image'" in msg and fragment in msg, msg
+    assert "Traceback" not in msg and len(msg.splitlines()) <= 2
+
+
+def test_cancel_stops_a_long_flow_edit_within_2_s(comfy, image_name):
+    import time
+
+    g = flow_graph(image_name, steps=4000, denoise=0.99)  # minutes of work on the CPU
+    mark = len(comfy.log())
+    prompt_id = comfy.queue(g.prompt)
+    deadline = time.time() + 120
+    while "EMS Flow Edit: 1 of 1 item(s) edited" not in comfy.log()[mark:] and time.time() < deadline:
+        time.sleep(0.05)
+    assert time.time() < deadline, "the node never started"
+    time.sleep(0.5)  # well inside its loop
+    started = time.time()
+    comfy.post("/interrupt", {})
+    entry = None
+    while time.time() - started < 60:
+        entry = comfy.get(f"/history/{prompt_id}").get(prompt_id)
+        if entry and entry["status"].get("completed") is not None:
+            break
+        time.sleep(0.05)
+    took = time.time() - started
+    assert entry and [k for k, _ in entry["status"]["messages"]].count("execution_interrupted") == 1
+    assert took < 2.0, f"Cancel took {took:.2f} s"

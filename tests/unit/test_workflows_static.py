@@ -21,7 +21,8 @@ IDS = [p.stem for p in WORKFLOWS]
 
 def ems_node_ids() -> set[str]:
     """Node ids the pack registers, read from the source (the unit tier never imports ComfyUI)."""
-    text = "".join(p.read_text() for p in (REPO / "nodes").glob("*.py"))
+    sources = [*(REPO / "nodes").glob("*.py"), *(REPO / "toyworld").glob("comfy_*.py")]  # + the toy world's dev nodes
+    text = "".join(p.read_text() for p in sources)
     return set(re.findall(r'node_id="(EMS\w+)"', text))
 
 
