@@ -39,15 +39,14 @@ VARIANTS = {
     "ems_csds": ("ems", {}),
     "flowedit": ("flowedit", {}),
     "ode_inversion": ("ode_inversion", {}),
-    "ems_flowedit": ("ems_flowedit", {}),
-    "ems_flowedit_cfg4.5": ("ems_flowedit", {"fe_cfg": 4.5}),
-    "ems_flowedit_avg2": ("ems_flowedit", {"fe_noise_average": 2}),
-    "ems_flowedit_avg4": ("ems_flowedit", {"fe_noise_average": 4}),
-    "ems_flowedit_local0.6": ("ems_flowedit", {"fe_locality": 0.6}),
-    "ems_flowedit_local0.8": ("ems_flowedit", {"fe_locality": 0.8}),
-    "ems_flowedit_avg2_local0.8": ("ems_flowedit", {"fe_noise_average": 2, "fe_locality": 0.8}),
-    "ems_flowedit_cfg4.5_local0.8": ("ems_flowedit", {"fe_cfg": 4.5, "fe_locality": 0.8}),
-    "ems_flowedit_drive0.1": ("ems_flowedit", {"fe_drive": 0.1}),
+    # EMS Flow Edit: every option written out, so a variant means the same whatever the defaults are
+    "ems_flowedit_plain": ("ems_flowedit", {"fe_locality": 0.0, "fe_noise_average": 1, "fe_drive": 0.0}),
+    "ems_flowedit_local0.6": ("ems_flowedit", {"fe_locality": 0.6, "fe_noise_average": 1, "fe_drive": 0.0}),
+    "ems_flowedit_local0.8": ("ems_flowedit", {"fe_locality": 0.8, "fe_noise_average": 1, "fe_drive": 0.0}),
+    "ems_flowedit_avg2_local0.8": ("ems_flowedit", {"fe_locality": 0.8, "fe_noise_average": 2, "fe_drive": 0.0}),
+    "ems_flowedit_cfg4.5_local0.8": ("ems_flowedit", {"fe_cfg": 4.5, "fe_locality": 0.8, "fe_noise_average": 1,
+                                                      "fe_drive": 0.0}),
+    "ems_flowedit_drive0.1": ("ems_flowedit", {"fe_locality": 0.0, "fe_noise_average": 1, "fe_drive": 0.1}),
 }
 
 
@@ -78,6 +77,10 @@ def point_scores(case_rows: list[tuple[list[dict], dict, bool]]) -> dict:
         "psnr_out_at_0": bootstrap([r["psnr_out"] for r in zero]),
         "monotone_0_1": bootstrap([float(s["monotone_0_1"]) for _, s, _ in case_rows if s["monotone_0_1"] is not None]),
         "roundtrip_at_0": bootstrap([float(same) for *_, same in case_rows]),
+        "per_case": {"reached": [float(r["reached"]) for r in one], "psnr_out": [r["psnr_out"] for r in one],
+                     "kept": [r["kept"] for r in one], "roundtrip_at_0": [float(same) for *_, same in case_rows],
+                     "monotone_0_1": [None if s["monotone_0_1"] is None else float(s["monotone_0_1"])
+                                      for _, s, _ in case_rows]},
         "progress": {f"{r['alpha']:g}": float(np.nanmean([at(rows, r["alpha"])["progress"] for rows, *_ in case_rows]))
                      for r in case_rows[0][0]},
     }
@@ -150,12 +153,41 @@ def fmt_ci(t, pct=False) -> str:
     return f"{100 * m:.0f} % [{100 * a:.0f}, {100 * b:.0f}]" if pct else f"{m:.1f} [{a:.1f}, {b:.1f}]"
 
 
+# The summary table: each method at the schedule it ships with in the toy world (text-only EMS and
+# CSDS at the calibrated img2img denoise; EMS Flow Edit at its own), the baselines at the same two.
+SUMMARY = (("text_only", 0.55), ("ems_csds", 0.55), ("ode_inversion", 0.55), ("flowedit", 0.55),
+           ("flowedit", 0.45), ("ems_flowedit_plain", 0.55), ("ems_flowedit_local0.8", 0.55),
+           ("ems_flowedit_local0.8", 0.45))
+
+
+def summary_rows(points: list[dict], picks=SUMMARY) -> list[str]:
+    """One row per (variant, denoise): every kind's cases pooled, 95 % bootstrap intervals."""
+    rows = []
+    for name, d in picks:
+        pts = [p for p in points if p["variant"] == name and abs(p["denoise"] - d) < 1e-9 and "per_case" in p]
+        if not pts:
+            continue
+
+        def pooled(key, kinds=None):
+            return bootstrap([v for p in pts if kinds is None or p["kind"] in kinds for v in p["per_case"][key]
+                              if v is not None])
+        graded = ("colour", "size", "background")
+        rows.append(f"| {name} | {d:g} | {fmt_ci(pooled('reached'), True)} | {fmt_ci(pooled('psnr_out'))} | "
+                    f"{fmt_ci(pooled('kept'), True)} | {fmt_ci(pooled('roundtrip_at_0'), True)} | "
+                    f"{fmt_ci(pooled('monotone_0_1', graded), True)} |")
+    return rows
+
+
 def write(points: list[dict], meta: dict, out: Path, tag: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     lines = [f"# {meta['title']}", "", f"Command: `{meta['command']}` — {meta['created']}, "
              f"{meta['wall_seconds'] / 60:.1f} min wall on {meta['device']}. Split {meta['split']}, "
              f"{meta['per_kind']} cases per kind, α {', '.join(f'{a:g}' for a in meta['alphas'])}, seed {meta['seed']}, "
-             f"{meta['steps']} steps. Intervals: 95 % bootstrap over cases. ● = on the kind's front.", ""]
+             f"{meta['steps']} steps. Intervals: 95 % bootstrap over cases. ● = on the kind's front.", "",
+             "## Summary (all kinds pooled)", "",
+             "| variant | denoise | reached at α = 1 | PSNR outside (dB) | kept | α = 0 is the VAE round trip "
+             "| monotone 0…1 (colour, size, background) |", "|---|---|---|---|---|---|---|",
+             *summary_rows(points), ""]
     for kind in meta["kinds"]:
         pts = [p for p in points if p["kind"] == kind]
         picture = plot(pts, kind, out / f"{tag}-{kind}.png")
@@ -192,7 +224,8 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "ems-toyworld-cache")
     ap.add_argument("--json-only", action="store_true", help="write only the points (for --merge later)")
     ap.add_argument("--pictures", action="store_true",
-                    help="also draw each point's grid (two scenes per kind × α) as <tag>-<variant>-<denoise>.png")
+                    help="also draw each point's grid (scenes × α) as <tag>-<variant>-<denoise>.png")
+    ap.add_argument("--picture-rows", type=int, default=2, help="scenes per kind in each picture (default 2)")
     ap.add_argument("--merge", nargs="+", type=Path, help="write the report from earlier --json-only runs")
     args = ap.parse_args(argv)
     alphas = tuple(float(a) for a in args.alphas.split(","))
@@ -233,7 +266,8 @@ def main(argv=None) -> int:
 
                 args.out_dir.mkdir(parents=True, exist_ok=True)
                 grid_picture(shown, method, alphas, args.out_dir / f"{args.tag}-{name}-{d:g}.png",
-                             f"{name} at denoise {d:g} (test split, {args.per_kind} per kind; 2 shown)")
+                             f"{name} at denoise {d:g} (test split, {args.per_kind} per kind; "
+                             f"{args.picture_rows} shown)", rows_per_kind=args.picture_rows)
             for kind, case_rows in per_kind.items():
                 points.append({"variant": name, "method": method, "denoise": d, "kind": kind,
                                "settings": {**changes}, **point_scores(case_rows)})

@@ -4,4 +4,4 @@ Nothing in this package imports ComfyUI: it is the method on tensors, unit-teste
 The ComfyUI adapters live in ``nodes/``.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

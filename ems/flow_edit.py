@@ -54,7 +54,7 @@ DEFAULTS = {
     "cfg": 13.5,
     "source_cfg": 3.5,
     "noise_average": 1,
-    "locality": 0.0,
+    "locality": 0.8,
     "drive": 0.0,
 }
 MAX_NOISE_AVERAGE = 16

@@ -33,6 +33,31 @@ def repeat_latent(latent: dict, count: int) -> dict:
     return out
 
 
+def cond_batch(cond) -> int:
+    """The batch a CONDITIONING carries (its largest entry's)."""
+    return max(int(entry[0].shape[0]) for entry in cond)
+
+
+def reconcile_batch(node: str, latent: dict, positive, **others) -> dict:
+    """Give the latent the batch the conditionings need.
+
+    A batch-1 latent meeting a batch-k positive (an EMS Alpha Sweep) is repeated k times with the
+    same ``batch_index``, so every item gets the same noise and items differ only by α. Every
+    conditioning must then have batch 1 or the latent's.
+    """
+    size = int(latent["samples"].shape[0])
+    k = cond_batch(positive)
+    if size == 1 and k > 1:
+        latent, size = repeat_latent(latent, k), k
+    for name, cond in (("positive", positive), *others.items()):
+        b = cond_batch(cond)
+        if b not in (1, size):
+            raise node_error(node, f"latent_image has a batch of {size} but '{name}' has a batch of {b}. "
+                                   "Use a batch-1 latent with a batch-k positive (EMS Alpha Sweep), "
+                                   "equal batches, or batch-1 conditionings.")
+    return latent
+
+
 # -- Float inputs: one declaration for the widget bounds and the run-time check (ems/validation.py) --
 
 def float_input(spec, default: float, step: float, tooltip: str, **kwargs):

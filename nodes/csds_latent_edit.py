@@ -8,33 +8,10 @@ from ..ems import validation as v
 from ..ems.conditioning import ConditioningMismatch, conditioning_alpha
 from ..ems.csds import DEFAULTS, RESIDUAL_SPACES, CSDSError, check_sigma, check_stable, step_sizes
 from .common import (CATEGORY, LOG, check_families, check_finite_inputs, check_finite_output, check_floats,
-                     check_latent_layout, csds_marker, float_input, node_error, repeat_latent)
+                     check_latent_layout, csds_marker, float_input, node_error, reconcile_batch)
 
 NODE = "EMS CSDS Latent Edit"
 FLOATS = (v.CFG, v.CONSTRAINT, v.STEP_START, v.STEP_END)
-
-
-def cond_batch(cond) -> int:
-    return max(int(entry[0].shape[0]) for entry in cond)
-
-
-def reconcile_batch(latent: dict, positive, attribute, negative) -> dict:
-    """Give the latent the batch the conditionings need (SPEC §2).
-
-    A batch-1 latent meeting a batch-k positive (an EMS Alpha Sweep) is repeated k times with the
-    same ``batch_index``, so every item gets the same noise and items differ only by α.
-    """
-    size = int(latent["samples"].shape[0])
-    k = cond_batch(positive)
-    if size == 1 and k > 1:
-        latent, size = repeat_latent(latent, k), k
-    for name, cond in (("positive", positive), ("attribute", attribute), ("negative", negative)):
-        b = cond_batch(cond)
-        if b not in (1, size):
-            raise node_error(NODE, f"latent_image has a batch of {size} but '{name}' has a batch of {b}. "
-                                   "Use a batch-1 latent with a batch-k positive (EMS Alpha Sweep), "
-                                   "equal batches, or batch-1 conditionings.")
-    return latent
 
 
 def validate(model, sigmas, cfg, iterations, constraint, step_start, step_end,
@@ -138,7 +115,7 @@ class EMSCSDSLatentEdit(io.ComfyNode):
         check_finite_inputs(NODE, positive=positive, attribute=attribute, negative=negative,
                             latent_image=latent_image)
         check_latent(latent_image)
-        latent = reconcile_batch(latent_image, positive, attribute, negative)
+        latent = reconcile_batch(NODE, latent_image, positive, attribute=attribute, negative=negative)
         try:
             alpha = conditioning_alpha(positive, int(latent["samples"].shape[0]), node=NODE)
         except ConditioningMismatch as e:

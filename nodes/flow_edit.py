@@ -13,30 +13,10 @@ from ..ems import validation as v
 from ..ems.conditioning import ConditioningMismatch, conditioning_alpha, items_equal
 from ..ems.flow_edit import DEFAULTS, MAX_NOISE_AVERAGE, FlowEditError, FlowEditParams, check_schedule, target_scales
 from .common import (CATEGORY, LOG, check_families, check_finite_inputs, check_finite_output, check_floats,
-                     check_latent_layout, csds_marker, float_input, node_error, repeat_latent)
+                     check_latent_layout, csds_marker, float_input, node_error, reconcile_batch)
 
 NODE = "EMS Flow Edit"
 FLOATS = (v.CFG, v.SOURCE_CFG, v.LOCALITY, v.DRIVE)
-
-
-def cond_batch(cond) -> int:
-    return max(int(entry[0].shape[0]) for entry in cond)
-
-
-def reconcile_batch(latent: dict, positive, source, negative) -> dict:
-    """A batch-1 latent meeting a batch-k positive (an EMS Alpha Sweep) is repeated k times with the
-    same ``batch_index``, so every item gets the same noise and items differ only by α."""
-    size = int(latent["samples"].shape[0])
-    k = cond_batch(positive)
-    if size == 1 and k > 1:
-        latent, size = repeat_latent(latent, k), k
-    for name, cond in (("positive", positive), ("source", source), ("negative", negative)):
-        b = cond_batch(cond)
-        if b not in (1, size):
-            raise node_error(NODE, f"latent_image has a batch of {size} but '{name}' has a batch of {b}. "
-                                   "Use a batch-1 latent with a batch-k positive (EMS Alpha Sweep), equal "
-                                   "batches, or batch-1 conditionings.")
-    return latent
 
 
 def parameters(cfg, source_cfg, noise_average, locality, drive) -> FlowEditParams:
@@ -130,7 +110,7 @@ class EMSFlowEdit(io.ComfyNode):
         check_latent_layout(NODE, "latent_image", latent_image, model)
         check_finite_inputs(NODE, source=source, positive=positive, negative=negative, latent_image=latent_image)
         check_latent(latent_image)
-        latent = reconcile_batch(latent_image, positive, source, negative)
+        latent = reconcile_batch(NODE, latent_image, positive, source=source, negative=negative)
         batch = int(latent["samples"].shape[0])
         try:
             alpha = conditioning_alpha(positive, batch, node=NODE)

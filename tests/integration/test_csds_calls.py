@@ -18,9 +18,9 @@ def env():
     from importlib import import_module
 
     guider = import_module(f"{pack.__name__}.nodes.csds_guider")
-    node = import_module(f"{pack.__name__}.nodes.csds_latent_edit")
+    common = import_module(f"{pack.__name__}.nodes.common")
     return {"model": tiny_sd3.model_patcher(0), "tiny": tiny_sd3, "run_csds": guider.run_csds,
-            "reconcile": node.reconcile_batch, "Counter": CallCounter}
+            "reconcile": lambda *a: common.reconcile_batch("EMS CSDS Latent Edit", *a[:2], attribute=a[2], negative=a[3]), "Counter": CallCounter}
 
 
 def run(env, iterations, cfg=7.5, attribute_tokens=154, latent_batch=1, positive_batch=1):
