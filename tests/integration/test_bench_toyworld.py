@@ -30,7 +30,7 @@ def test_quick_toyworld_report_runs_every_method_on_the_same_scenes(tmp_path):
     md = (tmp_path / "pytest.md").read_text(encoding="utf-8")
     assert md.startswith("# EMS in the toy world") and "toy model" in md and "not SD3" in md
 
-    methods = ["img2img", "text_only", "ems", "flowedit", "latent_linear", "latent_svd"]
+    methods = ["img2img", "text_only", "ems", "flowedit", "ems_flowedit", "ode_inversion", "latent_linear", "latent_svd"]
     assert report["methods"] == methods and report["alphas"] == ALPHAS
     assert [c["kind"] for c in report["cases"]] == ["colour", "count"]
     for m in methods:
@@ -44,6 +44,8 @@ def test_quick_toyworld_report_runs_every_method_on_the_same_scenes(tmp_path):
         assert got["text_only"] == (STEPS, ALPHAS)                    # one batched sweep
         assert got["ems"] == (ITERATIONS + STEPS, ALPHAS)             # one call per CSDS iteration
         assert got["flowedit"] == (2 * STEPS, ALPHAS)                 # v under target and source
+        assert got["ems_flowedit"] == (STEPS, ALPHAS)                 # both points in one batched call
+        assert got["ode_inversion"] == (2 * STEPS, ALPHAS)            # inversion up, sampling down
         for m in ("latent_linear", "latent_svd"):
             assert got[m] == (STEPS + 2 * REF_STEPS, ALPHAS)          # + the generated reference pair
         for m in methods:
@@ -56,6 +58,9 @@ def test_quick_toyworld_report_runs_every_method_on_the_same_scenes(tmp_path):
         assert checks["latent_linear_vs_img2img_source_caption"] <= 1, checks
         assert checks["latent_svd_vs_img2img_source_caption"] <= 1, checks
         assert checks["flowedit_vs_source_latent"] <= 1, checks
+        # the input latent bit for bit (tests/integration/test_flow_edit.py); decoded in a batch of 3
+        # against the round trip's batch of 1, the 8-bit pictures may differ by float rounding
+        assert checks["ems_flowedit_vs_source_latent"] <= 1, checks
         assert "sde" in case and case["sde"]["err_flipped"] >= 0
 
     assert report["cached_results"] == 0 and len(list((tmp_path / "cache").glob("*.npz"))) == 2 * len(methods)
