@@ -94,9 +94,10 @@ def test_outside_a_noise_mask_the_output_is_the_source(comfy, image_name):
     assert (edit["samples"][inside] - source["samples"][inside]).abs().max() > 1e-3
 
 
-def independent_flow_edit(saved, seed, cfg, source_cfg, alpha):
+def independent_flow_edit(saved, seed, cfg, source_cfg, alpha, locality=0.0):
     """The coupling written out again with raw ``apply_model`` calls on the same weights (no EMS code):
-    per-step noise from one generator, CFG per point, the degree rule on the target scale."""
+    per-step noise from one generator, CFG per point, the degree rule on the target scale, and the
+    locality weight clamp(2d/τ − 1, 0, 1) of the max-normalised, 3×3-smoothed channel mean d of |V|."""
     from support.inprocess import setup_comfy
 
     setup_comfy()
@@ -127,15 +128,20 @@ def independent_flow_edit(saved, seed, cfg, source_cfg, alpha):
             z_tar = z_src + (z_edit - x_src)
             v_tar = (z_tar - guided(z_tar, s, saved["positive"], w_tar)) / s
             v_src = (z_src - guided(z_src, s, saved["source"], source_cfg)) / s
-            z_edit = z_edit + (s_next - s) * (v_tar - v_src)
+            v = v_tar - v_src
+            if locality > 0:
+                d = torch.nn.functional.avg_pool2d(v.abs().mean(1, keepdim=True), 3, 1, 1, count_include_pad=False)
+                v = v * (2 * d / d.max() / locality - 1).clamp(0, 1)
+            z_edit = z_edit + (s_next - s) * v
     return saved["latent"]["samples"] + (fmt.process_out(z_edit) - fmt.process_out(x_src))
 
 
-def test_output_equals_an_independent_implementation(comfy, image_name):
-    comfy.run(flow_graph(image_name, alpha=0.6, cfg=4.0, source_cfg=1.5).prompt)
+@pytest.mark.parametrize("locality", [0.0, 0.8])
+def test_output_equals_an_independent_implementation(comfy, image_name, locality):
+    comfy.run(flow_graph(image_name, alpha=0.6, cfg=4.0, source_cfg=1.5, extra={"locality": locality}).prompt)
     saved = {k: comfy.load_saved(k) for k in ("positive", "source", "negative", "latent", "sigmas", "edit")}
     saved["base"] = str(comfy.base)
-    expected = independent_flow_edit(saved, SEED, cfg=4.0, source_cfg=1.5, alpha=0.6)
+    expected = independent_flow_edit(saved, SEED, cfg=4.0, source_cfg=1.5, alpha=0.6, locality=locality)
     assert (expected - saved["latent"]["samples"]).abs().max() > 1e-3
     torch.testing.assert_close(saved["edit"]["samples"], expected, rtol=1e-4, atol=1e-4)
 
