@@ -153,15 +153,16 @@ def _check(got: dict, n: int, batch: int) -> dict:
 
 def check_calls(calls: dict, s, k: int) -> dict:
     """Exactly one batched call per CSDS iteration ([positive, attribute, negative] × batch), and per
-    EMS Flow Edit step ([target point, source point] × [cond, uncond] × batch; α = 0 items included:
-    they are returned unchanged, not left out of the call)."""
+    EMS Flow Edit step ([target point, source point] × [cond, uncond] × the node's default number of
+    noises × batch; α = 0 items included: they are returned unchanged, not left out of the call)."""
     cfg1 = abs(s.cfg - 1.0) < 1e-9
     per_cond, per_point = (2, 1) if cfg1 else (3, 2)
     no_calls = {"calls": 0, "batch_sizes": []}
     csds = {"ems": (s.iterations, per_cond), "sweep_batched": (s.iterations, per_cond * k),
             "sweep_separate": (s.iterations * k, per_cond)}
-    flow = {"flow_edit": (s.steps, 2 * per_point), "flow_sweep_batched": (s.steps, 2 * per_point * k),
-            "flow_sweep_separate": (s.steps * k, 2 * per_point)}
+    per_step = 2 * per_point * harness.pack_module("ems.flow_edit").DEFAULTS["noise_average"]  # × the noises
+    flow = {"flow_edit": (s.steps, per_step), "flow_sweep_batched": (s.steps, per_step * k),
+            "flow_sweep_separate": (s.steps * k, per_step)}
     details = {case: _check(calls[case].get("csds", no_calls), n, b) for case, (n, b) in csds.items()}
     details.update({case: _check(calls[case].get("sampling", no_calls), n, b) for case, (n, b) in flow.items()})
     return {"one_call_per_csds_iteration": all(details[c]["ok"] for c in csds),

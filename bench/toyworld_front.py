@@ -141,7 +141,7 @@ def plot(points: list[dict], kind: str, path: Path) -> Path:
         for p, (x, y) in zip(line, coords):
             draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=colour if p["front"] else "white", outline=colour)
             draw.text((x + 5, y - 6), f"{p['denoise']:g}", fill=colour, font=font)
-        draw.text((w - pad - 170, pad + 5 + 16 * n), f"● {name}", fill=colour, font=font)
+        draw.text((pad + 8, pad + 5 + 16 * n), f"● {name}", fill=colour, font=font)  # top left: points sit right
     img.save(path)
     return path
 
@@ -155,9 +155,11 @@ def fmt_ci(t, pct=False) -> str:
 
 # The summary table: each method at the schedule it ships with in the toy world (text-only EMS and
 # CSDS at the calibrated img2img denoise; EMS Flow Edit at its own), the baselines at the same two.
-SUMMARY = (("text_only", 0.55), ("ems_csds", 0.55), ("ode_inversion", 0.55), ("flowedit", 0.55),
-           ("flowedit", 0.45), ("ems_flowedit_plain", 0.55), ("ems_flowedit_local0.8", 0.55),
-           ("ems_flowedit_local0.8", 0.45))
+SUMMARY = (("text_only", 0.55), ("text_only", 0.45), ("ems_csds", 0.55), ("ode_inversion", 0.55),
+           ("flowedit", 0.55), ("flowedit", 0.45), ("ems_flowedit_plain", 0.55), ("ems_flowedit_local0.8", 0.55),
+           ("ems_flowedit_local0.8", 0.45), ("ems_flowedit_avg2_local0.8", 0.55),
+           ("ems_flowedit_avg2_local0.8", 0.45), ("ems_flowedit_cfg4.5_local0.8", 0.55),
+           ("ems_flowedit_drive0.1", 0.55), ("ems_flowedit_local0.6", 0.55))
 
 
 def summary_rows(points: list[dict], picks=SUMMARY) -> list[str]:

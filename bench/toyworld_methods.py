@@ -55,7 +55,7 @@ class ToySettings:
     residual_space: str = "noise"
     sampler: str = "euler"
     scheduler: str = "simple"
-    seed: int = 0
+    seed: int = TOY.seed
     reference: str = "generated"     # latent directions: "generated" pair or "render" (oracle) pair
     reference_steps: int = 12        # text-to-image steps for the generated reference pair
     # EMS Flow Edit (ems_flowedit): its schedule and options; the node's defaults otherwise.

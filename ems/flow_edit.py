@@ -53,7 +53,7 @@ import torch.nn.functional as F
 DEFAULTS = {
     "cfg": 13.5,
     "source_cfg": 3.5,
-    "noise_average": 1,
+    "noise_average": 2,
     "locality": 0.8,
     "drive": 0.0,
 }

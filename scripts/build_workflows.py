@@ -390,7 +390,7 @@ def toy_flow_edit_sweep(g: UIGraph):
     sched = g.node("BasicScheduler", model=toy[0], scheduler="simple", steps=TOY.steps, denoise=TOY.flow_denoise)
     flow = dict(FLOW, cfg=TOY.flow_cfg, source_cfg=TOY.flow_source_cfg, noise_average=TOY.flow_noise_average,
                 locality=TOY.flow_locality, drive=TOY.flow_drive)
-    decoded = flow_edit_tail(g, toy[0], toy[2], sweep[0], enc, latent, sched, seed=0, flow=flow)
+    decoded = flow_edit_tail(g, toy[0], toy[2], sweep[0], enc, latent, sched, seed=TOY.seed, flow=flow)
     g.node("SaveImage", images=decoded[0], filename_prefix="ems/toy_flow_sweep")
     grid = g.node("EMSLabelledGrid", images=decoded[0], labels=sweep[2], columns=0)
     g.node("SaveImage", images=grid[0], filename_prefix="ems/toy_flow_grid")

@@ -448,6 +448,7 @@ def run(args) -> int:
         args.denoise = args.denoise if args.denoise is not None else (TOY.flow_denoise if flow else TOY.denoise)
         args.cfg = args.cfg if args.cfg is not None else (TOY.flow_cfg if flow else TOY.cfg)
         args.source_cfg = args.source_cfg if args.source_cfg is not None else TOY.flow_source_cfg
+        args.seed = args.seed if args.seed is not None else TOY.seed
     prepare_base(base, packs)
     if args.demo:
         image = demo.make_test_image(base / "input" / "ems_demo_input.png")

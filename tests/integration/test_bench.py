@@ -29,10 +29,14 @@ def test_quick_cpu_bench_reports_calls_and_ratios(tmp_path):
     assert calls["sweep_batched"]["csds"] == {"calls": 4, "batch_sizes": [15]}
     assert calls["sweep_separate"]["csds"] == {"calls": 20, "batch_sizes": [3]}
     assert report["checks"]["one_call_per_csds_iteration"] is True
-    # EMS Flow Edit: one call per step for [target point, source point] × [cond, uncond] × items
-    assert calls["flow_edit"] == {"sampling": {"calls": 10, "batch_sizes": [4]}}
-    assert calls["flow_sweep_batched"] == {"sampling": {"calls": 10, "batch_sizes": [20]}}
-    assert calls["flow_sweep_separate"] == {"sampling": {"calls": 50, "batch_sizes": [4]}}
+    # EMS Flow Edit: one call per step for [target point, source point] × [cond, uncond] × the
+    # default noise_average × items
+    from ems.flow_edit import DEFAULTS
+
+    per_step = 2 * 2 * DEFAULTS["noise_average"]
+    assert calls["flow_edit"] == {"sampling": {"calls": 10, "batch_sizes": [per_step]}}
+    assert calls["flow_sweep_batched"] == {"sampling": {"calls": 10, "batch_sizes": [5 * per_step]}}
+    assert calls["flow_sweep_separate"] == {"sampling": {"calls": 50, "batch_sizes": [per_step]}}
     assert report["checks"]["one_call_per_flow_edit_step"] is True
     assert report["ratios"]["flow_edit_time_vs_img2img"] > 0
 

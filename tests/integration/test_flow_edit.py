@@ -138,7 +138,8 @@ def independent_flow_edit(saved, seed, cfg, source_cfg, alpha, locality=0.0):
 
 @pytest.mark.parametrize("locality", [0.0, 0.8])
 def test_output_equals_an_independent_implementation(comfy, image_name, locality):
-    comfy.run(flow_graph(image_name, alpha=0.6, cfg=4.0, source_cfg=1.5, extra={"locality": locality}).prompt)
+    comfy.run(flow_graph(image_name, alpha=0.6, cfg=4.0, source_cfg=1.5,
+                         extra={"locality": locality, "noise_average": 1}).prompt)
     saved = {k: comfy.load_saved(k) for k in ("positive", "source", "negative", "latent", "sigmas", "edit")}
     saved["base"] = str(comfy.base)
     expected = independent_flow_edit(saved, SEED, cfg=4.0, source_cfg=1.5, alpha=0.6, locality=locality)

@@ -31,6 +31,7 @@ def run(env, alphas, cfg=5.0, source_cfg=2.0, target_tokens=154, steps=3, **opti
     target = tiny.conditioning(2, target_tokens)
     positive = env["sweep"](source, target, alphas) if target_tokens == 154 else target
     sigmas = torch.linspace(0.8, 0.0, steps + 1)
+    options = {"noise_average": 1, **options}  # one noise per step unless a test says otherwise
     out = env["node"].execute(model, source, positive, negative, latent, sigmas, 3, cfg, source_cfg, **options)
     return counter.calls, out.result[0]["samples"]
 
@@ -39,6 +40,13 @@ def test_one_batched_call_per_step(env):
     calls, out = run(env, [0.0, 0.5, 1.0])
     assert calls == [2 * 2 * 3] * 3, calls  # [target, source] × 3 items, with negatives, once per step
     assert out.shape == (3, 16, 8, 8)
+
+
+def test_the_default_noise_average_widens_the_one_call(env):
+    from ems.flow_edit import DEFAULTS
+
+    calls, _ = run(env, [0.5, 1.0], noise_average=DEFAULTS["noise_average"])
+    assert calls == [DEFAULTS["noise_average"] * 2 * 2 * 2] * 3, calls
 
 
 def test_noise_average_and_drive_stay_in_the_one_call(env):

@@ -11,6 +11,7 @@ from ems.flow_edit import (DEFAULTS, FlowEditError, FlowEditParams, StepNoise, c
                            degree, flow_edit, locality_weights, target_scales, velocity)
 
 SIGMAS = [0.8, 0.5, 0.25, 0.0]
+PLAIN = FlowEditParams(noise_average=1, locality=0.0)  # FlowEdit's coupling alone (with the degree rule)
 
 
 def linear_model(shift: torch.Tensor, gain: float = 0.5):
@@ -74,7 +75,7 @@ def test_one_step_matches_the_formula():
     """z_edit += (σ1 − σ0)·[v(z_tar, c̃) − v(z_src, c0)] with v = (z − D)/σ, here D_tar − D_src = shift
     (z_tar = z_src at the first step), so the first step moves by −(σ1 − σ0)·shift/σ0."""
     x, shift = x_src(), torch.full((1, 4, 6, 6), 0.2)
-    out = flow_edit(linear_model(shift), x, [0.8, 0.5], FlowEditParams(), StepNoise(0, x.shape))
+    out = flow_edit(linear_model(shift), x, [0.8, 0.5], PLAIN, StepNoise(0, x.shape))
     torch.testing.assert_close(out - x, -(0.5 - 0.8) * shift / 0.8, rtol=1e-5, atol=1e-6)
 
 
@@ -82,10 +83,10 @@ def test_items_that_do_not_move_stay_bit_for_bit_and_others_equal_their_single_r
     x = x_src().repeat(3, 1, 1, 1)
     shift = torch.randn(3, 4, 6, 6, generator=torch.Generator().manual_seed(4))
     moves = torch.tensor([False, True, True])
-    out = flow_edit(linear_model(shift), x, SIGMAS, FlowEditParams(), StepNoise(9, x.shape, [0, 0, 0]), moves=moves)
+    out = flow_edit(linear_model(shift), x, SIGMAS, PLAIN, StepNoise(9, x.shape, [0, 0, 0]), moves=moves)
     assert torch.equal(out[0], x[0])
     for i in (1, 2):
-        single = flow_edit(linear_model(shift[i:i + 1]), x[:1], SIGMAS, FlowEditParams(), StepNoise(9, (1, 4, 6, 6)))
+        single = flow_edit(linear_model(shift[i:i + 1]), x[:1], SIGMAS, PLAIN, StepNoise(9, (1, 4, 6, 6)))
         torch.testing.assert_close(out[i:i + 1], single, rtol=1e-6, atol=1e-6)
 
 
@@ -138,8 +139,9 @@ def test_the_drive_adds_the_target_minus_source_prediction_at_the_target_point()
 
     def predict(zt, zs, s):
         return 0.5 * zt + shift, 0.5 * zs, 0.5 * zt  # D(z_tar, c0) without the shift
-    base = flow_edit(predict, x, [0.8, 0.5], FlowEditParams(), StepNoise(0, x.shape))
-    driven = flow_edit(predict, x, [0.8, 0.5], FlowEditParams(drive=0.5), StepNoise(0, x.shape))
+    base = flow_edit(predict, x, [0.8, 0.5], PLAIN, StepNoise(0, x.shape))
+    driven = flow_edit(predict, x, [0.8, 0.5], FlowEditParams(noise_average=1, locality=0.0, drive=0.5),
+                       StepNoise(0, x.shape))
     torch.testing.assert_close(driven - x, 1.5 * (base - x), rtol=1e-5, atol=1e-6)
 
 
