@@ -15,6 +15,7 @@ import safetensors.torch
 import torch
 from PIL import Image
 
+from support.cancel import interrupt_and_wait, message_kinds
 from support.comfy_server import ExecutionFailed
 from support.graph import Graph, tiny_sd3
 
@@ -276,18 +277,10 @@ def test_cancel_stops_a_64_tile_grid_within_2_s(comfy, inputs):
     while not marker.exists() and time.time() < deadline:
         time.sleep(0.05)
     assert marker.exists(), "the grid node never started"
-    started = time.time()
-    comfy.post("/interrupt", {})  # lands while the grid node runs (it has read its labels)
-    entry = None
-    while time.time() - started < 30:
-        entry = comfy.get(f"/history/{prompt_id}").get(prompt_id)
-        if entry and entry["status"].get("completed") is not None:
-            break
-        time.sleep(0.05)
-    took = time.time() - started
+    entry, took = interrupt_and_wait(comfy, prompt_id)  # lands while the grid node runs (it has read its labels)
     print(f"Cancel ended the 64-tile grid {took:.2f} s after /interrupt")
     assert entry and entry["status"].get("completed") is not None, "the run did not end after Cancel"
-    kinds = [kind for kind, _ in entry["status"]["messages"]]
+    kinds = message_kinds(entry)
     assert "execution_interrupted" in kinds and "execution_error" not in kinds, kinds
     assert took < 2.0 and images(comfy, "t17_grid_cancel") == []
 

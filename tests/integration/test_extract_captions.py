@@ -21,6 +21,7 @@ import time
 import pytest
 from PIL import Image
 
+from support.cancel import interrupt_and_wait, message_kinds
 from support.comfy_server import ComfyServer, ExecutionFailed, PromptRejected, prepare_base
 from support.fake_openai import (ATTRIBUTE, SOURCE, TARGET, FakeOpenAI, error, html_page, huge_captions, ok, raw,
                                  slow, truncated)
@@ -421,18 +422,11 @@ def test_cancel_ends_a_run_waiting_on_a_slow_server_within_seconds(comfy_llm, fa
     while not fake.requests and time.time() < deadline:
         time.sleep(0.1)
     assert fake.requests, "the request never reached the provider"
-    started = time.time()
-    comfy_llm.post("/interrupt", {})
-    while time.time() - started < 20:
-        entry = comfy_llm.get(f"/history/{prompt_id}").get(prompt_id)
-        if entry and entry["status"].get("completed") is not None:
-            break
-        time.sleep(0.1)
-    took = time.time() - started
+    entry, took = interrupt_and_wait(comfy_llm, prompt_id, limit=20, poll=0.1)
     print(f"Cancel ended the run {took:.2f} s after /interrupt (the reply would have taken 25 s)")
     assert entry, "the run did not end after Cancel"
     assert took < 10, f"Cancel took {took:.1f}s"
-    kinds = [kind for kind, _ in entry["status"]["messages"]]
+    kinds = message_kinds(entry)
     assert "execution_interrupted" in kinds and "execution_error" not in kinds
     time.sleep(2)
     assert len(fake.requests) == 1  # no retry after Cancel
