@@ -31,8 +31,9 @@ import torch
 
 import comfy.model_management
 import comfy.model_sampling
-import comfy.sample
 import comfy.samplers
+
+from .harness import sample_clean
 
 
 class FlowEditGuider(comfy.samplers.CFGGuider):
@@ -88,14 +89,8 @@ def flowedit(model, target, source, negative, latent: dict, sigmas: torch.Tensor
     model calls per step (v at z_tar under the target, v at z_src under the source)."""
     if float(sigmas[-1]) != 0.0 or float(sigmas[0]) >= 1.0:
         raise ValueError("FlowEdit runs from σ < 1 down to σ = 0 (a BasicScheduler with denoise < 1)")
-    samples = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
-    noise = torch.zeros(samples.shape, dtype=samples.dtype, layout=samples.layout, device="cpu")
     guider = FlowEditGuider(model)
     guider.set_conds(target, source, negative)
     guider.set_cfg(cfg)
     sampler = comfy.samplers.KSAMPLER(flowedit_sampler, extra_options={"noise_seed": noise_seed})
-    out = guider.sample(noise, samples, sampler, sigmas, denoise_mask=latent.get("noise_mask"),
-                        disable_pbar=True, seed=noise_seed)
-    result = dict(latent)
-    result["samples"] = out.to(comfy.model_management.intermediate_device())
-    return result
+    return sample_clean(model, guider, sampler, latent, sigmas, seed=noise_seed)

@@ -120,6 +120,21 @@ def sample(model, positive, negative, latent: dict, sigmas: torch.Tensor, cfg: f
     return result
 
 
+@torch.inference_mode()
+def sample_clean(model, guider, sampler, latent: dict, sigmas: torch.Tensor, seed: int = 0, masked: bool = True) -> dict:
+    """``guider.sample`` with zero noise (the sampler function works on the clean latent itself) → LATENT."""
+    import comfy.model_management
+    import comfy.sample
+
+    samples = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
+    zeros = torch.zeros(samples.shape, dtype=samples.dtype, layout=samples.layout, device="cpu")
+    out = guider.sample(zeros, samples, sampler, sigmas, denoise_mask=latent.get("noise_mask") if masked else None,
+                        disable_pbar=True, seed=seed)
+    result = dict(latent)
+    result["samples"] = out.to(comfy.model_management.intermediate_device())
+    return result
+
+
 def _set_phase(counter, name: str) -> None:
     if counter is not None:
         counter.phase = name
@@ -170,19 +185,13 @@ def flow_edit(model, source, target, negative, latent: dict, alphas: Union[float
     """EMS Flow Edit as the shipped workflow runs it: EMSTextDirection (one α) or EMSAlphaSweep (a
     batch) → EMSFlowEdit on the clean latent, the same BasicScheduler(steps, denoise) as img2img.
     ``options``: FlowEditParams fields (default: the node's, with ``s.cfg`` as both scales)."""
-    conditioning = pack_module("ems.conditioning")
-    method = pack_module("ems.flow_edit")
     sigmas = schedule(model, s.steps, s.denoise, s.scheduler) if sigmas is None else sigmas
     alphas = [float(alphas)] if isinstance(alphas, (int, float)) else [float(a) for a in alphas]
-    positive = conditioning.sweep_conditioning(source, target, alphas)
+    positive = pack_module("ems.conditioning").sweep_conditioning(source, target, alphas)
     if len(alphas) > 1:
         latent = pack_module("nodes.common").repeat_latent(latent, len(alphas))
-    batch = int(latent["samples"].shape[0])
-    params = method.FlowEditParams(**{"cfg": s.cfg, "source_cfg": s.cfg, **options})
-    moves = torch.tensor([not same for same in conditioning.items_equal(positive, source, batch)])
-    scales = method.target_scales(conditioning.conditioning_alpha(positive, batch), batch, params.cfg,
-                                  params.source_cfg)
+    params = pack_module("ems.flow_edit").FlowEditParams(**{"cfg": s.cfg, "source_cfg": s.cfg, **options})
     _set_phase(counter, "sampling")
     return pack_module("nodes.flow_edit_guider").run_flow_edit(model, positive, source, negative, latent, sigmas,
-                                                              s.seed, params, scales, moves)
+                                                              s.seed, params)
 

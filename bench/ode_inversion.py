@@ -19,6 +19,8 @@ import comfy.model_management
 import comfy.sample
 import comfy.samplers
 
+from .harness import sample_clean
+
 
 class InversionGuider(comfy.samplers.CFGGuider):
     def set_conds(self, target, source, negative):
@@ -50,13 +52,9 @@ def inversion_sampler(model, x, sigmas, extra_args=None, callback=None, disable=
 @torch.inference_mode()
 def ode_inversion(model, target, source, negative, latent: dict, sigmas: torch.Tensor, cfg: float) -> dict:
     """Invert ``latent`` under ``source``, sample back under ``target`` (a batch for a sweep)."""
-    samples = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
-    zeros = torch.zeros(samples.shape, dtype=samples.dtype, layout=samples.layout, device="cpu")
     guider = InversionGuider(model)
     guider.set_conds(target, source, negative)
     guider.set_cfg(cfg)
+    samples = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
     sampler = comfy.samplers.KSAMPLER(inversion_sampler, extra_options={"source": samples})
-    out = guider.sample(zeros, samples, sampler, sigmas, disable_pbar=True, seed=0)
-    result = dict(latent)
-    result["samples"] = out.to(comfy.model_management.intermediate_device())
-    return result
+    return sample_clean(model, guider, sampler, latent, sigmas, masked=False)

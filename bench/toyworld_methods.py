@@ -146,20 +146,10 @@ def flowedit(model, conds, latent, alphas, s: ToySettings, sigmas, counter=None,
 
 @torch.inference_mode()
 def ems_flowedit(model, conds, latent, alphas, s: ToySettings, sigmas, counter=None, **_) -> dict:
-    guider = harness.pack_module("nodes.flow_edit_guider")
-    method = harness.pack_module("ems.flow_edit")
-    conditioning = harness.pack_module("ems.conditioning")
-    positive = sweep(conds, alphas)
-    latent = repeated(latent, len(alphas))
-    batch = int(latent["samples"].shape[0])
-    params = method.FlowEditParams(cfg=s.fe_cfg, source_cfg=s.fe_source_cfg, noise_average=s.fe_noise_average,
-                                   locality=s.fe_locality, drive=s.fe_drive)
-    alpha = conditioning.conditioning_alpha(positive, batch)
-    moves = torch.tensor([not same for same in conditioning.items_equal(positive, conds[0], batch)])
-    scales = method.target_scales(alpha, batch, params.cfg, params.source_cfg)
-    _phase(counter, "sampling")
-    own = harness.schedule(model, s.steps, s.fe_denoise, s.scheduler)
-    return guider.run_flow_edit(model, positive, conds[0], conds[3], latent, own, s.seed, params, scales, moves)
+    own = harness.schedule(model, s.steps, s.fe_denoise, s.scheduler)  # its own schedule, not the shared one
+    return harness.flow_edit(model, conds[0], conds[1], conds[3], latent, alphas, s, sigmas=own, counter=counter,
+                             cfg=s.fe_cfg, source_cfg=s.fe_source_cfg, noise_average=s.fe_noise_average,
+                             locality=s.fe_locality, drive=s.fe_drive)
 
 
 @torch.inference_mode()

@@ -47,6 +47,8 @@ from typing import Callable, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
+from .conditioning import conditioning_alpha, items_equal
+
 # Every default of EMS Flow Edit lives here; the node, its doc table and the bench read them.
 # cfg / source_cfg: FlowEdit's published SD3 configuration (target 13.5, source 3.5, at 33 of 50
 # steps). The options' defaults were chosen in the toy world (the node doc gives the numbers).
@@ -128,6 +130,19 @@ def degree(alpha: Optional[torch.Tensor], batch: int) -> torch.Tensor:
 def target_scales(alpha: Optional[torch.Tensor], batch: int, cfg: float, source_cfg: float) -> list[float]:
     """The target CFG scale of each item under the degree rule (module doc)."""
     return [source_cfg + float(d) * (cfg - source_cfg) for d in degree(alpha, batch)]
+
+
+def item_plan(positive: list, source: list, batch: int, params: "FlowEditParams",
+              node: str = "EMS Flow Edit") -> tuple[list[float], torch.Tensor]:
+    """(target CFG scale per item, which items move (B,) bool) for CONDITIONINGs c̃ and c0.
+
+    The scales follow the degree rule from the α ``positive`` records; an item moves unless its c̃
+    equals c0 exactly (then the coupling's velocity difference is zero by construction).
+    Raises ``ConditioningMismatch`` (naming ``node``) when the recorded α cannot be read.
+    """
+    alpha = conditioning_alpha(positive, batch, node=node)
+    moves = torch.tensor([not same for same in items_equal(positive, source, batch)])
+    return target_scales(alpha, batch, params.cfg, params.source_cfg), moves
 
 
 def coupled_points(x_src: torch.Tensor, z_edit: torch.Tensor, noise: torch.Tensor,

@@ -6,12 +6,11 @@ conditioning equals the source, and only the edit moves elsewhere (the method: `
 
 from __future__ import annotations
 
-import torch
 from comfy_api.v0_0_2 import io
 
 from ..ems import validation as v
-from ..ems.conditioning import ConditioningMismatch, conditioning_alpha, items_equal
-from ..ems.flow_edit import DEFAULTS, MAX_NOISE_AVERAGE, FlowEditError, FlowEditParams, check_schedule, target_scales
+from ..ems.conditioning import ConditioningMismatch
+from ..ems.flow_edit import DEFAULTS, MAX_NOISE_AVERAGE, FlowEditError, FlowEditParams, check_schedule, item_plan
 from .common import (CATEGORY, LOG, check_families, check_finite_inputs, check_finite_output, check_floats,
                      check_latent_layout, csds_marker, float_input, node_error, reconcile_batch)
 
@@ -113,15 +112,13 @@ class EMSFlowEdit(io.ComfyNode):
         latent = reconcile_batch(NODE, latent_image, positive, source=source, negative=negative)
         batch = int(latent["samples"].shape[0])
         try:
-            alpha = conditioning_alpha(positive, batch, node=NODE)
+            scales, moves = item_plan(positive, source, batch, params, node=NODE)
         except ConditioningMismatch as e:
             raise node_error(NODE, str(e)) from None
-        moves = torch.tensor([not same for same in items_equal(positive, source, batch)])
-        scales = target_scales(alpha, batch, params.cfg, params.source_cfg)
         LOG.info("%s: %d of %d item(s) edited; target CFG per item: %s", NODE, int(moves.sum()), batch,
                  ", ".join(f"{s:g}" for s in scales))
         from .flow_edit_guider import run_flow_edit
 
-        result = run_flow_edit(model, positive, source, negative, latent, sigmas, noise_seed, params, scales, moves)
+        result = run_flow_edit(model, positive, source, negative, latent, sigmas, noise_seed, params, (scales, moves))
         check_finite_output(NODE, "latent", result)
         return io.NodeOutput(result)

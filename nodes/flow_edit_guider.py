@@ -27,7 +27,7 @@ import comfy.utils
 import latent_preview
 
 from ..ems.conditioning import stack_batches
-from ..ems.flow_edit import FlowEditParams, StepNoise, flow_edit
+from ..ems.flow_edit import FlowEditParams, StepNoise, flow_edit, item_plan
 
 
 def is_rectified_flow(model_sampling) -> bool:
@@ -127,14 +127,17 @@ def flow_edit_sampler(model, x, sigmas, extra_args=None, callback=None, disable=
 
 
 def run_flow_edit(model, positive, source, negative, latent: dict, sigmas: torch.Tensor, noise_seed: int,
-                  params: FlowEditParams, scales: list[float], moves: torch.Tensor) -> dict:
+                  params: FlowEditParams, plan=None) -> dict:
     """The node's computation on a validated, batch-reconciled LATENT; returns the clean LATENT.
+
+    ``plan``: (scales, moves) from ``ems.flow_edit.item_plan``, computed here when not given.
 
     Items whose ``moves`` is False come back as the input samples exactly; every other item is the
     input plus the edit (``process_latent_out`` of the edited minus that of the source latent), so
     wherever the coupling left the latent alone — outside a noise mask — the output is the input.
     """
     samples = latent["samples"]
+    scales, moves = plan if plan is not None else item_plan(positive, source, int(samples.shape[0]), params)
     steps = int(sigmas.shape[-1]) - 1
     guider = FlowEditGuider(model)
     guider.set_flow_conds(positive, source, negative, params.drive > 0, int(samples.shape[0]))
