@@ -36,6 +36,9 @@ from ems.csds import DEFAULTS as CSDS_DEFAULTS  # noqa: E402
 
 CSDS = {k: CSDS_DEFAULTS[k] for k in ("iterations", "constraint", "step_start", "step_end", "residual_space")}
 NEGATIVE = "blurry, low quality, distorted"
+# The typed captions of the offline graphs: identical but for the edited words.
+SOURCE_CAPTION = "a photo of a woman in a black suit standing in a park"
+TARGET_CAPTION = "a photo of a woman in a red suit standing in a park"
 
 NOTE_MODEL = f"""### Model
 This graph loads **SD3-medium with its text encoders in one file**
@@ -98,6 +101,12 @@ def llm_captions(g: UIGraph, image, instruction: str):
     return cap
 
 
+def typed_prompts(g: UIGraph, clip):
+    """EMS Encode Prompts on the typed captions (no LLM): the suit edit."""
+    return g.node("EMSEncodePrompts", clip=clip, source_prompt=SOURCE_CAPTION, target_prompt=TARGET_CAPTION,
+                  attribute_prompt="red suit", negative_prompt=NEGATIVE)
+
+
 def csds_and_sample(g: UIGraph, ckpt, positive, enc, latent, sched):
     edit = g.node("EMSCSDSLatentEdit", model=ckpt[0], positive=positive, attribute=enc[2], negative=enc[3],
                   latent_image=latent[0], sigmas=sched[0], noise_seed=SEED, cfg=CFG, **CSDS)
@@ -109,8 +118,8 @@ def csds_and_sample(g: UIGraph, ckpt, positive, enc, latent, sched):
     return g.node("VAEDecode", samples=out[0], vae=ckpt[2])
 
 
-def scheduler(g: UIGraph, ckpt):
-    return g.node("BasicScheduler", model=ckpt[0], scheduler="simple", steps=STEPS, denoise=DENOISE)
+def scheduler(g: UIGraph, ckpt, denoise: float = DENOISE):
+    return g.node("BasicScheduler", model=ckpt[0], scheduler="simple", steps=STEPS, denoise=denoise)
 
 
 def full_edit(g: UIGraph):
@@ -172,10 +181,7 @@ def manual_prompts(g: UIGraph):
     g.note(NOTE_SIGMAS, column=3)
     g.note(NOTE_CSDS, column=4)
     ckpt, _, latent = load_and_encode(g)
-    enc = g.node("EMSEncodePrompts", clip=ckpt[1],
-                 source_prompt="a photo of a woman in a black suit standing in a park",
-                 target_prompt="a photo of a woman in a red suit standing in a park",
-                 attribute_prompt="red suit", negative_prompt=NEGATIVE)
+    enc = typed_prompts(g, ckpt[1])
     direction = g.node("EMSTextDirection", source=enc[0], target=enc[1], alpha=1.0, manipulate_pooled=True)
     decoded = csds_and_sample(g, ckpt, direction[0], enc, latent, scheduler(g, ckpt))
     g.node("SaveImage", images=decoded[0], filename_prefix="ems/manual")
@@ -191,9 +197,9 @@ def multi_attribute(g: UIGraph):
     g.note("### Attribute for CSDS\nThe first pair's attribute prompt names **both** changes, so CSDS "
            "pushes toward both.", column=4)
     ckpt, _, latent = load_and_encode(g)
-    source = "a photo of a woman in a black suit standing in a park"
+    source = SOURCE_CAPTION
     first = g.node("EMSEncodePrompts", title="EMS Encode Prompts (suit colour)", clip=ckpt[1], source_prompt=source,
-                   target_prompt="a photo of a woman in a red suit standing in a park",
+                   target_prompt=TARGET_CAPTION,
                    attribute_prompt="red suit, sunglasses", negative_prompt=NEGATIVE)
     second = g.node("EMSEncodePrompts", title="EMS Encode Prompts (sunglasses)", clip=ckpt[1], source_prompt=source,
                     target_prompt="a photo of a woman in a black suit wearing sunglasses standing in a park",
@@ -307,8 +313,6 @@ from ems.flow_edit import DEFAULTS as FLOW_DEFAULTS  # noqa: E402
 
 FLOW_DENOISE = 0.66
 FLOW = {k: FLOW_DEFAULTS[k] for k in ("cfg", "source_cfg", "noise_average", "locality", "drive")}
-SOURCE_CAPTION = "a photo of a woman in a black suit standing in a park"
-TARGET_CAPTION = "a photo of a woman in a red suit standing in a park"
 
 NOTE_FLOW = f"""### EMS Flow Edit — α = 0 is your picture
 **EMS Flow Edit** edits the clean latent itself: no re-generation, so what the two captions agree
@@ -339,10 +343,9 @@ def flow_edit(g: UIGraph):
     g.note(NOTE_ALPHA, column=3)
     g.note(NOTE_FLOW, column=4)
     ckpt, _, latent = load_and_encode(g)
-    enc = g.node("EMSEncodePrompts", clip=ckpt[1], source_prompt=SOURCE_CAPTION, target_prompt=TARGET_CAPTION,
-                 attribute_prompt="red suit", negative_prompt=NEGATIVE)
+    enc = typed_prompts(g, ckpt[1])
     direction = g.node("EMSTextDirection", source=enc[0], target=enc[1], alpha=1.0, manipulate_pooled=True)
-    sched = g.node("BasicScheduler", model=ckpt[0], scheduler="simple", steps=STEPS, denoise=FLOW_DENOISE)
+    sched = scheduler(g, ckpt, FLOW_DENOISE)
     decoded = flow_edit_tail(g, ckpt[0], ckpt[2], direction[0], enc, latent, sched)
     g.node("SaveImage", images=decoded[0], filename_prefix="ems/flow_edit")
 
@@ -354,11 +357,10 @@ def flow_edit_sweep(g: UIGraph):
            "edit at α_i, and α = 0 is your image exactly.", column=3)
     g.note(NOTE_FLOW, column=4)
     ckpt, _, latent = load_and_encode(g)
-    enc = g.node("EMSEncodePrompts", clip=ckpt[1], source_prompt=SOURCE_CAPTION, target_prompt=TARGET_CAPTION,
-                 attribute_prompt="red suit", negative_prompt=NEGATIVE)
+    enc = typed_prompts(g, ckpt[1])
     sweep = g.node("EMSAlphaSweep", source=enc[0], target=enc[1], alphas="0, 0.25, 0.5, 0.75, 1",
                    manipulate_pooled=True)
-    sched = g.node("BasicScheduler", model=ckpt[0], scheduler="simple", steps=STEPS, denoise=FLOW_DENOISE)
+    sched = scheduler(g, ckpt, FLOW_DENOISE)
     decoded = flow_edit_tail(g, ckpt[0], ckpt[2], sweep[0], enc, latent, sched)
     g.node("SaveImage", images=decoded[0], filename_prefix="ems/flow_sweep")
     grid = g.node("EMSLabelledGrid", images=decoded[0], labels=sweep[2], columns=0)
