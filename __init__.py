@@ -11,7 +11,7 @@ WEB_DIRECTORY = "./web"
 
 
 async def comfy_entrypoint():
-    from .nodes import EMSExtension
+    from .nodes.extension import EMSExtension
 
     return EMSExtension()
 

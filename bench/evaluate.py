@@ -18,10 +18,10 @@ VAE Decode. One value per item (``DIR/results.md`` "Per item"): ``--sde`` adds t
 through the host model (:mod:`bench.host_sde`; c = source prompt, c̃ = target prompt, noise level
 and sampling from the same schedule); ``--vqa-model`` adds MLLM-VQA (the % of consecutive pairs
 source → α₁ → α₂ … in ascending α that the model says show a gradual change of the attribute;
-:mod:`ems.metrics.vqa`; each pair asked ``--vqa-runs`` times, averaged) through the pack's
+:mod:`bench.metrics.vqa`; each pair asked ``--vqa-runs`` times, averaged) through the pack's
 OpenAI-compatible client. Where those questions go, and with which key, is chosen on this command
 line — a provider defined on the machine (``--vqa-provider``, default ``openai``; see
-:mod:`ems.providers`) or a server typed here (``--vqa-base-url`` with ``--vqa-api-key-env``) —
+:mod:`comfyui_ems.llm_io.providers`) or a server typed here (``--vqa-base-url`` with ``--vqa-api-key-env``) —
 never by the manifest, which is a file the run reads. Every item's images and metric
 rows are stored under ``DIR/items/<id>/`` and its
 ``result.json`` is written atomically last, so a rerun with the same settings skips finished items
@@ -35,15 +35,14 @@ import argparse
 import hashlib
 import json
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Optional
 
 import torch
 
-from ems.files import write_json_atomic
-from ems.metrics.cli import json_value
+from comfyui_ems.llm_io.files import write_json_atomic
+from bench.metrics.cli import json_value
 
 from . import harness
 
@@ -109,7 +108,7 @@ def encode_prompts(clip, item: dict, negative: str):
 @torch.inference_mode()  # as ComfyUI executes nodes
 def edit_item(item: dict, models, s: harness.EditSettings, alphas: list[float], size: int, negative: str):
     """(source image (1, H, W, 3), edited images (k, H, W, 3), the four conditionings) for one item."""
-    from ems.metrics.cli import load_image
+    from bench.metrics.cli import load_image
 
     model, clip, vae = models
     image = load_image(item["image"], (size, size))
@@ -128,7 +127,7 @@ def save_png(image: torch.Tensor, path: Path) -> None:
 
 
 def evaluate_item(item, models, scorers, s, alphas, args) -> dict:
-    from ems.metrics.cli import load_mask, score_pair
+    from bench.metrics.cli import load_mask, score_pair
 
     folder = args.out / "items" / item["id"]
     folder.mkdir(parents=True, exist_ok=True)
@@ -162,8 +161,8 @@ def ask_vqa(item, source, edited, alphas, ask, runs: int = 1) -> dict:
     """MLLM-VQA over the sweep in ascending α, each image against the previous one (the first
     against the source), each pair asked ``runs`` times: ``vqa`` (% yes over all answers) and
     every answer (pair by pair, run by run)."""
-    from ems.llm import LLMError
-    from ems.metrics.vqa import sweep_pairs, vqa_score
+    from comfyui_ems.llm_io.client import LLMError
+    from bench.metrics.vqa import sweep_pairs, vqa_score
 
     order = sorted(range(len(alphas)), key=lambda i: alphas[i])
     pairs = sweep_pairs([edited[i] for i in order], item["attribute"], source=source)
@@ -178,14 +177,14 @@ def ask_vqa(item, source, edited, alphas, ask, runs: int = 1) -> dict:
 def load_scorers(args):
     lpips_model = clip_scorer = None
     if args.lpips:
-        from ems.metrics import LPIPS, LPIPSWeightsMissing
+        from bench.metrics import LPIPS, LPIPSWeightsMissing
 
         try:
             lpips_model = LPIPS.from_pretrained(args.lpips, None, None, args.lpips_dir)
         except LPIPSWeightsMissing as e:
             raise EvalError(str(e)) from None
     if args.clip:
-        from ems.metrics import ClipScorer, ClipWeightsMissing
+        from bench.metrics import ClipScorer, ClipWeightsMissing
 
         try:
             clip_scorer = ClipScorer.from_pretrained(args.clip)
@@ -195,7 +194,7 @@ def load_scorers(args):
 
 
 def write_table(results: list[dict], args, settings: dict) -> dict:
-    from ems.metrics.cli import markdown_table, metric_keys, summarize
+    from bench.metrics.cli import markdown_table, metric_keys, summarize
 
     rows = [r for res in results for r in res["rows"]]
     keys = metric_keys(rows)
@@ -243,7 +242,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--tiny", action="store_true", help="tiny random SD3 (CLIP, VAE, MMDiT) for demos/tests")
     model.add_argument("--checkpoint", type=Path, help="SD3 checkpoint (with VAE; with text encoders unless --text-encoders)")
     ap.add_argument("--text-encoders", type=Path, nargs=3, metavar=("CLIP_L", "CLIP_G", "T5XXL"))
-    ap.add_argument("--comfyui", default=os.environ.get("COMFYUI_DIR"), help="ComfyUI checkout (default $COMFYUI_DIR)")
     ap.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is present")
     ap.add_argument("--alphas", default="0.5,1", help="comma-separated α (rendered as one batch per item)")
     ap.add_argument("--size", type=int, default=512, help="images are resized to SIZE×SIZE (multiple of 16)")
@@ -262,7 +260,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="add the paper's SDE per item, through the host model (c = source prompt, c̃ = target prompt)")
     ap.add_argument("--sde-norm", choices=("rms", "l2"), default="rms",
                     help="SDE distances: rms = per-pixel root-mean-square (default; the paper's scale), "
-                         "l2 = summed over all pixels (ems.metrics.sde)")
+                         "l2 = summed over all pixels (bench.metrics.sde)")
     ap.add_argument("--vqa-model", metavar="M", help="add MLLM-VQA per item, asking this vision model "
                     "(OpenAI-compatible chat completions) about the α sweep")
     ap.add_argument("--vqa-provider", metavar="NAME", help="LLM provider defined on this machine for --vqa-model "
@@ -309,9 +307,9 @@ def vqa_client(args):
     """The ``ask`` callable for --vqa-model; the provider and its key are checked now, before any
     item runs. The destination comes from this command line: a provider the machine defines, or a
     server the person typed (with the key variable they typed)."""
-    from ems.llm import LLMError
-    from ems.metrics.vqa import openai_ask
-    from ems.providers import Provider, ProviderError, check_base_url
+    from comfyui_ems.llm_io.client import LLMError
+    from bench.metrics.vqa import openai_ask
+    from comfyui_ems.llm_io.providers import Provider, ProviderError, check_base_url
 
     try:
         provider = (Provider("command line", check_base_url(args.vqa_base_url, "--vqa-base-url"),
@@ -324,14 +322,11 @@ def vqa_client(args):
 
 def main(argv: Optional[list] = None) -> int:
     args = parse_args(argv)
-    if not args.comfyui:
-        print("error: set COMFYUI_DIR (or --comfyui) to a ComfyUI checkout", file=sys.stderr)
-        return 2
     from tqdm import tqdm
 
     try:
         items = read_manifest(args.manifest)[: args.limit]
-        harness.setup(args.comfyui, cpu=args.cpu or not torch.cuda.is_available())
+        harness.setup(cpu=args.cpu or not torch.cuda.is_available())
         s = harness.EditSettings(steps=args.steps, denoise=args.denoise, cfg=args.cfg, iterations=args.iterations,
                                  constraint=args.constraint, seed=args.seed)
         settings = run_settings(args, s)

@@ -6,62 +6,34 @@ Every function here calls what the core nodes call — ``BasicScheduler`` (``cal
 the EMS parts: ``manipulate_conditioning`` / ``sweep_conditioning`` (EMSTextDirection /
 EMSAlphaSweep) and ``run_csds`` (EMSCSDSLatentEdit).
 
-Importing the pack: its ``__init__`` and ``nodes/__init__`` import ``comfy_api.v0_0_2``, which
-needs PyAV (``av``). Sampling does not, so :func:`pack_module` imports single modules of the pack
-(``nodes.csds_guider``, ``ems.conditioning``) under a package whose ``__init__`` files are not
-executed. Call :func:`setup` before anything else. Like ComfyUI's executor, every run is under
-``torch.inference_mode()`` (without it the CSDS loop would keep autograd graphs alive).
+The pack's modules are imported under its one name (``comfyui_ems``, see ``comfyui_ems.py``); the
+adapters import ComfyUI, so they are imported after :func:`setup` (``pack_module``). Like ComfyUI's
+executor, every run is under ``torch.inference_mode()`` (without it the CSDS loop would keep
+autograd graphs alive).
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.machinery
-import importlib.util
-import sys
-import types
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import torch
 
+from bench import host
+
 REPO = Path(__file__).resolve().parents[1]
-FULL_PACK = "comfyui_ems"          # the name tests/support/inprocess.load_pack registers
-LIGHT_PACK = "comfyui_ems_light"   # ours: same files, package __init__s not executed
 
 
-def setup(comfy_dir: Optional[str] = None, cpu: bool = True) -> str:
-    """Make ComfyUI and ``tests/support`` importable; select the CPU before model_management loads."""
-    support = str(REPO / "tests")
-    if support not in sys.path:
-        sys.path.append(support)
-    from support.inprocess import setup_comfy
-
-    comfy_dir = setup_comfy(comfy_dir, cpu=cpu)
-    import comfy.utils
-
-    comfy.utils.PROGRESS_BAR_ENABLED = False  # the same for every run; tqdm is not what we measure
-    return comfy_dir
-
-
-def _package(name: str, path: Path) -> types.ModuleType:
-    if name not in sys.modules:
-        spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
-        spec.submodule_search_locations = [str(path)]
-        module = importlib.util.module_from_spec(spec)
-        module.__path__ = [str(path)]
-        sys.modules[name] = module
-    return sys.modules[name]
+def setup(cpu: Optional[bool] = None) -> str:
+    """Select the device before ComfyUI's model management loads (``bench.host.setup``)."""
+    return host.setup(cpu)
 
 
 def pack_module(name: str):
-    """Import ``<pack>.<name>`` (e.g. ``nodes.csds_guider``) without running package ``__init__``s."""
-    root = FULL_PACK if FULL_PACK in sys.modules else LIGHT_PACK
-    if root == LIGHT_PACK:
-        _package(LIGHT_PACK, REPO)
-        _package(f"{LIGHT_PACK}.nodes", REPO / "nodes")
-    return importlib.import_module(f"{root}.{name}")
+    """``comfyui_ems.<name>`` (e.g. ``nodes.csds_guider``), imported after :func:`setup`."""
+    return importlib.import_module(f"comfyui_ems.{name}")
 
 
 @dataclass

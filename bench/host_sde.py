@@ -1,4 +1,4 @@
-"""The paper's SDE through the host model: f and h for :mod:`ems.metrics.sde`, from ComfyUI's pieces.
+"""The paper's SDE through the host model: f and h for :mod:`bench.metrics.sde`, from ComfyUI's pieces.
 
     t             = sigmas = BasicScheduler(steps, denoise); the noise level is σ_t = sigmas[0]
     f(x, sigmas)  = VAE Encode, then forward noise to σ_t exactly as KSAMPLER does on entry:
@@ -10,7 +10,7 @@
                     KSamplerSelect(euler), sigmas, z) → VAE Decode.
 
 So h(f(x), c) is plain img2img of x under c with RandomNoise(seed) — the integration test checks
-that — and :func:`ems.metrics.sde.semantic_disentanglement` runs f once, so the c and c̃ branches
+that — and :func:`bench.metrics.sde.semantic_disentanglement` runs f once, so the c and c̃ branches
 start from the same noised latent. Needs :func:`bench.harness.setup` first.
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from ems.metrics.sde import SDEResult, semantic_disentanglement
+from bench.metrics.sde import SDEResult, semantic_disentanglement
 
 from . import harness
 
@@ -72,7 +72,7 @@ def host_sde(model, vae, image: torch.Tensor, source, target, negative, s: harne
     """SDE of ``image`` (its label: the ``source`` conditioning; flipped label: ``target``) at the
     noise level of BasicScheduler(s.steps, s.denoise), sampled with s.cfg / s.sampler / s.seed.
     ``norm``: ``"rms"`` per-pixel distances (default, the paper's scale) or ``"l2"`` summed
-    (:mod:`ems.metrics.sde`)."""
+    (:mod:`bench.metrics.sde`)."""
     host = HostModel(model, vae, negative, s.cfg, s.seed, s.sampler)
     sigmas = harness.schedule(model, s.steps, s.denoise, s.scheduler)
     return semantic_disentanglement(image, host.encode_and_noise, host.denoise_and_decode, source, target,

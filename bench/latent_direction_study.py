@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -62,7 +61,6 @@ REFERENCES = ("render", "render_other", "generated")
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m bench.latent_direction_study", description=__doc__.split("\n\n")[0])
     ap.add_argument("--tiny", action="store_true", help="tiny random SD3 instead of the toy model (smoke test)")
-    ap.add_argument("--comfyui", default=os.environ.get("COMFYUI_DIR"), help="ComfyUI checkout (default $COMFYUI_DIR)")
     ap.add_argument("--split", default="val")
     ap.add_argument("--per-kind", type=int, default=3)
     ap.add_argument("--kinds", default=None, help="comma-separated edit kinds (default all)")
@@ -126,7 +124,7 @@ def relative_to_alpha0(case, rows: list[dict], images: np.ndarray, alphas) -> No
     the edit region vs α = 0."""
     if 0.0 not in alphas:
         return
-    from ems.metrics import masked_psnr
+    from bench.metrics import masked_psnr
 
     from .toyworld_score import edit_region, to_image
 
@@ -210,11 +208,8 @@ def markdown(report: dict) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    harness.setup(args.comfyui)
-    repo = str(Path(__file__).resolve().parents[1])
-    if repo not in sys.path:
-        sys.path.insert(0, repo)
-    from toyworld.edits import EDIT_KINDS, edit_cases
+    harness.setup()
+    from comfyui_ems.toyworld.edits import EDIT_KINDS, edit_cases
 
     from .toyworld import DEFAULTS, World, load_models
     from .toyworld_methods import ToySettings

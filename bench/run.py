@@ -42,7 +42,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--full", action="store_true",
                     help="GPU: SD3-medium-architecture MMDiT (depth 24, random fp16 weights), 1024² image")
     ap.add_argument("--quick", action="store_true", help="fewer repeats (smoke test: 1 warm-up, 2 repeats)")
-    ap.add_argument("--comfyui", default=os.environ.get("COMFYUI_DIR"), help="ComfyUI checkout (default $COMFYUI_DIR)")
     ap.add_argument("--size", type=int, help="image side in pixels (default 64 tiny, 1024 full)")
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--denoise", type=float, default=0.75)
@@ -221,13 +220,10 @@ def targets(r: dict, checks: dict, gpu: bool) -> list[dict]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if not args.comfyui:
-        print("error: set COMFYUI_DIR (or --comfyui) to a ComfyUI checkout", file=sys.stderr)
-        return 2
     if args.full and not torch.cuda.is_available():
         print("error: --full needs a CUDA GPU (the full-size model is fp16 and ~4 GB)", file=sys.stderr)
         return 2
-    harness.setup(args.comfyui, cpu=not args.full)
+    harness.setup(cpu=not args.full)
     import comfy.model_management as mm
 
     device = mm.get_torch_device()

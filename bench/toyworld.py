@@ -68,7 +68,6 @@ def parse_args(argv=None) -> argparse.Namespace:
                          "3 iterations, 4 constraint); skipped stages use the values given")
     ap.add_argument("--tiny", action="store_true", help="tiny random SD3 instead of the trained toy model")
     ap.add_argument("--weights", type=Path, default=None, help="toy model weights folder (default toyworld/weights)")
-    ap.add_argument("--comfyui", default=os.environ.get("COMFYUI_DIR"), help="ComfyUI checkout (default $COMFYUI_DIR)")
     ap.add_argument("--split", default=None, help="scene split (default test; val with --calibrate)")
     ap.add_argument("--per-kind", type=int, help="cases per edit kind (default 8, --quick 1, --full 20)")
     ap.add_argument("--kinds", default=None, help="comma-separated edit kinds (default all)")
@@ -115,7 +114,7 @@ def model_identity(args) -> str:
     """What the results depend on besides settings: the tiny model's seed, or the weight files."""
     if args.tiny:
         return f"tiny-{args.seed}"
-    from toyworld import model as toy
+    from comfyui_ems.toyworld import model as toy
 
     folder = Path(args.weights or toy.WEIGHTS)
     stamp = [f"{f}:{(folder / f).stat().st_size}:{(folder / f).stat().st_mtime_ns}"
@@ -129,7 +128,7 @@ def load_models(tiny: bool, seed: int = 0, weights=None):
         from support import tiny_sd3
 
         return tiny_sd3.model_patcher(seed), tiny_sd3.clip(seed), tiny_sd3.vae(seed)
-    from toyworld.comfy_loader import load_toyworld
+    from comfyui_ems.toyworld.comfy_loader import load_toyworld
 
     return load_toyworld(weights)
 
@@ -148,7 +147,7 @@ class World:
         self._cache: dict = {}
 
     def render(self, scene) -> torch.Tensor:
-        from toyworld.scenes import render
+        from comfyui_ems.toyworld.scenes import render
 
         from .toyworld_score import to_image
 
@@ -159,7 +158,7 @@ class World:
         """Source pixels, the clean source LATENT (VAE Encode), the four conditionings."""
         key = (case.source, case.target, case.kind)
         if key not in self._cache:
-            from toyworld.scenes import render
+            from comfyui_ems.toyworld.scenes import render
 
             from .toyworld_methods import encode_case
 
@@ -246,7 +245,7 @@ def cached_method(world: World, method: str, case, alphas, s, references) -> tup
 
 def run_case(world: World, case, methods, alphas, s) -> dict:
     """Every method on one case; rows, sweep scores, images (uint8) and the text-side SDE."""
-    from ems.metrics.sde import sde_from_reconstructions
+    from bench.metrics.sde import sde_from_reconstructions
 
     from .toyworld_methods import reference_pair
     from .toyworld_score import score_images, sweep_scores, to_image, to_uint8
@@ -284,9 +283,9 @@ def run_case(world: World, case, methods, alphas, s) -> dict:
     recon = world.decode(inp["latent"])
     result["images"]["reconstruction"] = to_uint8(recon)
     result["alpha0_checks"] = alpha0_checks(result, alphas)
-    from toyworld.readout import read
+    from comfyui_ems.toyworld.readout import read
 
-    from ems.metrics import psnr
+    from bench.metrics import psnr
 
     result["reconstruction"] = {"psnr": float(psnr(to_image(inp["pixels"]), recon)[0]),
                                 "same_as_source": read(to_uint8(recon)[0]) == case.source.attributes()}
@@ -340,7 +339,7 @@ def model_info(world: World, tiny: bool, weights=None) -> dict:
     info = {"kind": "tiny random SD3 (tests/support/tiny_sd3.py)" if tiny else "toy world (toyworld/, trained)",
             "mmdit_parameters": sum(p.numel() for p in dm.parameters()), "class": type(world.model.model).__name__}
     if not tiny:
-        from toyworld import model as toy
+        from comfyui_ems.toyworld import model as toy
 
         meta = Path(weights or toy.WEIGHTS) / toy.META_FILE
         info["weights"] = str(meta.parent)
@@ -352,11 +351,8 @@ def model_info(world: World, tiny: bool, weights=None) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if not args.comfyui:
-        print("error: set COMFYUI_DIR (or --comfyui) to a ComfyUI checkout", file=sys.stderr)
-        return 2
-    harness.setup(args.comfyui, cpu=not torch.cuda.is_available())  # a GPU where there is one
-    from toyworld.edits import EDIT_KINDS, edit_cases
+    harness.setup()  # a GPU where there is one
+    from comfyui_ems.toyworld.edits import EDIT_KINDS, edit_cases
 
     kinds = args.kinds.split(",") if args.kinds else list(EDIT_KINDS)
     cases = [c for c in edit_cases(args.split, args.per_kind, seed=args.seed) if c.kind in kinds]

@@ -134,7 +134,7 @@ def calibrate(world, cases, args) -> int:
 
 
 def write_calibration(report: dict, out_dir: Path, tag: str) -> Path:
-    from ems.files import write_json_atomic
+    from comfyui_ems.llm_io.files import write_json_atomic
 
     from .toyworld_report import clean, fmt
 

@@ -111,7 +111,7 @@ def plot(points: list[dict], kind: str, path: Path) -> Path:
     """PSNR outside the edit (y) against reached at α = 1 (x), a line per variant over denoise."""
     from PIL import Image, ImageDraw
 
-    from ems.grid import _load_font
+    from comfyui_ems.ems.grid import _load_font
 
     w, h, pad = 720, 480, 60
     img = Image.new("RGB", (w, h), "white")
@@ -212,7 +212,6 @@ def write(points: list[dict], meta: dict, out: Path, tag: str) -> Path:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.toyworld_front", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--comfyui", default=None, help="ComfyUI checkout (default $COMFYUI_DIR)")
     ap.add_argument("--split", default="test")
     ap.add_argument("--per-kind", type=int, default=8)
     ap.add_argument("--kinds", default=None)
@@ -235,12 +234,11 @@ def main(argv=None) -> int:
         ap.error("--alphas must hold 0 and 1")
     if args.merge:
         return merge(args.merge, args.out_dir, args.tag)
-    import os
 
     import torch
 
-    harness.setup(args.comfyui or os.environ.get("COMFYUI_DIR"), cpu=args.cpu or not torch.cuda.is_available())
-    from toyworld.edits import EDIT_KINDS, edit_cases
+    harness.setup(cpu=args.cpu or not torch.cuda.is_available())
+    from comfyui_ems.toyworld.edits import EDIT_KINDS, edit_cases
 
     from .toyworld import World, cached_method, load_models, model_identity, parse_args
     from .toyworld_score import score_images, sweep_scores

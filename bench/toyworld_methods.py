@@ -32,7 +32,7 @@ from typing import Callable
 
 import torch
 
-from toyworld.settings import TOY
+from comfyui_ems.toyworld.settings import TOY
 
 from . import harness
 

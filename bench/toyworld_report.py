@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ems.files import write_json_atomic
-from ems.metrics.cli import json_value
+from comfyui_ems.llm_io.files import write_json_atomic
+from bench.metrics.cli import json_value
 
 from .toyworld_score import nanmean, summarize
 
@@ -24,7 +24,7 @@ def fmt(v, digits=2, pct=False) -> str:
 
 
 def _font(size: int):
-    from ems.grid import _load_font
+    from comfyui_ems.ems.grid import _load_font
 
     return _load_font(size)[0]
 
@@ -33,7 +33,7 @@ def grid_picture(results: list[dict], method: str, alphas, path: Path, title: st
                  rows_per_kind: int = GRID_ROWS_PER_KIND, show=None) -> Path:
     """Rows: up to ``rows_per_kind`` scenes of each kind; columns: source, one per α (or the α in
     ``show``), target (drawn)."""
-    from toyworld.scenes import Scene, render
+    from comfyui_ems.toyworld.scenes import Scene, render
 
     picked, per_kind = [], {}
     for r in results:
@@ -198,7 +198,7 @@ def write_report(report: dict, results: list[dict], out_dir: Path, tag: str) -> 
     md += _findings(out_dir / f"{tag}.md")
     md += ["## Methods\n"] + [f"- `{m}` — {report['labels'].get(m, m)}" for m in report["methods"]] + ["",
            body, "\n## The paper's SDE (text side, per edit kind)\n",
-           "SDE = E_c / E_c̃ + E_c̃ with E = rms pixel distance in [0, 1] (`ems.metrics.sde`, norm `rms`), "
+           "SDE = E_c / E_c̃ + E_c̃ with E = rms pixel distance in [0, 1] (`bench.metrics.sde`, norm `rms`), "
            "x = the drawn source, h(f(x), c) = img2img under the source caption (= text-only at α = 0), "
            "h(f(x), c̃) = under the target caption (= text-only at α = 1), one forward noise. `size` "
            "(small ↔ large) is the binary attribute; the other kinds are shown with the same formula.\n",

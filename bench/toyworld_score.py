@@ -6,7 +6,7 @@ Per (case, method, α) — one *row*:
 - ``reached``   the edited attribute reads as the target's value;
 - ``kept``      fraction of the *other* attributes that still read as the source's;
 - ``psnr_out`` / ``ssim_out``  against the drawn source scene, outside the edited region (PIE-Bench's
-  masked convention, :mod:`ems.metrics.pixel`). The edited region is the union of the source's and
+  masked convention, :mod:`bench.metrics.pixel`). The edited region is the union of the source's and
   the target's object masks (grown 2 px); for a background edit it is everything *but* the objects,
   so preservation is then measured on the objects.
 - ``same_as_source``  every attribute reads as the source's (α = 0 must give this).
@@ -41,7 +41,7 @@ def to_image(pixels: np.ndarray) -> torch.Tensor:
 
 def edit_region(case, resolution: int) -> np.ndarray:
     """(H, W) bool: the pixels an edit of ``case`` is allowed to change."""
-    from toyworld.readout import object_mask
+    from comfyui_ems.toyworld.readout import object_mask
 
     blank = np.zeros((resolution, resolution, 3), np.uint8)
     objects = object_mask(blank, case.source) | object_mask(blank, case.target)
@@ -81,8 +81,8 @@ def monotone(alphas, progress, tol: float = MONOTONE_TOL) -> Optional[bool]:
 
 def score_images(case, method: str, alphas, images: np.ndarray, source_pixels: np.ndarray) -> list[dict]:
     """One row per α for ``images`` (k, H, W, 3) uint8 of one case and method."""
-    from ems.metrics import masked_psnr, masked_ssim
-    from toyworld.readout import progress, read
+    from bench.metrics import masked_psnr, masked_ssim
+    from comfyui_ems.toyworld.readout import progress, read
 
     mask = torch.from_numpy(edit_region(case, images.shape[1])).float()
     src = to_image(source_pixels)

@@ -156,10 +156,26 @@ def build_messages(instruction: str, image_url: str, source: Optional[str] = Non
     ]
 
 
+def extract_json(text: str) -> dict:
+    """The JSON object in a model's reply; tolerates code fences and prose around it."""
+    text = (text or "").strip()
+    fenced = re.search(r"```(?:json)?\s*(.*?)```", text, re.S)
+    candidates = [text] + ([fenced.group(1)] if fenced else [])
+    start, end = text.find("{"), text.rfind("}")
+    if 0 <= start < end:
+        candidates.append(text[start:end + 1])
+    for c in candidates:
+        try:
+            value = json.loads(c)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value
+    raise ValueError("no JSON object in the reply")
+
+
 def parse_reply(text: str) -> Captions:
     """Captions from a reply (tolerates code fences and prose around the JSON)."""
-    from .llm import extract_json
-
     try:
         data = extract_json(text)
     except ValueError:

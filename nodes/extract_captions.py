@@ -2,7 +2,7 @@
 machine, writes the captions.
 
 A workflow is untrusted input: the graph names a ``provider``; the server and the key
-behind that name come from the machine (:mod:`ems.providers`). Inputs a v1 graph still carries
+behind that name come from the machine (:mod:`comfyui_ems.llm_io.providers`). Inputs a v1 graph still carries
 (``base_url``, ``api_key_env``) are not declared, so ComfyUI drops them before ``execute``; the node
 reads its own raw inputs from the hidden prompt only to *refuse* such a graph with a message that
 says what changed, never to use them.
@@ -19,11 +19,11 @@ from pathlib import Path
 
 from comfy_api.v0_0_2 import io, ui
 
-from ..ems import llm
-from ..ems.caption_cache import CACHE_DIR_ENV, CaptionCache, cache_key
+from ..llm_io import client as llm
+from ..llm_io.caption_cache import CACHE_DIR_ENV, CaptionCache, cache_key
 from ..ems.captions import (PROMPT_VERSION, SCHEMA, CaptionError, Captions, derive_attribute, extract_captions,
                             is_cache_entry, word_diff)
-from ..ems.providers import ProviderError, get_provider, resolve_key, v1_message
+from ..llm_io.providers import ProviderError, get_provider, resolve_key, v1_message
 from ..ems.validation import TEMPERATURE
 from .common import CATEGORY, LOG, check_floats, float_input, node_error
 

@@ -1,9 +1,9 @@
 """Build the shipped example workflows (UI format) from the compact descriptions below.
 
-    COMFYUI_DIR=/path/to/ComfyUI python scripts/build_workflows.py            # starts a server
-    python scripts/build_workflows.py --object-info object_info.json          # offline
+    bash scripts/tool.sh -m scripts.build_workflows                            # starts a server
+    python -m scripts.build_workflows --object-info object_info.json           # offline
 
-Widget order and defaults come from the server's /object_info (see ems/headless/uigraph.py), so
+Widget order and defaults come from the server's /object_info (see headless/uigraph.py), so
 rerun this after changing a node's inputs. It also refreshes tests/unit/data/workflow_nodes.json,
 the committed record of every node type the workflows use (the unit tier checks links against it
 without ComfyUI).
@@ -19,10 +19,9 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from ems.headless.uigraph import UIGraph  # noqa: E402
-from ems.headless.workflow import VIRTUAL_NODES  # noqa: E402
+from headless.uigraph import UIGraph
+from headless.workflow import VIRTUAL_NODES
 
 WORKFLOW_DIR = REPO / "example_workflows"
 NODE_RECORD = REPO / "tests" / "unit" / "data" / "workflow_nodes.json"
@@ -32,7 +31,7 @@ NODE_RECORD = REPO / "tests" / "unit" / "data" / "workflow_nodes.json"
 CKPT = "sd3_medium_incl_clips_t5xxlfp8.safetensors"
 STEPS, DENOISE, CFG, SEED = 50, 0.75, 7.5, 42
 # The CSDS widget values are the node's declared defaults (ems/csds.py DEFAULTS, set by measurement).
-from ems.csds import DEFAULTS as CSDS_DEFAULTS  # noqa: E402
+from comfyui_ems.ems.csds import DEFAULTS as CSDS_DEFAULTS
 
 CSDS = {k: CSDS_DEFAULTS[k] for k in ("iterations", "constraint", "step_start", "step_end", "residual_space")}
 NEGATIVE = "blurry, low quality, distorted"
@@ -309,7 +308,7 @@ def latent_prompt_pair(g: UIGraph):
 
 # EMS Flow Edit on SD3: FlowEdit's published SD3 schedule (33 of 50 steps ≈ denoise 0.66); the CFG pair
 # is the node's declared default (ems/flow_edit.py).
-from ems.flow_edit import DEFAULTS as FLOW_DEFAULTS  # noqa: E402
+from comfyui_ems.ems.flow_edit import DEFAULTS as FLOW_DEFAULTS
 
 FLOW_DENOISE = 0.66
 FLOW = {k: FLOW_DEFAULTS[k] for k in ("cfg", "source_cfg", "noise_average", "locality", "drive")}
@@ -368,7 +367,7 @@ def flow_edit_sweep(g: UIGraph):
 
 
 # The toy world's measured settings (toyworld/settings.py).
-from toyworld.settings import TOY  # noqa: E402
+from comfyui_ems.toyworld.settings import TOY
 
 
 def toy_flow_edit_sweep(g: UIGraph):
@@ -432,7 +431,7 @@ def build(object_info: dict, out_dir: Path = WORKFLOW_DIR) -> dict[str, dict]:
 
 
 def server_object_info() -> dict:
-    from ems.headless.comfy_process import ComfyServer, prepare_base
+    from headless.comfy_process import ComfyServer, prepare_base
 
     comfy = os.environ.get("COMFYUI_DIR")
     if not comfy:

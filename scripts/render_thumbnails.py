@@ -1,10 +1,10 @@
 """Render each example workflow's thumbnail: the graph as the real ComfyUI frontend draws it.
 
-    COMFYUI_DIR=/path/to/ComfyUI python scripts/render_thumbnails.py [NAME …]   # default: every workflow
+    bash scripts/tool.sh -m scripts.render_thumbnails [NAME …]   # default: every workflow
 
 Starts ComfyUI with this pack, opens it in headless Chromium (Debian's ``chromium``), loads each
 ``example_workflows/*.json``, fits the view and saves ``<name>.jpg`` next to it. The LoadImage
-preview shows the drawn demo input (ems/headless/demo.py), not an invented result.
+preview shows the drawn demo input (headless/demo.py), not an invented result.
 """
 
 from __future__ import annotations
@@ -18,14 +18,13 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from PIL import Image  # noqa: E402
+from PIL import Image
 
-from ems.headless.comfy_process import ComfyServer, prepare_base  # noqa: E402
-from ems.headless.demo import make_test_image  # noqa: E402
-from support.browser import Chromium  # noqa: E402
-from support.frontend import fit_view, load_workflow, open_comfy  # noqa: E402
+from headless.comfy_process import ComfyServer, prepare_base
+from headless.demo import make_test_image
+from support.browser import Chromium
+from support.frontend import fit_view, load_workflow, open_comfy
 
 VIEW = (2400, 1350)     # rendered at this size, so node text stays legible when fitted...
 THUMB_WIDTH = 1200      # ...and saved at this width

@@ -14,4 +14,4 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 ems_prepare >&2
 export PYTHONPATH="$EMS_ROOT${PYTHONPATH:+:$PYTHONPATH}"
-exec "$EMS_PY" -m ems.headless "$@"
+exec "$EMS_PY" -m headless "$@"

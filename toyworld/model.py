@@ -17,15 +17,13 @@
   checked against the one stored with the trained weights, so a changed random generator cannot
   silently change what the trained MMDiT was conditioned on.
 
-ComfyUI must be importable (``ensure_comfy`` finds it next to this repository when run standalone).
+ComfyUI must be importable (``ensure_comfy`` says how when it is not).
 """
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -62,21 +60,14 @@ class ChecksumMismatch(RuntimeError):
 
 
 def ensure_comfy() -> None:
-    """Make ``import comfy`` work outside a ComfyUI process (COMFYUI_DIR or the repo's .comfyui/)."""
+    """Check that ``import comfy`` works: inside ComfyUI it does; a tool run outside it gets ComfyUI on
+    PYTHONPATH from its entry point (``bash scripts/tool.sh -m …`` or ``make``)."""
     try:
         import comfy  # noqa: F401
-        _cpu_if_no_gpu()
-        return
     except ImportError:
-        pass
-    repo = Path(__file__).resolve().parent.parent
-    candidates = [os.environ.get("COMFYUI_DIR", "")] + sorted(glob.glob(str(repo / ".comfyui" / "ComfyUI*")))
-    for candidate in candidates:
-        if candidate and (Path(candidate) / "comfy" / "sd.py").exists():
-            sys.path.insert(0, candidate)
-            _cpu_if_no_gpu()
-            return
-    raise ImportError("toyworld needs ComfyUI: set COMFYUI_DIR to a ComfyUI checkout")
+        raise ImportError("the toy world needs ComfyUI importable: run it through `bash scripts/tool.sh -m …` "
+                          "(or `make`), or set PYTHONPATH to a ComfyUI checkout") from None
+    _cpu_if_no_gpu()
 
 
 def _cpu_if_no_gpu() -> None:

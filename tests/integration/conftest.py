@@ -7,6 +7,7 @@ here is SKIPPED with that reason, and the run's summary says so.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,11 @@ COMFYUI_DIR = os.environ.get("COMFYUI_DIR", "")
 SKIP_REASON = ("INTEGRATION TIER SKIPPED: no ComfyUI — set COMFYUI_DIR to a ComfyUI source tree, or "
                "COMFYUI_ARCHIVE to the pinned source archive, and run scripts/test.sh (README, Development)")
 HAVE_COMFY = bool(COMFYUI_DIR) and (Path(COMFYUI_DIR) / "main.py").is_file()
+if HAVE_COMFY and COMFYUI_DIR not in sys.path:
+    # In-process tests import ComfyUI itself (call counting, independent re-computation); the one
+    # place a test puts it on the path. Nothing is imported here: the device is chosen first
+    # (bench.host.setup).
+    sys.path.append(COMFYUI_DIR)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -165,7 +165,7 @@ def test_both_alpha_nodes_give_the_same_safe_range_warning_in_history(comfy):
 def test_every_ems_float_widget_has_the_declared_range(comfy):
     """Issue 11 item 1: one validation layer. Each FLOAT input of each EMS node must be declared in
     ems/validation.py FLOAT_INPUTS, with the widget's min/max equal to the declared range."""
-    from ems.validation import FLOAT_INPUTS
+    from comfyui_ems.ems.validation import FLOAT_INPUTS
 
     info = comfy.object_info()
     seen = []

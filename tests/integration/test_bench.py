@@ -4,10 +4,11 @@ call counts by phase, the ratios, and exactly one batched model call per CSDS it
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from support.comfy_server import tool_env
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -15,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_quick_cpu_bench_reports_calls_and_ratios(tmp_path):
     cmd = [sys.executable, "-m", "bench", "--quick", "--steps", "10", "--iterations", "4",
            "--repeats", "1", "--sweep-repeats", "1", "--device-tag", "pytest", "--out-dir", str(tmp_path)]
-    done = subprocess.run(cmd, cwd=REPO, env={**os.environ, "COMFYUI_DIR": os.environ["COMFYUI_DIR"]},
+    done = subprocess.run(cmd, cwd=REPO, env=tool_env(),
                           capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((tmp_path / "pytest.json").read_text(encoding="utf-8"))
@@ -31,7 +32,7 @@ def test_quick_cpu_bench_reports_calls_and_ratios(tmp_path):
     assert report["checks"]["one_call_per_csds_iteration"] is True
     # EMS Flow Edit: one call per step for [target point, source point] × [cond, uncond] × the
     # default noise_average × items
-    from ems.flow_edit import DEFAULTS
+    from comfyui_ems.ems.flow_edit import DEFAULTS
 
     per_step = 2 * 2 * DEFAULTS["noise_average"]
     assert calls["flow_edit"] == {"sampling": {"calls": 10, "batch_sizes": [per_step]}}

@@ -9,10 +9,11 @@ text-encoder rebuilding); the scenes, edits and readout are the toy world's own.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from support.comfy_server import tool_env
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS, ITERATIONS, REF_STEPS = 4, 2, 4
@@ -23,7 +24,7 @@ def test_quick_toyworld_report_runs_every_method_on_the_same_scenes(tmp_path):
     cmd = [sys.executable, "-m", "bench.toyworld", "--quick", "--tiny", "--kinds", "colour,count",
            "--steps", str(STEPS), "--iterations", str(ITERATIONS), "--reference-steps", str(REF_STEPS),
            "--tag", "pytest", "--out-dir", str(tmp_path), "--cache", str(tmp_path / "cache")]
-    done = subprocess.run(cmd, cwd=REPO, env={**os.environ, "COMFYUI_DIR": os.environ["COMFYUI_DIR"]},
+    done = subprocess.run(cmd, cwd=REPO, env=tool_env(),
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((tmp_path / "pytest.json").read_text(encoding="utf-8"))

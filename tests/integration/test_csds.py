@@ -92,7 +92,7 @@ def test_node_is_registered_with_the_spec_inputs(comfy):
     info = comfy.object_info()["EMSCSDSLatentEdit"]
     names = set(info["input"]["required"]) | set(info["input"].get("optional", {}))
     assert SPEC_INPUTS <= names and info["output_name"] == ["latent"]
-    from ems.csds import DEFAULTS
+    from comfyui_ems.ems.csds import DEFAULTS
 
     req = {**info["input"]["required"], **info["input"].get("optional", {})}
     for name, value in DEFAULTS.items():  # the node's defaults are the one declared set
@@ -113,9 +113,9 @@ def independent_csds(saved, seed, cfg, iterations, constraint, step_start=0.1, s
     """SPEC §2/§2.1 written out again with raw ``apply_model`` calls on the same weights (no EMS code).
 
     r = (z − D)/σ (model_output: the velocity) or (z − (1−σ)·D)/σ (noise: ε); drive scaled by α."""
-    from support.inprocess import setup_comfy
+    from bench.host import setup
 
-    setup_comfy()
+    setup(cpu=True)
     import comfy.sd
 
     path = os.path.join(saved["base"], "models", "diffusion_models", "tiny_sd3.safetensors")
@@ -232,7 +232,7 @@ def test_two_value_sigmas_minimum_and_batch_mismatch_are_refused(comfy, image_na
 def scene_image(comfy):
     """A toy-world scene (64×64, a red circle on white), RGBA with its left half transparent (a
     LoadImage MASK of 1 there) — the toy model's kind of image, for the toy-world variants below."""
-    from toyworld.scenes import Scene, render
+    from comfyui_ems.toyworld.scenes import Scene, render
 
     pixels = np.concatenate([render(Scene("red", "circle", 1, "large", "white", layout=2_000_007)),
                              np.full((64, 64, 1), 255, np.uint8)], axis=-1)

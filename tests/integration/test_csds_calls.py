@@ -9,16 +9,15 @@ import torch
 
 @pytest.fixture(scope="module")
 def env():
-    from support.inprocess import CallCounter, load_pack, setup_comfy
+    from bench.host import CallCounter, setup
 
-    setup_comfy()
+    setup(cpu=True)
     from support import tiny_sd3
 
-    pack = load_pack()
     from importlib import import_module
 
-    guider = import_module(f"{pack.__name__}.nodes.csds_guider")
-    common = import_module(f"{pack.__name__}.nodes.common")
+    guider = import_module("comfyui_ems.nodes.csds_guider")
+    common = import_module("comfyui_ems.nodes.common")
     return {"model": tiny_sd3.model_patcher(0), "tiny": tiny_sd3, "run_csds": guider.run_csds,
             "reconcile": lambda *a: common.reconcile_batch("EMS CSDS Latent Edit", *a[:2], attribute=a[2], negative=a[3]), "Counter": CallCounter}
 

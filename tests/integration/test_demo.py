@@ -1,4 +1,4 @@
-"""The README's main job, ``python -m ems.headless --demo``, end to end: a real ComfyUI subprocess runs
+"""The README's main job, ``python -m headless --demo``, end to end: a real ComfyUI subprocess runs
 the shipped EMS Flow Edit sweep on the toy world, α = 0 is the source scene after the VAE round
 trip (the same objects in place), α = 1 reads as the target colour, and a readout line per tile."""
 
@@ -15,7 +15,7 @@ from support.comfy_server import REPO
 
 
 def test_the_demo_edits_the_same_scene(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "ems.headless", "--demo", "--output", str(tmp_path)], cwd=REPO,
+    done = subprocess.run([sys.executable, "-m", "headless", "--demo", "--output", str(tmp_path)], cwd=REPO,
                           env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]

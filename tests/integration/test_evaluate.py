@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import base64
 import io
 import math
 from pathlib import Path
+
+from support.comfy_server import tool_env
 
 import numpy as np
 from PIL import Image
@@ -38,7 +39,7 @@ def manifest(tmp: Path) -> Path:
 def evaluate(path: Path, out: Path, *extra: str, alphas: str = "0,1", env: dict | None = None):
     cmd = [sys.executable, "-m", "bench.evaluate", str(path), "--out", str(out), "--tiny", "--size", "32",
            "--steps", "4", "--iterations", "2", "--alphas", alphas, *extra]
-    return subprocess.run(cmd, cwd=REPO, env={**os.environ, **(env or {})}, capture_output=True, text=True,
+    return subprocess.run(cmd, cwd=REPO, env=tool_env(**(env or {})), capture_output=True, text=True,
                           timeout=240)
 
 

@@ -1,6 +1,6 @@
 """SDE through the host model (bench/host_sde.py) with the tiny SD3, in-process: f noises the
 VAE latent to σ_t with RandomNoise(seed), h(f(x), c) is exactly img2img under c, and the SDE that
-``ems.metrics.sde`` reports equals the formula applied by hand to f's and h's own outputs."""
+``bench.metrics.sde`` reports equals the formula applied by hand to f's and h's own outputs."""
 
 from __future__ import annotations
 

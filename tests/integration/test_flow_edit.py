@@ -63,7 +63,7 @@ def test_node_is_registered_with_the_spec_inputs_and_the_declared_defaults(comfy
     info = comfy.object_info()["EMSFlowEdit"]
     req = {**info["input"]["required"], **info["input"].get("optional", {})}
     assert SPEC_INPUTS <= set(req) and info["output_name"] == ["latent"]
-    from ems.flow_edit import DEFAULTS
+    from comfyui_ems.ems.flow_edit import DEFAULTS
 
     for name, value in DEFAULTS.items():
         assert req[name][1]["default"] == value, name
@@ -99,9 +99,9 @@ def independent_flow_edit(saved, seed, cfg, source_cfg, alpha, locality=0.0):
     """The coupling written out again with raw ``apply_model`` calls on the same weights (no EMS code):
     per-step noise from one generator, CFG per point, the degree rule on the target scale, and the
     locality weight clamp(2d/τ − 1, 0, 1) of the max-normalised, 3×3-smoothed channel mean d of |V|."""
-    from support.inprocess import setup_comfy
+    from bench.host import setup
 
-    setup_comfy()
+    setup(cpu=True)
     import comfy.sd
 
     path = os.path.join(saved["base"], "models", "diffusion_models", "tiny_sd3.safetensors")

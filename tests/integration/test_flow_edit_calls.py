@@ -11,15 +11,14 @@ import torch
 def env():
     from importlib import import_module
 
-    from support.inprocess import CallCounter, load_pack, setup_comfy
+    from bench.host import CallCounter, setup
 
-    setup_comfy()
+    setup(cpu=True)
     from support import tiny_sd3
 
-    pack = load_pack()
     return {"model": tiny_sd3.model_patcher(0), "tiny": tiny_sd3, "Counter": CallCounter,
-            "node": import_module(f"{pack.__name__}.nodes.flow_edit").EMSFlowEdit,
-            "sweep": import_module(f"{pack.__name__}.ems.conditioning").sweep_conditioning}
+            "node": import_module("comfyui_ems.nodes.flow_edit").EMSFlowEdit,
+            "sweep": import_module("comfyui_ems.ems.conditioning").sweep_conditioning}
 
 
 def run(env, alphas, cfg=5.0, source_cfg=2.0, target_tokens=154, steps=3, **options):
@@ -43,7 +42,7 @@ def test_one_batched_call_per_step(env):
 
 
 def test_the_default_noise_average_widens_the_one_call(env):
-    from ems.flow_edit import DEFAULTS
+    from comfyui_ems.ems.flow_edit import DEFAULTS
 
     calls, _ = run(env, [0.5, 1.0], noise_average=DEFAULTS["noise_average"])
     assert calls == [DEFAULTS["noise_average"] * 2 * 2 * 2] * 3, calls

@@ -1,7 +1,7 @@
 """Issue 5: the real ComfyUI frontend, in headless Chromium, against a real server with the pack.
 
 Every shipped workflow opens with no missing node type, the frontend turns it into exactly the
-API prompt our converter (ems.headless.workflow.ui_to_api) produces, and the pack's scripts log no
+API prompt our converter (headless.workflow.ui_to_api) produces, and the pack's scripts log no
 console error. Needs Debian's ``chromium`` (scripts/test.sh installs it); without it these tests
 are SKIPPED with a loud reason.
 """
@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from ems.headless.workflow import ordered_inputs, ui_to_api
+from headless.workflow import ordered_inputs, ui_to_api
 from support.browser import find_chromium
 from support.comfy_server import REPO
 

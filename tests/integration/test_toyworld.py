@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from support.graph import Graph
-from toyworld import model as M
-from toyworld.edits import make_case
-from toyworld.readout import progress, read
-from toyworld.scenes import Scene, render
+from comfyui_ems.toyworld import model as M
+from comfyui_ems.toyworld.edits import make_case
+from comfyui_ems.toyworld.readout import progress, read
+from comfyui_ems.toyworld.scenes import Scene, render
 
 pytestmark = pytest.mark.skipif(not (M.WEIGHTS / M.META_FILE).exists(),
                                 reason="no trained toy weights in toyworld/weights (python -m toyworld.train)")

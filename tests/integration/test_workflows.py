@@ -9,9 +9,10 @@ import os
 
 import pytest
 
-from ems.alphas import parse_alphas
-from ems.headless.demo import make_test_image
-from ems.headless.workflow import nodes_of, swap_to_tiny_sd3, ui_to_api
+from comfyui_ems.ems.alphas import parse_alphas
+from headless.demo import make_test_image
+from headless.workflow import nodes_of, ui_to_api
+from support.graph import swap_to_tiny_sd3
 from support.comfy_server import REPO, ComfyServer, prepare_base, write_tiny_model
 from support.fake_openai import FakeOpenAI
 

@@ -8,13 +8,14 @@ of the developer's ComfyUI install is touched. ``custom_nodes`` holds a link to 
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import torch
 
 # The generic server-process code lives in the pack (the headless runner uses it too); these
 # names are re-exported so tests keep importing them from here.
-from ems.headless.comfy_process import (  # noqa: F401
+from headless.comfy_process import (  # noqa: F401
     PACK_NAME,
     ComfyServer as _ComfyServer,
     ExecutionFailed,
@@ -28,6 +29,13 @@ REPO = Path(__file__).resolve().parents[2]
 TESTPACK = Path(__file__).resolve().parent / "comfy_testpack"
 
 
+def tool_env(**extra: str) -> dict:
+    """The environment for a tool run as a child process (``python -m bench …``): the repository,
+    tests/ and ComfyUI on PYTHONPATH, as ``scripts/tool.sh`` sets them."""
+    path = [str(REPO), str(REPO / "tests"), os.environ["COMFYUI_DIR"], os.environ.get("PYTHONPATH", "")]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in path if p), **extra}
+
+
 def prepare_base(base: Path, with_testpack: bool = True) -> Path:
     """Lay out a ComfyUI base directory with the pack (and the test pack) linked into custom_nodes."""
     packs = {PACK_NAME: REPO}
@@ -37,14 +45,31 @@ def prepare_base(base: Path, with_testpack: bool = True) -> Path:
 
 
 def write_tiny_model(base: Path, name: str = "tiny_sd3.safetensors", seed: int = 0) -> str:
-    """Write the tiny SD3 MMDiT where UNETLoader finds it (the demo's writer, on COMFYUI_DIR)."""
-    from ems.headless.demo import write_tiny_model as write
-
-    return write(base, Path(os.environ["COMFYUI_DIR"]), name, seed)
+    """Write the tiny random-weight SD3 MMDiT into ``base``/models/diffusion_models (where UNETLoader
+    looks), built in a child process of ComfyUI's Python (ComfyUI and tests/ on its PYTHONPATH)."""
+    out = base / "models" / "diffusion_models" / name
+    if out.exists():
+        return name
+    comfy_dir = os.environ["COMFYUI_DIR"]
+    code = ("import sys, comfy.cli_args; comfy.cli_args.args.cpu = True;"
+            "from support import tiny_sd3; import safetensors.torch as st;"
+            "st.save_file(tiny_sd3.mmdit_state_dict(int(sys.argv[2])), sys.argv[1])")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    path = os.pathsep.join(p for p in (comfy_dir, str(REPO / "tests"), os.environ.get("PYTHONPATH", "")) if p)
+    subprocess.run([python_for_comfy(), "-c", code, str(out), str(seed)], check=True, cwd=comfy_dir,
+                   env={**os.environ, "PYTHONPATH": path})
+    return name
 
 
 class ComfyServer(_ComfyServer):
-    """The pack's ComfyServer plus a reader for the test pack's saved tensors."""
+    """The pack's ComfyServer plus a reader for the test pack's saved tensors; the server process
+    gets tests/ on its PYTHONPATH so that the test pack imports ``support.tiny_sd3``."""
+
+    def __init__(self, comfy_dir, base: Path, env: dict | None = None, **kwargs):
+        env = dict(env or {})
+        path = env.get("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "tests"), path) if p)
+        super().__init__(comfy_dir, base, env=env, **kwargs)
 
     def load_saved(self, name: str):
         """Read back what an EMSTestSaveTensor node named ``name`` saved."""

@@ -1,6 +1,6 @@
 import pytest
 
-from ems.alphas import AlphaScheduleError, format_alpha, outside_safe_range, parse_alphas
+from comfyui_ems.ems.alphas import AlphaScheduleError, format_alpha, outside_safe_range, parse_alphas
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from ems.caption_cache import CaptionCache, cache_key
+from comfyui_ems.llm_io.caption_cache import CaptionCache, cache_key
 
 PIXELS = bytes(range(48))
 SETTINGS = dict(instruction="make it red", model="gpt-4o", base_url="", prompt_version="v1",

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ems.captions import (CLIP_TOKENS, SCHEMA, CaptionError, Captions, build_messages, check_captions,
+from comfyui_ems.ems.captions import (CLIP_TOKENS, SCHEMA, CaptionError, Captions, build_messages, check_captions,
                           derive_attribute, edit_words, estimate_clip_tokens, extract_captions, parse_reply,
                           word_diff)
 
@@ -123,7 +123,7 @@ def test_given_captions_replace_the_models_and_a_missing_attribute_is_derived():
 # -- bounded replies -------------------------------------------------------------------------------
 
 def test_a_100000_word_caption_is_refused_at_once_without_echoing_it_back():
-    from ems.captions import MAX_CAPTION_CHARS, CaptionTooLong
+    from comfyui_ems.ems.captions import MAX_CAPTION_CHARS, CaptionTooLong
 
     chat = Chat(reply(target=" ".join(["red"] * 100_000)), reply())
     with pytest.raises(CaptionTooLong) as e:
@@ -150,7 +150,7 @@ def test_a_long_attribute_phrase_gets_a_repair_request():
 
 
 def test_repair_request_echoes_at_most_a_bounded_part_of_a_bad_reply():
-    from ems.captions import MAX_ECHO_CHARS
+    from comfyui_ems.ems.captions import MAX_ECHO_CHARS
 
     chat = Chat("prose " * 50_000, reply())
     extract_captions(chat, "make her suit red", URL)
@@ -158,7 +158,7 @@ def test_repair_request_echoes_at_most_a_bounded_part_of_a_bad_reply():
 
 
 def test_cache_entries_of_the_wrong_shape_are_recognised():
-    from ems.captions import is_cache_entry
+    from comfyui_ems.ems.captions import is_cache_entry
 
     good = {"source_prompt": SRC, "target_prompt": TGT, "attribute_prompt": "red suit", "warnings": []}
     assert is_cache_entry(good)
@@ -176,7 +176,7 @@ def test_cache_entries_of_the_wrong_shape_are_recognised():
 ])
 def test_a_cache_entry_that_a_fresh_reply_could_not_produce_is_not_served(change):
     """A cache hit passes the same fatal checks as a fresh reply (a hand-edited or planted entry)."""
-    from ems.captions import is_cache_entry
+    from comfyui_ems.ems.captions import is_cache_entry
 
     good = {"source_prompt": SRC, "target_prompt": TGT, "attribute_prompt": "red suit", "warnings": []}
     assert not is_cache_entry({**good, **change})

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ems.conditioning import (ConditioningMismatch, TokenLayout, describe_tokens, manipulate,
+from comfyui_ems.ems.conditioning import (ConditioningMismatch, TokenLayout, describe_tokens, manipulate,
                               manipulate_conditioning, sd3_layout, sweep_conditioning, text_direction)
 
 
@@ -132,7 +132,7 @@ def test_entry_count_mismatch_is_refused():
 
 
 def test_every_output_records_its_alpha_per_item():
-    from ems.conditioning import ALPHA_KEY
+    from comfyui_ems.ems.conditioning import ALPHA_KEY
 
     src, tgt = sd3_cond(0), sd3_cond(1)
     single = manipulate_conditioning(src, tgt, 0.25)
@@ -146,7 +146,7 @@ def test_every_output_records_its_alpha_per_item():
 
 
 def test_conditioning_alpha_reads_broadcasts_and_refuses_disagreement():
-    from ems.conditioning import ALPHA_KEY, conditioning_alpha
+    from comfyui_ems.ems.conditioning import ALPHA_KEY, conditioning_alpha
 
     src, tgt = sd3_cond(0), sd3_cond(1)
     assert conditioning_alpha(src, 1) is None  # a plain prompt: no α → full push

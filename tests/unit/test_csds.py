@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from ems.csds import (DEFAULTS, RESIDUAL_SPACES, CSDSError, check_stable, csds_edit, degree_weights,
+from comfyui_ems.ems.csds import (DEFAULTS, RESIDUAL_SPACES, CSDSError, check_stable, csds_edit, degree_weights,
                       epsilon_from_denoised, residual, step_sizes)
 
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from ems.flow_edit import (DEFAULTS, FlowEditError, FlowEditParams, StepNoise, check_schedule, coupled_points,
+from comfyui_ems.ems.flow_edit import (DEFAULTS, FlowEditError, FlowEditParams, StepNoise, check_schedule, coupled_points,
                            degree, flow_edit, locality_weights, target_scales, velocity)
 
 SIGMAS = [0.8, 0.5, 0.25, 0.0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ems.grid import GridError, grid_shape, labelled_grid, split_labels
+from comfyui_ems.ems.grid import GridError, grid_shape, labelled_grid, split_labels
 
 
 def test_auto_columns_put_a_small_sweep_in_one_row_and_a_large_one_in_a_square():
@@ -61,7 +61,7 @@ def test_long_labels_are_fitted_with_few_measurements_and_quickly():
 
     from PIL import Image, ImageDraw
 
-    from ems import grid
+    from comfyui_ems.ems import grid
 
     font, _ = grid._load_font(12)
     draw = ImageDraw.Draw(Image.new("RGB", (8, 8)))

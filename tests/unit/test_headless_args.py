@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ems.headless.__main__ import main
+from headless.__main__ import main
 
 
 def run(capsys, *argv):
@@ -19,7 +19,7 @@ def run(capsys, *argv):
 @pytest.fixture
 def no_comfy(monkeypatch, tmp_path):
     monkeypatch.delenv("COMFYUI_DIR", raising=False)
-    monkeypatch.setattr("ems.headless.__main__.COMFY_GUESSES", (str(tmp_path / "nowhere"),))
+    monkeypatch.setattr("headless.__main__.COMFY_GUESSES", (str(tmp_path / "nowhere"),))
 
 
 def fake_comfy(tmp_path: Path) -> Path:
@@ -163,7 +163,7 @@ def test_relative_paths_are_read_from_the_callers_folder(capsys, ready, tmp_path
     elsewhere.mkdir()
     (elsewhere / "mine.png").write_bytes(b"")
     monkeypatch.chdir(elsewhere)
-    from ems.headless.__main__ import parse_args, validate
+    from headless.__main__ import parse_args, validate
 
     args = parse_args(typed_run(comfy, Path("mine.png")))
     validate(args)  # no UsageError: the image is found next to the caller, not in the pack
@@ -190,7 +190,7 @@ class RecordingServer:
 def test_caption_cache_lives_in_the_user_cache_folder_unless_no_cache(capsys, ready, tmp_path, monkeypatch, no_cache):
     comfy, image = ready
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setattr("ems.headless.__main__.ComfyServer", RecordingServer)
+    monkeypatch.setattr("headless.__main__.ComfyServer", RecordingServer)
     monkeypatch.setattr("sys.platform", "linux")
     code, _ = run(capsys, *typed_run(comfy, image, "--output", str(tmp_path / "out"),
                                      *(["--no-cache"] if no_cache else [])))
@@ -203,7 +203,7 @@ def test_caption_cache_lives_in_the_user_cache_folder_unless_no_cache(capsys, re
 
 
 def test_warnings_shown_on_ems_nodes_are_printed_by_the_runner():
-    from ems.headless.__main__ import node_warnings
+    from headless.__main__ import node_warnings
 
     prompt = {"3": {"class_type": "EMSEncodePrompts"}, "4": {"class_type": "EMSAlphaSweep"},
               "5": {"class_type": "EMSTextDirection"}}
@@ -215,7 +215,7 @@ def test_warnings_shown_on_ems_nodes_are_printed_by_the_runner():
 
 def test_the_comfyui_the_pack_is_installed_in_is_found_only_from_custom_nodes(tmp_path, monkeypatch):
     """As scripts/env.sh: two folders up counts only when the pack sits in a custom_nodes folder."""
-    import ems.headless.__main__ as runner
+    import headless.__main__ as runner
 
     monkeypatch.delenv("COMFYUI_DIR", raising=False)
     monkeypatch.setattr(runner, "COMFY_GUESSES", ())
@@ -245,7 +245,7 @@ def test_a_malformed_workflow_is_one_line_before_comfyui_starts(capsys, ready, t
                                                                  expected):
     """Issue 17 item 8: these gave a raw KeyError (or AttributeError) traceback from the conversion."""
     comfy, image = ready
-    monkeypatch.setattr("ems.headless.__main__.ComfyServer", RecordingServer)
+    monkeypatch.setattr("headless.__main__.ComfyServer", RecordingServer)
     RecordingServer.seen = {}
     wf = tmp_path / "shared.json"
     wf.write_text(json.dumps(workflow))
@@ -257,7 +257,7 @@ def test_a_malformed_workflow_is_one_line_before_comfyui_starts(capsys, ready, t
 
 
 def test_the_conversion_itself_refuses_a_malformed_workflow_by_name():
-    from ems.headless.workflow import WorkflowError, ui_to_api
+    from headless.workflow import WorkflowError, ui_to_api
 
     with pytest.raises(WorkflowError, match='node 1 has no "type"'):
         ui_to_api({"nodes": [{"id": 1}], "links": []}, {})
@@ -276,7 +276,7 @@ def special_files(tmp_path) -> list[Path]:
 def test_a_device_or_fifo_where_a_file_belongs_is_named_as_such(capsys, ready, tmp_path, monkeypatch, flag):
     """Issue 17 item 15: /dev/zero or a FIFO was reported as 'does not exist'; it is no regular file."""
     comfy, image = ready
-    monkeypatch.setattr("ems.headless.__main__.ComfyServer", RecordingServer)
+    monkeypatch.setattr("headless.__main__.ComfyServer", RecordingServer)
     for special in special_files(tmp_path):
         args = {"--workflow": None, "--image": str(image), "--checkpoint": "sd3.safetensors",
                 flag: str(special)}
@@ -304,7 +304,7 @@ class SavedImages:
 
 def test_images_with_one_name_in_different_subfolders_are_all_kept(tmp_path):
     """Issue 17 item 9: SaveImage prefixes a/edit and b/edit both save edit_00001_.png."""
-    from ems.headless.__main__ import collect
+    from headless.__main__ import collect
 
     history = {"outputs": {
         "7": {"images": [{"filename": "edit_00001_.png", "subfolder": "a", "type": "output"}]},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ems.headless.workflow import WorkflowError, ui_to_api
+from headless.workflow import WorkflowError, ui_to_api
 
 # ImageScaleToTotalPixels as ComfyUI 0.3.64 lists it, and as 0.38 does (it gained a required
 # `resolution_steps` INT after `megapixels`).

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from ems.headless.__main__ import (COMMAND_LINE_PROVIDER, llm_env, llm_problems, refuse_v1_captions,
+from headless.__main__ import (COMMAND_LINE_PROVIDER, llm_env, llm_problems, refuse_v1_captions,
                                    workflow_providers)
-from ems.headless.workflow import WorkflowError
-from ems.providers import load_providers
+from headless.workflow import WorkflowError
+from comfyui_ems.llm_io.providers import load_providers
 from support.messages import suggested_entries
 
 REPO = Path(__file__).resolve().parents[2]

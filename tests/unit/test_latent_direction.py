@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ems.latent_direction import (LatentDirectionError, apply_direction, blend_mask, spectrum_change,
+from comfyui_ems.ems.latent_direction import (LatentDirectionError, apply_direction, blend_mask, spectrum_change,
                                   svd_direction, to_matrices)
 
 B, C, H, W = 3, 4, 6, 5

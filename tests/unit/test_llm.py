@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from ems import llm
-from ems.llm import Cancelled, ChatClient, LLMConfig, LLMError, ask_vision, extract_json
-from ems.providers import Provider
+from comfyui_ems.llm_io import client as llm
+from comfyui_ems.llm_io.client import Cancelled, ChatClient, LLMConfig, LLMError, ask_vision, extract_json
+from comfyui_ems.llm_io.providers import Provider
 from support.fake_openai import (FakeOpenAI, captions_reply, error, html_page, huge_captions, ok, raw,
                                  refuse_structured, slow, truncated)
 

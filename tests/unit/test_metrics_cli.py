@@ -1,4 +1,4 @@
-"""``python -m ems.metrics`` on image files written by the test."""
+"""``python -m bench.metrics`` on image files written by the test."""
 
 import json
 import math
@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ems.metrics.cli import main
+from bench.metrics.cli import main
 
 
 def write(path, arr):
@@ -93,8 +93,8 @@ def test_size_mismatch_needs_resize(dataset, capsys):
 
 
 def test_lpips_needs_weights_and_uses_them(dataset, capsys, monkeypatch):
-    from ems.metrics.lpips import LPIPS
-    import ems.metrics.lpips as lp
+    from bench.metrics.lpips import LPIPS
+    import bench.metrics.lpips as lp
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(dataset / "hub"))
     monkeypatch.delenv("EMS_LPIPS_DIR", raising=False)
     monkeypatch.setattr(lp, "_package_dir", lambda name: None)
@@ -114,7 +114,7 @@ def test_lpips_needs_weights_and_uses_them(dataset, capsys, monkeypatch):
 
 
 def test_clip_column_with_prompts(dataset, capsys, monkeypatch):
-    from ems.metrics import clip_score as cs
+    from bench.metrics import clip_score as cs
     calls = {}
 
     class FakeScorer:
@@ -142,9 +142,9 @@ def test_missing_inputs_are_reported(tmp_path, capsys):
 
 
 def test_runs_as_a_module(dataset, capsys, monkeypatch):
-    """``python -m ems.metrics`` executes ems/metrics/__main__.py (run in-process here)."""
-    monkeypatch.setattr(sys, "argv", ["ems.metrics", str(dataset / "src" / "b.png"), str(dataset / "edited" / "b.png")])
+    """``python -m bench.metrics`` executes bench/metrics/__main__.py (run in-process here)."""
+    monkeypatch.setattr(sys, "argv", ["bench.metrics", str(dataset / "src" / "b.png"), str(dataset / "edited" / "b.png")])
     with pytest.raises(SystemExit) as e:
-        runpy.run_module("ems.metrics", run_name="__main__")
+        runpy.run_module("bench.metrics", run_name="__main__")
     assert e.value.code == 0
     assert "| b | inf | 1.0000 |" in capsys.readouterr().out

@@ -9,7 +9,7 @@ import torch
 from transformers import (CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor,
                           CLIPTokenizer)
 
-from ems.metrics.clip_score import CLIP_MEAN, CLIP_STD, ClipScorer, ClipWeightsMissing, clip_score, \
+from bench.metrics.clip_score import CLIP_MEAN, CLIP_STD, ClipScorer, ClipWeightsMissing, clip_score, \
     masked_clip_score  # noqa: E402
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"

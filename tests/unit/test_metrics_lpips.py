@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ems.metrics.lpips import LPIPS, LPIPSWeightsMissing, NETS, masked_lpips
-from ems.metrics.pixel import MetricInputError
+from bench.metrics.lpips import LPIPS, LPIPSWeightsMissing, NETS, masked_lpips
+from bench.metrics.pixel import MetricInputError
 
 
 def rand_image(seed, b=1, h=32, w=32):
@@ -30,7 +30,7 @@ def no_default_weights(tmp_path, monkeypatch):
     """Make sure no real cache or installed package is found."""
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     monkeypatch.delenv("EMS_LPIPS_DIR", raising=False)
-    import ems.metrics.lpips as mod
+    import bench.metrics.lpips as mod
     monkeypatch.setattr(mod, "_package_dir", lambda name: None)
 
 

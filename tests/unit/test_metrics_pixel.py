@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.ndimage import gaussian_filter
 
-from ems.metrics.pixel import (MetricInputError, background, gaussian_window, masked, masked_psnr, masked_ssim,
+from bench.metrics.pixel import (MetricInputError, background, gaussian_window, masked, masked_psnr, masked_ssim,
                                mse, psnr, ssim, ssim_map)
 
 

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from ems.metrics.sde import item_norm, sde_from_reconstructions, semantic_disentanglement
+from bench.metrics.sde import item_norm, sde_from_reconstructions, semantic_disentanglement
 
 
 def noise_like(x, seed=0):

@@ -1,11 +1,11 @@
-"""The MLLM-VQA protocol: question, parsing, aggregation, and the adapter to ems.llm."""
+"""The MLLM-VQA protocol: question, parsing, aggregation, and the adapter to comfyui_ems.llm_io.client."""
 
 import math
 
 import pytest
 import torch
 
-from ems.metrics.vqa import (SCORE_QUESTION, YESNO_QUESTION, ask_pair, build_question, parse_score, parse_yes_no,
+from bench.metrics.vqa import (SCORE_QUESTION, YESNO_QUESTION, ask_pair, build_question, parse_score, parse_yes_no,
                              sweep_pairs, vqa_score)
 
 
@@ -85,7 +85,7 @@ def test_sweep_pairs_chain_consecutive_images():
 
 
 def test_five_runs_are_averaged_by_default():
-    from ems.metrics.vqa import RUNS
+    from bench.metrics.vqa import RUNS
 
     assert RUNS == 5
     mllm = ScriptedMLLM(["yes", "no", "yes", "yes", "maybe"] + ["no"] * 5)
@@ -99,13 +99,13 @@ def test_five_runs_are_averaged_by_default():
 
 
 def test_openai_adapter_against_a_loopback_provider(tmp_path):
-    """The adapter through ems.llm to a loopback OpenAI-compatible fake, named as a provider in
+    """The adapter through comfyui_ems.llm_io.client to a loopback OpenAI-compatible fake, named as a provider in
     the machine's config: five questions per pair, both images, the provider's key, and the mean."""
     import json
 
     from support.fake_openai import FakeOpenAI, ok
 
-    from ems.metrics.vqa import openai_ask
+    from bench.metrics.vqa import openai_ask
 
     answers = iter(["Yes", "yes.", "No", "Yes", "yes"])
     with FakeOpenAI(default=lambda request: ok(next(answers))) as server:
@@ -123,8 +123,8 @@ def test_openai_adapter_against_a_loopback_provider(tmp_path):
 
 
 def test_openai_adapter_refuses_an_undefined_provider_before_asking(tmp_path):
-    from ems.llm import LLMError
-    from ems.metrics.vqa import openai_ask
+    from comfyui_ems.llm_io.client import LLMError
+    from bench.metrics.vqa import openai_ask
 
     with pytest.raises(LLMError, match="'nowhere' is not defined.*ollama, openai"):
         openai_ask(provider="nowhere", environ={"EMS_LLM_CONFIG": str(tmp_path / "none.json")})

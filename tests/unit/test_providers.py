@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ems.providers import (BUILT_IN, OLLAMA_URL, OPENAI_URL, Provider, ProviderError, get_provider,
+from comfyui_ems.llm_io.providers import (BUILT_IN, OLLAMA_URL, OPENAI_URL, Provider, ProviderError, get_provider,
                            load_providers, resolve_key, v1_message)
 from support.messages import suggested_entries
 
@@ -179,7 +179,7 @@ def test_v1_message_never_echoes_a_pasted_key_and_suggests_built_ins(tmp_path):
 
 
 def test_v1_widget_layout_is_recognised_and_v2_is_not():
-    from ems.providers import v1_widget_values
+    from comfyui_ems.llm_io.providers import v1_widget_values
 
     v1 = ["make it red", "gpt-4o", "http://x:1/v1", "MY_KEY", 0.0, 0, False, "", ""]
     assert v1_widget_values(v1) == {"instruction": "make it red", "model": "gpt-4o", "base_url": "http://x:1/v1",

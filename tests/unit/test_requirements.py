@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-OURS = {"ems", "nodes", "support", "bench", "toyworld", "tests", "scripts"}
+OURS = {"comfyui_ems", "ems", "llm_io", "nodes", "headless", "support", "bench", "toyworld", "tests", "scripts"}
 COMFY = {"comfy", "comfy_api", "comfy_extras", "folder_paths", "nodes", "server", "execution",
          "comfy_execution", "latent_preview", "node_helpers"}
 # import name → distribution name, where they differ

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from ems import tensors as t
+from comfyui_ems.ems import tensors as t
 
 
 def latent(shape=(1, 16, 8, 8), **extra):

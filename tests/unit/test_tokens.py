@@ -1,4 +1,4 @@
-from ems.tokens import chunk_counts, pad_chunks, token_shape, variable_length_streams
+from comfyui_ems.ems.tokens import chunk_counts, pad_chunks, token_shape, variable_length_streams
 
 
 def chunk(n, fill):

@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 
-from toyworld import model as M
+from comfyui_ems.toyworld import model as M
 
 
 def _module(seed: int) -> torch.nn.Module:

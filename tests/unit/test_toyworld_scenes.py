@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from toyworld import edits, readout, scenes
-from toyworld.scenes import ATTRIBUTES, Scene
+from comfyui_ems.toyworld import edits, readout, scenes
+from comfyui_ems.toyworld.scenes import ATTRIBUTES, Scene
 
 
 def test_readout_is_exact_on_rendered_scenes():

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from ems import validation as v
+from comfyui_ems.ems import validation as v
 
 
 @pytest.mark.parametrize("spec", [v.ALPHA, v.CFG, v.CONSTRAINT, v.STEP_START, v.STEP_END])

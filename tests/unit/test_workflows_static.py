@@ -99,7 +99,7 @@ def test_paper_defaults_in_the_full_edit():
     assert by_type["BasicScheduler"]["widgets_values"][1:] == [50, 0.75]
     assert 7.5 in by_type["CFGGuider"]["widgets_values"]
     csds = by_type["EMSCSDSLatentEdit"]["widgets_values"]
-    from ems.csds import DEFAULTS  # the node's declared defaults (paper values until measured)
+    from comfyui_ems.ems.csds import DEFAULTS  # the node's declared defaults (paper values until measured)
 
     names = ("cfg", "iterations", "constraint", "step_start", "step_end", "residual_space")
     assert csds[-6:] == [DEFAULTS[k] for k in names]

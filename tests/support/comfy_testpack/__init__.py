@@ -6,15 +6,13 @@ Never shipped to users.
 """
 
 import os
-import sys
 import time
 
+import folder_paths
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__)))))
-from support import tiny_sd3  # noqa: E402
-
-import folder_paths  # noqa: E402
+# tests/ is on the server's PYTHONPATH (tests/support/comfy_server.py starts it so).
+from support import tiny_sd3
 
 _CACHE = {}
 

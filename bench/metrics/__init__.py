@@ -1,4 +1,4 @@
-"""Image-editing metrics for EMS, as a library and a command (``python -m ems.metrics``).
+"""Image-editing metrics for EMS, as a library and a command (``python -m bench.metrics``).
 
 - :mod:`.pixel` — PSNR, SSIM (Wang et al. 2004) and PIE-Bench's masked background variants;
 - :mod:`.lpips` — LPIPS v0.1 (AlexNet / VGG16) from local weight files;
@@ -11,7 +11,7 @@ Conventions: images are ComfyUI IMAGE tensors (B, H, W, C) float in [0, 1]; edit
 the edited region (B, H, W); metrics return one float64 value per item, shape (B,). Nothing here
 imports ComfyUI or downloads anything; ``transformers`` is imported only for CLIP.
 The submodules ``lpips``, ``clip_score`` and ``sde`` keep their names (their same-named
-functions are not re-exported here, so ``ems.metrics.lpips`` stays the module).
+functions are not re-exported here, so ``bench.metrics.lpips`` stays the module).
 """
 
 from .clip_score import DEFAULT_CLIP_MODEL, ClipScorer, ClipWeightsMissing, masked_clip_score

@@ -219,34 +219,6 @@ def relink(prompt: dict, old: list, new: list) -> None:
                 entry["inputs"][name] = list(new)
 
 
-def swap_to_tiny_sd3(prompt: dict, unet_name: str = "tiny_sd3.safetensors", seed: int = 0) -> dict:
-    """Replace every SD3 loader with the tiny random-weight SD3 (demo and tests; needs the test pack).
-
-    CheckpointLoaderSimple's MODEL/CLIP/VAE become UNETLoader(tiny file) + EMSTestTinySD3CLIP +
-    EMSTestTinySD3VAE; separate UNETLoader/TripleCLIPLoader/VAELoader nodes are swapped one by one.
-    """
-    prompt = copy.deepcopy(prompt)
-
-    def add(class_type: str, **inputs) -> str:
-        key = new_id(prompt)
-        prompt[key] = {"class_type": class_type, "inputs": inputs}
-        return key
-
-    unet = clip = vae = None
-    for key in nodes_of(prompt, "CheckpointLoaderSimple"):
-        unet = unet or add("UNETLoader", unet_name=unet_name, weight_dtype="default")
-        clip = clip or add("EMSTestTinySD3CLIP", seed=seed)
-        vae = vae or add("EMSTestTinySD3VAE", seed=seed)
-        for slot, target in enumerate((unet, clip, vae)):
-            relink(prompt, [key, slot], [target, 0])
-        del prompt[key]
-    for key in nodes_of(prompt, "UNETLoader"):
-        prompt[key]["inputs"].update(unet_name=unet_name, weight_dtype="default")
-    for loader, replacement in (("TripleCLIPLoader", "EMSTestTinySD3CLIP"), ("VAELoader", "EMSTestTinySD3VAE")):
-        for key in nodes_of(prompt, loader):
-            prompt[key] = {"class_type": replacement, "inputs": {"seed": seed}}
-    return prompt
-
 
 def drop_caption_llm(prompt: dict, source: str, target: str, attribute: str = "") -> dict:
     """Replace EMS Extract Captions by typed prompts (the offline path): its four STRING outputs

@@ -18,7 +18,7 @@ This module owns the question, the parsing and the aggregation; the model call i
 ``ask(images, question) -> str`` (images in order: first, second — whatever the callable
 accepts: tensors, PIL images, paths). :func:`openai_ask` adapts the pack's OpenAI-compatible
 client: the destination and its key come from a provider defined on the machine
-(:mod:`ems.providers`) or built by the person at the command line, never from a file the run reads.
+(:mod:`comfyui_ems.llm_io.providers`) or built by the person at the command line, never from a file the run reads.
 
 Two modes:
 - ``"yesno"`` (default): answer parsed as yes/no; score = 100 · #yes / #answers.
@@ -200,14 +200,14 @@ def sweep_pairs(images: Sequence[Any], attribute: str, source: Any = None) -> li
 def openai_ask(model: str = "gpt-4o", provider: Any = "openai", temperature: float = TEMPERATURE,
                seed: Optional[int] = None, environ=None, cancelled: Callable[[], bool] = lambda: False,
                **config: Any) -> Ask:
-    """An ``ask`` callable backed by the pack's OpenAI-compatible client (:mod:`ems.llm`, the same
+    """An ``ask`` callable backed by the pack's OpenAI-compatible client (:mod:`comfyui_ems.llm_io.client`, the same
     one the captions node uses). ``provider`` is the NAME of a provider defined on this machine
     (built in: ``openai``, ``ollama``; more in ``$EMS_LLM_CONFIG``) or a
-    :class:`~ems.providers.Provider` a command line built from what the person typed. The key
+    :class:`~comfyui_ems.llm_io.providers.Provider` a command line built from what the person typed. The key
     comes from that provider's variable and is sent only to its URL; it is checked here, before
     any question is asked."""
-    from ems.llm import LLMConfig, LLMError, ask_vision  # imported lazily: the metrics work without it
-    from ems.providers import Provider, ProviderError, get_provider, resolve_key
+    from comfyui_ems.llm_io.client import LLMConfig, LLMError, ask_vision  # imported lazily: the metrics work without it
+    from comfyui_ems.llm_io.providers import Provider, ProviderError, get_provider, resolve_key
 
     try:
         chosen = provider if isinstance(provider, Provider) else get_provider(str(provider), environ)

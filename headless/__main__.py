@@ -1,10 +1,10 @@
 """Headless EMS: run a shipped workflow through a real ComfyUI's execution engine from one command.
 
-    python -m ems.headless --demo                                     # the toy world: no download
-    python -m ems.headless --comfyui ~/ComfyUI \\
+    python -m headless --demo                                     # the toy world: no download
+    python -m headless --comfyui ~/ComfyUI \\
         --checkpoint sd3_medium_incl_clips_t5xxlfp8.safetensors \\
         --image photo.jpg --instruction "make the suit red"           # LLM captions
-    python -m ems.headless ... --source "a man in a black suit" --target "a man in a red suit"
+    python -m headless ... --source "a man in a black suit" --target "a man in a red suit"
 
 ComfyUI runs as a subprocess with a private base directory (this pack linked into its
 custom_nodes); the workflow is converted to API format with that server's /object_info, queued
@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..alphas import AlphaScheduleError, parse_alphas
+from comfyui_ems.ems.alphas import AlphaScheduleError, parse_alphas
 from .comfy_process import PACK_NAME, REPO, ComfyServer, ExecutionFailed, PromptRejected, prepare_base
 from .workflow import WorkflowError, drop_caption_llm, nodes_of, shape_problem, ui_to_api
 
@@ -42,7 +42,7 @@ class UsageError(Exception):
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m ems.headless", description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(prog="python -m headless", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="\n\n".join(__doc__.split("\n\n")[1:]))
     ap.add_argument("--demo", action="store_true",
@@ -249,7 +249,7 @@ def llm_problems(args) -> list[str]:
     """What keeps the caption LLM from running: an unknown provider, a bad --base-url, a missing key.
     The destination and its key come from this machine's providers or from this command line,
     never from the workflow file (which is only read)."""
-    from ..providers import Provider, ProviderError, check_base_url, get_provider, looks_like_url, resolve_key
+    from comfyui_ems.llm_io.providers import Provider, ProviderError, check_base_url, get_provider, looks_like_url, resolve_key
 
     if args.provider and looks_like_url(args.provider):
         # Typed here, so the user's own choice (unlike a URL a workflow carries): say which option takes it.
@@ -276,7 +276,7 @@ def llm_problems(args) -> list[str]:
 def workflow_providers(path: Path) -> list[str]:
     """The providers a v2 workflow's caption nodes name (widget 1: instruction, provider, model, …);
     ``openai`` when none can be read. Only names: what they mean is defined on this machine."""
-    from ..providers import v1_widget_values
+    from comfyui_ems.llm_io.providers import v1_widget_values
 
     try:
         nodes = json.loads(Path(path).read_text(encoding="utf-8")).get("nodes", [])
@@ -291,7 +291,7 @@ def workflow_providers(path: Path) -> list[str]:
 def refuse_v1_captions(workflow: dict) -> None:
     """A workflow saved with EMS v1 carries a server URL and a key variable in its caption node: say
     what changed instead of running it (its values would land in the wrong v2 widgets)."""
-    from ..providers import v1_message, v1_widget_values
+    from comfyui_ems.llm_io.providers import v1_message, v1_widget_values
 
     for node in workflow.get("nodes", []) if isinstance(workflow, dict) else []:
         if not isinstance(node, dict) or node.get("type") != "EMSExtractCaptions":
@@ -307,7 +307,7 @@ def llm_env(args, base: Path) -> dict:
     holds this machine's providers plus the server typed on this command line (names only, no keys)."""
     if not args.base_url:
         return {}
-    from ..providers import BUILT_IN, load_providers
+    from comfyui_ems.llm_io.providers import BUILT_IN, load_providers
 
     providers = {name: {"base_url": p.base_url, "api_key_env": p.api_key_env}
                  for name, p in load_providers().items() if BUILT_IN.get(name) != p}
@@ -441,7 +441,7 @@ def run(args) -> int:
         args.attribute = args.attribute or demo.ATTRIBUTE
         args.alphas = args.alphas or "0, 0.25, 0.5, 0.75, 1"
         # The toy model's own measured settings (toyworld/settings.py): SD3's 0.75 / 7.5 breaks it.
-        from toyworld.settings import TOY
+        from comfyui_ems.toyworld.settings import TOY
 
         flow = "EMSFlowEdit" in args.workflow.read_text(encoding="utf-8")
         args.steps = args.steps if args.steps is not None else TOY.steps

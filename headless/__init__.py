@@ -1,4 +1,4 @@
 """Run EMS workflows headless through a real ComfyUI (subprocess + HTTP; ComfyUI is never imported).
 
-``python -m ems.headless --help`` (or ``bash scripts/run.sh --help``) for the command line.
+``python -m headless --help`` (or ``bash scripts/run.sh --help``) for the command line.
 """

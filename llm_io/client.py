@@ -2,8 +2,8 @@
 
 Works with OpenAI and any server speaking its chat-completions protocol (Ollama, vLLM, LM Studio,
 OpenRouter, Azure's compatible endpoint). *Where* a request goes and *which key* goes with it come
-from a :class:`~ems.providers.Provider` — defined on the machine, never by a workflow (see
-:mod:`ems.providers`). The key is sent only to that provider's ``base_url``, never logged and never
+from a :class:`~comfyui_ems.llm_io.providers.Provider` — defined on the machine, never by a workflow (see
+:mod:`comfyui_ems.llm_io.providers`). The key is sent only to that provider's ``base_url``, never logged and never
 part of a message.
 
 The HTTP exchange is the standard library's, on purpose:
@@ -37,6 +37,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Optional
 
+from ..ems.captions import extract_json
 from .providers import BUILT_IN, OPENAI_URL, Provider, ProviderError, config_path, resolve_key  # noqa: F401
 
 LOG = logging.getLogger("EMS")
@@ -179,22 +180,6 @@ def user_message(text: str, images: Iterable = ()) -> dict:
 
 # -- JSON from a reply -----------------------------------------------------------------------------
 
-def extract_json(text: str) -> dict:
-    """The JSON object in a model's reply; tolerates code fences and prose around it."""
-    text = (text or "").strip()
-    fenced = re.search(r"```(?:json)?\s*(.*?)```", text, re.S)
-    candidates = [text] + ([fenced.group(1)] if fenced else [])
-    start, end = text.find("{"), text.rfind("}")
-    if 0 <= start < end:
-        candidates.append(text[start:end + 1])
-    for c in candidates:
-        try:
-            value = json.loads(c)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            return value
-    raise ValueError("no JSON object in the reply")
 
 
 # -- HTTP ------------------------------------------------------------------------------------------

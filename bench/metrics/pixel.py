@@ -1,6 +1,6 @@
 """PSNR and SSIM as pure math, plus PIE-Bench's masked ("unedited part") variants.
 
-Conventions (shared by every metric in :mod:`ems.metrics`):
+Conventions (shared by every metric in :mod:`bench.metrics`):
 
 - **Images** are ComfyUI IMAGE tensors: float, shape (B, H, W, C), values in [0, 1]
   (``data_range`` = 1). A single (H, W, C) image is treated as a batch of one. Both images of a

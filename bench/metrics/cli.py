@@ -1,6 +1,6 @@
-"""``python -m ems.metrics``: score edited images against their sources; markdown + JSON table.
+"""``python -m bench.metrics``: score edited images against their sources; markdown + JSON table.
 
-    python -m ems.metrics SOURCE EDITED [--mask M] [--lpips alex --lpips-dir DIR]
+    python -m bench.metrics SOURCE EDITED [--mask M] [--lpips alex --lpips-dir DIR]
                                         [--clip [MODEL] --prompt TEXT | --prompts P.json]
                                         [--json out.json] [--markdown out.md]
 
@@ -214,7 +214,7 @@ def _attach(pairs: list[Pair], mask: Optional[Path], prompt: Optional[str], prom
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
-        prog="python -m ems.metrics",
+        prog="python -m bench.metrics",
         description="Score edited images against their sources: PSNR, SSIM, optional LPIPS and CLIP score, "
                     "and PIE-Bench background metrics with an edit mask. Prints a markdown table.")
     ap.add_argument("source", type=Path, help="source image file or folder")

@@ -4,37 +4,29 @@ The demo edits a drawn toy scene with the toy model — a small text-to-image mo
 architecture trained on such scenes (``python -m toyworld.train``), loaded by the pack's
 "EMS Toy World Loader (dev)" node in place of every SD3 loader — and reads each output tile back
 with the toy world's exact pixel readout, so the edit can be seen and counted.
-
-``write_tiny_model`` still writes the tiny random-weight SD3 the integration tests use.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from .comfy_process import REPO, python_for_comfy
 from .workflow import new_id, nodes_of, relink
 
-TESTS = REPO / "tests"
-TESTPACK = TESTS / "support" / "comfy_testpack"
-TINY_UNET = "tiny_sd3.safetensors"
 
 
 def _scene_and_target():
-    from toyworld.scenes import Scene
+    from comfyui_ems.toyworld.scenes import Scene
 
     scene = Scene(colour="red", shape="circle", count=1, size="large", background="white", layout=2_000_007)
     return scene, scene.replace(colour="blue")
 
 
 def _prompts() -> tuple[str, str, str]:
-    from toyworld.edits import attribute_prompt
-    from toyworld.scenes import caption
+    from comfyui_ems.toyworld.edits import attribute_prompt
+    from comfyui_ems.toyworld.scenes import caption
 
     scene, target = _scene_and_target()
     return caption(scene), caption(target), attribute_prompt(target, "colour")
@@ -46,7 +38,7 @@ SOURCE, TARGET, ATTRIBUTE = _prompts()
 
 def make_test_image(path: Path, size: int | None = None) -> Path:
     """The demo's input: the toy scene drawn at ``size`` pixels (default: the toy model's 64)."""
-    from toyworld.scenes import RESOLUTION, render
+    from comfyui_ems.toyworld.scenes import RESOLUTION, render
 
     scene, _ = _scene_and_target()
     Image.fromarray(render(scene, size or RESOLUTION)).save(path)
@@ -95,7 +87,7 @@ def readout_lines(images: list, labels: list[str] | None = None) -> list[str]:
     ``images``: paths or (H, W, 3) uint8 arrays (a batch saved by SaveImage); ``labels``: one per
     image (e.g. the α of each sweep item), default "tile i".
     """
-    from toyworld.readout import progress, read
+    from comfyui_ems.toyworld.readout import progress, read
 
     scene, target = _scene_and_target()
     lines = []
@@ -112,7 +104,7 @@ def readout_lines(images: list, labels: list[str] | None = None) -> list[str]:
 def readout_report(saved: list[Path], alphas: str | None) -> list[str]:
     """The runner's per-tile printout: ``readout_lines`` for the sweep's tiles (SaveImage files whose
     name holds "sweep", in batch order), labelled with their α from ``alphas``."""
-    from ems.alphas import format_alpha, parse_alphas
+    from comfyui_ems.ems.alphas import format_alpha, parse_alphas
 
     tiles = sorted(p for p in saved if "sweep" in Path(p).name)
     try:
@@ -120,22 +112,3 @@ def readout_report(saved: list[Path], alphas: str | None) -> list[str]:
     except ValueError:
         labels = None
     return ["EMS: toy-world readout of each tile:"] + [f"  {line}" for line in readout_lines(tiles, labels)]
-
-
-def write_tiny_model(base: Path, comfy_dir: Path, name: str = TINY_UNET, seed: int = 0) -> str:
-    """Write the tiny SD3 MMDiT into ``base``/models/diffusion_models (where UNETLoader looks)."""
-    out = base / "models" / "diffusion_models" / name
-    if out.exists():
-        return name
-    if not (TESTS / "support" / "tiny_sd3.py").exists():
-        raise FileNotFoundError(f"--demo needs the repository's tests/support/tiny_sd3.py (not found under {TESTS})")
-    code = (
-        "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]];"
-        "import comfy.cli_args; comfy.cli_args.args.cpu = True;"
-        "from support import tiny_sd3; import safetensors.torch as st;"
-        "st.save_file(tiny_sd3.mmdit_state_dict(int(sys.argv[4])), sys.argv[3])"
-    )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([python_for_comfy(), "-c", code, str(comfy_dir), str(TESTS), str(out), str(seed)],
-                   check=True, cwd=comfy_dir, env={**os.environ})
-    return name
