@@ -39,14 +39,15 @@ def full_model(seed: int = 0, dtype=torch.float16, config: dict | None = None):
     import comfy.model_management as mm
     import comfy.model_patcher
     import comfy.supported_models
-    from support import tiny_sd3
+
+    from comfyui_ems.toyworld.model import seeded_parameters
 
     model_config = comfy.supported_models.SD3(dict(SD3_MEDIUM_MMDIT if config is None else config))
     load_device, offload_device = mm.get_torch_device(), mm.unet_offload_device()
     manual_cast = mm.unet_manual_cast(dtype, load_device, model_config.supported_inference_dtypes)
     model_config.set_inference_dtype(dtype, manual_cast)
     model = model_config.get_model({}, "", device=load_device)
-    tiny_sd3.init_parameters(model.diffusion_model, seed, device=load_device)
+    seeded_parameters(model.diffusion_model, seed, device=load_device)
     return comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=offload_device)
 
 

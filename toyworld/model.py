@@ -80,15 +80,19 @@ def _cpu_if_no_gpu() -> None:
     comfy.cli_args.args.cpu = True
 
 
-def seeded_parameters(module: torch.nn.Module, seed: int, scale: float = 0.02) -> torch.nn.Module:
-    """Fill every parameter from one seeded CPU generator, in name order (norm weights around 1).
+def seeded_parameters(module: torch.nn.Module, seed: int, scale: float = 0.02, device="cpu") -> torch.nn.Module:
+    """Fill every parameter from one seeded generator, in name order (norm weights around 1): the one
+    initialisation of every SD3-family model built here (the toy world's, the tests' tiny SD3, the
+    bench's full-size MMDiT). ``device`` is where the values are drawn (where the parameters live),
+    so a 2B-parameter model initialises quickly on a GPU; on the CPU the values are the same as ever,
+    which the toy world's text-encoder checksum relies on.
 
     ComfyUI's ops skip initialisation, so without this the weights are whatever memory held.
     """
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(device=device).manual_seed(seed)
     with torch.no_grad():
         for name, p in sorted(module.named_parameters(), key=lambda kv: kv[0]):
-            values = torch.randn(p.shape, generator=gen, dtype=torch.float32) * scale
+            values = torch.randn(p.shape, generator=gen, dtype=torch.float32, device=device) * scale
             if p.ndim == 1 and name.endswith("weight") and ("norm" in name or "layer_norm" in name):
                 values += 1.0
             p.copy_(values.to(p.dtype))

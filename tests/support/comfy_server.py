@@ -55,7 +55,7 @@ def write_tiny_model(base: Path, name: str = "tiny_sd3.safetensors", seed: int =
             "from support import tiny_sd3; import safetensors.torch as st;"
             "st.save_file(tiny_sd3.mmdit_state_dict(int(sys.argv[2])), sys.argv[1])")
     out.parent.mkdir(parents=True, exist_ok=True)
-    path = os.pathsep.join(p for p in (comfy_dir, str(REPO / "tests"), os.environ.get("PYTHONPATH", "")) if p)
+    path = os.pathsep.join(p for p in (comfy_dir, str(REPO / "tests"), str(REPO), os.environ.get("PYTHONPATH", "")) if p)
     subprocess.run([python_for_comfy(), "-c", code, str(out), str(seed)], check=True, cwd=comfy_dir,
                    env={**os.environ, "PYTHONPATH": path})
     return name
@@ -63,12 +63,13 @@ def write_tiny_model(base: Path, name: str = "tiny_sd3.safetensors", seed: int =
 
 class ComfyServer(_ComfyServer):
     """The pack's ComfyServer plus a reader for the test pack's saved tensors; the server process
-    gets tests/ on its PYTHONPATH so that the test pack imports ``support.tiny_sd3``."""
+    gets tests/ and the repository on its PYTHONPATH so that the test pack imports
+    ``support.tiny_sd3`` (which initialises through ``comfyui_ems.toyworld.model``)."""
 
     def __init__(self, comfy_dir, base: Path, env: dict | None = None, **kwargs):
         env = dict(env or {})
         path = env.get("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "tests"), path) if p)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "tests"), str(REPO), path) if p)
         super().__init__(comfy_dir, base, env=env, **kwargs)
 
     def load_saved(self, name: str):

@@ -3,7 +3,7 @@
 There are no SD3 weights on these machines. These builders give the real SD3 code paths
 (MMDiT, SD3 latent format, flow sampling with shift 3, CLIP-L + CLIP-G + T5 tokenizers and the
 SD3 conditioning layout: 4096-wide tokens, 2048-wide pooled) at a size a CPU runs in milliseconds.
-Every parameter is initialised from a seeded generator (ComfyUI's ops skip init, leaving garbage).
+Every parameter is initialised by the toy world's ``seeded_parameters`` (ComfyUI's ops skip init).
 
 Import only after ComfyUI's ``comfy`` package is importable (and ``--cpu`` is set on CPU machines).
 """
@@ -11,6 +11,8 @@ Import only after ComfyUI's ``comfy`` package is importable (and ``--cpu`` is se
 from __future__ import annotations
 
 import torch
+
+from comfyui_ems.toyworld.model import seeded_parameters
 
 # depth 2 → hidden 128 (64·depth); context 4096 → 128; pooled 2048.
 TINY_MMDIT = {
@@ -35,17 +37,6 @@ TINY_VAE_CONFIG = {
 }
 
 
-def init_parameters(module: torch.nn.Module, seed: int, scale: float = 0.02, device="cpu") -> torch.nn.Module:
-    """Deterministic small random values for every parameter (norm weights around 1), drawn on
-    ``device`` (where the parameters live) so a 2B-parameter model initialises quickly on a GPU."""
-    gen = torch.Generator(device=device).manual_seed(seed)
-    with torch.no_grad():
-        for name, p in sorted(module.named_parameters(), key=lambda kv: kv[0]):
-            values = torch.randn(p.shape, generator=gen, dtype=torch.float32, device=device) * scale
-            if p.ndim == 1 and ("norm" in name or name.endswith("ln.weight") or "layer_norm" in name) and name.endswith("weight"):
-                values += 1.0
-            p.copy_(values.to(p.dtype))
-    return module
 
 
 def mmdit_state_dict(seed: int = 0, config: dict | None = None) -> dict[str, torch.Tensor]:
@@ -55,7 +46,7 @@ def mmdit_state_dict(seed: int = 0, config: dict | None = None) -> dict[str, tor
     cfg = dict(TINY_MMDIT if config is None else config)
     model_config = comfy.supported_models.SD3(cfg)
     model = model_config.get_model({}, device="cpu")
-    init_parameters(model.diffusion_model, seed)
+    seeded_parameters(model.diffusion_model, seed)
     return {k: v.contiguous() for k, v in model.diffusion_model.state_dict().items()}
 
 
@@ -79,7 +70,7 @@ def clip(seed: int = 0):
 
     options = {**TINY_TE_CONFIG, "dtype": torch.float32}
     te = comfy.sd.CLIP(Target(), model_options=options)
-    init_parameters(te.cond_stage_model, seed + 1)
+    seeded_parameters(te.cond_stage_model, seed + 1)
     return te
 
 
@@ -89,7 +80,7 @@ def vae(seed: int = 0):
     from comfy.ldm.models.autoencoder import AutoencoderKL
 
     model = AutoencoderKL(ddconfig=dict(TINY_VAE_CONFIG), embed_dim=16)
-    init_parameters(model, seed + 2)
+    seeded_parameters(model, seed + 2)
     config = {"params": {"ddconfig": dict(TINY_VAE_CONFIG), "embed_dim": 16}}
     out = comfy.sd.VAE(sd=model.state_dict(), config=config)
     out.latent_channels = 16  # the config path leaves ComfyUI's SD1 default of 4
