@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from comfyui_ems.ems.alphas import AlphaScheduleError, parse_alphas
+from comfyui_ems.ems.captions import derive_attribute
 from .comfy_process import PACK_NAME, REPO, ComfyServer, ExecutionFailed, PromptRejected, prepare_base
 from .workflow import WorkflowError, drop_caption_llm, nodes_of, shape_problem, ui_to_api
 
@@ -56,7 +57,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--instruction", help='edit instruction for the LLM, e.g. "make the suit red"')
     ap.add_argument("--source", help="source caption (no LLM): the image as it is")
     ap.add_argument("--target", help="target caption (no LLM): the source with only the edited words changed")
-    ap.add_argument("--attribute", default="", help="attribute phrase for CSDS (default: the target caption)")
+    ap.add_argument("--attribute", default="", help="attribute phrase for CSDS (default: the edited words of --target, e.g. 'red suit')")
     ap.add_argument("--alphas", help='edit strengths, e.g. "0, 0.5, 1" or "0:1.5:7" (default: the workflow\'s)')
     ap.add_argument("--workflow", type=Path, default=None,
                     help="UI-format workflow to run (default: ems_alpha_sweep; with --demo ems_flow_edit_sweep)")
@@ -337,6 +338,13 @@ def set_inputs(prompt: dict, class_type: str, **values) -> None:
                 prompt[key]["inputs"][name] = value
 
 
+def typed_attribute(source: str, target: str, attribute: str = "") -> str:
+    """The attribute phrase for typed captions: the one given, else the edited words as EMS Encode
+    Prompts derives them ("red suit"), else the target caption. The whole target caption as the
+    attribute would make the CSDS push vanish at α = 1, where the positive is the target."""
+    return attribute or derive_attribute(source, target) or target
+
+
 def build_prompt(args, workflow: dict, info: dict, image_name: str, ckpt_name: str | None) -> dict:
     refuse_v1_captions(workflow)
     filled: list[str] = []
@@ -357,9 +365,10 @@ def build_prompt(args, workflow: dict, info: dict, image_name: str, ckpt_name: s
     set_inputs(prompt, "EMSExtractCaptions", instruction=args.instruction, model=args.llm_model,
                provider=COMMAND_LINE_PROVIDER if args.base_url else args.provider)
     if args.source:
-        prompt = drop_caption_llm(prompt, args.source, args.target, args.attribute)
+        attribute = typed_attribute(args.source, args.target, args.attribute)
+        prompt = drop_caption_llm(prompt, args.source, args.target, attribute)
         set_inputs(prompt, "EMSEncodePrompts", source_prompt=args.source, target_prompt=args.target,
-                   attribute_prompt=args.attribute or args.target)
+                   attribute_prompt=attribute)
     if args.demo:
         from .demo import swap_to_toyworld
 

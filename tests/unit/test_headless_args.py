@@ -321,3 +321,12 @@ def test_images_with_one_name_in_different_subfolders_are_all_kept(tmp_path):
     assert (tmp_path / "a" / "edit_00001_.png").read_bytes() == b"a/edit_00001_.png"
     assert (tmp_path / "b" / "edit_00001_.png").read_bytes() == b"b/edit_00001_.png"
     assert (tmp_path / "edit_00001_.png").read_bytes() == b"there before"  # never overwritten
+
+
+def test_typed_captions_give_csds_the_edited_words_not_the_whole_target():
+    from headless.__main__ import typed_attribute
+
+    assert typed_attribute("a man in a black suit", "a man in a red suit") == "red suit"
+    assert typed_attribute("a man in a black suit", "a man in a red suit", "crimson") == "crimson"
+    # no small replacement to name: the target caption stands in
+    assert typed_attribute("a cat", "a dog sitting on a red chair by the window") != ""
