@@ -26,6 +26,7 @@ from pathlib import Path
 
 from comfyui_ems.ems.alphas import AlphaScheduleError, parse_alphas
 from comfyui_ems.ems.captions import derive_attribute
+from .discovery import GivenIsNotComfyUI, find_comfyui
 from .comfy_process import PACK_NAME, REPO, ComfyServer, ExecutionFailed, PromptRejected, prepare_base
 from .workflow import WorkflowError, drop_caption_llm, nodes_of, shape_problem, ui_to_api
 
@@ -34,7 +35,6 @@ DEFAULT_WORKFLOW = REPO / "example_workflows" / "ems_alpha_sweep.json"
 DEMO_WORKFLOW = REPO / "example_workflows" / "ems_flow_edit_sweep.json"
 # Where ComfyUI is looked for after --comfyui / $COMFYUI_DIR, in scripts/env.sh's order: the ComfyUI
 # this pack is installed in (ComfyUI/custom_nodes/<pack>), beside the checkout, home, the pinned copy.
-COMFY_GUESSES = ("../ComfyUI", "../comfyui", "~/ComfyUI", ".comfyui/ComfyUI-a125cd84")
 IMAGE_TYPES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 
 
@@ -93,20 +93,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def find_comfyui(explicit: str | None) -> tuple[Path | None, list[str]]:
-    """The ComfyUI checkout, and the places looked at (for the error message)."""
-    candidates = [explicit] if explicit else ([os.environ["COMFYUI_DIR"]] if os.environ.get("COMFYUI_DIR") else [])
-    if not explicit:
-        if REPO.parent.name == "custom_nodes":  # installed: ComfyUI/custom_nodes/<pack>
-            candidates.append(str(REPO.parent.parent))
-        candidates += [g if g.startswith("~") else str(REPO / g) for g in COMFY_GUESSES]
-    looked = []
-    for c in candidates:
-        path = Path(c).expanduser().resolve()
-        looked.append(str(path))
-        if (path / "main.py").is_file() and (path / "comfy").is_dir():
-            return path, looked
-    return None, looked
 
 
 def find_checkpoint(name: str, comfy: Path | None) -> tuple[Path | None, list[str]]:
@@ -203,10 +189,14 @@ def check_checkpoint(name: str, comfy: Path | None) -> tuple[Path | None, list[s
 def validate(args) -> dict:
     """Everything the run needs, or UsageError listing *all* that is missing — before anything starts."""
     problems, found = [], {}
-    comfy, looked = find_comfyui(args.comfyui)
-    if comfy is None:
-        problems.append("ComfyUI not found — looked in: " + ", ".join(looked) +
-                        ". Pass --comfyui /path/to/ComfyUI or set COMFYUI_DIR.")
+    try:
+        comfy, _, looked = find_comfyui(args.comfyui)
+        if comfy is None:
+            problems.append("ComfyUI not found — looked in: " + ", ".join(looked) +
+                            ". Pass --comfyui /path/to/ComfyUI or set COMFYUI_DIR.")
+    except GivenIsNotComfyUI as e:
+        comfy = None
+        problems.append(f"{e}. Pass --comfyui /path/to/ComfyUI or set COMFYUI_DIR.")
     found["comfy"] = comfy
     problems += check_workflow(args.workflow)
     if args.output.exists() and not args.output.is_dir():

@@ -1,13 +1,10 @@
 # Shared set-up for scripts/*.sh (sourced, not run): finds or fetches the host ComfyUI, picks the
 # Python to use, and installs what a tier needs. One mechanism for the tests, the demo and CI.
 #
-# ComfyUI, first found wins:
-#   1. $COMFYUI_DIR
-#   2. the ComfyUI this pack is installed in (ComfyUI/custom_nodes/<pack> → two folders up)
-#   3. the usual places: ../ComfyUI, ../comfyui (beside this checkout), ~/ComfyUI
-#   4. a pinned copy fetched earlier into .comfyui/ (git-ignored)
-#   5. fetch the pinned copy into .comfyui/: from the archive in $COMFYUI_ARCHIVE when given (no
-#      network needed; CI points it at ../shared/vendor), else `git clone` of the pinned commit.
+# ComfyUI: found as headless/discovery.py says ($COMFYUI_DIR, the ComfyUI this pack is installed
+# in, ../ComfyUI, ~/ComfyUI, a pinned copy fetched earlier into .comfyui/); else the pinned copy is
+# fetched into .comfyui/: from the archive in $COMFYUI_ARCHIVE when given (no network needed; CI
+# points it at ../shared/vendor), else `git clone` of the pinned commit.
 # Python, first found wins:
 #   1. $EMS_PYTHON
 #   2. ComfyUI's own environment (ComfyUI/venv, ComfyUI/.venv, or the active virtualenv/conda env
@@ -29,27 +26,14 @@ ems_say() { echo "== $*"; }
 
 ems_is_comfyui() { [ -f "$1/main.py" ] && [ -d "$1/comfy" ]; }
 
-# Sets COMFYUI_DIR (exported) and EMS_COMFY_HOW; returns 1 when none is found.
+# Sets COMFYUI_DIR (exported) and EMS_COMFY_HOW; returns 1 when none is found, 2 when the given
+# one is wrong. The rule itself is headless/discovery.py (standard library only, any python3), the
+# same one the headless runner applies.
 ems_find_comfyui() {
-  if [ -n "${COMFYUI_DIR:-}" ]; then
-    ems_is_comfyui "$COMFYUI_DIR" || { echo "COMFYUI_DIR=$COMFYUI_DIR is not a ComfyUI checkout (no main.py and comfy/)" >&2; return 2; }
-    COMFYUI_DIR="$(cd "$COMFYUI_DIR" && pwd)"; EMS_COMFY_HOW="COMFYUI_DIR"; export COMFYUI_DIR; return 0
-  fi
-  local parent; parent="$(dirname "$EMS_ROOT")"
-  if [ "$(basename "$parent")" = "custom_nodes" ] && ems_is_comfyui "$(dirname "$parent")"; then
-    COMFYUI_DIR="$(cd "$(dirname "$parent")" && pwd)"; EMS_COMFY_HOW="the ComfyUI this pack is installed in"
-    export COMFYUI_DIR; return 0
-  fi
-  local d
-  for d in "$parent/ComfyUI" "$parent/comfyui" "$HOME/ComfyUI" "$COMFYUI_PIN_DIR"; do
-    if ems_is_comfyui "$d"; then
-      COMFYUI_DIR="$(cd "$d" && pwd)"; export COMFYUI_DIR
-      EMS_COMFY_HOW="found at a usual place"
-      [ "$d" = "$COMFYUI_PIN_DIR" ] && EMS_COMFY_HOW="the pinned $COMFYUI_PIN_VERSION fetched earlier"
-      return 0
-    fi
-  done
-  return 1
+  local out rc=0
+  out="$(python3 "$EMS_ROOT/headless/discovery.py")" || rc=$?
+  [ "$rc" = 0 ] || return "$rc"
+  COMFYUI_DIR="${out%%$'\n'*}"; EMS_COMFY_HOW="${out#*$'\n'}"; export COMFYUI_DIR
 }
 
 # Gets ComfyUI $COMFYUI_PIN_VERSION into .comfyui/ (ignored by git). Returns 1 when it cannot.

@@ -25,9 +25,11 @@ def fake_comfyui(path: Path, python_ok: bool | None = None) -> Path:
 
 
 def install_pack(where: Path) -> Path:
-    """Just the pack's scripts/env.sh at ``where``/scripts (enough to source it)."""
+    """Just the pack's scripts/env.sh and the discovery rule it runs (enough to source it)."""
     (where / "scripts").mkdir(parents=True)
+    (where / "headless").mkdir(parents=True)
     shutil.copy(REPO / "scripts" / "env.sh", where / "scripts" / "env.sh")
+    shutil.copy(REPO / "headless" / "discovery.py", where / "headless" / "discovery.py")
     return where
 
 

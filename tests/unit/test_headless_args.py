@@ -19,7 +19,7 @@ def run(capsys, *argv):
 @pytest.fixture
 def no_comfy(monkeypatch, tmp_path):
     monkeypatch.delenv("COMFYUI_DIR", raising=False)
-    monkeypatch.setattr("headless.__main__.COMFY_GUESSES", (str(tmp_path / "nowhere"),))
+    monkeypatch.setattr("headless.discovery.guesses", lambda *a, **k: [(tmp_path / "nowhere", "a usual place")])
 
 
 def fake_comfy(tmp_path: Path) -> Path:
@@ -214,16 +214,14 @@ def test_warnings_shown_on_ems_nodes_are_printed_by_the_runner():
 
 
 def test_the_comfyui_the_pack_is_installed_in_is_found_only_from_custom_nodes(tmp_path, monkeypatch):
-    """As scripts/env.sh: two folders up counts only when the pack sits in a custom_nodes folder."""
-    import headless.__main__ as runner
+    """Two folders up counts only when the pack sits in a custom_nodes folder (the rule scripts/env.sh
+    runs too: it calls headless/discovery.py)."""
+    from headless.discovery import INSTALLED, find_comfyui
 
-    monkeypatch.delenv("COMFYUI_DIR", raising=False)
-    monkeypatch.setattr(runner, "COMFY_GUESSES", ())
     comfy = fake_comfy(tmp_path / "host")
-    monkeypatch.setattr(runner, "REPO", comfy / "custom_nodes" / "comfyui-ems")
-    assert runner.find_comfyui(None)[0] == comfy.resolve()
-    monkeypatch.setattr(runner, "REPO", comfy / "elsewhere" / "comfyui-ems")
-    assert runner.find_comfyui(None)[0] is None
+    found = find_comfyui(None, environ={}, repo=comfy / "custom_nodes" / "comfyui-ems", home=tmp_path / "home")
+    assert found[:2] == (comfy.resolve(), INSTALLED)
+    assert find_comfyui(None, environ={}, repo=comfy / "elsewhere" / "comfyui-ems", home=tmp_path / "home")[0] is None
 
 
 # -- issue 17 items 8, 9, 15 ----------------------------------------------------------------------
