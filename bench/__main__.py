@@ -1,7 +1,7 @@
-"""``python -m bench`` — see :mod:`bench.run`."""
+"""``python -m bench``: the cost bench, :mod:`bench.cost` (the same as ``python -m bench.cost``)."""
 
 import sys
 
-from .run import main
+from .cost.run import main
 
 sys.exit(main())

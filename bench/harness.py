@@ -38,7 +38,7 @@ def pack_module(name: str):
 
 @dataclass
 class EditSettings:
-    """One edit's schedule and EMS parameters (defaults: the paper's, SPEC §1/§3)."""
+    """One edit's schedule and EMS parameters (defaults: the paper's own settings)."""
 
     steps: int = 50
     denoise: float = 0.75

@@ -2,7 +2,8 @@
 # Run a tool of this repository with the host ComfyUI importable — the entry point for the bench,
 # toy-world training, workflow building and thumbnails (the Makefile calls it):
 #
-#   bash scripts/tool.sh -m bench --help
+#   bash scripts/tool.sh -m bench --help          # the cost bench; the other studies: bench.paper,
+#                                                 # bench.toy, bench.toy.front, bench.latent (bench/README.md)
 #   bash scripts/tool.sh -m comfyui_ems.toyworld.train --help
 #   bash scripts/tool.sh -m scripts.build_workflows
 #

@@ -32,9 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+import numpy as np
 import torch
+from PIL import Image
 
 from . import pixel
+from .clip_score import ClipScorer, ClipWeightsMissing, masked_clip_score
+from .lpips import LPIPS, LPIPSWeightsMissing
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 ORDER = ("psnr", "ssim", "lpips", "clip", "psnr_bg", "ssim_bg", "lpips_bg", "clip_edit")
@@ -73,7 +77,6 @@ def score_pair(source: torch.Tensor, edited: torch.Tensor, *, mask: Optional[tor
         if lpips_model is not None:
             out["lpips_bg"] = pixel.masked(lpips_model, source, edited, mask)
         if clip_scorer is not None and prompt:
-            from .clip_score import masked_clip_score
             out["clip_edit"] = masked_clip_score(edited, [prompt], mask, clip_scorer)
     return {k: float(torch.as_tensor(v).reshape(-1)[0]) for k, v in out.items()}
 
@@ -128,8 +131,6 @@ def json_value(v: Any) -> Any:
 
 def load_image(path: Path, size: Optional[tuple[int, int]] = None) -> torch.Tensor:
     """An image file as (1, H, W, 3) float32 in [0, 1]; resized (bicubic) to ``size`` (W, H) if given."""
-    from PIL import Image
-    import numpy as np
     with Image.open(path) as im:
         im = im.convert("RGB")
         if size is not None and im.size != size:
@@ -140,8 +141,6 @@ def load_image(path: Path, size: Optional[tuple[int, int]] = None) -> torch.Tens
 
 def load_mask(path: Path, size: tuple[int, int], resize: bool) -> torch.Tensor:
     """A mask image as (1, H, W) float32 in [0, 1] (grayscale; white = edited)."""
-    from PIL import Image
-    import numpy as np
     with Image.open(path) as im:
         im = im.convert("L")
         if im.size != size:
@@ -253,14 +252,12 @@ def run(args: argparse.Namespace, out=None, err=None) -> dict:
 
     lpips_model = clip_scorer = None
     if args.lpips:
-        from .lpips import LPIPS, LPIPSWeightsMissing
         try:
             lpips_model = LPIPS.from_pretrained(args.lpips, args.lpips_backbone, args.lpips_linear,
                                                 args.lpips_dir).to(args.device)
         except LPIPSWeightsMissing as e:
             raise CLIError(str(e)) from None
     if args.clip:
-        from .clip_score import ClipScorer, ClipWeightsMissing
         try:
             clip_scorer = ClipScorer.from_pretrained(args.clip, device=args.device)
         except ClipWeightsMissing as e:

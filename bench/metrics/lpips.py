@@ -37,6 +37,7 @@ from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
+from safetensors.torch import load_file
 
 from .pixel import MetricInputError, check_pair, masked
 
@@ -247,7 +248,6 @@ def load_state_dict_file(path: str | os.PathLike) -> dict:
     """A state dict from ``.pth``/``.pt`` (loaded with ``weights_only=True``) or ``.safetensors``."""
     path = Path(path)
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
         return load_file(str(path))
     state = torch.load(str(path), map_location="cpu", weights_only=True)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):

@@ -1,4 +1,4 @@
-"""The paper's Semantic Disentanglement mEtric (SDE), SPEC §1, computed through callables.
+"""The paper's Semantic Disentanglement mEtric (SDE), computed through callables.
 
 For an image x whose label is c (e.g. "a smiling woman") and the flipped label c̃
 ("a woman who is not smiling"), at noise level t:
@@ -10,7 +10,7 @@ For an image x whose label is c (e.g. "a smiling woman") and the flipped label c
     E_c̃    = ‖x − x̂_c̃‖₂                    # change caused by the flipped label
     SDE    = E_c / E_c̃ + E_c̃
 
-This is SPEC's expression read with ordinary precedence — exactly as the paper prints it: the
+This is the paper's expression read with ordinary precedence — exactly as the paper prints it: the
 ratio E_c / E_c̃ **plus** the second norm again (not E_c / (E_c̃ + E_c̃) nor a normalised ratio).
 Because of that added term SDE is not scale-free: it depends on the image's value range, its
 resolution and the norm. Results therefore also carry ``err_c``, ``err_flipped`` and ``ratio``
@@ -19,8 +19,8 @@ resolution and the norm. Results therefore also carry ``err_c``, ``err_flipped``
 Norm — ``norm=`` (one value per item of the batch):
 - ``"rms"`` (**default**): the per-pixel root-mean-square distance, ‖x − x̂‖₂ / √(H·W·C), on
   images in [0, 1]. It does not grow with the resolution, and it puts SDE on the scale the paper
-  reports (1.08–1.42, as issue 12 cites the paper's table): a ratio near 1 plus an rms error of
-  a few tenths. The formula (SPEC §1) writes a bare ‖·‖; "rms" is our reading,
+  reports (1.08–1.42, as its table is quoted): a ratio near 1 plus an rms error of
+  a few tenths. The paper's formula writes a bare ‖·‖; "rms" is our reading,
   chosen because a summed norm over a whole image is far larger (hundreds at 512²).
 - ``"l2"``: the summed L2 (Frobenius) norm over all H·W·C elements, the formula's literal ‖·‖;
   its additive term grows with √(H·W·C) (e.g. ≈ 0.3·√(512·512·3) ≈ 266 at 512²).

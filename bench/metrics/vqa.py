@@ -1,18 +1,19 @@
 """MLLM-VQA: a multimodal LLM judges whether an edit shows a *gradual* change of the attribute.
 
 What the paper says, and what is ours. The EMS paper (arXiv 2408.13335) reports MLLM-VQA on its
-ZOFIE benchmark (43.8 for EMS vs 29.2 prompt-only, SPEC §1). Issue 12 of this pack asks for "the
-paper's question and 5 runs averaged". The paper's own wording of the question could **not** be
-retrieved where this pack is built (searches of arXiv 2408.13335 and its mirrors return only the
-abstract), so :data:`YESNO_QUESTION` below is **our** wording, written from that description:
-the model sees two images — the source (or the previous image of an α sweep) first, the edited
-image second — and is asked whether the second reflects a gradual change of X relative to the
-first, X being the attribute phrase of the edit ("red suit", "smile"). Replace it with the
-paper's exact question through ``template`` when you have it. :data:`RUNS` = 5 follows issue
-12's statement of the protocol: every pair is asked ``runs`` times and the score is the mean over
-all answers (= the mean of the ``runs`` per-run percentages). Averaging only means something when
-answers can differ, so the adapter's default temperature is 1.0 (the OpenAI API's own default;
-our choice).
+ZOFIE benchmark (43.8 for EMS vs 29.2 prompt-only, as its numbers are quoted); the protocol, as
+described, asks the paper's question and averages 5 runs per pair. The paper's own wording of the
+question could **not** be retrieved where this pack is built (searches of arXiv 2408.13335 and its
+mirrors return only the abstract), so :data:`YESNO_QUESTION` below is **our** wording, written
+from the protocol's description: the model sees two images — the source (or the previous image of
+an α sweep) first, the edited image second — and is asked whether the second reflects a gradual
+change of X relative to the first, X being the attribute phrase of the edit ("red suit",
+"smile"). Replace it with the paper's exact question through ``template`` when you have it.
+:data:`RUNS` = 5 is the protocol's number of runs as described (not checked against the paper's
+text, which is out of reach here): every pair is asked ``runs`` times and the score is the mean
+over all answers (= the mean of the ``runs`` per-run percentages). Averaging only means something
+when answers can differ, so the adapter's default temperature is 1.0 (the OpenAI API's own
+default; our choice).
 
 This module owns the question, the parsing and the aggregation; the model call is injected as
 ``ask(images, question) -> str`` (images in order: first, second — whatever the callable
@@ -47,7 +48,7 @@ SCORE_QUESTION = (
     "of {attribute} with everything else kept)? Answer with a single number.")
 SCORE_SCALE = 10.0
 MODES = ("yesno", "score")
-RUNS = 5  # answers per pair, averaged (issue 12's statement of the paper's protocol)
+RUNS = 5  # answers per pair, averaged (the paper's protocol as described; its text is out of reach)
 TEMPERATURE = 1.0  # so that the runs can differ (our choice; the OpenAI API's default)
 
 

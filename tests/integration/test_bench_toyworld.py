@@ -1,4 +1,4 @@
-"""``python -m bench.toyworld --quick`` end to end through real ComfyUI (in-process sampling path):
+"""``python -m bench.toy --quick`` end to end through real ComfyUI (in-process sampling path):
 every method runs on the same scenes, the report, JSON and one picture per method are written,
 model calls per method are what the graphs imply, and α = 0 is no edit for every method that has
 a degree (EMS with CSDS on = img2img with the source caption; FlowEdit = the source itself).
@@ -21,7 +21,7 @@ ALPHAS = [0.0, 0.5, 1.0]
 
 
 def test_quick_toyworld_report_runs_every_method_on_the_same_scenes(tmp_path):
-    cmd = [sys.executable, "-m", "bench.toyworld", "--quick", "--tiny", "--kinds", "colour,count",
+    cmd = [sys.executable, "-m", "bench.toy", "--quick", "--tiny", "--kinds", "colour,count",
            "--steps", str(STEPS), "--iterations", str(ITERATIONS), "--reference-steps", str(REF_STEPS),
            "--tag", "pytest", "--out-dir", str(tmp_path), "--cache", str(tmp_path / "cache")]
     done = subprocess.run(cmd, cwd=REPO, env=tool_env(),

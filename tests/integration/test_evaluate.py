@@ -1,4 +1,4 @@
-"""``python -m bench.evaluate`` on a 2-item manifest with the tiny SD3; a rerun skips finished items;
+"""``python -m bench.paper`` on a 2-item manifest with the tiny SD3; a rerun skips finished items;
 ``--sde`` and ``--vqa-model`` (against the loopback OpenAI-compatible server) add per-item columns."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def manifest(tmp: Path) -> Path:
 
 
 def evaluate(path: Path, out: Path, *extra: str, alphas: str = "0,1", env: dict | None = None):
-    cmd = [sys.executable, "-m", "bench.evaluate", str(path), "--out", str(out), "--tiny", "--size", "32",
+    cmd = [sys.executable, "-m", "bench.paper", str(path), "--out", str(out), "--tiny", "--size", "32",
            "--steps", "4", "--iterations", "2", "--alphas", alphas, *extra]
     return subprocess.run(cmd, cwd=REPO, env=tool_env(**(env or {})), capture_output=True, text=True,
                           timeout=240)
@@ -119,7 +119,7 @@ def test_sde_and_vqa_columns_from_the_host_model_and_the_canned_answers(tmp_path
 
 
 def test_the_settings_key_covers_sde_and_vqa():
-    from bench.evaluate import parse_args, run_settings, settings_key
+    from bench.paper.evaluate import parse_args, run_settings, settings_key
     from bench.harness import EditSettings
 
     def key(*extra):

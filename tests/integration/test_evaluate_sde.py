@@ -1,4 +1,4 @@
-"""SDE through the host model (bench/host_sde.py) with the tiny SD3, in-process: f noises the
+"""SDE through the host model (bench/paper/host_sde.py) with the tiny SD3, in-process: f noises the
 VAE latent to σ_t with RandomNoise(seed), h(f(x), c) is exactly img2img under c, and the SDE that
 ``bench.metrics.sde`` reports equals the formula applied by hand to f's and h's own outputs."""
 
@@ -19,7 +19,7 @@ def host():
     harness.setup(cpu=True)
     from support import tiny_sd3
 
-    from bench.host_sde import HostModel
+    from bench.paper.host_sde import HostModel
 
     model, vae = tiny_sd3.model_patcher(0), tiny_sd3.vae(0)
     c, c_flipped, negative = (tiny_sd3.conditioning(seed) for seed in (1, 2, 3))
@@ -55,7 +55,7 @@ def test_h_of_f_is_img2img_under_the_same_seed(host):
 
 
 def test_host_sde_equals_the_formula_on_f_and_h_by_hand(host):
-    from bench.host_sde import host_sde
+    from bench.paper.host_sde import host_sde
 
     result = host_sde(host["model"], host["vae"], host["image"], host["c"], host["c_flipped"], host["negative"],
                       host["s"])

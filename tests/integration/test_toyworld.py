@@ -98,7 +98,7 @@ def marked(test: str) -> list:
 def test_colour_edit_keeps_the_other_attributes(comfy, case):
     """Count, size and background read the same at α = 0 and 1 as in the source. Not shape: the
     toy model draws a large circle as a rounded blob that the fill-ratio readout may call a square
-    (measured); not α = 0.5 (see KNOWN). bench.toyworld scores preservation on 40 scenes."""
+    (measured); not α = 0.5 (see KNOWN). bench.toy scores preservation on 40 scenes."""
     images = sweep(comfy, case)
     for alpha in (0.0, 1.0):
         seen = read(images[ALPHAS.index(alpha)])

@@ -22,9 +22,8 @@ from typing import Any
 
 import torch
 
+from bench import harness
 from bench.metrics.sde import SDEResult, semantic_disentanglement
-
-from . import harness
 
 
 @dataclass

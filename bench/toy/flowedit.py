@@ -33,7 +33,7 @@ import comfy.model_management
 import comfy.model_sampling
 import comfy.samplers
 
-from .harness import sample_clean
+from bench.harness import sample_clean
 
 
 class FlowEditGuider(comfy.samplers.CFGGuider):

@@ -10,9 +10,9 @@ seed for all). They share the same schedule (BasicScheduler(steps, denoise)), CF
                    prompt-only ablation).
 - ``ems``          EMS Alpha Sweep → EMS CSDS Latent Edit → SamplerCustomAdvanced(DisableNoise),
                    the full method (the shipped ``ems_alpha_sweep`` workflow).
-- ``flowedit``     the FlowEdit-style baseline of :mod:`bench.flowedit`, target c̃(α).
+- ``flowedit``     the FlowEdit-style baseline of :mod:`bench.toy.flowedit`, target c̃(α).
 - ``ode_inversion`` Euler inversion under the source caption, then sampling under c̃(α)
-                   (:mod:`bench.ode_inversion`).
+                   (:mod:`bench.toy.ode_inversion`).
 - ``ems_flowedit`` EMS Alpha Sweep → EMS Flow Edit (the node's own computation, ``run_flow_edit``)
                    on its own schedule (``fe_denoise``) and CFG pair.
 - ``latent_linear`` / ``latent_svd``  EMS Latent Direction on the clean latent, then img2img
@@ -21,7 +21,9 @@ seed for all). They share the same schedule (BasicScheduler(steps, denoise)), CF
                    and the target caption with the same seed (what a user without a second photo
                    would do; ``reference="render"`` uses the drawn scenes instead — an oracle).
 
-Import after :func:`bench.harness.setup`.
+The runners call ComfyUI, so run them after :func:`bench.host.setup`; the two baselines'
+modules (``flowedit``, ``ode_inversion``) subclass ComfyUI's guider at import, so they are
+imported inside their runners.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import torch
 
 from comfyui_ems.toyworld.settings import TOY
 
-from . import harness
+from bench import harness
 
 METHODS = ("img2img", "text_only", "ems", "flowedit", "ems_flowedit", "ode_inversion", "latent_linear", "latent_svd")
 
@@ -137,7 +139,7 @@ def ems(model, conds, latent, alphas, s: ToySettings, sigmas, counter=None, **_)
 
 @torch.inference_mode()
 def flowedit(model, conds, latent, alphas, s: ToySettings, sigmas, counter=None, **_) -> dict:
-    from .flowedit import flowedit as run
+    from .flowedit import flowedit as run  # imports ComfyUI's samplers: only after host.setup
 
     _phase(counter, "sampling")
     return run(model, sweep(conds, alphas), conds[0], conds[3], repeated(latent, len(alphas)), sigmas, s.cfg,
@@ -154,7 +156,7 @@ def ems_flowedit(model, conds, latent, alphas, s: ToySettings, sigmas, counter=N
 
 @torch.inference_mode()
 def ode_inversion(model, conds, latent, alphas, s: ToySettings, sigmas, counter=None, **_) -> dict:
-    from .ode_inversion import ode_inversion as run
+    from .ode_inversion import ode_inversion as run  # imports ComfyUI's samplers: only after host.setup
 
     _phase(counter, "sampling")
     return run(model, sweep(conds, alphas), conds[0], conds[3], repeated(latent, len(alphas)), sigmas, s.cfg)

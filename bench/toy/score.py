@@ -25,6 +25,10 @@ from typing import Iterable, Optional
 import numpy as np
 import torch
 
+from comfyui_ems.toyworld.readout import object_mask, progress, read
+
+from bench.metrics import masked_psnr, masked_ssim
+
 MONOTONE_TOL = 0.05  # progress may dip this much between neighbouring α and still count as monotone
 
 
@@ -41,8 +45,6 @@ def to_image(pixels: np.ndarray) -> torch.Tensor:
 
 def edit_region(case, resolution: int) -> np.ndarray:
     """(H, W) bool: the pixels an edit of ``case`` is allowed to change."""
-    from comfyui_ems.toyworld.readout import object_mask
-
     blank = np.zeros((resolution, resolution, 3), np.uint8)
     objects = object_mask(blank, case.source) | object_mask(blank, case.target)
     return ~objects if case.kind == "background" else objects
@@ -81,9 +83,6 @@ def monotone(alphas, progress, tol: float = MONOTONE_TOL) -> Optional[bool]:
 
 def score_images(case, method: str, alphas, images: np.ndarray, source_pixels: np.ndarray) -> list[dict]:
     """One row per α for ``images`` (k, H, W, 3) uint8 of one case and method."""
-    from bench.metrics import masked_psnr, masked_ssim
-    from comfyui_ems.toyworld.readout import progress, read
-
     mask = torch.from_numpy(edit_region(case, images.shape[1])).float()
     src = to_image(source_pixels)
     edited = to_image(images)

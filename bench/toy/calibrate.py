@@ -1,4 +1,5 @@
-"""``python -m bench.toyworld --calibrate``: choose the CSDS defaults on the VAL split (SPEC §2.1).
+"""``python -m bench.toy --calibrate``: choose the CSDS defaults on the VAL split (the test split
+stays unseen for the comparison).
 
 Objective of one setting on a set of edit cases (ours, stated in the report):
 
@@ -30,7 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .toyworld_score import nanmean
+from comfyui_ems.llm_io.files import write_json_atomic
+
+from .methods import has_residual_space
+from .report import clean, fmt
+from .score import nanmean, score_images, to_uint8
+from .world import run_method, settings_from
 
 CAL_ALPHAS = (0.0, 0.5, 1.0)
 DENOISE = (0.4, 0.55, 0.75, 0.9)
@@ -42,9 +48,6 @@ CONSTRAINT = (0.1, 0.25, 0.5, 1.0)
 
 def evaluate_setting(world, cases, method: str, s) -> dict:
     """Edit score, per-kind scores, PSNR outside, progress by α, seconds — for one setting."""
-    from .toyworld import run_method
-    from .toyworld_score import score_images, to_uint8
-
     per_kind: dict[str, list] = {}
     psnr, prog = [], {a: [] for a in CAL_ALPHAS}
     zero_same, start = [], time.perf_counter()
@@ -72,9 +75,6 @@ def better(a: dict, b: dict) -> bool:
 
 
 def calibrate(world, cases, args) -> int:
-    from .toyworld import settings_from
-    from .toyworld_methods import has_residual_space
-
     log: list[dict] = []
     t0 = time.perf_counter()
 
@@ -134,10 +134,6 @@ def calibrate(world, cases, args) -> int:
 
 
 def write_calibration(report: dict, out_dir: Path, tag: str) -> Path:
-    from comfyui_ems.llm_io.files import write_json_atomic
-
-    from .toyworld_report import clean, fmt
-
     def row(e):
         kinds = " | ".join(fmt(e["kinds"].get(k)) for k in ("colour", "shape", "count", "size", "background"))
         return (f"| {e['stage']} | {e['method']} | " + ", ".join(f"{k}={v}" for k, v in e["settings"].items()) +
@@ -150,7 +146,7 @@ def write_calibration(report: dict, out_dir: Path, tag: str) -> Path:
           "Objective (ours): mean over kinds of [target reached at α=1] × [other attributes kept at α=1] × "
           "[SSIM outside the edit at α=1]; "
           "ties (≤ 0.02) → PSNR outside the edit higher by > 0.1 dB, else the incumbent stays. Search coordinate-wise, see "
-          "`bench/toyworld_calibrate.py`." + (" **Tiny random SD3 (harness check only).**" if report["tiny"] else "") + "\n",
+          "`bench/toy/calibrate.py`." + (" **Tiny random SD3 (harness check only).**" if report["tiny"] else "") + "\n",
           f"**Chosen schedule (text-only EMS):** {report['text_only']['settings']} → score "
           f"{report['text_only']['score']:.3f}.\n",
           f"**Best CSDS setting:** {report['best']['settings']} → score {report['best']['score']:.3f} "

@@ -1,18 +1,19 @@
-"""``python -m bench.toyworld``: EMS and the baselines scored in the toy world (SPEC §5, issue 12).
+"""``python -m bench.toy``: EMS and the baselines scored in the toy world, where an edit can be
+read back exactly.
 
-    python -m bench.toyworld                 # default: test split, 8 cases per edit kind (≤ 20 min CPU, 2 cores)
-    python -m bench.toyworld --full          # 20 cases per kind
-    python -m bench.toyworld --quick         # smoke test: 1 case per kind, 3 α, few steps
-    python -m bench.toyworld --calibrate     # choose the CSDS defaults on the val split
-    python -m bench.toyworld --tiny ...      # tiny random SD3 instead of the toy model (harness dev)
+    bash scripts/tool.sh -m bench.toy                 # default: test split, 8 cases per edit kind (≤ 20 min CPU, 2 cores)
+    bash scripts/tool.sh -m bench.toy --full          # 20 cases per kind
+    bash scripts/tool.sh -m bench.toy --quick         # smoke test: 1 case per kind, 3 α, few steps
+    bash scripts/tool.sh -m bench.toy --calibrate     # choose the CSDS defaults on the val split
+    bash scripts/tool.sh -m bench.toy --tiny ...      # tiny random SD3 instead of the toy model (harness dev)
 
 Held-out scenes (``toyworld.edits.edit_cases``) × edit kinds (colour, shape, count, size,
-background) × α; every method of :mod:`bench.toyworld_methods` runs in this process through
+background) × α; every method of :mod:`bench.toy.methods` runs in this process through
 ComfyUI's own sampling path (CFGGuider + KSAMPLER, the pack's own node functions) on the toy
-model (``toyworld.comfy_loader.load_toyworld``), on the same scenes, seed and schedule. Each
-edited latent is decoded with the toy VAE and read back with ``toyworld.readout``; scores are in
-:mod:`bench.toyworld_score`. Writes ``bench/reports/toyworld.md`` + ``.json`` and one PNG grid
-per method (scenes × α) next to them.
+model (``toyworld.comfy_loader.load_toyworld``), on the same scenes, seed and schedule
+(:mod:`bench.toy.world`). Each edited latent is decoded with the toy VAE and read back with
+``toyworld.readout``; scores are in :mod:`bench.toy.score`. Writes ``bench/reports/toyworld.md``
++ ``.json`` and one PNG grid per method (scenes × α) next to them.
 """
 
 from __future__ import annotations
@@ -30,19 +31,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import harness
-from .toyworld_methods import ToySettings
+from comfyui_ems.toyworld import model as toy
+from comfyui_ems.toyworld.edits import EDIT_KINDS, edit_cases
+from comfyui_ems.toyworld.readout import read
 
-REPORTS = Path(__file__).resolve().parent / "reports"
+from bench import REPORTS, harness
+from bench.metrics import psnr
+from bench.metrics.sde import sde_from_reconstructions
+
+from .calibrate import calibrate
+from .methods import reference_pair
+from .report import write_report
+from .score import score_images, sweep_scores, to_image, to_uint8
+from .world import DEFAULTS, World, available_methods, cached_method, load_models, model_identity, settings_from
+
 ALPHAS = (-1.0, -0.5, 0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
 QUICK_ALPHAS = (0.0, 0.5, 1.0)
-
-# The settings a run may override on the command line; their defaults are ToySettings' (the toy
-# world's calibrated values, written once there).
-DEFAULTS = {k: getattr(ToySettings, k) for k in ("steps", "denoise", "cfg", "iterations", "constraint",
-                                                 "step_start", "step_end", "residual_space", "fe_denoise",
-                                                 "fe_cfg", "fe_source_cfg", "fe_noise_average", "fe_locality",
-                                                 "fe_drive")}
 
 LABELS = {
     "img2img": "img2img, target caption",
@@ -57,7 +61,7 @@ LABELS = {
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m bench.toyworld", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m bench.toy", description=__doc__.split("\n\n")[0])
     size = ap.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="smoke test: 1 case per kind, α ∈ {0, 0.5, 1}, 6 steps")
     size.add_argument("--full", action="store_true", help="20 cases per kind (about 2.5× the default's time)")
@@ -103,153 +107,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def settings_from(args, **changes):
-    base = {k: getattr(args, k) for k in DEFAULTS}
-    base.update(seed=args.seed, reference=args.reference, reference_steps=args.reference_steps)
-    base.update(changes)
-    return ToySettings(**base)
-
-
-def model_identity(args) -> str:
-    """What the results depend on besides settings: the tiny model's seed, or the weight files."""
-    if args.tiny:
-        return f"tiny-{args.seed}"
-    from comfyui_ems.toyworld import model as toy
-
-    folder = Path(args.weights or toy.WEIGHTS)
-    stamp = [f"{f}:{(folder / f).stat().st_size}:{(folder / f).stat().st_mtime_ns}"
-             for f in (toy.MMDIT_FILE, toy.VAE_FILE, toy.META_FILE) if (folder / f).exists()]
-    return f"{folder.resolve()}|{'|'.join(stamp)}"
-
-
-def load_models(tiny: bool, seed: int = 0, weights=None):
-    """(model, clip, vae): the trained toy model, or the tests' tiny random SD3."""
-    if tiny:
-        from support import tiny_sd3
-
-        return tiny_sd3.model_patcher(seed), tiny_sd3.clip(seed), tiny_sd3.vae(seed)
-    from comfyui_ems.toyworld.comfy_loader import load_toyworld
-
-    return load_toyworld(weights)
-
-
-class World:
-    """The model, its VAE and CLIP, with a call counter, and per-case inputs cached."""
-
-    def __init__(self, models, seed: int, model_id: str = "", cache: Path | None = None):
-        from .measure import PhaseCounter
-
-        model, self.clip, self.vae = models
-        self.model_id, self.cache = model_id, cache
-        self.counter = PhaseCounter()
-        self.model = self.counter.install(model)
-        self.seed = seed
-        self._cache: dict = {}
-
-    def render(self, scene) -> torch.Tensor:
-        from comfyui_ems.toyworld.scenes import render
-
-        from .toyworld_score import to_image
-
-        return to_image(render(scene))
-
-    @torch.inference_mode()
-    def inputs(self, case) -> dict:
-        """Source pixels, the clean source LATENT (VAE Encode), the four conditionings."""
-        key = (case.source, case.target, case.kind)
-        if key not in self._cache:
-            from comfyui_ems.toyworld.scenes import render
-
-            from .toyworld_methods import encode_case
-
-            pixels = render(case.source)
-            latent = {"samples": self.vae.encode(self.render(case.source))}
-            self._cache[key] = {"pixels": pixels, "latent": latent, "conds": encode_case(self.clip, case)}
-        return self._cache[key]
-
-    @torch.inference_mode()
-    def decode(self, latent: dict) -> torch.Tensor:
-        images = self.vae.decode(latent["samples"]).float().clamp(0, 1)
-        return images.reshape(-1, *images.shape[-3:])
-
-
-def available_methods(requested=None) -> tuple[list[str], dict]:
-    from .toyworld_methods import METHODS, latent_direction_available
-
-    missing = {}
-    if not latent_direction_available():
-        for m in ("latent_linear", "latent_svd"):
-            missing[m] = "ems.latent_direction is not in this checkout"
-    wanted = requested or list(METHODS)
-    unknown = [m for m in wanted if m not in METHODS]
-    if unknown:
-        raise SystemExit(f"unknown method(s) {unknown}; choose from {METHODS}")
-    return [m for m in wanted if m not in missing], missing
-
-
-def run_method(world: World, method: str, case, alphas, s, references=None) -> tuple[torch.Tensor, dict]:
-    """Decoded images (k, H, W, 3) of one method on one case, with its calls, batch items and time."""
-    from .toyworld_methods import RUNNERS
-
-    inp = world.inputs(case)
-    sigmas = harness.schedule(world.model, s.steps, s.denoise, s.scheduler)
-    world.counter.reset()
-    start, cpu = time.perf_counter(), time.process_time()
-    out = RUNNERS[method](world.model, inp["conds"], inp["latent"], alphas, s, sigmas, counter=world.counter,
-                          references=references)
-    images = world.decode(out)
-    log = world.counter.log
-    return images, {"calls": len(log), "items": sum(b for _, b in log), "seconds": time.perf_counter() - start,
-                    "cpu_seconds": time.process_time() - cpu, "edits": len(alphas)}
-
-
-# Settings each method's result depends on (besides the case, α and the model): the cache key.
-SHARED_KEYS = ("steps", "denoise", "cfg", "sampler", "scheduler", "seed")
-METHOD_KEYS = {"ems": ("iterations", "constraint", "step_start", "step_end", "residual_space"),
-               "ems_flowedit": ("fe_denoise", "fe_cfg", "fe_source_cfg", "fe_noise_average", "fe_locality",
-                                "fe_drive"),
-               "latent_linear": ("reference", "reference_steps"), "latent_svd": ("reference", "reference_steps")}
-CACHE_VERSION = 2  # bumped when a method's computation changes
-
-
-def cache_key(world: World, method: str, case, alphas, s) -> str:
-    import hashlib
-
-    settings = {k: getattr(s, k) for k in SHARED_KEYS + METHOD_KEYS.get(method, ())}
-    ident = {"v": CACHE_VERSION, "method": method, "model": world.model_id, "alphas": list(alphas),
-             "source": case.source.attributes(), "layout": case.source.layout, "target": case.target.attributes(),
-             "kind": case.kind, "attribute": case.attribute_prompt, "settings": settings}
-    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
-
-
-def cached_method(world: World, method: str, case, alphas, s, references) -> tuple[np.ndarray, dict]:
-    """(uint8 images, cost) from the cache, or computed (``references()`` gives the latent pair)."""
-    from .toyworld_score import to_uint8
-
-    path = world.cache / f"{cache_key(world, method, case, alphas, s)}.npz" if world.cache else None
-    if path is not None and path.exists():
-        data = np.load(path)
-        return data["images"], {**json.loads(str(data["cost"])), "cached": True}
-    refs, ref_cost = references() if method.startswith("latent_") else (None, None)
-    images, cost = run_method(world, method, case, alphas, s, refs)
-    if ref_cost:  # the pair is part of what the edit costs
-        cost = {**cost, **{k: cost[k] + ref_cost[k] for k in ("calls", "items", "seconds", "cpu_seconds")}}
-    pixels = to_uint8(images)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, images=pixels, cost=json.dumps(cost))
-        os.replace(tmp, path)
-    return pixels, {**cost, "cached": False}
-
-
 def run_case(world: World, case, methods, alphas, s) -> dict:
     """Every method on one case; rows, sweep scores, images (uint8) and the text-side SDE."""
-    from bench.metrics.sde import sde_from_reconstructions
-
-    from .toyworld_methods import reference_pair
-    from .toyworld_score import score_images, sweep_scores, to_image, to_uint8
-
     inp = world.inputs(case)
     result = {"kind": case.kind, "source": case.source.attributes(), "target": case.target.attributes(),
               "layout": case.source.layout, "source_prompt": case.source_prompt,
@@ -283,10 +142,6 @@ def run_case(world: World, case, methods, alphas, s) -> dict:
     recon = world.decode(inp["latent"])
     result["images"]["reconstruction"] = to_uint8(recon)
     result["alpha0_checks"] = alpha0_checks(result, alphas)
-    from comfyui_ems.toyworld.readout import read
-
-    from bench.metrics import psnr
-
     result["reconstruction"] = {"psnr": float(psnr(to_image(inp["pixels"]), recon)[0]),
                                 "same_as_source": read(to_uint8(recon)[0]) == case.source.attributes()}
     return result
@@ -314,11 +169,12 @@ def alpha0_checks(result: dict, alphas) -> dict:
 
 
 def machine_info() -> dict:
+    import comfy.model_management  # ComfyUI's own modules: imported after host.setup
     import comfyui_version
 
     return {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "comfyui": comfyui_version.__version__,
-            "device": str(__import__("comfy.model_management").model_management.get_torch_device())}
+            "device": str(comfy.model_management.get_torch_device())}
 
 
 def _scalars(d: dict, depth: int = 2) -> dict:
@@ -339,8 +195,6 @@ def model_info(world: World, tiny: bool, weights=None) -> dict:
     info = {"kind": "tiny random SD3 (tests/support/tiny_sd3.py)" if tiny else "toy world (toyworld/, trained)",
             "mmdit_parameters": sum(p.numel() for p in dm.parameters()), "class": type(world.model.model).__name__}
     if not tiny:
-        from comfyui_ems.toyworld import model as toy
-
         meta = Path(weights or toy.WEIGHTS) / toy.META_FILE
         info["weights"] = str(meta.parent)
         if meta.exists():  # the training record (steps, time, quality), as the trainer wrote it
@@ -352,18 +206,15 @@ def model_info(world: World, tiny: bool, weights=None) -> dict:
 def main(argv=None) -> int:
     args = parse_args(argv)
     harness.setup()  # a GPU where there is one
-    from comfyui_ems.toyworld.edits import EDIT_KINDS, edit_cases
-
     kinds = args.kinds.split(",") if args.kinds else list(EDIT_KINDS)
     cases = [c for c in edit_cases(args.split, args.per_kind, seed=args.seed) if c.kind in kinds]
     print(f"toyworld: loading the {'tiny random' if args.tiny else 'toy'} model", file=sys.stderr)
     t0 = time.perf_counter()
-    world = World(load_models(args.tiny, args.seed, args.weights), args.seed, model_identity(args),
+    world = World(load_models(args.tiny, args.seed, args.weights), args.seed,
+                  model_identity(args.tiny, args.seed, args.weights),
                   None if args.no_cache else args.cache)
     load_seconds = time.perf_counter() - t0
     if args.calibrate:
-        from .toyworld_calibrate import calibrate
-
         return calibrate(world, cases, args)
     methods, missing = available_methods(args.methods.split(",") if args.methods else None)
     s = settings_from(args)
@@ -375,7 +226,7 @@ def main(argv=None) -> int:
               f"({time.perf_counter() - t:.1f}s)", file=sys.stderr)
     report = {
         "title": "EMS in the toy world", "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": "python -m bench.toyworld " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m bench.toy " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": machine_info(), "model": model_info(world, args.tiny, args.weights), "settings": s.as_dict(),
         "split": args.split, "per_kind": args.per_kind, "kinds": kinds, "alphas": args.alphas,
         "methods": methods, "missing_methods": missing, "labels": LABELS,
@@ -384,13 +235,8 @@ def main(argv=None) -> int:
         "methods_cpu_seconds": sum(c["methods"][m].get("cpu_seconds", 0.0) for c in results for m in c["methods"]),
         "cached_results": sum(bool(c["methods"][m].get("cached")) for c in results for m in c["methods"]),
     }
-    from .toyworld_report import write_report
-
     md = write_report(report, results, args.out_dir, args.tag)
     print(f"toyworld: wrote {md}", file=sys.stderr)
     print(md.read_text(encoding="utf-8"))
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

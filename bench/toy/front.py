@@ -1,11 +1,11 @@
-"""``python -m bench.toyworld_front``: the effectiveness–preservation front of every editing path.
+"""``python -m bench.toy.front``: the effectiveness–preservation front of every editing path.
 
-    python -m bench.toyworld_front                      # test split, 8 cases per kind, every variant
-    python -m bench.toyworld_front --per-kind 2 --denoise 0.55 --variants ems_flowedit   # smoke
+    bash scripts/tool.sh -m bench.toy.front                      # test split, 8 cases per kind, every variant
+    bash scripts/tool.sh -m bench.toy.front --per-kind 2 --denoise 0.55 --variants ems_flowedit_plain   # smoke
 
 Each *variant* is one method with fixed options; each is run at every denoise of ``--denoise``
 (the schedule: how far back the edit may reach) on the same held-out scenes, seed and α values
-as :mod:`bench.toyworld`. Per (variant, denoise, kind), over the cases: target reached at α = 1,
+as :mod:`bench.toy.compare`. Per (variant, denoise, kind), over the cases: target reached at α = 1,
 PSNR outside the edited region at α = 1 (the preservation score), other attributes kept, "same as
 source" at α = 0, and monotone progress over 0 ≤ α ≤ 1 — each mean with a 95 % bootstrap interval
 over cases (ours: 2,000 resamples, percentile). A point is on the front of its kind when no other
@@ -25,11 +25,18 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
+from PIL import Image, ImageDraw
 
-from . import harness
-from .toyworld_methods import ToySettings
+from comfyui_ems.ems.grid import _load_font
+from comfyui_ems.toyworld.edits import EDIT_KINDS, edit_cases
 
-REPORTS = Path(__file__).resolve().parent / "reports"
+from bench import REPORTS, harness
+
+from .methods import ToySettings
+from .report import grid_picture
+from .score import score_images, sweep_scores, to_uint8
+from .world import World, cached_method, load_models, model_identity
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 DENOISE = (0.45, 0.55, 0.7, 0.85)
 
@@ -91,8 +98,6 @@ _ROUNDTRIPS: dict = {}
 
 def roundtrip(world, case) -> np.ndarray:
     """The source scene after the toy VAE's round trip, (H, W, 3) uint8: what "no edit" decodes to."""
-    from .toyworld_score import to_uint8
-
     key = (case.source, case.kind, case.target)
     if key not in _ROUNDTRIPS:
         _ROUNDTRIPS[key] = to_uint8(world.decode(world.inputs(case)["latent"]))[0]
@@ -109,10 +114,6 @@ def on_front(points: list[dict]) -> None:
 
 def plot(points: list[dict], kind: str, path: Path) -> Path:
     """PSNR outside the edit (y) against reached at α = 1 (x), a line per variant over denoise."""
-    from PIL import Image, ImageDraw
-
-    from comfyui_ems.ems.grid import _load_font
-
     w, h, pad = 720, 480, 60
     img = Image.new("RGB", (w, h), "white")
     draw = ImageDraw.Draw(img)
@@ -211,7 +212,7 @@ def write(points: list[dict], meta: dict, out: Path, tag: str) -> Path:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.toyworld_front", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m bench.toy.front", description=__doc__.split("\n\n")[0])
     ap.add_argument("--split", default="test")
     ap.add_argument("--per-kind", type=int, default=8)
     ap.add_argument("--kinds", default=None)
@@ -235,17 +236,10 @@ def main(argv=None) -> int:
     if args.merge:
         return merge(args.merge, args.out_dir, args.tag)
 
-    import torch
-
     harness.setup(cpu=args.cpu or not torch.cuda.is_available())
-    from comfyui_ems.toyworld.edits import EDIT_KINDS, edit_cases
-
-    from .toyworld import World, cached_method, load_models, model_identity, parse_args
-    from .toyworld_score import score_images, sweep_scores
-
     kinds = args.kinds.split(",") if args.kinds else list(EDIT_KINDS)
     cases = [c for c in edit_cases(args.split, args.per_kind) if c.kind in kinds]
-    world = World(load_models(False), 0, model_identity(parse_args([])), args.cache)
+    world = World(load_models(False), 0, model_identity(), args.cache)
     base = ToySettings()
     points, start = [], time.perf_counter()
     for name in args.variants.split(","):
@@ -264,8 +258,6 @@ def main(argv=None) -> int:
                 shown.append({"kind": case.kind, "source": case.source.attributes(), "target": case.target.attributes(),
                               "layout": case.source.layout, "images": {method: pixels}})
             if args.pictures:
-                from .toyworld_report import grid_picture
-
                 args.out_dir.mkdir(parents=True, exist_ok=True)
                 grid_picture(shown, method, alphas, args.out_dir / f"{args.tag}-{name}-{d:g}.png",
                              f"{name} at denoise {d:g} (test split, {args.per_kind} per kind; "
@@ -278,7 +270,7 @@ def main(argv=None) -> int:
         on_front([p for p in points if p["kind"] == kind])
     meta = {"title": "Effectiveness–preservation fronts in the toy world", "created":
             datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "command": "python -m bench.toyworld_front " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "command": "python -m bench.toy.front " + " ".join(argv if argv is not None else sys.argv[1:]),
             "device": str(world.model.load_device), "split": args.split, "per_kind": args.per_kind, "kinds": kinds,
             "seed": 0, "steps": base.steps, "alphas": list(alphas), "wall_seconds": time.perf_counter() - start, "variants": VARIANTS}
     if args.json_only:

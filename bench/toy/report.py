@@ -8,10 +8,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from comfyui_ems.ems.grid import _load_font
 from comfyui_ems.llm_io.files import write_json_atomic
+from comfyui_ems.toyworld.scenes import Scene, render
+
 from bench.metrics.cli import json_value
 
-from .toyworld_score import nanmean, summarize
+from .score import nanmean, summarize
 
 TILE_SCALE = 2          # 64-px scenes drawn at 128 px, nearest neighbour (pixels stay readable)
 GRID_ROWS_PER_KIND = 2  # scenes per edit kind in a picture
@@ -24,8 +27,6 @@ def fmt(v, digits=2, pct=False) -> str:
 
 
 def _font(size: int):
-    from comfyui_ems.ems.grid import _load_font
-
     return _load_font(size)[0]
 
 
@@ -33,8 +34,6 @@ def grid_picture(results: list[dict], method: str, alphas, path: Path, title: st
                  rows_per_kind: int = GRID_ROWS_PER_KIND, show=None) -> Path:
     """Rows: up to ``rows_per_kind`` scenes of each kind; columns: source, one per α (or the α in
     ``show``), target (drawn)."""
-    from comfyui_ems.toyworld.scenes import Scene, render
-
     picked, per_kind = [], {}
     for r in results:
         if method in r["images"] and per_kind.get(r["kind"], 0) < rows_per_kind:

@@ -1,6 +1,6 @@
-"""``python -m bench.evaluate``: run EMS over a manifest at several α and write the metric table.
+"""``python -m bench.paper``: run EMS over a manifest at several α and write the metric table.
 
-    COMFYUI_DIR=/path/to/ComfyUI python -m bench.evaluate MANIFEST --out DIR
+    bash scripts/tool.sh -m bench.paper MANIFEST --out DIR
         (--tiny | --checkpoint sd3_medium_incl_clips.safetensors [--text-encoders L G T5])
         [--alphas 0.5,1] [--size 512] [--steps 50 --denoise 0.75 --cfg 7.5 --iterations 20 --constraint 0.5]
         [--lpips alex --lpips-dir DIR] [--clip MODEL] [--negative TEXT] [--limit N]
@@ -15,7 +15,7 @@ edited region; adds PIE-Bench background metrics), optional ``id`` (default: ima
 Each item runs as the shipped workflow does, in-process through ComfyUI: VAE Encode → EMS Encode
 Prompts (equal token lengths) → EMS Alpha Sweep (all α in one batch) → CSDS → euler sampling →
 VAE Decode. One value per item (``DIR/results.md`` "Per item"): ``--sde`` adds the paper's SDE
-through the host model (:mod:`bench.host_sde`; c = source prompt, c̃ = target prompt, noise level
+through the host model (:mod:`bench.paper.host_sde`; c = source prompt, c̃ = target prompt, noise level
 and sampling from the same schedule); ``--vqa-model`` adds MLLM-VQA (the % of consecutive pairs
 source → α₁ → α₂ … in ascending α that the model says show a gradual change of the attribute;
 :mod:`bench.metrics.vqa`; each pair asked ``--vqa-runs`` times, averaged) through the pack's
@@ -40,11 +40,20 @@ from pathlib import Path
 from typing import Optional
 
 import torch
+from PIL import Image
+from support import tiny_sd3
+from tqdm import tqdm
 
+from comfyui_ems.llm_io.client import LLMError
 from comfyui_ems.llm_io.files import write_json_atomic
-from bench.metrics.cli import json_value
+from comfyui_ems.llm_io.providers import Provider, ProviderError, check_base_url
 
-from . import harness
+from bench import harness
+from bench.metrics import LPIPS, ClipScorer, ClipWeightsMissing, LPIPSWeightsMissing
+from bench.metrics.cli import json_value, load_image, load_mask, markdown_table, metric_keys, score_pair, summarize
+from bench.metrics.vqa import openai_ask, sweep_pairs, vqa_score
+
+from .host_sde import host_sde
 
 
 class EvalError(Exception):
@@ -81,10 +90,8 @@ def read_manifest(path: Path) -> list[dict]:
 def load_models(args):
     """(model, clip, vae) — tiny random ones, or from an SD3 checkpoint (+ text encoders)."""
     if args.tiny:
-        from support import tiny_sd3
-
         return tiny_sd3.model_patcher(args.seed), tiny_sd3.clip(args.seed), tiny_sd3.vae(args.seed)
-    import comfy.sd
+    import comfy.sd  # ComfyUI: after host.setup
 
     model, clip, vae = comfy.sd.load_checkpoint_guess_config(str(args.checkpoint), output_vae=True,
                                                              output_clip=not args.text_encoders)[:3]
@@ -108,8 +115,6 @@ def encode_prompts(clip, item: dict, negative: str):
 @torch.inference_mode()  # as ComfyUI executes nodes
 def edit_item(item: dict, models, s: harness.EditSettings, alphas: list[float], size: int, negative: str):
     """(source image (1, H, W, 3), edited images (k, H, W, 3), the four conditionings) for one item."""
-    from bench.metrics.cli import load_image
-
     model, clip, vae = models
     image = load_image(item["image"], (size, size))
     latent = {"samples": vae.encode(image)}
@@ -121,14 +126,10 @@ def edit_item(item: dict, models, s: harness.EditSettings, alphas: list[float], 
 
 
 def save_png(image: torch.Tensor, path: Path) -> None:
-    from PIL import Image
-
     Image.fromarray((image.cpu().numpy() * 255).round().astype("uint8")).save(path)
 
 
 def evaluate_item(item, models, scorers, s, alphas, args) -> dict:
-    from bench.metrics.cli import load_mask, score_pair
-
     folder = args.out / "items" / item["id"]
     folder.mkdir(parents=True, exist_ok=True)
     image, edited, (source, target, _, negative) = edit_item(item, models, s, alphas, args.size, args.negative)
@@ -144,8 +145,6 @@ def evaluate_item(item, models, scorers, s, alphas, args) -> dict:
     save_png(image[0], folder / "source.png")
     per_item = {}
     if args.sde:
-        from .host_sde import host_sde
-
         r = host_sde(models[0], models[2], image, source, target, negative, s, norm=args.sde_norm)
         per_item.update(sde=r.sde.item(), sde_err_c=r.err_c.item(), sde_err_flipped=r.err_flipped.item(),
                         sde_ratio=r.ratio.item())
@@ -161,9 +160,6 @@ def ask_vqa(item, source, edited, alphas, ask, runs: int = 1) -> dict:
     """MLLM-VQA over the sweep in ascending α, each image against the previous one (the first
     against the source), each pair asked ``runs`` times: ``vqa`` (% yes over all answers) and
     every answer (pair by pair, run by run)."""
-    from comfyui_ems.llm_io.client import LLMError
-    from bench.metrics.vqa import sweep_pairs, vqa_score
-
     order = sorted(range(len(alphas)), key=lambda i: alphas[i])
     pairs = sweep_pairs([edited[i] for i in order], item["attribute"], source=source)
     try:
@@ -177,15 +173,11 @@ def ask_vqa(item, source, edited, alphas, ask, runs: int = 1) -> dict:
 def load_scorers(args):
     lpips_model = clip_scorer = None
     if args.lpips:
-        from bench.metrics import LPIPS, LPIPSWeightsMissing
-
         try:
             lpips_model = LPIPS.from_pretrained(args.lpips, None, None, args.lpips_dir)
         except LPIPSWeightsMissing as e:
             raise EvalError(str(e)) from None
     if args.clip:
-        from bench.metrics import ClipScorer, ClipWeightsMissing
-
         try:
             clip_scorer = ClipScorer.from_pretrained(args.clip)
         except ClipWeightsMissing as e:
@@ -194,8 +186,6 @@ def load_scorers(args):
 
 
 def write_table(results: list[dict], args, settings: dict) -> dict:
-    from bench.metrics.cli import markdown_table, metric_keys, summarize
-
     rows = [r for res in results for r in res["rows"]]
     keys = metric_keys(rows)
     per_alpha, mean_rows = {}, []
@@ -235,7 +225,7 @@ def item_table(items: list[dict], keys: list[str], means: dict) -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m bench.evaluate", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m bench.paper", description=__doc__.split("\n\n")[0])
     ap.add_argument("manifest", type=Path, help="JSON or JSONL manifest (see module doc)")
     ap.add_argument("--out", type=Path, required=True, help="output folder (rerun with the same folder to resume)")
     model = ap.add_mutually_exclusive_group(required=True)
@@ -271,7 +261,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--vqa-api-key-env", default="", metavar="VAR",
                     help="with --vqa-base-url: the environment variable holding its key (default: none)")
     ap.add_argument("--vqa-runs", type=int, default=5, metavar="N",
-                    help="answers per pair, averaged (default 5, as issue 12 states the paper's protocol)")
+                    help="answers per pair, averaged (default 5, the paper's protocol as described)")
     ap.add_argument("--vqa-temperature", type=float, default=1.0, metavar="T",
                     help="sampling temperature of the VQA model (default 1.0, so runs can differ; ours)")
     ap.add_argument("--limit", type=int, help="only the first N items")
@@ -307,10 +297,6 @@ def vqa_client(args):
     """The ``ask`` callable for --vqa-model; the provider and its key are checked now, before any
     item runs. The destination comes from this command line: a provider the machine defines, or a
     server the person typed (with the key variable they typed)."""
-    from comfyui_ems.llm_io.client import LLMError
-    from bench.metrics.vqa import openai_ask
-    from comfyui_ems.llm_io.providers import Provider, ProviderError, check_base_url
-
     try:
         provider = (Provider("command line", check_base_url(args.vqa_base_url, "--vqa-base-url"),
                              args.vqa_api_key_env.strip(), "the command line")
@@ -322,8 +308,6 @@ def vqa_client(args):
 
 def main(argv: Optional[list] = None) -> int:
     args = parse_args(argv)
-    from tqdm import tqdm
-
     try:
         items = read_manifest(args.manifest)[: args.limit]
         harness.setup(cpu=args.cpu or not torch.cuda.is_available())
@@ -354,6 +338,3 @@ def main(argv: Optional[list] = None) -> int:
     print((args.out / "results.md").read_text(encoding="utf-8"))
     return 0 if report["rows"] else 1
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -13,6 +13,7 @@ Peak memory, one run at a time:
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import re
 import statistics
@@ -34,15 +35,13 @@ def _status_kib(field: str) -> int:
 def _rss() -> int:
     if STATUS.exists():
         return _status_kib("VmRSS")
-    import psutil
+    import psutil  # only where /proc is missing (not Linux); ComfyUI's own requirements include it
 
     return psutil.Process().memory_info().rss
 
 
 def _malloc_trim() -> bool:
     try:
-        import ctypes
-
         ctypes.CDLL("libc.so.6").malloc_trim(0)
         return True
     except (OSError, AttributeError):
@@ -123,35 +122,3 @@ def summarize_runs(runs: list[dict]) -> dict:
             "peak_bytes": int(med("peak_bytes")), "base_bytes": int(med("base_bytes")),
             "increase_bytes": int(statistics.median(r["peak_bytes"] - r["base_bytes"] for r in runs)),
             "runs_peak_bytes": [r["peak_bytes"] for r in runs]}
-
-
-class PhaseCounter:
-    """A ``model_function_wrapper`` logging (phase, batch) of every diffusion-model forward call.
-
-    Same mechanism as ``tests/support/inprocess.CallCounter``; set ``.phase`` around each phase."""
-
-    def __init__(self):
-        self.phase = "other"
-        self.log: list[tuple[str, int]] = []
-
-    def __call__(self, apply_model, args):
-        self.log.append((self.phase, int(args["input"].shape[0])))
-        return apply_model(args["input"], args["timestep"], **args["c"])
-
-    def install(self, model_patcher):
-        patched = model_patcher.clone()
-        patched.set_model_unet_function_wrapper(self)
-        return patched
-
-    def reset(self):
-        self.log = []
-
-    def by_phase(self) -> dict:
-        """{phase: {"calls": n, "batch_sizes": sorted distinct batches}} in first-seen order."""
-        out: dict[str, dict] = {}
-        for phase, batch in self.log:
-            entry = out.setdefault(phase, {"calls": 0, "batch_sizes": []})
-            entry["calls"] += 1
-            if batch not in entry["batch_sizes"]:
-                entry["batch_sizes"].append(batch)
-        return out

@@ -1,11 +1,11 @@
-"""``python -m bench.latent_direction_study``: EMS Latent Direction's choices measured in the toy world.
+"""``python -m bench.latent``: EMS Latent Direction's choices measured in the toy world.
 
-    python -m bench.latent_direction_study                   # val split, 3 cases per kind, both stages
-    python -m bench.latent_direction_study --per-kind 1 --no-resample   # minutes: direction only
-    python -m bench.latent_direction_study --tiny --per-kind 1          # harness smoke test (random SD3)
+    bash scripts/tool.sh -m bench.latent                   # val split, 3 cases per kind, both stages
+    bash scripts/tool.sh -m bench.latent --per-kind 1 --no-resample   # minutes: direction only
+    bash scripts/tool.sh -m bench.latent --tiny --per-kind 1          # harness smoke test (random SD3)
 
 Which reading of arXiv 2502.02225 to ship (web/docs/EMSLatentDirection.md) is decided here, on
-held-out **val** scenes (the test split stays for bench.toyworld's comparison). For each edit case
+held-out **val** scenes (the test split stays for bench.toy's comparison). For each edit case
 (toyworld.edits) the source scene's clean latent is moved by every variant — ``linear`` and
 ``svd`` × matrix axes × rank × spectrum form — at several α, with three kinds of reference pair:
 
@@ -18,7 +18,7 @@ held-out **val** scenes (the test split stays for bench.toyworld's comparison). 
 
 Two stages are scored: ``decode`` (the edited latent straight through the VAE: the direction
 itself) and ``resample`` (img2img with the *source* caption at the toy world's calibrated
-schedule, as bench.toyworld runs latent directions). Scores are bench.toyworld_score's:
+schedule, as bench.toy runs latent directions). Scores are bench.toy.score's:
 progress (0 = source value, 1 = target value), reached (readout equals the target value),
 kept (other attributes unchanged: the paper's "identity"), PSNR outside the edit region, and
 Spearman ρ of progress against α. Writes ``bench/reports/latent-direction-study.{md,json,png}``.
@@ -35,10 +35,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
-from . import harness
+from comfyui_ems.toyworld.edits import EDIT_KINDS, edit_cases
 
-REPORTS = Path(__file__).resolve().parent / "reports"
+from bench import REPORTS, harness
+from bench.metrics import masked_psnr
+from bench.toy.methods import ToySettings, reference_pair, repeated
+from bench.toy.score import edit_region, nanmean, score_images, spearman, to_image, to_uint8
+from bench.toy.world import DEFAULTS, World, load_models
 ALPHAS = (0.0, 0.5, 1.0, 1.5)
 OTHER_LAYOUT = 500_000  # added to a val layout: a layout no split uses (val 1e6+, test 2e6+)
 
@@ -59,7 +64,7 @@ REFERENCES = ("render", "render_other", "generated")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m bench.latent_direction_study", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m bench.latent", description=__doc__.split("\n\n")[0])
     ap.add_argument("--tiny", action="store_true", help="tiny random SD3 instead of the toy model (smoke test)")
     ap.add_argument("--split", default="val")
     ap.add_argument("--per-kind", type=int, default=3)
@@ -68,8 +73,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--references", default=",".join(REFERENCES))
     ap.add_argument("--variants", default=None, help="comma-separated variant labels (default all)")
     ap.add_argument("--no-resample", action="store_true", help="score the decode stage only (no sampler)")
-    ap.add_argument("--steps", type=int, default=None, help="resample steps (default: bench.toyworld's)")
-    ap.add_argument("--denoise", type=float, default=None, help="resample denoise (default: bench.toyworld's)")
+    ap.add_argument("--steps", type=int, default=None, help="resample steps (default: bench.toy's)")
+    ap.add_argument("--denoise", type=float, default=None, help="resample denoise (default: bench.toy's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tag", default=None)
     ap.add_argument("--out-dir", type=Path, default=REPORTS)
@@ -89,8 +94,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def reference_latents(world, case, source: str, settings) -> tuple[dict, dict]:
     """(reference_a, reference_b) clean LATENTs for one case from one kind of pair."""
-    from .toyworld_methods import reference_pair
-
     if source == "render":
         return world.inputs(case)["latent"], {"samples": world.vae.encode(world.render(case.target))}
     if source == "render_other":
@@ -103,8 +106,6 @@ def reference_latents(world, case, source: str, settings) -> tuple[dict, dict]:
 @torch.inference_mode()
 def edit(world, case, references, mode, options, alphas, stage, settings) -> torch.Tensor:
     """Decoded images (k, H, W, 3) of one variant on one case, one item per α."""
-    from .toyworld_methods import repeated
-
     apply_direction = harness.pack_module("ems.latent_direction").apply_direction
     inp = world.inputs(case)
     latent = repeated(inp["latent"], len(alphas))
@@ -124,10 +125,6 @@ def relative_to_alpha0(case, rows: list[dict], images: np.ndarray, alphas) -> No
     the edit region vs α = 0."""
     if 0.0 not in alphas:
         return
-    from bench.metrics import masked_psnr
-
-    from .toyworld_score import edit_region, to_image
-
     i0 = alphas.index(0.0)
     mask = torch.from_numpy(edit_region(case, images.shape[1])).float()
     psnr = masked_psnr(to_image(images[[i0] * len(alphas)]), to_image(images), mask).tolist()
@@ -140,8 +137,6 @@ def relative_to_alpha0(case, rows: list[dict], images: np.ndarray, alphas) -> No
 
 
 def summarize(rows: list[dict], alphas) -> dict:
-    from .toyworld_score import nanmean, spearman
-
     one = [r for r in rows if r["alpha"] == 1.0]
     zero = [r for r in rows if r["alpha"] == 0.0]
     sweeps = {}
@@ -165,8 +160,6 @@ def summarize(rows: list[dict], alphas) -> dict:
 
 def write_picture(path: Path, images: dict, labels: list[str]) -> None:
     """Rows = variants, columns = cases (α = 1), after a first row with the sources."""
-    from PIL import Image
-
     rows = [np.concatenate(list(images[label]), axis=1) for label in labels]
     grid = np.concatenate(rows, axis=0)
     Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(path)
@@ -174,7 +167,7 @@ def write_picture(path: Path, images: dict, labels: list[str]) -> None:
 
 def markdown(report: dict) -> str:
     lines = [f"# EMS Latent Direction: the SVD reading's choices in the toy world ({report['split']} split)", "",
-             f"Generated by `python -m bench.latent_direction_study {' '.join(report['argv'])}` on "
+             f"Generated by `python -m bench.latent {' '.join(report['argv'])}` on "
              f"{report['date']} ({report['seconds']:.0f} s). Model: {report['model']}. Cases: "
              f"{report['n_cases']} ({report['per_kind']} per kind × {', '.join(report['kinds'])}); α = "
              f"{', '.join(f'{a:g}' for a in report['alphas'])}.", "",
@@ -209,12 +202,6 @@ def markdown(report: dict) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     harness.setup()
-    from comfyui_ems.toyworld.edits import EDIT_KINDS, edit_cases
-
-    from .toyworld import DEFAULTS, World, load_models
-    from .toyworld_methods import ToySettings
-    from .toyworld_score import score_images, to_uint8
-
     kinds = args.kinds.split(",") if args.kinds else list(EDIT_KINDS)
     cases = [c for c in edit_cases(args.split, args.per_kind, seed=args.seed) if c.kind in kinds]
     base = {k: v for k, v in DEFAULTS.items() if k in ToySettings.__dataclass_fields__}
@@ -271,6 +258,3 @@ def main(argv=None) -> int:
     print(f"wrote {base_path.with_suffix('.md')}")
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -19,7 +19,7 @@ import comfy.model_management
 import comfy.sample
 import comfy.samplers
 
-from .harness import sample_clean
+from bench.harness import sample_clean
 
 
 class InversionGuider(comfy.samplers.CFGGuider):

@@ -1,7 +1,8 @@
-"""``python -m bench``: EMS next to plain img2img, in one process, through ComfyUI's sampling path.
+"""``python -m bench`` (= ``python -m bench.cost``): EMS next to plain img2img, in one process,
+through ComfyUI's sampling path.
 
-    COMFYUI_DIR=/path/to/ComfyUI python -m bench [--quick]     # CPU, tiny SD3
-    COMFYUI_DIR=/path/to/ComfyUI python -m bench --full        # GPU, SD3-medium-size MMDiT, fp16, 1024²
+    bash scripts/tool.sh -m bench [--quick]     # CPU, tiny SD3
+    bash scripts/tool.sh -m bench --full        # GPU, SD3-medium-size MMDiT, fp16, 1024²
 
 Writes ``bench/reports/<device-tag>.md`` and ``.json``; see bench/README.md for every figure.
 Exit status 1 when a call-count check fails (one batched model call per CSDS iteration, per EMS Flow
@@ -19,9 +20,14 @@ import sys
 from pathlib import Path
 
 import torch
+from support.tiny_sd3 import TINY_MMDIT
 
-from . import harness
-from .measure import PeakMemory, PhaseCounter, run_once, summarize_runs
+from bench import REPORTS, harness
+from bench.host import CallCounter
+
+from . import models
+from .measure import PeakMemory, run_once, summarize_runs
+from .report import write_report
 
 CASES = ("img2img", "ems", "text_only", "sweep_batched", "sweep_separate", "flow_edit", "flow_sweep_batched",
          "flow_sweep_separate")
@@ -54,7 +60,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--sweep-repeats", type=int, help="timed rounds for the two sweep cases (default --repeats)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device-tag", help="report file name (default cpu-tiny / <gpu>-full)")
-    ap.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent / "reports")
+    ap.add_argument("--out-dir", type=Path, default=REPORTS)
     args = ap.parse_args(argv)
     args.size = args.size or (1024 if args.full else 64)
     quick_or = (lambda quick, normal, full: quick if args.quick else full if args.full else normal)
@@ -66,7 +72,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def machine_info(device: torch.device) -> dict:
-    import comfyui_version
+    import comfyui_version  # ComfyUI's own module, like comfy.*: imported after host.setup
 
     info = {"platform": platform.platform(), "machine": platform.machine(), "python": platform.python_version(),
             "cpu": platform.processor() or "unknown", "cpu_count": os.cpu_count(),
@@ -88,15 +94,13 @@ def default_tag(args, device) -> str:
 
 
 def build(args):
-    """(model, dtype, conditionings, latent, model description)."""
-    from . import models
-
+    """(model, conditionings, latent, model description)."""
     if args.full:
         model = models.full_model(args.seed, torch.float16)
         config = models.SD3_MEDIUM_MMDIT
     else:
         model = models.tiny_model(args.seed)
-        from support.tiny_sd3 import TINY_MMDIT as config
+        config = TINY_MMDIT
     n_params = sum(p.numel() for p in model.model.diffusion_model.parameters())
     conds = [models.conditioning(args.seed + i) for i in range(1, 5)]  # source, target, attribute, negative
     latent = models.clean_latent(args.seed, args.size, args.size)
@@ -134,7 +138,7 @@ def make_cases(model, conds, latent, s, args):
 
 def count_calls(cases, model) -> dict:
     """One run of every case through a counting model wrapper: calls per phase and batch sizes."""
-    counter = PhaseCounter()
+    counter = CallCounter()
     counted = cases(counter.install(model), counter)
     out = {}
     for name in CASES:
@@ -252,8 +256,6 @@ def main(argv=None) -> int:
         "cases": DESCRIPTIONS, "calls": calls, "checks": checks, "timing": timing, "ratios": r,
         "targets": targets(r, checks, device.type == "cuda"),
     }
-    from .report import write_report
-
     md, js = write_report(report, args.out_dir, tag)
     print(f"bench: wrote {md} and {js}", file=sys.stderr)
     print(Path(md).read_text(encoding="utf-8"))

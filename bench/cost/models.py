@@ -3,12 +3,15 @@
 Both are built through ComfyUI's own classes (``comfy.supported_models.SD3`` → ``model_base.SD3``
 → MMDiT, wrapped in ``ModelPatcher``), so sampling sees exactly what ``UNETLoader`` would give it.
 Weights are random (there are no SD3 weights here); timing and memory do not depend on them.
-Import after :func:`bench.harness.setup`.
+ComfyUI's modules are imported inside the functions: call them after :func:`bench.host.setup`.
 """
 
 from __future__ import annotations
 
 import torch
+from support import tiny_sd3
+
+from comfyui_ems.toyworld.model import seeded_parameters
 
 # SD3-medium as ComfyUI's model_detection reads it from sd3_medium.safetensors: x_embedder
 # (1536, 16, 2, 2) → depth 1536/64 = 24 (24 heads), pos_embed (1, 36864, 1536) → max size 192,
@@ -25,8 +28,6 @@ SD3_MEDIUM_MMDIT = {
 
 def tiny_model(seed: int = 0):
     """The tests' tiny SD3 (depth 2, hidden 128) in float32 on the CPU."""
-    from support import tiny_sd3
-
     return tiny_sd3.model_patcher(seed)
 
 
@@ -40,8 +41,6 @@ def full_model(seed: int = 0, dtype=torch.float16, config: dict | None = None):
     import comfy.model_patcher
     import comfy.supported_models
 
-    from comfyui_ems.toyworld.model import seeded_parameters
-
     model_config = comfy.supported_models.SD3(dict(SD3_MEDIUM_MMDIT if config is None else config))
     load_device, offload_device = mm.get_torch_device(), mm.unet_offload_device()
     manual_cast = mm.unet_manual_cast(dtype, load_device, model_config.supported_inference_dtypes)
@@ -53,8 +52,6 @@ def full_model(seed: int = 0, dtype=torch.float16, config: dict | None = None):
 
 def conditioning(seed: int, tokens: int = 154, batch: int = 1):
     """A random SD3-shaped CONDITIONING (tokens (B, 154, 4096), pooled (B, 2048)) on the CPU."""
-    from support import tiny_sd3
-
     return tiny_sd3.conditioning(seed, tokens, batch)
 
 
