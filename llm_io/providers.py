@@ -122,7 +122,7 @@ def check_base_url(url: object, where: str) -> str:
     if parts.query or parts.fragment:
         raise ProviderError(f"{where}: base_url must be the server's root without '?…' or '#…'")
     try:
-        parts.port
+        _ = parts.port  # urllib parses the port lazily and raises here
     except ValueError:
         raise ProviderError(f"{where}: base_url has a port that is not a number from 0 to 65535") from None
     return url

@@ -51,7 +51,7 @@ class CSDSGuider(comfy.samplers.CFGGuider):
     def set_conds(self, positive, attribute, negative):
         self.inner_set_conds({"positive": positive, "attribute": attribute, "negative": negative})
 
-    def predict_noise(self, x, timestep, model_options={}, seed=None):
+    def predict_noise(self, x, timestep, model_options={}, seed=None):  # noqa: B006 - CFGGuider's own signature
         # Used as an ordinary guider this is plain CFG on the positive.
         return comfy.samplers.sampling_function(self.inner_model, x, timestep, self.conds.get("negative"),
                                                 self.conds.get("positive"), self.cfg,

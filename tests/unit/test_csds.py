@@ -161,7 +161,9 @@ def test_first_step_follows_the_denoised_difference_for_any_model():
     z0 = torch.randn(2, 4, 5, 5, generator=g, dtype=torch.float64)
 
     def nonlinear(z):
-        mix = lambda w: torch.tanh(torch.einsum("oc,bchw->bohw", w.double(), z))
+        def mix(w):
+            return torch.tanh(torch.einsum("oc,bchw->bohw", w.double(), z))
+
         return mix(w_pos), mix(w_attr)
 
     sigma, eta = 0.9, 0.05
