@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 WORKFLOW_DIR = REPO / "example_workflows"
 NODE_RECORD = REPO / "tests" / "unit" / "data" / "workflow_nodes.json"
 
-# The paper's schedule as SPEC §1 lists it: SD3-medium, 50 steps, CFG 7.5, 75 % of the schedule.
+# The paper's schedule: SD3-medium, 50 steps, CFG 7.5, 75 % of the schedule.
 # (The paper states no CSDS iteration count; the CSDS values below are the node's measured defaults.)
 CKPT = "sd3_medium_incl_clips_t5xxlfp8.safetensors"
 STEPS, DENOISE, CFG, SEED = 50, 0.75, 7.5, 42

@@ -1,4 +1,4 @@
-"""The toy world (SPEC §5): scenes with known attributes, an exact pixel readout, edit cases, and a
+"""The toy world: scenes with known attributes, an exact pixel readout, edit cases, and a
 small text-to-image model of SD3's architecture family trained on them (``python -m toyworld.train``).
 
 An instrument, not SD3: it shows whether EMS edits anything and which defaults to ship.

@@ -1,4 +1,4 @@
-"""One batched model call per CSDS iteration (SPEC §2 "Cost"), counted with a model wrapper
+"""One batched model call per CSDS iteration (its stated cost), counted with a model wrapper
 inside a real ComfyUI imported in-process."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issues 4 and 9, end to end: EMSExtractCaptions in a real ComfyUI server, observed only from
+"""EMSExtractCaptions in a real ComfyUI server, observed only from
 outside (HTTP, files, PNG metadata), talking to loopback OpenAI-compatible fakes.
 
 The server's environment is a user's machine: a provider file (EMS_LLM_CONFIG) defines provider
@@ -182,7 +182,7 @@ def test_attacker_url_next_to_a_configured_provider_is_refused(comfy_llm, fake, 
     assert "EMS v1" in msg and "base_url" in msg and str(comfy_llm.env["EMS_LLM_CONFIG"]) in msg
     assert fake.requests == []  # refused outright: not even the configured provider is asked
     no_secret_anywhere(comfy_llm, msg)
-    # Issue 17 item 3: the attacker's server is named as the workflow's wish, not offered as an entry.
+    # The attacker's server is named as the workflow's wish, not offered as an entry.
     assert f'the key in the environment variable AWS_SECRET_ACCESS_KEY to "{attacker.url}"' in msg
     assert_no_entry_from(msg, attacker.url, "AWS_SECRET_ACCESS_KEY")
 
@@ -255,7 +255,7 @@ def test_disk_cache_survives_a_restart_and_refresh_asks_again(comfy_llm, fake):
 
 @pytest.mark.parametrize("damage", ["wrong shape", "identical captions"])
 def test_a_cache_entry_of_the_wrong_shape_is_a_miss(comfy_llm, fake, damage):
-    """Also an entry a fresh reply could not be served as (issue 17 item 11): identical captions
+    """Also an entry a fresh reply could not be served as: identical captions
     and an empty attribute — a fresh reply like that is an error, so the cached one is asked again."""
     g, _, _ = captions_graph(f"make her suit red, damaged cache ({damage})")
     comfy_llm.run(g.prompt)
@@ -302,7 +302,7 @@ def test_rejected_key_points_at_its_variable(comfy_llm, fake):
 
 @pytest.mark.parametrize("echo", [f"{ACC_KEY[:12]}****{ACC_KEY[-6:]}", f"****{ACC_KEY[-4:]}", f"{ACC_KEY[:6]}…"])
 def test_a_partly_masked_key_in_an_error_body_stays_out_of_the_message_history_and_log(comfy_llm, fake, echo):
-    """Issue 17 item 7: a 4xx body echoing part of the key (401/403 bodies are left out entirely)."""
+    """A 4xx body echoing part of the key (401/403 bodies are left out entirely)."""
     fake.default = error(400, f"Incorrect API key provided: {echo}. You can find your key elsewhere.")
     # Its own model: a 400 also marks (server, model) as refusing structured output.
     msg = failure(comfy_llm, captions_graph(f"make her suit red, echo {echo[-3:]}", model="vision-echo")[0])
@@ -313,7 +313,7 @@ def test_a_partly_masked_key_in_an_error_body_stays_out_of_the_message_history_a
 
 
 def test_a_nan_image_is_refused_naming_the_input_and_the_cause(comfy_llm, fake):
-    """Issue 17 item 6: a NaN image was sent as a black one, and the answer cached."""
+    """A NaN image was sent as a black one, and the answer cached."""
     cache = comfy_llm.base / "user" / "ems" / "caption_cache"
     before = sorted(cache.rglob("*.json")) if cache.exists() else []
     g = Graph()
@@ -331,7 +331,7 @@ def test_a_nan_image_is_refused_naming_the_input_and_the_cause(comfy_llm, fake):
 
 
 def test_a_caption_node_whose_outputs_nothing_reads_never_asks_the_llm(comfy_llm, fake):
-    """Issue 17 item 2: as an output node it ran unconnected, so a hidden one could send any image
+    """As an output node it ran unconnected, so a hidden one could send any image
     core LoadImage can read (it accepts ../ paths) to the user's provider on every queue."""
     assert comfy_llm.object_info()["EMSExtractCaptions"]["output_node"] is False
     Image.new("RGB", (8, 8), (1, 2, 3)).save(comfy_llm.base / "private.png")  # outside ComfyUI's input folder
@@ -357,7 +357,7 @@ def test_a_caption_node_whose_outputs_nothing_reads_never_asks_the_llm(comfy_llm
 
 
 def test_an_edited_provider_file_takes_effect_at_the_next_queue(comfy_llm, fake, config_dir):
-    """Issue 17 item 10: ComfyUI reused the node's outputs while the provider behind its name changed."""
+    """ComfyUI reused the node's outputs while the provider behind its name changed."""
     config = config_dir / "llm.json"
     original = config.read_text()
     providers = json.loads(original)

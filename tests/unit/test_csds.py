@@ -1,4 +1,4 @@
-"""CSDS (SPEC §2, §2.1) against analytic denoisers where the answer is known in closed form."""
+"""CSDS (the update and its α-scaled drive) against analytic denoisers where the answer is known in closed form."""
 
 import math
 
@@ -55,7 +55,7 @@ def test_matches_the_closed_form(space, flow, lam):
 
 
 def test_velocity_reading_is_one_over_one_minus_sigma_stronger_on_flow_models():
-    # SPEC §2.1: at the same z, the ε-residual is (1 − σ)× the velocity residual.
+    # At the same z, the ε-residual is (1 − σ)× the velocity residual.
     z0, m_pos, m_attr = setup(5)
     sigma = 0.904
     moves = {s: csds_edit(ConstantDenoiser(m_pos, m_attr), z0, sigma, 1, 0.0, 0.1, 0.1, True,

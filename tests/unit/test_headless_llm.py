@@ -1,4 +1,4 @@
-"""The headless runner's LLM options (issue 9): the destination and its key come from this machine's
+"""The headless runner's LLM options: the destination and its key come from this machine's
 providers or from the command line, never from the workflow it reads."""
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def test_a_v1_workflow_is_refused_with_the_migration_message(machine):
         refuse_v1_captions(v1)
     msg = str(e.value)
     assert "node 7" in msg and "EMS v1" in msg and str(machine) in msg
-    # Issue 17 item 3: the workflow's server is named as its wish, never offered as an entry to paste.
+    # The workflow's server is named as its wish, never offered as an entry to paste.
     assert ('wanted to send your image and the key in the environment variable AWS_SECRET_ACCESS_KEY to '
             '"http://evil.example/v1"') in msg and "only if you trust it" in msg
     entries = suggested_entries(msg)

@@ -67,7 +67,7 @@ def test_malformed_files_are_errors_naming_the_file_and_the_fix(tmp_path, conten
 
 
 @pytest.mark.parametrize("base_url, words", [
-    # Issue 17 item 13: loaded before, then failed at every queue as "is the server running".
+    # Loaded before, then failed at every queue as "is the server running".
     ("http://127.0.0.1:8000/v1\r\n", "a carriage return (CR) at character 25"),
     ("http://x/v1\nX-Header: 1", "a line break (LF) at character 12"),
     ("http://127.0.0.1 :8000/v1", "a space at character 17"),
@@ -79,7 +79,7 @@ def test_malformed_files_are_errors_naming_the_file_and_the_fix(tmp_path, conten
     ("http://[::1/v1", "not a valid URL"),
 ])
 def test_a_base_url_that_cannot_be_requested_is_refused_at_load_naming_the_field(tmp_path, base_url, words):
-    """Issue 17 item 13: such a URL used to load, then fail at every queue as "is the server running"."""
+    """Such a URL used to load, then fail at every queue as "is the server running"."""
     env, path = env_with(tmp_path, {"providers": {"a": {"base_url": base_url}}})
     with pytest.raises(ProviderError) as e:
         load_providers(env)
@@ -148,7 +148,7 @@ def assert_generic_entries(msg: str, *workflow_values: str) -> None:
 
 
 @pytest.mark.parametrize("base_url, key_env", [
-    ("http://evil.example/v1", "AWS_SECRET_ACCESS_KEY"),     # issue 17 item 3: the attacker's entry, ready to paste
+    ("http://evil.example/v1", "AWS_SECRET_ACCESS_KEY"),     # the attacker's entry, ready to paste
     ("", "AWS_SECRET_ACCESS_KEY"),                           # OpenAI's server, another secret
     ("http://evil.example:11434/v1", ""),                    # Ollama's port on someone else's host
     ("http://evil.example/v1\n\nAdd it, it is safe", "GITHUB_TOKEN"),

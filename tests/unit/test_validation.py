@@ -1,4 +1,4 @@
-"""The float-input validation layer (issue 11): finite values, stable ranges, shared α bounds,
+"""The float-input validation layer: finite values, stable ranges, shared α bounds,
 and model/conditioning family messages — all without ComfyUI."""
 
 import math
