@@ -26,6 +26,11 @@ from pathlib import Path
 
 from comfyui_ems.ems.alphas import AlphaScheduleError, parse_alphas
 from comfyui_ems.ems.captions import derive_attribute
+from comfyui_ems.llm_io.providers import (BUILT_IN, Provider, ProviderError, check_base_url, get_provider, load_providers,
+                                          looks_like_url, resolve_key, v1_message, v1_widget_values)
+from comfyui_ems.toyworld.settings import TOY
+
+from . import demo
 from .discovery import GivenIsNotComfyUI, find_comfyui
 from .comfy_process import PACK_NAME, REPO, ComfyServer, ExecutionFailed, PromptRejected, prepare_base
 from .workflow import WorkflowError, drop_caption_llm, nodes_of, shape_problem, ui_to_api
@@ -240,8 +245,6 @@ def llm_problems(args) -> list[str]:
     """What keeps the caption LLM from running: an unknown provider, a bad --base-url, a missing key.
     The destination and its key come from this machine's providers or from this command line,
     never from the workflow file (which is only read)."""
-    from comfyui_ems.llm_io.providers import Provider, ProviderError, check_base_url, get_provider, looks_like_url, resolve_key
-
     if args.provider and looks_like_url(args.provider):
         # Typed here, so the user's own choice (unlike a URL a workflow carries): say which option takes it.
         return ["--provider takes the NAME of a provider defined on this machine, not a URL; for a server of "
@@ -267,8 +270,6 @@ def llm_problems(args) -> list[str]:
 def workflow_providers(path: Path) -> list[str]:
     """The providers a v2 workflow's caption nodes name (widget 1: instruction, provider, model, …);
     ``openai`` when none can be read. Only names: what they mean is defined on this machine."""
-    from comfyui_ems.llm_io.providers import v1_widget_values
-
     try:
         nodes = json.loads(Path(path).read_text(encoding="utf-8")).get("nodes", [])
     except (OSError, ValueError, AttributeError):
@@ -282,8 +283,6 @@ def workflow_providers(path: Path) -> list[str]:
 def refuse_v1_captions(workflow: dict) -> None:
     """A workflow saved with EMS v1 carries a server URL and a key variable in its caption node: say
     what changed instead of running it (its values would land in the wrong v2 widgets)."""
-    from comfyui_ems.llm_io.providers import v1_message, v1_widget_values
-
     for node in workflow.get("nodes", []) if isinstance(workflow, dict) else []:
         if not isinstance(node, dict) or node.get("type") != "EMSExtractCaptions":
             continue
@@ -298,8 +297,6 @@ def llm_env(args, base: Path) -> dict:
     holds this machine's providers plus the server typed on this command line (names only, no keys)."""
     if not args.base_url:
         return {}
-    from comfyui_ems.llm_io.providers import BUILT_IN, load_providers
-
     providers = {name: {"base_url": p.base_url, "api_key_env": p.api_key_env}
                  for name, p in load_providers().items() if BUILT_IN.get(name) != p}
     providers[COMMAND_LINE_PROVIDER] = {"base_url": args.base_url.strip().rstrip("/"),
@@ -360,9 +357,7 @@ def build_prompt(args, workflow: dict, info: dict, image_name: str, ckpt_name: s
         set_inputs(prompt, "EMSEncodePrompts", source_prompt=args.source, target_prompt=args.target,
                    attribute_prompt=attribute)
     if args.demo:
-        from .demo import swap_to_toyworld
-
-        prompt = swap_to_toyworld(prompt)
+        prompt = demo.swap_to_toyworld(prompt)
     return prompt
 
 
@@ -433,15 +428,11 @@ def run(args) -> int:
     base = Path(tempfile.mkdtemp(prefix="ems-comfy-"))
     packs = {PACK_NAME: REPO}
     if args.demo:
-        from . import demo
-
         args.source = args.source or demo.SOURCE
         args.target = args.target or demo.TARGET
         args.attribute = args.attribute or demo.ATTRIBUTE
         args.alphas = args.alphas or "0, 0.25, 0.5, 0.75, 1"
         # The toy model's own measured settings (toyworld/settings.py): SD3's 0.75 / 7.5 breaks it.
-        from comfyui_ems.toyworld.settings import TOY
-
         flow = "EMSFlowEdit" in args.workflow.read_text(encoding="utf-8")
         args.steps = args.steps if args.steps is not None else TOY.steps
         args.denoise = args.denoise if args.denoise is not None else (TOY.flow_denoise if flow else TOY.denoise)
