@@ -10,8 +10,10 @@ rebuilt from their seed and checked against the checksum recorded at training.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import safetensors.torch
 import torch
 
 from . import model as M
@@ -25,8 +27,6 @@ class ToyWorldError(RuntimeError):
 
 
 def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    import safetensors.torch
-
     if not path.exists():
         raise ToyWorldError(f"{NODE}: missing {path.name} in {path.parent}. The toy model's weights ship "
                             "with the pack; regenerate them with `python -m toyworld.train` from the pack folder.")
@@ -46,8 +46,6 @@ def load_toyworld(weights: Path | None = None):
     if key in _CACHE:
         return _CACHE[key]
     M.ensure_comfy()
-    import json
-
     import comfy.sd
     import comfy.supported_models
 
