@@ -209,9 +209,9 @@ def validate(args) -> dict:
         problems.append(f"--output {args.output} is {kind}; give a folder (results go to a fresh folder inside it).")
     if args.alphas is not None:
         try:
-            parse_alphas(args.alphas, node="--alphas")
+            parse_alphas(args.alphas)
         except AlphaScheduleError as e:
-            problems.append(str(e).replace("\n", " "))
+            problems.append(f"--alphas: {e}".replace("\n", " "))
     problems += check_numbers(args)
     if not args.demo:
         if not args.checkpoint:

@@ -25,7 +25,7 @@ from ..ems.captions import (PROMPT_VERSION, SCHEMA, CaptionError, Captions, deri
                             is_cache_entry, word_diff)
 from ..llm_io.providers import ProviderError, get_provider, resolve_key, v1_message
 from ..ems.validation import TEMPERATURE
-from .common import CATEGORY, LOG, check_floats, float_input, node_error
+from .common import CATEGORY, LOG, check_floats, float_input, node_error, node_errors
 
 NODE = "EMS Extract Captions"
 V1_INPUTS = ("base_url", "api_key_env")
@@ -197,10 +197,8 @@ class EMSExtractCaptions(io.ComfyNode):
         if image.shape[0] != 1:
             raise node_error(NODE, f"image has a batch of {image.shape[0]}; EMS edits one image. Pick one "
                                    "with 'Image From Batch'.")
-        try:
+        with node_errors(NODE, ProviderError):
             provider = get_provider(provider_name)
-        except ProviderError as e:
-            raise node_error(NODE, str(e)) from None
         pixels = image_pixels(image)
         key = cache_key(pixels.tobytes(), pixels.shape, instruction=instruction.strip(), model=model,
                         provider=provider.name, base_url=provider.base_url, prompt_version=PROMPT_VERSION,
@@ -213,17 +211,17 @@ class EMSExtractCaptions(io.ComfyNode):
             return cached, "from the disk cache", list(hit.get("warnings") or [])
         config = llm.LLMConfig(model=model, provider=provider, temperature=float(temperature), seed=int(seed))
         api_key = None
-        try:
-            api_key = resolve_key(provider)
-            client = llm.ChatClient(config, api_key, cancelled=interrupted)
-            captions, warnings = extract_captions(
-                lambda messages: client.complete(messages, schema=SCHEMA, schema_name="ems_captions"),
-                instruction, llm.image_data_url(pixels), source or None, target or None)
-        except llm.Cancelled:
-            raise_interrupted()
-        except (llm.LLMError, ProviderError, CaptionError) as e:
-            # Scrubbed again here: a caption error quotes the server's reply, which may echo the key.
-            raise node_error(NODE, llm.scrub(str(e), api_key)) from None
+        # Scrubbed again here: a caption error quotes the server's reply, which may echo the key.
+        # (``clean`` reads api_key when an error is reported, so it sees the resolved key.)
+        with node_errors(NODE, llm.LLMError, ProviderError, CaptionError, clean=lambda m: llm.scrub(m, api_key)):
+            try:
+                api_key = resolve_key(provider)
+                client = llm.ChatClient(config, api_key, cancelled=interrupted)
+                captions, warnings = extract_captions(
+                    lambda messages: client.complete(messages, schema=SCHEMA, schema_name="ems_captions"),
+                    instruction, llm.image_data_url(pixels), source or None, target or None)
+            except llm.Cancelled:
+                raise_interrupted()
         warnings = [llm.scrub(w, api_key) for w in warnings]
         for w in warnings:
             LOG.warning("%s: after one repair request the captions still have a problem: %s", NODE, w)
