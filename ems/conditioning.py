@@ -14,7 +14,7 @@ The paper moves both the token embedding and the pooled embedding; ``manipulate_
 keeps the base's pooled vector (an ablation). Other families (SD1.5, SDXL, Flux) are handled
 the same way on whatever is present.
 
-**The degree travels with the conditioning** (SPEC v2 §2.1). Every entry EMS Text Direction or
+**The degree travels with the conditioning.** Every entry EMS Text Direction or
 EMS Alpha Sweep outputs carries ``extras["ems_alpha"]``: a float64 tensor of shape (B,), the α of
 each batch item, so EMS CSDS Latent Edit can apply its degree rule per item with no extra wire.
 A chained direction (``base`` = another direction's output) records *its own* α, replacing the
@@ -179,7 +179,7 @@ def _manipulate_pooled(alpha: float, extras: dict, manipulate_pooled: bool) -> O
 
 def manipulate_conditioning(source: list, target: list, alpha: float, manipulate_pooled: bool = True,
                             base: Optional[list] = None) -> list:
-    """``base + α·(target − source)`` on every entry of a CONDITIONING (SPEC §3 EMSTextDirection).
+    """``base + α·(target − source)`` on every entry of a CONDITIONING (the Manipulate step).
 
     Tokens and ``pooled_output`` are interpolated; every other extra key comes from the target.
     Entries are paired by position. Raises :class:`ConditioningMismatch` naming the inputs

@@ -1,10 +1,10 @@
-"""Constrained score-distillation sampling (CSDS), EMS's image-side *Sample* step (SPEC §2, §2.1).
+"""Constrained score-distillation sampling (CSDS), EMS's image-side *Sample* step.
 
 The paper's objective ``‖ε_c̃(z') − ε_attr(z')‖² + λ‖ε_c̃(z') − ε_c̃(z_t)‖²`` is differentiated
 "without the transformer's gradient", which read literally is zero. We use the score-distillation
 reading (as in Delta Denoising Score): predictions carry no autograd, and their residuals are the
-update direction, signed so the latent moves *toward* the attribute. With the degree rule of
-SPEC v2 §2.1 (ours) the drive term is scaled per batch item by that item's α:
+update direction, signed so the latent moves *toward* the attribute. With our degree rule (below)
+the drive term is scaled per batch item by that item's α:
 
     η_k     = step_start · (step_end / step_start) ** (k / (N − 1))
     g_k     = α · [r(z_k, attr) − r(z_k, c̃)] + λ·[r(z_k, c̃) − r(z_0, c̃)]
@@ -16,16 +16,17 @@ SPEC v2 §2.1 (ours) the drive term is scaled per batch item by that item's α:
   transformer outputs and what diffusers calls ``noise_pred`` — the space the paper's step sizes
   (0.1 → 0.01) were tuned in. For ε/v-prediction models in k-diffusion space (z = x0 + σ·ε) it is
   ε, the same as ``"noise"``.
-- ``"noise"``: w = a(σ) (1 − σ for flow models, 1 in k-diffusion space), the noise ε in z — v1 of
-  this pack. For flow models the drive is then (1 − σ)× the ``model_output`` one (≈ 0.1× at
+- ``"noise"``: w = a(σ) (1 − σ for flow models, 1 in k-diffusion space), the noise ε in z — this
+  pack's first reading. For flow models the drive is then (1 − σ)× the ``model_output`` one (≈ 0.1× at
   σ = 0.9).
 
 Why the sign moves toward the attribute: r(z, attr) − r(z, c̃) = −(w/σ)·(D_attr − D_c̃), so
 −η·α·[…] = η·α·(w/σ)·(D_attr − D_c̃): the latent steps along "what the attribute would denoise
 to, minus what the current prompt would", forward for α > 0 and backward for α < 0.
 
-**Degree** (α, SPEC v2 §2.1; our rule). v1 used the unscaled drive, which is strongest at α = 0
-(c̃ = c0 is furthest from the attribute): "α = 0 is the source" was false with CSDS on. Scaling
+**Degree** (α; our rule). The unscaled drive (the paper's update as written, and this pack's
+first version) is strongest at α = 0 (c̃ = c0 is furthest from the attribute): "α = 0 is the
+source" was false with CSDS on. Scaling
 the drive by α makes α = 0 *no image-side edit*: g_0 = 0 at z_0, so z_N = z_0 exactly and the
 pipeline equals img2img with the source caption. To first order in the conditioning,
 D_attr − D_c̃(α) ≈ A − α·T with A = D_attr − D_c0 and T = D_c1 − D_c0, so the push is
@@ -33,14 +34,13 @@ D_attr − D_c̃(α) ≈ A − α·T with A = D_attr − D_c0 and T = D_c1 − D
 along T) and flattening toward α = 1 when the attribute adds nothing beyond the target caption
 (which is why an empty attribute must not fall back to the target: at α = 1 the drive would be
 exactly zero). α = 1 is exactly the paper's update. A positive without α gets the full push
-(weight 1), as in v1.
+(weight 1), the unscaled update.
 
 **Stable ranges.** The proximal term's z-Jacobian is (I − w·J_D)/σ, with J_D = ∂D/∂z a scaled
 posterior covariance (Tweedie), positive semi-definite; its eigenvalues μ lie in [·, 1/σ]. One step
 multiplies the proximal error by (1 − η·λ·μ): it cannot overshoot while η·λ ≤ σ and diverges
 beyond η·λ = 2σ (on the ε reading μ ≥ 0 as well). ``check_stable`` refuses λ·η_0 > σ; η_0 is the
-largest step. For σ < 1 this is stricter than the rule "λ·η < 1" of SPEC §2.1, which is its σ = 1
-case. The drive term has no such bound: one step changes the implied clean image by
+largest step. For σ < 1 this is stricter than a plain "λ·η < 1", which is its σ = 1 case. The drive term has no such bound: one step changes the implied clean image by
 η·|α|·(D_attr − D_c̃)/(σ·a(σ)) on the ``model_output`` reading of a flow model (≈ 11·η·|α|·ΔD at
 σ = 0.9) and by η·|α|·ΔD/σ on the ``noise`` reading — larger step sizes are the first thing to lower
 when an edit overshoots.
@@ -183,7 +183,7 @@ def check_stable(sigma: float, params: CSDSParams) -> None:
 
 
 def degree_weights(alpha: Optional[torch.Tensor], batch: int) -> torch.Tensor:
-    """Per-item weight of the drive term, shape (batch,): the item's α, or 1 without one (v1)."""
+    """Per-item weight of the drive term, shape (batch,): the item's α, or 1 without one (the unscaled update)."""
     if alpha is None:
         return torch.ones(batch, dtype=torch.float64)
     alpha = torch.as_tensor(alpha, dtype=torch.float64).flatten()

@@ -27,7 +27,7 @@ from pathlib import Path
 from comfyui_ems.ems.alphas import AlphaScheduleError, parse_alphas
 from comfyui_ems.ems.captions import derive_attribute
 from comfyui_ems.llm_io.providers import (BUILT_IN, Provider, ProviderError, check_base_url, get_provider, load_providers,
-                                          looks_like_url, resolve_key, v1_message, v1_widget_values)
+                                          looks_like_url, resolve_key, legacy_message, legacy_widget_values)
 from comfyui_ems.toyworld.settings import TOY
 
 from . import demo
@@ -268,7 +268,7 @@ def llm_problems(args) -> list[str]:
 
 
 def workflow_providers(path: Path) -> list[str]:
-    """The providers a v2 workflow's caption nodes name (widget 1: instruction, provider, model, …);
+    """The providers a workflow's caption nodes name (widget 1: instruction, provider, model, …);
     ``openai`` when none can be read. Only names: what they mean is defined on this machine."""
     try:
         nodes = json.loads(Path(path).read_text(encoding="utf-8")).get("nodes", [])
@@ -276,20 +276,20 @@ def workflow_providers(path: Path) -> list[str]:
         return ["openai"]
     names = {n["widgets_values"][1] for n in nodes if isinstance(n, dict) and n.get("type") == "EMSExtractCaptions"
              and isinstance(n.get("widgets_values"), list) and len(n["widgets_values"]) > 1
-             and isinstance(n["widgets_values"][1], str) and not v1_widget_values(n["widgets_values"])}
+             and isinstance(n["widgets_values"][1], str) and not legacy_widget_values(n["widgets_values"])}
     return sorted(names) or ["openai"]
 
 
-def refuse_v1_captions(workflow: dict) -> None:
-    """A workflow saved with EMS v1 carries a server URL and a key variable in its caption node: say
-    what changed instead of running it (its values would land in the wrong v2 widgets)."""
+def refuse_legacy_captions(workflow: dict) -> None:
+    """A workflow saved by an early EMS carries a server URL and a key variable in its caption node: say
+    what changed instead of running it (its values would land in the wrong widgets)."""
     for node in workflow.get("nodes", []) if isinstance(workflow, dict) else []:
         if not isinstance(node, dict) or node.get("type") != "EMSExtractCaptions":
             continue
-        old = v1_widget_values(node.get("widgets_values"))
+        old = legacy_widget_values(node.get("widgets_values"))
         if old:
-            raise WorkflowError(f"node {node.get('id')} (EMS Extract Captions): {v1_message(old['base_url'], old['api_key_env'])} "
-                                "Or open the workflow in ComfyUI (the pack moves the node to v2) and save it again.")
+            raise WorkflowError(f"node {node.get('id')} (EMS Extract Captions): {legacy_message(old['base_url'], old['api_key_env'])} "
+                                "Or open the workflow in ComfyUI (the pack moves the node to the provider layout) and save it again.")
 
 
 def llm_env(args, base: Path) -> dict:
@@ -333,7 +333,7 @@ def typed_attribute(source: str, target: str, attribute: str = "") -> str:
 
 
 def build_prompt(args, workflow: dict, info: dict, image_name: str, ckpt_name: str | None) -> dict:
-    refuse_v1_captions(workflow)
+    refuse_legacy_captions(workflow)
     filled: list[str] = []
     prompt = ui_to_api(workflow, info, filled)
     if filled:

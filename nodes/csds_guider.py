@@ -6,7 +6,7 @@ pure-PyTorch loop from ``ems.csds`` with the guider as its prediction.
 
 The sampler is given only ``sigmas[:1]`` = [σ]: KSAMPLER then forms z_0 = noise_scaling(σ, n, x)
 on entry and returns inverse_noise_scaling(σ, z_N) on exit, which is exactly ComfyUI's
-"leftover noise" convention (SPEC §2), so the result continues in SamplerCustomAdvanced with
+"leftover noise" convention, so the result continues in SamplerCustomAdvanced with
 DisableNoise and the full SIGMAS.
 
 Latent noise masks (SetLatentNoiseMask). ComfyUI's KSAMPLER wraps the guider in

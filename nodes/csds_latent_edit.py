@@ -1,4 +1,4 @@
-"""EMSCSDSLatentEdit: the image side of EMS — CSDS on the noised latent z_t (SPEC §2, §2.1, §3)."""
+"""EMSCSDSLatentEdit: the image side of EMS — CSDS on the noised latent z_t."""
 
 from __future__ import annotations
 
@@ -87,10 +87,10 @@ class EMSCSDSLatentEdit(io.ComfyNode):
                 float_input(v.STEP_END, d["step_end"], 0.001,
                             tooltip="Last step size η_{N−1} (paper: 0.01); must not exceed step_start."),
                 io.Combo.Input("residual_space", options=list(RESIDUAL_SPACES), default=d["residual_space"],
-                               optional=True,  # v1 graphs without it keep working (with the default)
+                               optional=True,  # graphs saved before it existed keep working (with the default)
                                tooltip="Where the update's residuals are taken. model_output: what the model "
                                        "predicts (velocity for SD3/flow models; the paper's reading). noise: "
-                                       "the noise ε (v1 of this pack; about (1 − σ)× weaker on flow models). "
+                                       "the noise ε (this pack's first reading; about (1 − σ)× weaker on flow models). "
                                        "Identical for ε/v-prediction models."),
             ],
             outputs=[io.Latent.Output("latent", display_name="latent",

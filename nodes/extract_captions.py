@@ -2,7 +2,7 @@
 machine, writes the captions.
 
 A workflow is untrusted input: the graph names a ``provider``; the server and the key
-behind that name come from the machine (:mod:`comfyui_ems.llm_io.providers`). Inputs a v1 graph still carries
+behind that name come from the machine (:mod:`comfyui_ems.llm_io.providers`). Inputs an early EMS graph still carries
 (``base_url``, ``api_key_env``) are not declared, so ComfyUI drops them before ``execute``; the node
 reads its own raw inputs from the hidden prompt only to *refuse* such a graph with a message that
 says what changed, never to use them.
@@ -23,7 +23,7 @@ from ..llm_io import client as llm
 from ..llm_io.caption_cache import CACHE_DIR_ENV, CaptionCache, cache_key
 from ..ems.captions import (PROMPT_VERSION, SCHEMA, CaptionError, Captions, derive_attribute, extract_captions,
                             is_cache_entry, word_diff)
-from ..llm_io.providers import ProviderError, get_provider, resolve_key, v1_message
+from ..llm_io.providers import ProviderError, get_provider, resolve_key, legacy_message
 from ..ems.validation import TEMPERATURE
 from .common import CATEGORY, LOG, check_floats, float_input, node_error, node_errors
 
@@ -62,8 +62,8 @@ def raise_interrupted():
     raise comfy.model_management.InterruptProcessingException()
 
 
-def v1_inputs(prompt, unique_id) -> dict:
-    """The v1 inputs (base_url, api_key_env) this node carries in the queued prompt, if any."""
+def legacy_inputs(prompt, unique_id) -> dict:
+    """The old inputs (base_url, api_key_env) this node carries in the queued prompt, if any."""
     entry = prompt.get(str(unique_id)) if isinstance(prompt, dict) else None
     inputs = entry.get("inputs") if isinstance(entry, dict) else None
     if not isinstance(inputs, dict):
@@ -152,7 +152,7 @@ class EMSExtractCaptions(io.ComfyNode):
                 io.String.Output("edit_words", display_name="edit_words",
                                  tooltip="The target's changed words (spans separated by ', ')."),
             ],
-            # Only to recognise (and refuse) a v1 graph; see the module docstring.
+            # Only to recognise (and refuse) an early EMS graph; see the module docstring.
             hidden=[io.Hidden.prompt, io.Hidden.unique_id],
         )
 
@@ -168,11 +168,11 @@ class EMSExtractCaptions(io.ComfyNode):
     def execute(cls, image, instruction, provider, model, temperature, seed, refresh,
                 source_prompt="", target_prompt="") -> io.NodeOutput:
         hidden = getattr(cls, "hidden", None)
-        old = v1_inputs(getattr(hidden, "prompt", None), getattr(hidden, "unique_id", None))
+        old = legacy_inputs(getattr(hidden, "prompt", None), getattr(hidden, "unique_id", None))
         if old:
             # Refused even when a provider is named too: a graph that carries a server URL is
             # either an old workflow or a crafted one, and the user should know which inputs are dead.
-            raise node_error(NODE, v1_message(*(v if isinstance(v, str) else "" for v in
+            raise node_error(NODE, legacy_message(*(v if isinstance(v, str) else "" for v in
                                                 (old.get("base_url", ""), old.get("api_key_env", "")))))
         temperature = check_floats(NODE, [TEMPERATURE], temperature=temperature)["temperature"]
         source, target = (source_prompt or "").strip(), (target_prompt or "").strip()

@@ -1,4 +1,4 @@
-"""EMSLatentDirection: move a clean image latent along a reference pair a → b (SPEC §3).
+"""EMSLatentDirection: move a clean image latent along a reference pair a → b.
 
 ``linear`` is the EMS paper's Fig. 3b on clean latents; ``svd`` is our documented reading of
 arXiv 2502.02225 (web/docs/EMSLatentDirection.md). The math lives in ems/latent_direction.py.

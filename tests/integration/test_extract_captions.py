@@ -4,7 +4,7 @@ outside (HTTP, files, PNG metadata), talking to loopback OpenAI-compatible fakes
 The server's environment is a user's machine: a provider file (EMS_LLM_CONFIG) defines provider
 ``acc`` → the ``acc`` fake with its key in ACC_LLM_KEY, and other secrets sit beside it (an OpenAI
 key, an AWS secret, a key file). A second fake plays the attacker: graphs that name its URL — next
-to a configured provider, in v1's inputs, behind the built-in ``openai`` — must leave it with zero
+to a configured provider, in the old layout's inputs, behind the built-in ``openai`` — must leave it with zero
 requests, and no secret but ACC_LLM_KEY's (sent to ``acc`` only) may appear in any request, error,
 history entry, log or saved file.
 """
@@ -179,7 +179,7 @@ def test_attacker_url_next_to_a_configured_provider_is_refused(comfy_llm, fake, 
     g, _, _ = captions_graph("make her suit red, attack 1", base_url=attacker.url,
                              api_key_env="AWS_SECRET_ACCESS_KEY")
     msg = failure(comfy_llm, g)
-    assert "EMS v1" in msg and "base_url" in msg and str(comfy_llm.env["EMS_LLM_CONFIG"]) in msg
+    assert "an early EMS" in msg and "base_url" in msg and str(comfy_llm.env["EMS_LLM_CONFIG"]) in msg
     assert fake.requests == []  # refused outright: not even the configured provider is asked
     no_secret_anywhere(comfy_llm, msg)
     # The attacker's server is named as the workflow's wish, not offered as an entry.
@@ -208,7 +208,7 @@ def test_v1_style_graph_without_a_provider_is_rejected_before_it_runs(comfy_llm,
 def test_built_in_openai_with_an_extra_base_url_is_refused(comfy_llm, fake, attacker):
     g, _, _ = captions_graph("make her suit red, attack 3", provider="openai", base_url=attacker.url)
     msg = failure(comfy_llm, g)
-    assert "EMS v1" in msg and attacker.url in msg  # says which server the graph asked for
+    assert "an early EMS" in msg and attacker.url in msg  # says which server the graph asked for
     no_secret_anywhere(comfy_llm, msg)
 
 
@@ -217,7 +217,7 @@ def test_undefined_provider_is_refused_listing_the_defined_ones(comfy_llm, fake,
     provider = attacker.url if name == "URL" else name
     msg = failure(comfy_llm, captions_graph(f"make her suit red, undefined {name}", provider=provider)[0])
     assert str(comfy_llm.env["EMS_LLM_CONFIG"]) in msg
-    if name == "URL":  # what a v1 workflow's URL looks like after the frontend moved it to provider
+    if name == "URL":  # what an old workflow's URL looks like after the frontend moved it to provider
         assert "not a URL" in msg and f'send your image to "{attacker.url}"' in msg
         assert_no_entry_from(msg, attacker.url)
     else:
@@ -449,10 +449,10 @@ def test_pack_scripts_are_served_and_import_only_the_public_app_module(comfy_llm
         assert urllib.request.urlopen(resolved, timeout=30).status == 200, resolved
 
 
-# -- a v1 workflow in the real frontend ------------------------------------------------------------
+# -- an early EMS workflow in the real frontend ------------------------------------------------------------
 
-def v1_workflow(base_url: str, key_env: str) -> dict:
-    """A UI workflow as EMS v1 saved it: LoadImage → EMS Extract Captions with v1's widgets → Preview Any
+def legacy_workflow(base_url: str, key_env: str) -> dict:
+    """A UI workflow as an early EMS saved it: LoadImage → EMS Extract Captions with the old widgets → Preview Any
     (the caption node runs only when a node that runs reads its outputs)."""
     return {
         "last_node_id": 3, "last_link_id": 2, "version": 0.4, "config": {}, "extra": {}, "groups": [],
@@ -482,9 +482,9 @@ def test_a_v1_workflow_opens_in_the_frontend_and_runs_to_the_migration_message(c
 
     async def script(page):
         await open_comfy(page, comfy_llm)
-        return [await load_workflow(page, v1_workflow(attacker.url, "AWS_SECRET_ACCESS_KEY")),
-                await load_workflow(page, v1_workflow("", "OPENAI_API_KEY")),
-                await load_workflow(page, v1_workflow("http://localhost:11434/v1", ""))], page.console
+        return [await load_workflow(page, legacy_workflow(attacker.url, "AWS_SECRET_ACCESS_KEY")),
+                await load_workflow(page, legacy_workflow("", "OPENAI_API_KEY")),
+                await load_workflow(page, legacy_workflow("http://localhost:11434/v1", ""))], page.console
 
     with Chromium() as browser:
         (custom, openai, ollama), console = browser.run(script)
@@ -497,12 +497,12 @@ def test_a_v1_workflow_opens_in_the_frontend_and_runs_to_the_migration_message(c
     assert node["provider"] == attacker.url and "base_url" not in node and "api_key_env" not in node
     assert openai["output"]["2"]["inputs"]["provider"] == "openai"
     assert ollama["output"]["2"]["inputs"]["provider"] == "ollama"
-    assert any("saved by EMS v1" in c["text"] for c in console)
+    assert any("saved by an early EMS" in c["text"] for c in console)
 
-    # What the frontend queues for the v1 workflow runs to the message, and asks nobody.
+    # What the frontend queues for the old workflow runs to the message, and asks nobody.
     prompt = custom["output"]
     with pytest.raises(ExecutionFailed) as e:
         comfy_llm.run(prompt)
-    assert e.value.node_type == "EMSExtractCaptions" and "EMS v1" in e.value.message
+    assert e.value.node_type == "EMSExtractCaptions" and "an early EMS" in e.value.message
     assert attacker.url in e.value.message and str(comfy_llm.env["EMS_LLM_CONFIG"]) in e.value.message
     assert fake.requests == [] and not [s for s in SECRETS if s in e.value.message]

@@ -112,7 +112,7 @@ def test_alpha_zero_items_come_back_exactly_and_others_are_graded():
     assert 0 < moves[1] < moves[2]
     direction = (out[2] - z0[2]).flatten()
     assert torch.dot((out[3] - z0[3]).flatten(), direction) < 0  # negative α pushes away
-    # no α = the full push, as in v1
+    # no α = the full push (the unscaled update)
     torch.testing.assert_close(csds_edit(nonlinear, z0, 0.8, P(5, 0.5, 0.1, 0.01), True)[2], out[2])
 
 
