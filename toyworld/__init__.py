@@ -2,8 +2,9 @@
 small text-to-image model of SD3's architecture family trained on them (``make toy-train``).
 
 An instrument, not SD3: it shows whether EMS edits anything and which defaults to ship. The scenes,
-readout and edit cases are plain numpy (the unit tier uses them). ComfyUI is imported only by the
-model side (``comfy_loader``, ``comfy_scene``, ``model``, ``train``, ``quality``), and there inside
+readout and edit cases are plain numpy (the unit tier uses them); its two dev nodes are thin
+adapters in ``nodes/`` (``toy_world_loader``, ``toy_scene``). ComfyUI is imported only by the
+model side (``comfy_loader``, ``model``, ``train``, ``quality``), and there inside
 the functions: outside a ComfyUI server the device must be chosen (``model.ensure_comfy``) before
 ComfyUI's model management is first imported.
 """
