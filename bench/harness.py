@@ -22,6 +22,7 @@ from typing import Optional, Sequence, Union
 import torch
 
 from bench import host
+from comfyui_ems.ems.csds import PAPER
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,21 +39,32 @@ def pack_module(name: str):
 
 @dataclass
 class EditSettings:
-    """One edit's schedule and EMS parameters (defaults: the paper's own settings)."""
+    """One edit's schedule and EMS parameters (defaults: the paper's SD3 setting; the CSDS ones
+    are ``ems.csds.PAPER``)."""
 
     steps: int = 50
     denoise: float = 0.75
-    cfg: float = 7.5
-    iterations: int = 20
-    constraint: float = 0.5
-    step_start: float = 0.1
-    step_end: float = 0.01
+    cfg: float = PAPER.cfg
+    iterations: int = PAPER.iterations
+    constraint: float = PAPER.constraint
+    step_start: float = PAPER.step_start
+    step_end: float = PAPER.step_end
     sampler: str = "euler"
     scheduler: str = "simple"
     seed: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def csds(self):
+        """The CSDS parameter object of these settings (the method's default residual space)."""
+        return csds_params(cfg=self.cfg, iterations=self.iterations, constraint=self.constraint,
+                           step_start=self.step_start, step_end=self.step_end)
+
+
+def csds_params(**values):
+    """A ``CSDSParams`` from the pack copy that ``run_csds`` comes from (validated on creation)."""
+    return pack_module("ems.csds").CSDSParams(**values)
 
 
 def schedule(model, steps: int, denoise: float, scheduler: str = "simple") -> torch.Tensor:
@@ -145,8 +157,7 @@ def ems_edit(model, source, target, attribute, negative, latent: dict, alphas: U
         return sample(model, positive, negative, latent, sigmas, s.cfg, s.seed, s.sampler)
     run_csds = pack_module("nodes.csds_guider").run_csds
     _set_phase(counter, "csds")
-    z = run_csds(model, positive, attribute, negative, latent, sigmas, s.seed, s.cfg, s.iterations,
-                 s.constraint, s.step_start, s.step_end)
+    z = run_csds(model, positive, attribute, negative, latent, sigmas, s.seed, s.csds())
     _set_phase(counter, "sampling")
     return sample(model, positive, negative, z, sigmas, s.cfg, None, s.sampler)
 

@@ -10,63 +10,67 @@ MAX_SWEEP = 64  # one batch; a typo like "0:1:1000" should not try to render 100
 SAFE_RANGE = SAFE_ALPHA  # allowed beyond, with a warning (ems/validation.py)
 
 
-class AlphaScheduleError(ValueError):
+class AlphaScheduleError(InputError):
     """An α schedule string that cannot be parsed; the message shows the accepted syntax."""
+
+
+class AlphaOutOfRange(AlphaScheduleError):
+    """A schedule value outside ``ALPHA``'s range (callers may add where else that range applies)."""
 
 
 _SYNTAX = 'write a list like "0, 0.25, 0.5, 1" or a range "start:stop:count" like "-1:2:7"'
 
 
-def _number(text: str, what: str, node: str) -> float:
+def _number(text: str, what: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise AlphaScheduleError(f"{node}: {what} {text.strip()!r} is not a number; {_SYNTAX}.") from None
+        raise AlphaScheduleError(f"{what} {text.strip()!r} is not a number; {_SYNTAX}.") from None
     if not math.isfinite(value):
-        raise AlphaScheduleError(f"{node}: {what} {text.strip()!r} is not finite; {_SYNTAX}.")
+        raise AlphaScheduleError(f"{what} {text.strip()!r} is not finite; {_SYNTAX}.")
     return value
 
 
-def parse_alphas(text: str, node: str = "EMS Alpha Sweep", max_count: int = MAX_SWEEP) -> list[float]:
+def parse_alphas(text: str, max_count: int = MAX_SWEEP) -> list[float]:
     """Parse an α schedule into a list of floats.
 
     - ``"a, b, c"`` (commas, semicolons or whitespace) → ``[a, b, c]`` in the order written;
     - ``"start:stop:count"`` → ``count`` evenly spaced values from start to stop inclusive.
 
-    Every value must lie in ``ALPHA``'s range (±10, the same as EMS Text Direction's widget).
+    Every value must lie in ``ALPHA``'s range (±10, the same as a single α's).
     """
-    return [_in_range(a, node) for a in _parse(text, node, max_count)]
+    return [_in_range(a) for a in _parse(text, max_count)]
 
 
-def _in_range(alpha: float, node: str) -> float:
+def _in_range(alpha: float) -> float:
     try:
         return ALPHA.check(alpha)
     except InputError as e:
-        raise AlphaScheduleError(f"{node}: {e} EMS Text Direction accepts the same range.") from None
+        raise AlphaOutOfRange(str(e)) from None
 
 
-def _parse(text: str, node: str, max_count: int) -> list[float]:
+def _parse(text: str, max_count: int) -> list[float]:
     text = (text or "").strip()
     if not text:
-        raise AlphaScheduleError(f"{node}: the alpha schedule is empty; {_SYNTAX}.")
+        raise AlphaScheduleError(f"the alpha schedule is empty; {_SYNTAX}.")
     if ":" in text:
         parts = text.split(":")
         if len(parts) != 3:
-            raise AlphaScheduleError(f"{node}: range {text!r} needs exactly three parts; {_SYNTAX}.")
-        start, stop = _number(parts[0], "start", node), _number(parts[1], "stop", node)
-        count = _number(parts[2], "count", node)
+            raise AlphaScheduleError(f"range {text!r} needs exactly three parts; {_SYNTAX}.")
+        start, stop = _number(parts[0], "start"), _number(parts[1], "stop")
+        count = _number(parts[2], "count")
         if count != int(count) or count < 1:
-            raise AlphaScheduleError(f"{node}: count {parts[2].strip()!r} must be a whole number ≥ 1; {_SYNTAX}.")
+            raise AlphaScheduleError(f"count {parts[2].strip()!r} must be a whole number ≥ 1; {_SYNTAX}.")
         count = int(count)
         if count > max_count:
-            raise AlphaScheduleError(f"{node}: {count} alphas is more than {max_count} in one batch; use fewer.")
+            raise AlphaScheduleError(f"{count} alphas is more than {max_count} in one batch; use fewer.")
         if count == 1:
             return [start]
         return [start + (stop - start) * i / (count - 1) for i in range(count)]
     tokens = [t for t in text.replace(";", ",").replace(",", " ").split() if t]
-    values = [_number(t, "value", node) for t in tokens]
+    values = [_number(t, "value") for t in tokens]
     if len(values) > max_count:
-        raise AlphaScheduleError(f"{node}: {len(values)} alphas is more than {max_count} in one batch; use fewer.")
+        raise AlphaScheduleError(f"{len(values)} alphas is more than {max_count} in one batch; use fewer.")
     return values
 
 

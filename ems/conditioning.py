@@ -14,7 +14,7 @@ The paper moves both the token embedding and the pooled embedding; ``manipulate_
 keeps the base's pooled vector (an ablation). Other families (SD1.5, SDXL, Flux) are handled
 the same way on whatever is present.
 
-**The degree travels with the conditioning** (SPEC v2 §2.1). Every entry EMS Text Direction or
+**The degree travels with the conditioning.** Every entry EMS Text Direction or
 EMS Alpha Sweep outputs carries ``extras["ems_alpha"]``: a float64 tensor of shape (B,), the α of
 each batch item, so EMS CSDS Latent Edit can apply its degree rule per item with no extra wire.
 A chained direction (``base`` = another direction's output) records *its own* α, replacing the
@@ -30,6 +30,8 @@ from typing import Any, Optional, Sequence
 
 import torch
 
+from .validation import InputError
+
 SD3_TOKEN_WIDTH = 4096
 SD3_CLIP_WIDTH = 2048  # CLIP-L (768) ‖ CLIP-G (1280)
 CLIP_CHUNK = 77
@@ -37,8 +39,12 @@ POOLED_KEY = "pooled_output"
 ALPHA_KEY = "ems_alpha"
 
 
-class ConditioningMismatch(ValueError):
+class ConditioningMismatch(InputError):
     """Two conditionings cannot be combined as asked; the message says why and what to do."""
+
+
+class TokenLengthMismatch(ConditioningMismatch):
+    """Token tensors of different lengths: the fix is to encode the prompts together to one length."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +117,7 @@ def _broadcast_batch(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, to
         f"batch sizes {a.shape[0]} and {b.shape[0]} cannot be combined (only 1 broadcasts to k)")
 
 
-def check_same_shape(node: str, name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor) -> None:
+def check_same_shape(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor) -> None:
     """Refuse token tensors that cannot be interpolated position by position.
 
     Zero-padding the shorter one would not be neutral (pad positions of a real encoding carry
@@ -122,36 +128,35 @@ def check_same_shape(node: str, name_a: str, a: torch.Tensor, name_b: str, b: to
         return
     if a.shape[-1] != b.shape[-1]:
         raise ConditioningMismatch(
-            f"{node}: '{name_a}' has embedding width {a.shape[-1]} but '{name_b}' has "
+            f"'{name_a}' has embedding width {a.shape[-1]} but '{name_b}' has "
             f"{b.shape[-1]}; they come from different text encoders. Encode both with the same CLIP.")
-    raise ConditioningMismatch(
-        f"{node}: '{name_a}' has {describe_tokens(a)} but '{name_b}' has {describe_tokens(b)}. "
+    raise TokenLengthMismatch(
+        f"'{name_a}' has {describe_tokens(a)} but '{name_b}' has {describe_tokens(b)}. "
         "Token-wise interpolation needs equal lengths and zero-padding is not neutral. Fix: encode "
-        "the prompts together with 'EMS Encode Prompts', which gives every prompt the same number "
-        "of CLIP chunks and T5 tokens.")
+        "the prompts together, to the same number of CLIP chunks and T5 tokens for every prompt.")
 
 
-def _entries(node: str, name: str, cond: Any) -> list:
+def _entries(name: str, cond: Any) -> list:
     if not isinstance(cond, (list, tuple)) or not cond or not all(
             isinstance(e, (list, tuple)) and len(e) >= 2 and torch.is_tensor(e[0]) for e in cond):
         raise ConditioningMismatch(
-            f"{node}: '{name}' is not a CONDITIONING (a list of [tensor, dict] entries); "
+            f"'{name}' is not a CONDITIONING (a list of [tensor, dict] entries); "
             "connect the output of a text-encode node.")
     return list(cond)
 
 
-def _pair_entries(node: str, **conds: Any) -> list[tuple]:
-    lists = {k: _entries(node, k, v) for k, v in conds.items() if v is not None}
+def _pair_entries(**conds: Any) -> list[tuple]:
+    lists = {k: _entries(k, v) for k, v in conds.items() if v is not None}
     counts = {k: len(v) for k, v in lists.items()}
     if len(set(counts.values())) > 1:
         listed = ", ".join(f"'{k}' has {n}" for k, n in counts.items())
         raise ConditioningMismatch(
-            f"{node}: conditionings have different numbers of entries ({listed}); entries are paired "
+            f"conditionings have different numbers of entries ({listed}); entries are paired "
             "by position. Combine/concat the same way on every side, or use plain encodes.")
     return list(zip(*[lists.get(k, [None] * max(counts.values())) for k in conds]))
 
 
-def _manipulate_pooled(node: str, alpha: float, extras: dict, manipulate_pooled: bool) -> Optional[torch.Tensor]:
+def _manipulate_pooled(alpha: float, extras: dict, manipulate_pooled: bool) -> Optional[torch.Tensor]:
     have = {k: e[POOLED_KEY] for k, e in extras.items() if e is not None and e.get(POOLED_KEY) is not None}
     present = [k for k, e in extras.items() if e is not None]
     if not have:
@@ -159,7 +164,7 @@ def _manipulate_pooled(node: str, alpha: float, extras: dict, manipulate_pooled:
     if len(have) != len(present):
         missing = [k for k in present if k not in have]
         raise ConditioningMismatch(
-            f"{node}: {', '.join(repr(k) for k in missing)} has no pooled_output while "
+            f"{', '.join(repr(k) for k in missing)} has no pooled_output while "
             f"{', '.join(repr(k) for k in have)} does; they come from different text encoders.")
     anchor = have.get("base", have["source"])
     if not manipulate_pooled:
@@ -167,32 +172,28 @@ def _manipulate_pooled(node: str, alpha: float, extras: dict, manipulate_pooled:
     for k, p in have.items():
         if p.shape[1:] != have["source"].shape[1:]:
             raise ConditioningMismatch(
-                f"{node}: pooled_output of '{k}' has shape {tuple(p.shape)} but 'source' has "
+                f"pooled_output of '{k}' has shape {tuple(p.shape)} but 'source' has "
                 f"{tuple(have['source'].shape)}; encode both with the same CLIP.")
     return manipulate(have["source"], have["target"], alpha, have.get("base"))
 
 
 def manipulate_conditioning(source: list, target: list, alpha: float, manipulate_pooled: bool = True,
-                            base: Optional[list] = None, node: str = "EMS Text Direction") -> list:
-    """``base + α·(target − source)`` on every entry of a CONDITIONING (SPEC §3 EMSTextDirection).
+                            base: Optional[list] = None) -> list:
+    """``base + α·(target − source)`` on every entry of a CONDITIONING (the Manipulate step).
 
     Tokens and ``pooled_output`` are interpolated; every other extra key comes from the target.
-    Entries are paired by position. Raises :class:`ConditioningMismatch` with a message naming
-    ``node`` when the inputs cannot be combined.
+    Entries are paired by position. Raises :class:`ConditioningMismatch` naming the inputs
+    ('source', 'target', 'base') when they cannot be combined.
     """
     out = []
-    for src, tgt, bse in _pair_entries(node, source=source, target=target, base=base):
-        check_same_shape(node, "source", src[0], "target", tgt[0])
+    for src, tgt, bse in _pair_entries(source=source, target=target, base=base):
+        check_same_shape("source", src[0], "target", tgt[0])
         if bse is not None:
-            check_same_shape(node, "source", src[0], "base", bse[0])
-        try:
-            tokens = manipulate(src[0], tgt[0], alpha, None if bse is None else bse[0])
-            extras = dict(tgt[1])
-            pooled = _manipulate_pooled(node, alpha, {"source": src[1], "target": tgt[1],
-                                                      "base": None if bse is None else bse[1]},
-                                        manipulate_pooled)
-        except ConditioningMismatch as e:
-            raise ConditioningMismatch(str(e) if str(e).startswith(node) else f"{node}: {e}") from None
+            check_same_shape("source", src[0], "base", bse[0])
+        tokens = manipulate(src[0], tgt[0], alpha, None if bse is None else bse[0])
+        extras = dict(tgt[1])
+        pooled = _manipulate_pooled(alpha, {"source": src[1], "target": tgt[1],
+                                            "base": None if bse is None else bse[1]}, manipulate_pooled)
         if pooled is not None:
             extras[POOLED_KEY] = pooled
         extras[ALPHA_KEY] = torch.full((tokens.shape[0],), float(alpha), dtype=torch.float64)
@@ -209,15 +210,15 @@ def _repeat_batch_values(extras: dict, batch: int, times: int) -> dict:
 
 
 def sweep_conditioning(source: list, target: list, alphas: Sequence[float], manipulate_pooled: bool = True,
-                       base: Optional[list] = None, node: str = "EMS Alpha Sweep") -> list:
+                       base: Optional[list] = None) -> list:
     """One CONDITIONING whose batch holds ``manipulate_conditioning`` at every α, α-major.
 
     Item ``i·B + b`` equals batch item b of the single run at ``alphas[i]`` (B: the single run's
     batch, usually 1), so downstream samplers render all edits in one batch.
     """
     if not alphas:
-        raise ConditioningMismatch(f"{node}: no alpha values to sweep.")
-    singles = [manipulate_conditioning(source, target, a, manipulate_pooled, base, node) for a in alphas]
+        raise ConditioningMismatch("no alpha values to sweep.")
+    singles = [manipulate_conditioning(source, target, a, manipulate_pooled, base) for a in alphas]
     out = []
     for per_alpha in zip(*singles):
         tokens = torch.cat([e[0] for e in per_alpha], dim=0)
@@ -229,7 +230,7 @@ def sweep_conditioning(source: list, target: list, alphas: Sequence[float], mani
     return out
 
 
-def conditioning_alpha(cond: list, batch: int, node: str = "EMS CSDS Latent Edit") -> Optional[torch.Tensor]:
+def conditioning_alpha(cond: list, batch: int) -> Optional[torch.Tensor]:
     """The per-item α a CONDITIONING carries, shape (batch,), or None when no entry carries one.
 
     Entries without ``ems_alpha`` (a plain prompt combined in) do not vote. Entries that carry
@@ -248,17 +249,17 @@ def conditioning_alpha(cond: list, batch: int, node: str = "EMS CSDS Latent Edit
             value = value.expand(batch)
         elif value.numel() != batch:
             raise ConditioningMismatch(
-                f"{node}: 'positive' records {value.numel()} α values ({ALPHA_KEY}) but the batch has "
-                f"{batch} items; connect the EMS Text Direction / Alpha Sweep output unchanged.")
+                f"'positive' records {value.numel()} α values ({ALPHA_KEY}) but the batch has "
+                f"{batch} items; pass the text direction's or the sweep's conditioning on unchanged.")
         found.append(value)
     if not found:
         return None
     for other in found[1:]:
         if not torch.equal(other, found[0]):
             raise ConditioningMismatch(
-                f"{node}: 'positive' combines EMS directions at different α "
+                f"'positive' combines text directions at different α "
                 f"({', '.join(f'{float(a):g}' for a in found[0])} vs {', '.join(f'{float(a):g}' for a in other)}), "
-                "so CSDS cannot tell how strongly to edit. Chain the directions through 'base' "
+                "so there is no single degree to edit by. Chain the directions through 'base' "
                 "(the last one's α sets the degree) instead of combining them.")
     return found[0].clone()
 

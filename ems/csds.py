@@ -1,10 +1,10 @@
-"""Constrained score-distillation sampling (CSDS), EMS's image-side *Sample* step (SPEC §2, §2.1).
+"""Constrained score-distillation sampling (CSDS), EMS's image-side *Sample* step.
 
 The paper's objective ``‖ε_c̃(z') − ε_attr(z')‖² + λ‖ε_c̃(z') − ε_c̃(z_t)‖²`` is differentiated
 "without the transformer's gradient", which read literally is zero. We use the score-distillation
 reading (as in Delta Denoising Score): predictions carry no autograd, and their residuals are the
-update direction, signed so the latent moves *toward* the attribute. With the degree rule of
-SPEC v2 §2.1 (ours) the drive term is scaled per batch item by that item's α:
+update direction, signed so the latent moves *toward* the attribute. With our degree rule (below)
+the drive term is scaled per batch item by that item's α:
 
     η_k     = step_start · (step_end / step_start) ** (k / (N − 1))
     g_k     = α · [r(z_k, attr) − r(z_k, c̃)] + λ·[r(z_k, c̃) − r(z_0, c̃)]
@@ -16,16 +16,17 @@ SPEC v2 §2.1 (ours) the drive term is scaled per batch item by that item's α:
   transformer outputs and what diffusers calls ``noise_pred`` — the space the paper's step sizes
   (0.1 → 0.01) were tuned in. For ε/v-prediction models in k-diffusion space (z = x0 + σ·ε) it is
   ε, the same as ``"noise"``.
-- ``"noise"``: w = a(σ) (1 − σ for flow models, 1 in k-diffusion space), the noise ε in z — v1 of
-  this pack. For flow models the drive is then (1 − σ)× the ``model_output`` one (≈ 0.1× at
+- ``"noise"``: w = a(σ) (1 − σ for flow models, 1 in k-diffusion space), the noise ε in z — this
+  pack's first reading. For flow models the drive is then (1 − σ)× the ``model_output`` one (≈ 0.1× at
   σ = 0.9).
 
 Why the sign moves toward the attribute: r(z, attr) − r(z, c̃) = −(w/σ)·(D_attr − D_c̃), so
 −η·α·[…] = η·α·(w/σ)·(D_attr − D_c̃): the latent steps along "what the attribute would denoise
 to, minus what the current prompt would", forward for α > 0 and backward for α < 0.
 
-**Degree** (α, SPEC v2 §2.1; our rule). v1 used the unscaled drive, which is strongest at α = 0
-(c̃ = c0 is furthest from the attribute): "α = 0 is the source" was false with CSDS on. Scaling
+**Degree** (α; our rule). The unscaled drive (the paper's update as written, and this pack's
+first version) is strongest at α = 0 (c̃ = c0 is furthest from the attribute): "α = 0 is the
+source" was false with CSDS on. Scaling
 the drive by α makes α = 0 *no image-side edit*: g_0 = 0 at z_0, so z_N = z_0 exactly and the
 pipeline equals img2img with the source caption. To first order in the conditioning,
 D_attr − D_c̃(α) ≈ A − α·T with A = D_attr − D_c0 and T = D_c1 − D_c0, so the push is
@@ -33,14 +34,13 @@ D_attr − D_c̃(α) ≈ A − α·T with A = D_attr − D_c0 and T = D_c1 − D
 along T) and flattening toward α = 1 when the attribute adds nothing beyond the target caption
 (which is why an empty attribute must not fall back to the target: at α = 1 the drive would be
 exactly zero). α = 1 is exactly the paper's update. A positive without α gets the full push
-(weight 1), as in v1.
+(weight 1), the unscaled update.
 
 **Stable ranges.** The proximal term's z-Jacobian is (I − w·J_D)/σ, with J_D = ∂D/∂z a scaled
 posterior covariance (Tweedie), positive semi-definite; its eigenvalues μ lie in [·, 1/σ]. One step
 multiplies the proximal error by (1 − η·λ·μ): it cannot overshoot while η·λ ≤ σ and diverges
 beyond η·λ = 2σ (on the ε reading μ ≥ 0 as well). ``check_stable`` refuses λ·η_0 > σ; η_0 is the
-largest step. For σ < 1 this is stricter than the rule "λ·η < 1" of SPEC §2.1, which is its σ = 1
-case. The drive term has no such bound: one step changes the implied clean image by
+largest step. For σ < 1 this is stricter than a plain "λ·η < 1", which is its σ = 1 case. The drive term has no such bound: one step changes the implied clean image by
 η·|α|·(D_attr − D_c̃)/(σ·a(σ)) on the ``model_output`` reading of a flow model (≈ 11·η·|α|·ΔD at
 σ = 0.9) and by η·|α|·ΔD/σ on the ``noise`` reading — larger step sizes are the first thing to lower
 when an edit overshoots.
@@ -49,50 +49,91 @@ when an edit overshoots.
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 from typing import Callable, Optional
 
 import torch
+
+from .validation import InputError
 
 # predict(z) → (D(z, positive), D(z, attribute)): CFG-guided denoised predictions at σ.
 Predict = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 RESIDUAL_SPACES = ("model_output", "noise")
 
-# Every default of EMSCSDSLatentEdit lives here (the node, the docs table and the bench read it).
-# Measured in the toy world on its val split (bench/reports/toyworld-calibration.md; the node doc
-# says why); cfg stays the paper's SD3 value (the toy model's best CFG belongs to that model).
-DEFAULTS = {
-    "cfg": 7.5,
-    "iterations": 10,
-    "constraint": 0.5,
-    "step_start": 0.03,
-    "step_end": 0.003,
-    "residual_space": "noise",
-}
 
-
-class CSDSError(ValueError):
+class CSDSError(InputError):
     """Parameters the CSDS update cannot run with; the message says which and why."""
 
 
-def step_sizes(iterations: int, step_start: float, step_end: float) -> list[float]:
-    """Geometric decay from step_start to step_end over ``iterations`` steps (N = 1 → [start])."""
-    if iterations < 0:
-        raise CSDSError(f"iterations must be ≥ 0, got {iterations}")
-    if not (math.isfinite(step_start) and math.isfinite(step_end)):
-        raise CSDSError(f"step sizes must be finite numbers, got step_start={step_start}, step_end={step_end}")
-    if step_start < 0 or step_end < 0:
-        raise CSDSError(f"step sizes must be ≥ 0, got step_start={step_start}, step_end={step_end}")
-    if step_end > step_start:
-        raise CSDSError(f"step_end ({step_end}) must not exceed step_start ({step_start}): the step decays")
-    if iterations == 0:
-        return []
-    if iterations == 1:
-        return [float(step_start)]
-    if step_start == 0:
-        return [0.0] * iterations
-    ratio = step_end / step_start
-    return [float(step_start) * ratio ** (k / (iterations - 1)) for k in range(iterations)]
+def _finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class CSDSParams:
+    """One CSDS run's parameters, validated once (see the module doc for their meaning).
+
+    The field defaults are the only place the method's defaults are written: EMS CSDS Latent
+    Edit's widgets, the docs table and the bench read them (``DEFAULTS``). They were measured in
+    the toy world on its val split (bench/reports/toyworld-calibration.md; the node doc says why);
+    cfg stays the paper's SD3 value (the toy model's best CFG belongs to that model). What depends
+    on σ, the first sigma of the schedule, is checked once σ is known: :func:`check_sigma`,
+    :func:`check_stable`.
+    """
+
+    cfg: float = 7.5
+    iterations: int = 10
+    constraint: float = 0.5
+    step_start: float = 0.03
+    step_end: float = 0.003
+    residual_space: str = "noise"
+
+    def __post_init__(self):
+        for name in ("cfg", "constraint", "step_start", "step_end"):
+            value = getattr(self, name)
+            if not _finite_number(value):
+                raise CSDSError(f"{name} must be a finite number (got {value!r}).")
+        if self.cfg < 0:
+            raise CSDSError(f"cfg must be ≥ 0 (got {self.cfg:g}).")
+        if not (isinstance(self.iterations, int) and not isinstance(self.iterations, bool)
+                and self.iterations >= 0):
+            raise CSDSError(f"iterations must be a whole number ≥ 0 (got {self.iterations!r}); 0 = no "
+                            "image-side edit.")
+        if self.constraint < 0:
+            raise CSDSError(f"constraint λ must be ≥ 0 (got {self.constraint:g}).")
+        if self.step_start < 0 or self.step_end < 0:
+            raise CSDSError(f"step sizes must be ≥ 0, got step_start={self.step_start:g}, "
+                            f"step_end={self.step_end:g}.")
+        if self.step_end > self.step_start:
+            raise CSDSError(f"step_end ({self.step_end:g}) must not exceed step_start ({self.step_start:g}): "
+                            "the step decays.")
+        if self.residual_space not in RESIDUAL_SPACES:
+            raise CSDSError(f"residual_space must be one of {', '.join(RESIDUAL_SPACES)} "
+                            f"(got {self.residual_space!r}).")
+
+    def step_sizes(self) -> list[float]:
+        """Geometric decay from step_start to step_end over ``iterations`` steps (N = 1 → [start])."""
+        n, start, end = self.iterations, self.step_start, self.step_end
+        if n == 0:
+            return []
+        if n == 1:
+            return [float(start)]
+        if start == 0:
+            return [0.0] * n
+        ratio = end / start
+        return [float(start) * ratio ** (k / (n - 1)) for k in range(n)]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+DEFAULTS = CSDSParams().as_dict()  # a view for the widgets, docs and bench, derived from the fields
+
+# The paper's SD3 setting, which the real-model bench runs: step sizes 0.1 → 0.01 and cfg 7.5 as
+# published, λ = 0.5 inside its 0.1–1.0, and 20 iterations (the paper states no count). It keeps
+# the default residual space, the one the bench's reports were measured with.
+PAPER = CSDSParams(iterations=20, step_start=0.1, step_end=0.01)
 
 
 def signal_scale(sigma: float, flow: bool) -> float:
@@ -128,11 +169,12 @@ def check_sigma(sigma: float, flow: bool) -> None:
             "(the paper: 50 steps at denoise 0.75).")
 
 
-def check_stable(sigma: float, constraint: float, step_start: float) -> None:
-    """Refuse λ·η_0 > σ, where the proximal term can overshoot and, past 2σ, diverge (module doc)."""
-    if not (math.isfinite(constraint) and constraint >= 0):
-        raise CSDSError(f"constraint λ must be a finite number ≥ 0, got {constraint}")
-    if constraint * step_start > sigma:
+def check_stable(sigma: float, params: CSDSParams) -> None:
+    """Refuse λ·η_0 > σ, where the proximal term can overshoot and, past 2σ, diverge (module doc).
+
+    With no iteration nothing can diverge, so any λ and η pass."""
+    constraint, step_start = params.constraint, params.step_start
+    if params.iterations > 0 and constraint * step_start > sigma:
         raise CSDSError(
             f"constraint × step_start = {constraint:g} × {step_start:g} = {constraint * step_start:g} exceeds "
             f"σ = {sigma:.4g}, the first sigma: the constraint term would overshoot every step and can "
@@ -141,7 +183,7 @@ def check_stable(sigma: float, constraint: float, step_start: float) -> None:
 
 
 def degree_weights(alpha: Optional[torch.Tensor], batch: int) -> torch.Tensor:
-    """Per-item weight of the drive term, shape (batch,): the item's α, or 1 without one (v1)."""
+    """Per-item weight of the drive term, shape (batch,): the item's α, or 1 without one (the unscaled update)."""
     if alpha is None:
         return torch.ones(batch, dtype=torch.float64)
     alpha = torch.as_tensor(alpha, dtype=torch.float64).flatten()
@@ -152,35 +194,30 @@ def degree_weights(alpha: Optional[torch.Tensor], batch: int) -> torch.Tensor:
     return alpha
 
 
-def csds_edit(predict: Predict, z0: torch.Tensor, sigma: float, iterations: int, constraint: float,
-              step_start: float, step_end: float, flow: bool,
+def csds_edit(predict: Predict, z0: torch.Tensor, sigma: float, params: CSDSParams, flow: bool,
               callback: Optional[Callable[[int, torch.Tensor, torch.Tensor], None]] = None, *,
-              residual_space: str = DEFAULTS["residual_space"], alpha: Optional[torch.Tensor] = None,
-              mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """Run N CSDS iterations on the noised latent ``z0`` (B, C, H, W) at noise level σ.
+              alpha: Optional[torch.Tensor] = None, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Run ``params.iterations`` CSDS iterations on the noised latent ``z0`` (B, C, H, W) at noise level σ.
 
     ``predict`` is called exactly once per iteration; r(z_0, positive) is taken from the first
     call, so N iterations cost N calls. ``alpha`` (B,) or scalar: the degree of each item (None =
     1 for all). ``mask`` (broadcastable to z0, values in [0, 1]): where the latent may change.
     ``callback(k, z_k, denoised_positive)`` after each step (progress/preview). Returns z_N with
-    z0's shape and dtype; items with α = 0 come back as z0 exactly.
+    z0's shape and dtype; items with α = 0 come back as z0 exactly. ``params.cfg`` is the
+    caller's: it is already inside ``predict``.
     """
     check_sigma(sigma, flow)
-    if iterations > 0:  # with no iteration nothing can diverge
-        check_stable(sigma, constraint, step_start)
-    elif not (math.isfinite(constraint) and constraint >= 0):
-        raise CSDSError(f"constraint λ must be a finite number ≥ 0, got {constraint}")
-    if residual_space not in RESIDUAL_SPACES:
-        raise CSDSError(f"residual_space must be one of {', '.join(RESIDUAL_SPACES)} (got {residual_space!r})")
-    etas = step_sizes(iterations, step_start, step_end)
+    check_stable(sigma, params)
+    etas = params.step_sizes()
     weights = degree_weights(alpha, z0.shape[0]).to(device=z0.device, dtype=z0.dtype)
     weights = weights.reshape(-1, *([1] * (z0.ndim - 1)))
+    constraint, space = params.constraint, params.residual_space
     z = z0
     r_pos_0 = None
     for k, eta in enumerate(etas):
         d_pos, d_attr = predict(z)
-        r_pos = residual(z, d_pos, sigma, flow, residual_space)
-        r_attr = residual(z, d_attr, sigma, flow, residual_space)
+        r_pos = residual(z, d_pos, sigma, flow, space)
+        r_attr = residual(z, d_attr, sigma, flow, space)
         if r_pos_0 is None:
             r_pos_0 = r_pos
         g = weights * (r_attr - r_pos) + constraint * (r_pos - r_pos_0)

@@ -48,33 +48,30 @@ import torch
 import torch.nn.functional as F
 
 from .conditioning import conditioning_alpha, items_equal
+from .validation import InputError
 
-# Every default of EMS Flow Edit lives here; the node, its doc table and the bench read them.
-# cfg / source_cfg: FlowEdit's published SD3 configuration (target 13.5, source 3.5, at 33 of 50
-# steps). The options' defaults were chosen in the toy world (the node doc gives the numbers).
-DEFAULTS = {
-    "cfg": 13.5,
-    "source_cfg": 3.5,
-    "noise_average": 2,
-    "locality": 0.8,
-    "drive": 0.0,
-}
 MAX_NOISE_AVERAGE = 16
 
 
-class FlowEditError(ValueError):
+class FlowEditError(InputError):
     """Parameters or a schedule the coupling cannot run with; the message says which and why."""
 
 
 @dataclass(frozen=True)
 class FlowEditParams:
-    """One EMS Flow Edit run's parameters, validated once (see the module doc for their meaning)."""
+    """One EMS Flow Edit run's parameters, validated once (see the module doc for their meaning).
 
-    cfg: float = DEFAULTS["cfg"]
-    source_cfg: float = DEFAULTS["source_cfg"]
-    noise_average: int = DEFAULTS["noise_average"]
-    locality: float = DEFAULTS["locality"]
-    drive: float = DEFAULTS["drive"]
+    The field defaults are the only place the method's defaults are written: the node, its doc
+    table and the bench read them (``DEFAULTS``). cfg / source_cfg: FlowEdit's published SD3
+    configuration (target 13.5, source 3.5, at 33 of 50 steps). The options' defaults were chosen
+    in the toy world (the node doc gives the numbers).
+    """
+
+    cfg: float = 13.5
+    source_cfg: float = 3.5
+    noise_average: int = 2
+    locality: float = 0.8
+    drive: float = 0.0
 
     def __post_init__(self):
         for name in ("cfg", "source_cfg", "locality", "drive"):
@@ -93,6 +90,9 @@ class FlowEditParams:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+DEFAULTS = FlowEditParams().as_dict()  # a view for the widgets and docs, derived from the fields
 
 
 def check_schedule(sigmas: Sequence[float]) -> list[float]:
@@ -132,15 +132,14 @@ def target_scales(alpha: Optional[torch.Tensor], batch: int, cfg: float, source_
     return [source_cfg + float(d) * (cfg - source_cfg) for d in degree(alpha, batch)]
 
 
-def item_plan(positive: list, source: list, batch: int, params: "FlowEditParams",
-              node: str = "EMS Flow Edit") -> tuple[list[float], torch.Tensor]:
+def item_plan(positive: list, source: list, batch: int, params: FlowEditParams) -> tuple[list[float], torch.Tensor]:
     """(target CFG scale per item, which items move (B,) bool) for CONDITIONINGs c̃ and c0.
 
     The scales follow the degree rule from the α ``positive`` records; an item moves unless its c̃
     equals c0 exactly (then the coupling's velocity difference is zero by construction).
-    Raises ``ConditioningMismatch`` (naming ``node``) when the recorded α cannot be read.
+    Raises ``ConditioningMismatch`` when the recorded α cannot be read.
     """
-    alpha = conditioning_alpha(positive, batch, node=node)
+    alpha = conditioning_alpha(positive, batch)
     moves = torch.tensor([not same for same in items_equal(positive, source, batch)])
     return target_scales(alpha, batch, params.cfg, params.source_cfg), moves
 

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from .validation import InputError
+
 AUTO_ROW = 8  # up to this many tiles, "auto" puts a sweep in one row, the way people read it
 
 # Fonts that carry Greek (α) and the minus sign on common systems. Pillow's built-in font has
@@ -30,7 +32,7 @@ _FONT_CANDIDATES = (
 )
 
 
-class GridError(ValueError):
+class GridError(InputError):
     """Bad grid input (shape, column count); the message says what to connect instead."""
 
 

@@ -24,53 +24,54 @@ import math
 import torch
 from torch import Tensor
 
+from .validation import InputError
+
 MODES = ("linear", "svd")
 AXES = ("per_channel", "channels_x_pixels")
 SPECTRA = ("shift", "ratio", "project")
 _TINY = 1e-6  # singular values below this fraction of the largest carry no usable ratio
 
 
-class LatentDirectionError(ValueError):
+class LatentDirectionError(InputError):
     """Inputs the direction cannot be computed from; the message names the input and the fix."""
 
 
 # --------------------------------------------------------------------------- validation
 
 
-def _finite(name: str, x: Tensor, node: str) -> None:
+def _finite(name: str, x: Tensor) -> None:
     if not torch.isfinite(x).all():
-        raise LatentDirectionError(f"{node}: {name} contains NaN or infinite values; re-encode the image "
+        raise LatentDirectionError(f"{name} contains NaN or infinite values; re-encode the image "
                                    "(VAE Encode) or check the node that produced it.")
 
 
-def check_inputs(latent: Tensor, reference_a: Tensor, reference_b: Tensor, alpha,
-                 node: str = "EMS Latent Direction") -> Tensor:
+def check_inputs(latent: Tensor, reference_a: Tensor, reference_b: Tensor, alpha) -> Tensor:
     """Validate shapes and values; return α as a float64 tensor of shape (B,)."""
     if latent.ndim != 4:
-        raise LatentDirectionError(f"{node}: latent has shape {tuple(latent.shape)}; expected an image "
+        raise LatentDirectionError(f"latent has shape {tuple(latent.shape)}; expected an image "
                                    "latent (batch, channels, height, width).")
     b, c, h, w = latent.shape
     if b == 0:
-        raise LatentDirectionError(f"{node}: latent is an empty batch.")
+        raise LatentDirectionError("latent is an empty batch.")
     for name, ref in (("reference_a", reference_a), ("reference_b", reference_b)):
         if ref.ndim != 4 or tuple(ref.shape[1:]) != (c, h, w):
             raise LatentDirectionError(
-                f"{node}: {name} has shape {tuple(ref.shape)} but latent is {tuple(latent.shape)}. The "
+                f"{name} has shape {tuple(ref.shape)} but latent is {tuple(latent.shape)}. The "
                 "references must be latents of the same model at the same size: scale both images to the "
                 "same width and height before VAE Encode (e.g. Upscale Image with Get Image Size).")
         if ref.shape[0] not in (1, b):
-            raise LatentDirectionError(f"{node}: {name} has a batch of {ref.shape[0]} but latent has {b}; use a "
+            raise LatentDirectionError(f"{name} has a batch of {ref.shape[0]} but latent has {b}; use a "
                                        "batch-1 reference (applied to every item) or one per item.")
     for name, x in (("latent", latent), ("reference_a", reference_a), ("reference_b", reference_b)):
-        _finite(name, x, node)
+        _finite(name, x)
     alpha = torch.as_tensor(alpha, dtype=torch.float64).flatten()
     if alpha.numel() == 1:
         alpha = alpha.expand(b)
     if alpha.numel() != b:
-        raise LatentDirectionError(f"{node}: {alpha.numel()} alpha values for a latent batch of {b}; give one "
+        raise LatentDirectionError(f"{alpha.numel()} alpha values for a latent batch of {b}; give one "
                                    "alpha, or one per item.")
     if not torch.isfinite(alpha).all():
-        raise LatentDirectionError(f"{node}: alpha must be a finite number (got {alpha.tolist()}).")
+        raise LatentDirectionError(f"alpha must be a finite number (got {alpha.tolist()}).")
     return alpha.clone()
 
 
@@ -154,8 +155,7 @@ def project_spectrum(u: Tensor, reference: Tensor, vh: Tensor) -> Tensor:
 
 
 def svd_direction(latent: Tensor, reference_a: Tensor, reference_b: Tensor, alpha: Tensor,
-                  axes: str = "per_channel", rank: int = 0, spectrum: str = "shift",
-                  node: str = "EMS Latent Direction") -> Tensor:
+                  axes: str = "per_channel", rank: int = 0, spectrum: str = "shift") -> Tensor:
     """Apply the a→b change of the singular spectrum to the latent's own SVD (float64 in and out).
 
     latent = U diag(σ) Vᵀ per matrix; the result is latent + U diag(σ' − σ) Vᵀ with σ' from
@@ -164,23 +164,23 @@ def svd_direction(latent: Tensor, reference_a: Tensor, reference_b: Tensor, alph
     exact where nothing moves (α = 0, or singular values past ``rank``).
     """
     if axes not in AXES:
-        raise LatentDirectionError(f"{node}: axes must be one of {', '.join(AXES)} (got {axes!r}).")
+        raise LatentDirectionError(f"axes must be one of {', '.join(AXES)} (got {axes!r}).")
     if spectrum not in SPECTRA:
-        raise LatentDirectionError(f"{node}: spectrum must be one of {', '.join(SPECTRA)} (got {spectrum!r}).")
+        raise LatentDirectionError(f"spectrum must be one of {', '.join(SPECTRA)} (got {spectrum!r}).")
     x = to_matrices(latent, axes)
     k = min(x.shape[-2:])
     if not isinstance(rank, int) or rank < 0:
-        raise LatentDirectionError(f"{node}: rank must be a whole number ≥ 0 (0 = all); got {rank!r}.")
+        raise LatentDirectionError(f"rank must be a whole number ≥ 0 (0 = all); got {rank!r}.")
     if rank > k:
         raise LatentDirectionError(
-            f"{node}: rank {rank} is larger than the matrices allow: axes '{axes}' makes "
+            f"rank {rank} is larger than the matrices allow: axes '{axes}' makes "
             f"{x.shape[-2]}×{x.shape[-1]} matrices with at most {k} singular values. Use rank ≤ {k} (0 = all).")
     largest = x.flatten(-2).abs().amax(-1)  # (B, M)
     if (largest == 0).any():
         item, mat = (largest == 0).nonzero()[0].tolist()
         where = f"channel {mat} of item {item}" if axes == "per_channel" else f"item {item}"
         raise LatentDirectionError(
-            f"{node}: {where} of latent is all zeros, so it has no singular vectors to keep (svd mode "
+            f"{where} of latent is all zeros, so it has no singular vectors to keep (svd mode "
             "edits an image's own decomposition). Connect the VAE Encode of a real image, or use mode 'linear'.")
     u, sigma, vh = torch.linalg.svd(x, full_matrices=False)
     if spectrum == "project":
@@ -189,7 +189,7 @@ def svd_direction(latent: Tensor, reference_a: Tensor, reference_b: Tensor, alph
         sigma_a = torch.linalg.svdvals(to_matrices(reference_a, axes))
         sigma_b = torch.linalg.svdvals(to_matrices(reference_b, axes))
     if spectrum == "ratio" and (sigma_a[..., 0] == 0).any():
-        raise LatentDirectionError(f"{node}: reference_a is all zeros (in some matrix), so the ratio σ_b/σ_a "
+        raise LatentDirectionError("reference_a is all zeros (in some matrix), so the ratio σ_b/σ_a "
                                    "is undefined; use spectrum 'shift' or a real reference.")
     change = spectrum_change(sigma, sigma_a, sigma_b, alpha, rank, spectrum)
     delta = (u * change.unsqueeze(-2)) @ vh
@@ -200,7 +200,7 @@ def svd_direction(latent: Tensor, reference_a: Tensor, reference_b: Tensor, alph
 
 
 def apply_direction(latent: Tensor, reference_a: Tensor, reference_b: Tensor, alpha, mode: str = "linear",
-                    node: str = "EMS Latent Direction", **svd_options) -> Tensor:
+                    **svd_options) -> Tensor:
     """Edit a batch of clean latents along the reference pair a → b.
 
     Args:
@@ -217,17 +217,17 @@ def apply_direction(latent: Tensor, reference_a: Tensor, reference_b: Tensor, al
             option, rank too large, all-zero latent in svd mode.
     """
     if mode not in MODES:
-        raise LatentDirectionError(f"{node}: mode must be one of {', '.join(MODES)} (got {mode!r}).")
+        raise LatentDirectionError(f"mode must be one of {', '.join(MODES)} (got {mode!r}).")
     unknown = set(svd_options) - {"axes", "rank", "spectrum"}
     if unknown:
-        raise LatentDirectionError(f"{node}: unknown svd option(s) {sorted(unknown)}; use axes, rank, spectrum.")
-    alphas = check_inputs(latent, reference_a, reference_b, alpha, node)
+        raise LatentDirectionError(f"unknown svd option(s) {sorted(unknown)}; use axes, rank, spectrum.")
+    alphas = check_inputs(latent, reference_a, reference_b, alpha)
     x, a, b = (t.to(torch.float64) for t in (latent, reference_a, reference_b))
     alphas = alphas.to(x.device)
     if mode == "linear":
         out = linear_direction(x, a, b, alphas)
     else:
-        out = svd_direction(x, a, b, alphas, node=node, **svd_options)
+        out = svd_direction(x, a, b, alphas, **svd_options)
     return out.to(latent.dtype)
 
 

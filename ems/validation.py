@@ -27,7 +27,12 @@ SAFE_ALPHA = (-2.0, 3.0)
 
 
 class InputError(ValueError):
-    """A value outside what the math can take; the message names the input and the fix."""
+    """An input the method cannot take; the message names the input, the cause and the fix.
+
+    The base of every refusal in ``ems``: the messages name inputs ('source', 'alpha'), never a
+    node, because the method does not know which node (or script) called it. ``nodes/common.py``
+    turns these into errors that name the node.
+    """
 
 
 @dataclass(frozen=True)
@@ -90,13 +95,14 @@ def outside_safe_alpha(alphas) -> list[float]:
     return [a for a in alphas if a < lo or a > hi]
 
 
-def safe_alpha_warning(node: str, alphas) -> str:
-    """The one warning both α nodes give, or "" when every α is inside ``SAFE_ALPHA``."""
+def safe_alpha_warning(alphas) -> str:
+    """The one warning both α nodes give (they prefix their name), or "" when every α is inside
+    ``SAFE_ALPHA``."""
     risky = outside_safe_alpha(alphas)
     if not risky:
         return ""
     listed = ", ".join(f"{a:g}" for a in risky)
-    return (f"{node}: alpha {listed} is outside {SAFE_ALPHA[0]:g} … {SAFE_ALPHA[1]:g}, where edits "
+    return (f"alpha {listed} is outside {SAFE_ALPHA[0]:g} … {SAFE_ALPHA[1]:g}, where edits "
             "usually stay on the image (our rule of thumb); expect a broken image.")
 
 
@@ -142,7 +148,7 @@ def conditioning_family(token_width: int, pooled_width) -> str:
     return f"an encoder with {token_width}-wide tokens{pooled}"
 
 
-def family_mismatch(node: str, input_name: str, model_family: str, model_tokens, model_pooled,
+def family_mismatch(input_name: str, model_family: str, model_tokens, model_pooled,
                     cond_tokens: int, cond_pooled) -> str:
     """The error message when a conditioning's widths do not fit the model, or "" when they do.
 
@@ -158,6 +164,6 @@ def family_mismatch(node: str, input_name: str, model_family: str, model_tokens,
         expects += f" and a {model_pooled}-wide pooled vector"
     fix = ENCODER_FIX.get(model_family, f"the text encoder that belongs to this {model_family} model")
     pooled_text = f"{cond_pooled}-wide pooled vector" if cond_pooled else "no pooled vector"
-    return (f"{node}: '{input_name}' comes from {conditioning_family(cond_tokens, cond_pooled)} "
+    return (f"'{input_name}' comes from {conditioning_family(cond_tokens, cond_pooled)} "
             f"({cond_tokens}-wide tokens, {pooled_text}), but the model is {model_family}, which expects "
             f"{expects}. Encode the prompts with the model's own text encoder: {fix}.")

@@ -26,6 +26,11 @@ from pathlib import Path
 
 from comfyui_ems.ems.alphas import AlphaScheduleError, parse_alphas
 from comfyui_ems.ems.captions import derive_attribute
+from comfyui_ems.llm_io.providers import (BUILT_IN, Provider, ProviderError, check_base_url, get_provider, load_providers,
+                                          looks_like_url, resolve_key, legacy_message, legacy_widget_values)
+from comfyui_ems.toyworld.settings import TOY
+
+from . import demo
 from .discovery import GivenIsNotComfyUI, find_comfyui
 from .comfy_process import PACK_NAME, REPO, ComfyServer, ExecutionFailed, PromptRejected, prepare_base
 from .workflow import WorkflowError, drop_caption_llm, nodes_of, shape_problem, ui_to_api
@@ -204,9 +209,9 @@ def validate(args) -> dict:
         problems.append(f"--output {args.output} is {kind}; give a folder (results go to a fresh folder inside it).")
     if args.alphas is not None:
         try:
-            parse_alphas(args.alphas, node="--alphas")
+            parse_alphas(args.alphas)
         except AlphaScheduleError as e:
-            problems.append(str(e).replace("\n", " "))
+            problems.append(f"--alphas: {e}".replace("\n", " "))
     problems += check_numbers(args)
     if not args.demo:
         if not args.checkpoint:
@@ -240,8 +245,6 @@ def llm_problems(args) -> list[str]:
     """What keeps the caption LLM from running: an unknown provider, a bad --base-url, a missing key.
     The destination and its key come from this machine's providers or from this command line,
     never from the workflow file (which is only read)."""
-    from comfyui_ems.llm_io.providers import Provider, ProviderError, check_base_url, get_provider, looks_like_url, resolve_key
-
     if args.provider and looks_like_url(args.provider):
         # Typed here, so the user's own choice (unlike a URL a workflow carries): say which option takes it.
         return ["--provider takes the NAME of a provider defined on this machine, not a URL; for a server of "
@@ -265,32 +268,28 @@ def llm_problems(args) -> list[str]:
 
 
 def workflow_providers(path: Path) -> list[str]:
-    """The providers a v2 workflow's caption nodes name (widget 1: instruction, provider, model, …);
+    """The providers a workflow's caption nodes name (widget 1: instruction, provider, model, …);
     ``openai`` when none can be read. Only names: what they mean is defined on this machine."""
-    from comfyui_ems.llm_io.providers import v1_widget_values
-
     try:
         nodes = json.loads(Path(path).read_text(encoding="utf-8")).get("nodes", [])
     except (OSError, ValueError, AttributeError):
         return ["openai"]
     names = {n["widgets_values"][1] for n in nodes if isinstance(n, dict) and n.get("type") == "EMSExtractCaptions"
              and isinstance(n.get("widgets_values"), list) and len(n["widgets_values"]) > 1
-             and isinstance(n["widgets_values"][1], str) and not v1_widget_values(n["widgets_values"])}
+             and isinstance(n["widgets_values"][1], str) and not legacy_widget_values(n["widgets_values"])}
     return sorted(names) or ["openai"]
 
 
-def refuse_v1_captions(workflow: dict) -> None:
-    """A workflow saved with EMS v1 carries a server URL and a key variable in its caption node: say
-    what changed instead of running it (its values would land in the wrong v2 widgets)."""
-    from comfyui_ems.llm_io.providers import v1_message, v1_widget_values
-
+def refuse_legacy_captions(workflow: dict) -> None:
+    """A workflow saved by an early EMS carries a server URL and a key variable in its caption node: say
+    what changed instead of running it (its values would land in the wrong widgets)."""
     for node in workflow.get("nodes", []) if isinstance(workflow, dict) else []:
         if not isinstance(node, dict) or node.get("type") != "EMSExtractCaptions":
             continue
-        old = v1_widget_values(node.get("widgets_values"))
+        old = legacy_widget_values(node.get("widgets_values"))
         if old:
-            raise WorkflowError(f"node {node.get('id')} (EMS Extract Captions): {v1_message(old['base_url'], old['api_key_env'])} "
-                                "Or open the workflow in ComfyUI (the pack moves the node to v2) and save it again.")
+            raise WorkflowError(f"node {node.get('id')} (EMS Extract Captions): {legacy_message(old['base_url'], old['api_key_env'])} "
+                                "Or open the workflow in ComfyUI (the pack moves the node to the provider layout) and save it again.")
 
 
 def llm_env(args, base: Path) -> dict:
@@ -298,8 +297,6 @@ def llm_env(args, base: Path) -> dict:
     holds this machine's providers plus the server typed on this command line (names only, no keys)."""
     if not args.base_url:
         return {}
-    from comfyui_ems.llm_io.providers import BUILT_IN, load_providers
-
     providers = {name: {"base_url": p.base_url, "api_key_env": p.api_key_env}
                  for name, p in load_providers().items() if BUILT_IN.get(name) != p}
     providers[COMMAND_LINE_PROVIDER] = {"base_url": args.base_url.strip().rstrip("/"),
@@ -336,7 +333,7 @@ def typed_attribute(source: str, target: str, attribute: str = "") -> str:
 
 
 def build_prompt(args, workflow: dict, info: dict, image_name: str, ckpt_name: str | None) -> dict:
-    refuse_v1_captions(workflow)
+    refuse_legacy_captions(workflow)
     filled: list[str] = []
     prompt = ui_to_api(workflow, info, filled)
     if filled:
@@ -360,9 +357,7 @@ def build_prompt(args, workflow: dict, info: dict, image_name: str, ckpt_name: s
         set_inputs(prompt, "EMSEncodePrompts", source_prompt=args.source, target_prompt=args.target,
                    attribute_prompt=attribute)
     if args.demo:
-        from .demo import swap_to_toyworld
-
-        prompt = swap_to_toyworld(prompt)
+        prompt = demo.swap_to_toyworld(prompt)
     return prompt
 
 
@@ -433,15 +428,11 @@ def run(args) -> int:
     base = Path(tempfile.mkdtemp(prefix="ems-comfy-"))
     packs = {PACK_NAME: REPO}
     if args.demo:
-        from . import demo
-
         args.source = args.source or demo.SOURCE
         args.target = args.target or demo.TARGET
         args.attribute = args.attribute or demo.ATTRIBUTE
         args.alphas = args.alphas or "0, 0.25, 0.5, 0.75, 1"
         # The toy model's own measured settings (toyworld/settings.py): SD3's 0.75 / 7.5 breaks it.
-        from comfyui_ems.toyworld.settings import TOY
-
         flow = "EMSFlowEdit" in args.workflow.read_text(encoding="utf-8")
         args.steps = args.steps if args.steps is not None else TOY.steps
         args.denoise = args.denoise if args.denoise is not None else (TOY.flow_denoise if flow else TOY.denoise)

@@ -8,26 +8,27 @@ with the toy world's exact pixel readout, so the edit can be seen and counted.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from comfyui_ems.ems.alphas import format_alpha, parse_alphas
+from comfyui_ems.toyworld.edits import attribute_prompt
+from comfyui_ems.toyworld.readout import progress, read
+from comfyui_ems.toyworld.scenes import RESOLUTION, Scene, caption, render
 
 from .workflow import new_id, nodes_of, relink
 
 
 
 def _scene_and_target():
-    from comfyui_ems.toyworld.scenes import Scene
-
     scene = Scene(colour="red", shape="circle", count=1, size="large", background="white", layout=2_000_007)
     return scene, scene.replace(colour="blue")
 
 
 def _prompts() -> tuple[str, str, str]:
-    from comfyui_ems.toyworld.edits import attribute_prompt
-    from comfyui_ems.toyworld.scenes import caption
-
     scene, target = _scene_and_target()
     return caption(scene), caption(target), attribute_prompt(target, "colour")
 
@@ -38,8 +39,6 @@ SOURCE, TARGET, ATTRIBUTE = _prompts()
 
 def make_test_image(path: Path, size: int | None = None) -> Path:
     """The demo's input: the toy scene drawn at ``size`` pixels (default: the toy model's 64)."""
-    from comfyui_ems.toyworld.scenes import RESOLUTION, render
-
     scene, _ = _scene_and_target()
     Image.fromarray(render(scene, size or RESOLUTION)).save(path)
     return path
@@ -51,8 +50,6 @@ def swap_to_toyworld(prompt: dict) -> dict:
     the toy's own 64×64 (ImageScaleToTotalPixels is bypassed: its smallest setting, 0.01 MP, is
     ~100×100, a size the toy model never saw); the negative prompt is "" (the toy grammar's
     unconditional caption)."""
-    import copy
-
     prompt = copy.deepcopy(prompt)
     loader = None
 
@@ -87,8 +84,6 @@ def readout_lines(images: list, labels: list[str] | None = None) -> list[str]:
     ``images``: paths or (H, W, 3) uint8 arrays (a batch saved by SaveImage); ``labels``: one per
     image (e.g. the α of each sweep item), default "tile i".
     """
-    from comfyui_ems.toyworld.readout import progress, read
-
     scene, target = _scene_and_target()
     lines = []
     for i, image in enumerate(images):
@@ -104,8 +99,6 @@ def readout_lines(images: list, labels: list[str] | None = None) -> list[str]:
 def readout_report(saved: list[Path], alphas: str | None) -> list[str]:
     """The runner's per-tile printout: ``readout_lines`` for the sweep's tiles (SaveImage files whose
     name holds "sweep", in batch order), labelled with their α from ``alphas``."""
-    from comfyui_ems.ems.alphas import format_alpha, parse_alphas
-
     tiles = sorted(p for p in saved if "sweep" in Path(p).name)
     try:
         labels = [format_alpha(a) for a in parse_alphas(alphas)] if alphas else None

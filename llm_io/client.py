@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import http.client
 import io
+import ipaddress
 import json
 import logging
 import os
@@ -36,6 +37,9 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Optional
+
+import numpy as np
+from PIL import Image
 
 from ..ems.captions import extract_json
 from .providers import BUILT_IN, OPENAI_URL, Provider, ProviderError, config_path, resolve_key  # noqa: F401
@@ -108,8 +112,6 @@ def scrub(text: str, key: Optional[str]) -> str:
 def image_pixels(image):
     """An image as a uint8 numpy array (H, W, C): a ComfyUI IMAGE item/batch-1, array or PIL image.
     Float pixels must be finite (else :class:`NonFiniteImage`)."""
-    import numpy as np
-
     if hasattr(image, "detach"):  # torch tensor, float 0…1 as ComfyUI stores it
         import torch
 
@@ -149,8 +151,6 @@ def encode_png(image, max_side: int = MAX_IMAGE_SIDE) -> bytes:
     """PNG bytes of ``image`` (anything ``image_pixels`` takes, or already-encoded bytes)."""
     if isinstance(image, (bytes, bytearray)):
         return bytes(image)
-    from PIL import Image
-
     arr = image_pixels(image)
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
@@ -199,8 +199,6 @@ def _opener(url: str) -> urllib.request.OpenerDirector:
 
 
 def _is_loopback(url: str) -> bool:
-    import ipaddress
-
     host = urllib.parse.urlsplit(url).hostname or ""
     if host == "localhost":
         return True

@@ -40,7 +40,7 @@ OPENAI_URL = "https://api.openai.com/v1"
 OLLAMA_URL = "http://127.0.0.1:11434/v1"
 ENTRY_KEYS = ("base_url", "api_key_env")
 EXAMPLE_NAME = "myserver"
-# What the v1 message shows for the address and the key variable: placeholders, never a workflow's values.
+# What the migration message shows for the address and the key variable: placeholders, never a workflow's values.
 PLACEHOLDER = ("https://…/v1", "MYSERVER_API_KEY")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -122,7 +122,7 @@ def check_base_url(url: object, where: str) -> str:
     if parts.query or parts.fragment:
         raise ProviderError(f"{where}: base_url must be the server's root without '?…' or '#…'")
     try:
-        parts.port
+        _ = parts.port  # urllib parses the port lazily and raises here
     except ValueError:
         raise ProviderError(f"{where}: base_url has a port that is not a number from 0 to 65535") from None
     return url
@@ -218,14 +218,14 @@ def _untrusted(url: str, api_key_env: object) -> str:
             "not from you: add a server as a provider only if you trust it and would have chosen it yourself.")
 
 
-def v1_message(base_url: str = "", api_key_env: str = "", environ=None,
-               lead: str = "this node was saved by EMS v1, where ") -> str:
-    """What changed since v1 (a graph carried base_url/api_key_env) and how to define a provider.
+def legacy_message(base_url: str = "", api_key_env: str = "", environ=None,
+               lead: str = "this node was saved by an early EMS, where ") -> str:
+    """What changed since early EMS (a graph carried base_url/api_key_env) and how to define a provider.
 
     The example entry is generic on purpose: an entry built from the graph's values would be a
     ready-made configuration for whoever wrote the graph."""
     path = config_path(environ)
-    url = (base_url or "").strip() or OPENAI_URL  # v1's default server
+    url = (base_url or "").strip() or OPENAI_URL  # the old layout's default server
     var = _plain_var(api_key_env)
     if url.rstrip("/") == OPENAI_URL and var in ("", "OPENAI_API_KEY"):
         hint = " For OpenAI with OPENAI_API_KEY, just set provider to 'openai' (built in)."
@@ -234,7 +234,7 @@ def v1_message(base_url: str = "", api_key_env: str = "", environ=None,
     else:
         hint = _untrusted(url, api_key_env)
     return (f"{lead}the workflow chose the server (base_url) and the key "
-            "variable (api_key_env). Since v2 a workflow can no longer choose either — a shared workflow "
+            "variable (api_key_env). Now a workflow can no longer choose either — a shared workflow "
             "could send your image and your keys anywhere — it names a provider defined on this machine, "
             f"and those inputs are ignored.{hint} To use a server of your own, define it in {path} (the "
             f"environment variable {CONFIG_ENV} moves the file), e.g. {example_entry(*PLACEHOLDER)} with your "
@@ -246,8 +246,8 @@ def get_provider(name: str, environ: Optional[Mapping[str, str]] = None) -> Prov
     """The provider ``name`` as this machine defines it, or ProviderError listing the defined names."""
     name = (name or "").strip()
     if name and looks_like_url(name):
-        raise ProviderError(v1_message(name, "", environ, lead="provider must be the NAME of a provider defined on "
-                                                              "this machine, not a URL. In EMS v1 "))
+        raise ProviderError(legacy_message(name, "", environ, lead="provider must be the NAME of a provider defined on "
+                                                              "this machine, not a URL. In early EMS "))
     providers = load_providers(environ)
     if name in providers:
         return providers[name]
@@ -295,10 +295,10 @@ def resolve_key(provider: Provider, environ: Optional[Mapping[str, str]] = None)
                         f"it.{tail}")
 
 
-def v1_widget_values(values: object) -> Optional[dict]:
+def legacy_widget_values(values: object) -> Optional[dict]:
     """``{"base_url", "api_key_env", ...}`` when a UI workflow's ``widgets_values`` for EMS Extract
-    Captions has v1's layout (instruction, model, base_url, api_key_env, temperature, seed,
-    refresh, …), else None. v2's layout has a number where v1 had api_key_env."""
+    Captions has the old layout (instruction, model, base_url, api_key_env, temperature, seed,
+    refresh, …), else None. The provider layout has a number where the old one had api_key_env."""
     if not isinstance(values, list) or len(values) < 7:
         return None
     strings, number = values[:4], values[4]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from comfy_api.v0_0_2 import io, ui
 
-from ..ems.alphas import AlphaScheduleError, format_alpha, parse_alphas
-from ..ems.conditioning import ConditioningMismatch, sweep_conditioning
+from ..ems.alphas import format_alpha, parse_alphas
+from ..ems.conditioning import sweep_conditioning
 from .common import (CATEGORY, LOG, check_finite_inputs, check_finite_output, check_latent_layout, csds_marker,
-                     node_error, output_is_linked, repeat_latent)
+                     node_error, node_errors, output_is_linked, repeat_latent)
 from .text_direction import ALPHA_HELP, base_input, direction_inputs, pooled_input, warn_unsafe
 
 NODE = "EMS Alpha Sweep"
@@ -47,18 +47,14 @@ class EMSAlphaSweep(io.ComfyNode):
 
     @classmethod
     def execute(cls, source, target, alphas, manipulate_pooled, base=None, latent_image=None) -> io.NodeOutput:
-        try:
-            values = parse_alphas(alphas, node=NODE)
-        except AlphaScheduleError as e:
-            raise node_error(NODE, str(e)) from None
+        with node_errors(NODE):
+            values = parse_alphas(alphas)
         warning = warn_unsafe(NODE, values)
         if latent_image is not None:
             check_latent_layout(NODE, "latent_image", latent_image)
         check_finite_inputs(NODE, source=source, target=target, base=base, latent_image=latent_image)
-        try:
-            cond = sweep_conditioning(source, target, values, manipulate_pooled, base, node=NODE)
-        except ConditioningMismatch as e:
-            raise node_error(NODE, str(e)) from None
+        with node_errors(NODE):
+            cond = sweep_conditioning(source, target, values, manipulate_pooled, base)
         check_finite_output(NODE, "conditioning", cond)
         if cond[0][0].shape[0] != len(values):
             raise node_error(NODE, f"source/target carry a batch of {cond[0][0].shape[0] // len(values)}; "

@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
+
+from ..ems.alphas import AlphaOutOfRange
+from ..ems.conditioning import TokenLengthMismatch
+from ..ems.tensors import (MAX_ABS, channel_problem, layout_problem, max_latent_side, non_finite_part, size_problem,
+                           too_large_part, value_kind)
+from ..ems.validation import InputError, family_mismatch
+from ..ems.validation import check_floats as check
 
 LOG = logging.getLogger("EMS")
 CATEGORY = "EMS"
@@ -13,7 +21,36 @@ class EMSNodeError(ValueError):
 
 
 def node_error(node: str, message: str) -> EMSNodeError:
-    return EMSNodeError(message if message.startswith(node) else f"{node}: {message}")
+    """The node's own refusal: ``"<node>: <message>"``."""
+    return EMSNodeError(f"{node}: {message}")
+
+
+# Refusals whose fix is another EMS node: the method says what to do in its own terms (it names no
+# node), and this adds which node does it.
+FIXES = {
+    TokenLengthMismatch: "EMS Encode Prompts does exactly that.",
+    AlphaOutOfRange: "EMS Text Direction's alpha takes the same range.",
+}
+
+
+@contextmanager
+def node_errors(node: str, *also: type[Exception], fix: str = "", clean=None):
+    """Report what the method refuses as this node's error.
+
+    ``ems`` raises :class:`~ems.validation.InputError` subclasses whose messages give the cause and
+    the fix but no node name, since the method cannot know who called it; inside this block they
+    become ``EMSNodeError("<node>: <message>")``, with the node that fixes them where one does
+    (``FIXES``) or ``fix``, what to do in this node's graph. ``also``: further exception types to
+    report the same way (an LLM client's); ``clean(message)``: a last pass over the message
+    (removing a secret it may quote). An ``EMSNodeError`` passes through unchanged: it already
+    names its node.
+    """
+    try:
+        yield
+    except (InputError, *also) as e:
+        message = str(e) if clean is None else clean(str(e))
+        known = next((text for kind, text in FIXES.items() if isinstance(e, kind)), "")
+        raise EMSNodeError(" ".join(part for part in (f"{node}: {message}", known, fix) if part)) from None
 
 
 def repeat_latent(latent: dict, count: int) -> dict:
@@ -70,12 +107,8 @@ def float_input(spec, default: float, step: float, tooltip: str, **kwargs):
 
 def check_floats(node: str, ranges, **values) -> dict:
     """Finite and in range, or an error naming the node (NaN/inf pass ComfyUI's own min/max check)."""
-    from ..ems.validation import InputError, check_floats as check
-
-    try:
+    with node_errors(node):
         return check(ranges, **values)
-    except InputError as e:
-        raise node_error(node, str(e)) from None
 
 
 # -- Model/conditioning families --------------------------------------------------------------------
@@ -105,8 +138,6 @@ def model_text_widths(model) -> tuple[str, object, object]:
 
 def check_families(node: str, model, **conds) -> None:
     """Refuse conditionings whose widths do not fit ``model`` — before the model runs."""
-    from ..ems.validation import family_mismatch
-
     family, tokens, pooled = model_text_widths(model)
     if tokens is None and pooled is None:
         return
@@ -114,7 +145,7 @@ def check_families(node: str, model, **conds) -> None:
         for entry in cond or []:
             extras = entry[1] if len(entry) > 1 and isinstance(entry[1], dict) else {}
             p = extras.get("pooled_output")
-            message = family_mismatch(node, name, family, tokens, pooled, int(entry[0].shape[-1]),
+            message = family_mismatch(name, family, tokens, pooled, int(entry[0].shape[-1]),
                                       None if p is None else int(p.shape[-1]))
             if message:
                 raise node_error(node, message)
@@ -184,8 +215,6 @@ def _part(part: str) -> str:
 def check_finite_inputs(node: str, **inputs) -> None:
     """Refuse any LATENT / IMAGE / MASK / CONDITIONING input holding NaN, ±inf or values beyond
     ±MAX_ABS — before anything runs on it. None (an unconnected optional input) is skipped."""
-    from ..ems.tensors import MAX_ABS, non_finite_part, too_large_part, value_kind
-
     for name, value in inputs.items():
         cause = INPUT_CAUSES.get(value_kind(value), "a node upstream that produced it")
         part, problem = non_finite_part(value)
@@ -202,15 +231,14 @@ def check_finite_inputs(node: str, **inputs) -> None:
 
 def check_finite_output(node: str, name: str, value) -> None:
     """Raise instead of passing on a result of this node that came out NaN or infinite."""
-    from ..ems.tensors import non_finite_part, value_kind
-
     part, problem = non_finite_part(value)
     if problem:
         cause = OUTPUT_CAUSES.get(value_kind(value), "an overflow inside the computation")
         where = f", in its {part}" if part else ""
-        raise node_error(node, f"{node} produced non-finite values in its output '{name}' ({problem}{where}) "
-                               "and does not pass them on (they would end as a black image). Likely cause: "
-                               f"{cause}.")
+        # Worded about the node itself ("<node> produced …"), so it is not the "<node>: " form.
+        raise EMSNodeError(f"{node} produced non-finite values in its output '{name}' ({problem}{where}) "
+                           "and does not pass them on (they would end as a black image). Likely cause: "
+                           f"{cause}.")
 
 
 def model_latent_limits(model) -> tuple[str, object, object]:
@@ -220,8 +248,6 @@ def model_latent_limits(model) -> tuple[str, object, object]:
     detected config (SD3's MMDiT: ``pos_embed_max_size`` patches of ``patch_size``), else from the
     diffusion model itself. Models without such a grid (UNets, Flux's RoPE) have no side limit.
     """
-    from ..ems.tensors import max_latent_side
-
     if model is None:
         return "unknown", None, None
     config = getattr(getattr(model, "model", None), "model_config", None)
@@ -246,8 +272,6 @@ def model_latent_limits(model) -> tuple[str, object, object]:
 def check_latent_layout(node: str, name: str, latent: dict, model=None) -> None:
     """An image LATENT (batch, channels, height, width) the model can take, or an error naming the
     node, the input and the fix. Without a model only the layout is checked."""
-    from ..ems.tensors import channel_problem, layout_problem, size_problem
-
     if not isinstance(latent, dict) or not hasattr(latent.get("samples"), "shape"):
         raise node_error(node, f"'{name}' is not a LATENT; connect VAE Encode or a sampler's output.")
     shape = tuple(latent["samples"].shape)

@@ -6,7 +6,7 @@ pure-PyTorch loop from ``ems.csds`` with the guider as its prediction.
 
 The sampler is given only ``sigmas[:1]`` = [σ]: KSAMPLER then forms z_0 = noise_scaling(σ, n, x)
 on entry and returns inverse_noise_scaling(σ, z_N) on exit, which is exactly ComfyUI's
-"leftover noise" convention (SPEC §2), so the result continues in SamplerCustomAdvanced with
+"leftover noise" convention, so the result continues in SamplerCustomAdvanced with
 DisableNoise and the full SIGMAS.
 
 Latent noise masks (SetLatentNoiseMask). ComfyUI's KSAMPLER wraps the guider in
@@ -36,8 +36,8 @@ import comfy.utils
 import latent_preview
 
 from ..ems.conditioning import conditioning_alpha
-from ..ems.csds import DEFAULTS, csds_edit
-from .common import CSDS_KEY, latent_fingerprint
+from ..ems.csds import CSDSParams, csds_edit
+from .common import CSDS_KEY, LOG, latent_fingerprint
 
 
 def is_flow(model_sampling) -> bool:
@@ -51,7 +51,7 @@ class CSDSGuider(comfy.samplers.CFGGuider):
     def set_conds(self, positive, attribute, negative):
         self.inner_set_conds({"positive": positive, "attribute": attribute, "negative": negative})
 
-    def predict_noise(self, x, timestep, model_options={}, seed=None):
+    def predict_noise(self, x, timestep, model_options={}, seed=None):  # noqa: B006 - CFGGuider's own signature
         # Used as an ordinary guider this is plain CFG on the positive.
         return comfy.samplers.sampling_function(self.inner_model, x, timestep, self.conds.get("negative"),
                                                 self.conds.get("positive"), self.cfg,
@@ -79,9 +79,8 @@ class CSDSGuider(comfy.samplers.CFGGuider):
         return out[0], out[1]
 
 
-def csds_sampler(model, x, sigmas, extra_args=None, callback=None, disable=None,
-                 iterations=0, constraint=0.5, step_start=0.1, step_end=0.01, preview=None,
-                 residual_space=DEFAULTS["residual_space"], alpha=None):
+def csds_sampler(model, x, sigmas, extra_args=None, callback=None, disable=None, *, params: CSDSParams,
+                 preview=None, alpha=None):
     """KSAMPLER function: ``x`` is already z_0 = noise_scaling(σ, n, latent)."""
     extra_args = extra_args or {}
     guider = model.inner_model
@@ -95,15 +94,14 @@ def csds_sampler(model, x, sigmas, extra_args=None, callback=None, disable=None,
 
     def on_step(k, z, denoised):
         if preview is not None:
-            preview(k, denoised, z, iterations)
+            preview(k, denoised, z, params.iterations)
         comfy.model_management.throw_exception_if_processing_interrupted()
 
     flow = is_flow(guider.inner_model.model_sampling)
     if alpha is not None:
         alpha = alpha.to(x.device)
     # The mask (prepared by the guider to x's shape) limits every step to the masked region.
-    return csds_edit(predict, x, float(sigma), iterations, constraint, step_start, step_end, flow, on_step,
-                     residual_space=residual_space, alpha=alpha, mask=mask)
+    return csds_edit(predict, x, float(sigma), params, flow, on_step, alpha=alpha, mask=mask)
 
 
 def keep_unmasked_source(out: torch.Tensor, samples: torch.Tensor, noise_mask) -> torch.Tensor:
@@ -115,25 +113,25 @@ def keep_unmasked_source(out: torch.Tensor, samples: torch.Tensor, noise_mask) -
 
 
 def run_csds(model, positive, attribute, negative, latent: dict, sigmas: torch.Tensor, noise_seed: int,
-             cfg: float, iterations: int, constraint: float, step_start: float, step_end: float,
-             residual_space: str = DEFAULTS["residual_space"], alpha=None) -> dict:
+             params: CSDSParams) -> dict:
     """The node's computation on a validated, batch-reconciled LATENT; returns the output LATENT.
 
-    ``alpha`` (B,): the degree per item; None reads it from ``positive`` (``ems_alpha``, SPEC v2
-    §2.1), and a positive without one gets the full push. The output carries ``ems_csds`` (σ and a
-    fingerprint of its samples) so EMS nodes can tell a leftover-noise latent from a clean one.
+    The degree per item is read here, once, from ``positive`` (its recorded ``ems_alpha``) and
+    handed to the loop; a positive without one gets the full push (``ConditioningMismatch`` when
+    the recorded α cannot be read). The output carries ``ems_csds`` (σ and a fingerprint of its
+    samples) so EMS nodes can tell a leftover-noise latent from a clean one.
     """
     samples = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
-    if alpha is None:
-        alpha = conditioning_alpha(positive, int(samples.shape[0]))
+    alpha = conditioning_alpha(positive, int(samples.shape[0]))
+    if alpha is not None:
+        LOG.info("EMS CSDS Latent Edit: degree from the positive's α: %s", ", ".join(f"{float(a):g}" for a in alpha))
     noise = comfy.sample.prepare_noise(samples, noise_seed, latent.get("batch_index"))
     guider = CSDSGuider(model)
     guider.set_conds(positive, attribute, negative)
-    guider.set_cfg(cfg)
-    preview = latent_preview.prepare_callback(model, iterations) if iterations > 0 else None
+    guider.set_cfg(params.cfg)
+    preview = latent_preview.prepare_callback(model, params.iterations) if params.iterations > 0 else None
     sampler = comfy.samplers.KSAMPLER(csds_sampler, extra_options={
-        "iterations": iterations, "constraint": constraint, "step_start": step_start,
-        "step_end": step_end, "preview": preview, "residual_space": residual_space, "alpha": alpha})
+        "params": params, "preview": preview, "alpha": alpha})
     noise_mask = latent.get("noise_mask")
     out = guider.sample(noise, samples, sampler, sigmas[:1], denoise_mask=noise_mask,
                         disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=noise_seed)
@@ -141,6 +139,6 @@ def run_csds(model, positive, attribute, negative, latent: dict, sigmas: torch.T
     result = latent.copy()
     result["samples"] = out.to(comfy.model_management.intermediate_device())
     result[CSDS_KEY] = {"sigma": float(sigmas[0]), "fingerprint": latent_fingerprint(result["samples"]),
-                        "residual_space": residual_space, "iterations": int(iterations),
+                        "residual_space": params.residual_space, "iterations": params.iterations,
                         "alpha": None if alpha is None else [float(a) for a in alpha]}
     return result

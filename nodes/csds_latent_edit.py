@@ -1,42 +1,37 @@
-"""EMSCSDSLatentEdit: the image side of EMS — CSDS on the noised latent z_t (SPEC §2, §2.1, §3)."""
+"""EMSCSDSLatentEdit: the image side of EMS — CSDS on the noised latent z_t."""
 
 from __future__ import annotations
 
 from comfy_api.v0_0_2 import io
 
 from ..ems import validation as v
-from ..ems.conditioning import ConditioningMismatch, conditioning_alpha
-from ..ems.csds import DEFAULTS, RESIDUAL_SPACES, CSDSError, check_sigma, check_stable, step_sizes
+from ..ems.csds import DEFAULTS, RESIDUAL_SPACES, CSDSParams, check_sigma, check_stable
 from .common import (CATEGORY, LOG, check_families, check_finite_inputs, check_finite_output, check_floats,
-                     check_latent_layout, csds_marker, float_input, node_error, reconcile_batch)
+                     check_latent_layout, csds_marker, float_input, node_error, node_errors, reconcile_batch)
 
 NODE = "EMS CSDS Latent Edit"
 FLOATS = (v.CFG, v.CONSTRAINT, v.STEP_START, v.STEP_END)
 
 
-def validate(model, sigmas, cfg, iterations, constraint, step_start, step_end,
-             residual_space=DEFAULTS["residual_space"]) -> None:
-    """Every check that needs no model call: finite, stable, a usable schedule (issue 11)."""
-    check_floats(NODE, FLOATS, cfg=cfg, constraint=constraint, step_start=step_start, step_end=step_end)
-    if residual_space not in RESIDUAL_SPACES:
-        raise node_error(NODE, f"residual_space must be one of {', '.join(RESIDUAL_SPACES)} "
-                               f"(got {residual_space!r}).")
+def parameters(cfg, iterations, constraint, step_start, step_end, residual_space) -> CSDSParams:
+    """The widgets' values as one validated parameter object (the widget ranges, then the method's)."""
+    values = check_floats(NODE, FLOATS, cfg=cfg, constraint=constraint, step_start=step_start, step_end=step_end)
+    with node_errors(NODE):
+        return CSDSParams(iterations=int(iterations), residual_space=residual_space, **values)
+
+
+def check_schedule(model, sigmas, params: CSDSParams) -> None:
+    """What σ decides, before any model call: a usable first sigma, and a stable update at it."""
     if sigmas is None or sigmas.ndim != 1 or sigmas.shape[0] < 2:
         n = 0 if sigmas is None else int(sigmas.numel())
         raise node_error(NODE, f"SIGMAS has {n} value(s); it needs at least 2 (a start and an end). "
                                "Connect BasicScheduler with steps ≥ 1 and denoise < 1.")
-    if iterations < 0:
-        raise node_error(NODE, f"iterations must not be negative (got {iterations}).")
-    try:
-        step_sizes(iterations, step_start, step_end)
-        from .csds_guider import is_flow
-        sigma = float(sigmas[0])
-        flow = is_flow(model.get_model_object("model_sampling"))
-        check_sigma(sigma, flow)
-        if iterations > 0:
-            check_stable(sigma, constraint, step_start)
-    except CSDSError as e:
-        raise node_error(NODE, str(e)) from None
+    from .csds_guider import is_flow
+
+    sigma = float(sigmas[0])
+    with node_errors(NODE):
+        check_sigma(sigma, is_flow(model.get_model_object("model_sampling")))
+        check_stable(sigma, params)
 
 
 def check_latent(latent: dict) -> None:
@@ -92,10 +87,10 @@ class EMSCSDSLatentEdit(io.ComfyNode):
                 float_input(v.STEP_END, d["step_end"], 0.001,
                             tooltip="Last step size η_{N−1} (paper: 0.01); must not exceed step_start."),
                 io.Combo.Input("residual_space", options=list(RESIDUAL_SPACES), default=d["residual_space"],
-                               optional=True,  # v1 graphs without it keep working (with the default)
+                               optional=True,  # graphs saved before it existed keep working (with the default)
                                tooltip="Where the update's residuals are taken. model_output: what the model "
                                        "predicts (velocity for SD3/flow models; the paper's reading). noise: "
-                                       "the noise ε (v1 of this pack; about (1 − σ)× weaker on flow models). "
+                                       "the noise ε (this pack's first reading; about (1 − σ)× weaker on flow models). "
                                        "Identical for ε/v-prediction models."),
             ],
             outputs=[io.Latent.Output("latent", display_name="latent",
@@ -107,7 +102,8 @@ class EMSCSDSLatentEdit(io.ComfyNode):
     def execute(cls, model, positive, attribute, negative, latent_image, sigmas, noise_seed, cfg,
                 iterations, constraint, step_start, step_end,
                 residual_space=DEFAULTS["residual_space"]) -> io.NodeOutput:
-        validate(model, sigmas, cfg, iterations, constraint, step_start, step_end, residual_space)
+        params = parameters(cfg, iterations, constraint, step_start, step_end, residual_space)
+        check_schedule(model, sigmas, params)
         check_families(NODE, model, positive=positive, attribute=attribute, negative=negative)
         # Shape and values before the model sees them: a wrong latent otherwise ends in a traceback
         # from deep inside the model, a NaN one in a black image marked success.
@@ -116,15 +112,9 @@ class EMSCSDSLatentEdit(io.ComfyNode):
                             latent_image=latent_image)
         check_latent(latent_image)
         latent = reconcile_batch(NODE, latent_image, positive, attribute=attribute, negative=negative)
-        try:
-            alpha = conditioning_alpha(positive, int(latent["samples"].shape[0]), node=NODE)
-        except ConditioningMismatch as e:
-            raise node_error(NODE, str(e)) from None
-        if alpha is not None:
-            LOG.info("%s: degree from the positive's α: %s", NODE, ", ".join(f"{float(a):g}" for a in alpha))
         from .csds_guider import run_csds
 
-        result = run_csds(model, positive, attribute, negative, latent, sigmas, noise_seed, cfg, iterations,
-                          constraint, step_start, step_end, residual_space, alpha)
+        with node_errors(NODE):  # run_csds reads the positive's α (and refuses one it cannot read)
+            result = run_csds(model, positive, attribute, negative, latent, sigmas, noise_seed, params)
         check_finite_output(NODE, "latent", result)
         return io.NodeOutput(result)

@@ -24,12 +24,12 @@ NODES: list[type[io.ComfyNode]] = [EMSExtractCaptions, EMSEncodePrompts, EMSText
 
 
 def toyworld_nodes() -> list[type[io.ComfyNode]]:
-    """The toy world's dev nodes (toyworld/): its loader and a scene drawer. The weights load only when the node
+    """The toy world's dev nodes: its loader and a scene drawer. The weights load only when the node
     runs, so a pack without them still imports; a broken toy world never hides the EMS nodes."""
     try:
-        from ..toyworld.comfy_loader import EMSToyWorldLoader
-        from ..toyworld.comfy_scene import EMSToyScene
-    except Exception as e:  # noqa: BLE001 - any failure here must not take the pack down
+        from .toy_scene import EMSToyScene
+        from .toy_world_loader import EMSToyWorldLoader
+    except Exception as e:  # any failure here must not take the pack down
         logging.getLogger("EMS").warning("EMS: the toy world's dev nodes are unavailable (%s)", e)
         return []
     return [EMSToyWorldLoader, EMSToyScene]

@@ -2,7 +2,7 @@
 machine, writes the captions.
 
 A workflow is untrusted input: the graph names a ``provider``; the server and the key
-behind that name come from the machine (:mod:`comfyui_ems.llm_io.providers`). Inputs a v1 graph still carries
+behind that name come from the machine (:mod:`comfyui_ems.llm_io.providers`). Inputs an early EMS graph still carries
 (``base_url``, ``api_key_env``) are not declared, so ComfyUI drops them before ``execute``; the node
 reads its own raw inputs from the hidden prompt only to *refuse* such a graph with a message that
 says what changed, never to use them.
@@ -23,9 +23,9 @@ from ..llm_io import client as llm
 from ..llm_io.caption_cache import CACHE_DIR_ENV, CaptionCache, cache_key
 from ..ems.captions import (PROMPT_VERSION, SCHEMA, CaptionError, Captions, derive_attribute, extract_captions,
                             is_cache_entry, word_diff)
-from ..llm_io.providers import ProviderError, get_provider, resolve_key, v1_message
+from ..llm_io.providers import ProviderError, get_provider, resolve_key, legacy_message
 from ..ems.validation import TEMPERATURE
-from .common import CATEGORY, LOG, check_floats, float_input, node_error
+from .common import CATEGORY, LOG, check_floats, float_input, node_error, node_errors
 
 NODE = "EMS Extract Captions"
 V1_INPUTS = ("base_url", "api_key_env")
@@ -62,8 +62,8 @@ def raise_interrupted():
     raise comfy.model_management.InterruptProcessingException()
 
 
-def v1_inputs(prompt, unique_id) -> dict:
-    """The v1 inputs (base_url, api_key_env) this node carries in the queued prompt, if any."""
+def legacy_inputs(prompt, unique_id) -> dict:
+    """The old inputs (base_url, api_key_env) this node carries in the queued prompt, if any."""
     entry = prompt.get(str(unique_id)) if isinstance(prompt, dict) else None
     inputs = entry.get("inputs") if isinstance(entry, dict) else None
     if not isinstance(inputs, dict):
@@ -152,7 +152,7 @@ class EMSExtractCaptions(io.ComfyNode):
                 io.String.Output("edit_words", display_name="edit_words",
                                  tooltip="The target's changed words (spans separated by ', ')."),
             ],
-            # Only to recognise (and refuse) a v1 graph; see the module docstring.
+            # Only to recognise (and refuse) an early EMS graph; see the module docstring.
             hidden=[io.Hidden.prompt, io.Hidden.unique_id],
         )
 
@@ -168,11 +168,11 @@ class EMSExtractCaptions(io.ComfyNode):
     def execute(cls, image, instruction, provider, model, temperature, seed, refresh,
                 source_prompt="", target_prompt="") -> io.NodeOutput:
         hidden = getattr(cls, "hidden", None)
-        old = v1_inputs(getattr(hidden, "prompt", None), getattr(hidden, "unique_id", None))
+        old = legacy_inputs(getattr(hidden, "prompt", None), getattr(hidden, "unique_id", None))
         if old:
             # Refused even when a provider is named too: a graph that carries a server URL is
             # either an old workflow or a crafted one, and the user should know which inputs are dead.
-            raise node_error(NODE, v1_message(*(v if isinstance(v, str) else "" for v in
+            raise node_error(NODE, legacy_message(*(v if isinstance(v, str) else "" for v in
                                                 (old.get("base_url", ""), old.get("api_key_env", "")))))
         temperature = check_floats(NODE, [TEMPERATURE], temperature=temperature)["temperature"]
         source, target = (source_prompt or "").strip(), (target_prompt or "").strip()
@@ -197,10 +197,8 @@ class EMSExtractCaptions(io.ComfyNode):
         if image.shape[0] != 1:
             raise node_error(NODE, f"image has a batch of {image.shape[0]}; EMS edits one image. Pick one "
                                    "with 'Image From Batch'.")
-        try:
+        with node_errors(NODE, ProviderError):
             provider = get_provider(provider_name)
-        except ProviderError as e:
-            raise node_error(NODE, str(e)) from None
         pixels = image_pixels(image)
         key = cache_key(pixels.tobytes(), pixels.shape, instruction=instruction.strip(), model=model,
                         provider=provider.name, base_url=provider.base_url, prompt_version=PROMPT_VERSION,
@@ -213,17 +211,17 @@ class EMSExtractCaptions(io.ComfyNode):
             return cached, "from the disk cache", list(hit.get("warnings") or [])
         config = llm.LLMConfig(model=model, provider=provider, temperature=float(temperature), seed=int(seed))
         api_key = None
-        try:
-            api_key = resolve_key(provider)
-            client = llm.ChatClient(config, api_key, cancelled=interrupted)
-            captions, warnings = extract_captions(
-                lambda messages: client.complete(messages, schema=SCHEMA, schema_name="ems_captions"),
-                instruction, llm.image_data_url(pixels), source or None, target or None)
-        except llm.Cancelled:
-            raise_interrupted()
-        except (llm.LLMError, ProviderError, CaptionError) as e:
-            # Scrubbed again here: a caption error quotes the server's reply, which may echo the key.
-            raise node_error(NODE, llm.scrub(str(e), api_key)) from None
+        # Scrubbed again here: a caption error quotes the server's reply, which may echo the key.
+        # (``clean`` reads api_key when an error is reported, so it sees the resolved key.)
+        with node_errors(NODE, llm.LLMError, ProviderError, CaptionError, clean=lambda m: llm.scrub(m, api_key)):
+            try:
+                api_key = resolve_key(provider)
+                client = llm.ChatClient(config, api_key, cancelled=interrupted)
+                captions, warnings = extract_captions(
+                    lambda messages: client.complete(messages, schema=SCHEMA, schema_name="ems_captions"),
+                    instruction, llm.image_data_url(pixels), source or None, target or None)
+            except llm.Cancelled:
+                raise_interrupted()
         warnings = [llm.scrub(w, api_key) for w in warnings]
         for w in warnings:
             LOG.warning("%s: after one repair request the captions still have a problem: %s", NODE, w)

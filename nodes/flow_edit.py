@@ -9,10 +9,9 @@ from __future__ import annotations
 from comfy_api.v0_0_2 import io
 
 from ..ems import validation as v
-from ..ems.conditioning import ConditioningMismatch
-from ..ems.flow_edit import DEFAULTS, MAX_NOISE_AVERAGE, FlowEditError, FlowEditParams, check_schedule, item_plan
+from ..ems.flow_edit import DEFAULTS, MAX_NOISE_AVERAGE, FlowEditParams, check_schedule, item_plan
 from .common import (CATEGORY, LOG, check_families, check_finite_inputs, check_finite_output, check_floats,
-                     check_latent_layout, csds_marker, float_input, node_error, reconcile_batch)
+                     check_latent_layout, csds_marker, float_input, node_error, node_errors, reconcile_batch)
 
 NODE = "EMS Flow Edit"
 FLOATS = (v.CFG, v.SOURCE_CFG, v.LOCALITY, v.DRIVE)
@@ -20,10 +19,8 @@ FLOATS = (v.CFG, v.SOURCE_CFG, v.LOCALITY, v.DRIVE)
 
 def parameters(cfg, source_cfg, noise_average, locality, drive) -> FlowEditParams:
     values = check_floats(NODE, FLOATS, cfg=cfg, source_cfg=source_cfg, locality=locality, drive=drive)
-    try:
+    with node_errors(NODE):
         return FlowEditParams(noise_average=int(noise_average), **values)
-    except FlowEditError as e:
-        raise node_error(NODE, str(e)) from None
 
 
 def check_model(model, sigmas) -> None:
@@ -37,10 +34,8 @@ def check_model(model, sigmas) -> None:
                                "sampler (img2img) instead.")
     if sigmas is None or sigmas.ndim != 1:
         raise node_error(NODE, "sigmas must be a SIGMAS schedule (connect BasicScheduler).")
-    try:
+    with node_errors(NODE, fix="Connect BasicScheduler with steps ≥ 1 and denoise < 1."):
         values = check_schedule(sigmas.tolist())
-    except FlowEditError as e:
-        raise node_error(NODE, f"{e} Connect BasicScheduler with steps ≥ 1 and denoise < 1.") from None
     if values[-1] != 0.0:
         raise node_error(NODE, f"the schedule ends at σ = {values[-1]:g}; EMS Flow Edit runs it down to 0 and "
                                "outputs a clean latent. Connect the whole BasicScheduler schedule, not a split.")
@@ -111,14 +106,14 @@ class EMSFlowEdit(io.ComfyNode):
         check_latent(latent_image)
         latent = reconcile_batch(NODE, latent_image, positive, source=source, negative=negative)
         batch = int(latent["samples"].shape[0])
-        try:
-            scales, moves = item_plan(positive, source, batch, params, node=NODE)
-        except ConditioningMismatch as e:
-            raise node_error(NODE, str(e)) from None
+        with node_errors(NODE):
+            scales, moves = item_plan(positive, source, batch, params)
         LOG.info("%s: %d of %d item(s) edited; target CFG per item: %s", NODE, int(moves.sum()), batch,
                  ", ".join(f"{s:g}" for s in scales))
         from .flow_edit_guider import run_flow_edit
 
-        result = run_flow_edit(model, positive, source, negative, latent, sigmas, noise_seed, params, (scales, moves))
+        with node_errors(NODE):
+            result = run_flow_edit(model, positive, source, negative, latent, sigmas, noise_seed, params,
+                                   (scales, moves))
         check_finite_output(NODE, "latent", result)
         return io.NodeOutput(result)

@@ -49,7 +49,7 @@ class FlowEditGuider(comfy.samplers.CFGGuider):
         conds = {"coupled": coupled} if self.stacked else {"positive": positive, "source": source}
         self.inner_set_conds({**conds, "negative": negative})
 
-    def predict_noise(self, x, timestep, model_options={}, seed=None):
+    def predict_noise(self, x, timestep, model_options={}, seed=None):  # noqa: B006 - CFGGuider's own signature
         # Used as an ordinary guider this is plain CFG on the target (or the stack).
         cond = self.conds.get("positive") or self.conds.get("coupled")
         return comfy.samplers.sampling_function(self.inner_model, x, timestep, self.conds.get("negative"), cond,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from comfy_api.v0_0_2 import io
 
-from ..ems.grid import GridError, labelled_grid, split_labels
-from .common import CATEGORY, check_finite_inputs, node_error
+from ..ems.grid import labelled_grid, split_labels
+from .common import CATEGORY, check_finite_inputs, node_errors
 
 NODE = "EMS Labelled Grid"
 
@@ -33,11 +33,9 @@ class EMSLabelledGrid(io.ComfyNode):
     @classmethod
     def execute(cls, images, labels, columns) -> io.NodeOutput:
         check_finite_inputs(NODE, images=images)
-        try:
+        with node_errors(NODE):
             grid = labelled_grid(images, split_labels(labels, images.shape[0]), columns,
                                  on_tile=tile_hook(images.shape[0]))
-        except GridError as e:
-            raise node_error(NODE, str(e)) from None
         return io.NodeOutput(grid)
 
 

@@ -1,4 +1,4 @@
-"""EMSLatentDirection: move a clean image latent along a reference pair a → b (SPEC §3).
+"""EMSLatentDirection: move a clean image latent along a reference pair a → b.
 
 ``linear`` is the EMS paper's Fig. 3b on clean latents; ``svd`` is our documented reading of
 arXiv 2502.02225 (web/docs/EMSLatentDirection.md). The math lives in ems/latent_direction.py.
@@ -9,9 +9,10 @@ from __future__ import annotations
 import torch
 from comfy_api.v0_0_2 import io, ui
 
-from ..ems.alphas import AlphaScheduleError, format_alpha, parse_alphas
-from ..ems.latent_direction import AXES, MODES, SPECTRA, LatentDirectionError, apply_direction, blend_mask
-from .common import CATEGORY, LOG, check_finite_inputs, check_finite_output, check_latent_layout, node_error, repeat_latent
+from ..ems.alphas import format_alpha, parse_alphas
+from ..ems.latent_direction import AXES, MODES, SPECTRA, apply_direction, blend_mask
+from .common import (CATEGORY, LOG, check_finite_inputs, check_finite_output, check_latent_layout, node_error,
+                     node_errors, repeat_latent)
 
 NODE = "EMS Latent Direction"
 ALPHA_LIMIT = 10.0
@@ -28,10 +29,8 @@ def batch_alphas(latent: dict, alpha: float, alphas: str) -> tuple[dict, list[fl
     size = int(latent["samples"].shape[0])
     if not (alphas or "").strip():
         return latent, [float(alpha)] * size
-    try:
-        values = parse_alphas(alphas, node=NODE)
-    except AlphaScheduleError as e:
-        raise node_error(NODE, str(e)) from None
+    with node_errors(NODE):
+        values = parse_alphas(alphas)
     if size == 1 and len(values) > 1:
         return repeat_latent(latent, len(values)), values
     if size != len(values):
@@ -104,11 +103,8 @@ class EMSLatentDirection(io.ComfyNode):
             LOG.warning("%s: reference_a and reference_b are identical, so there is no direction; the latent "
                         "comes back unchanged.", NODE)
         options = {"axes": axes, "rank": int(rank), "spectrum": spectrum} if mode == "svd" else {}
-        try:
-            edited = apply_direction(samples, a, b, torch.tensor(values, dtype=torch.float64), mode,
-                                     node=NODE, **options)
-        except LatentDirectionError as e:
-            raise node_error(NODE, str(e)) from None
+        with node_errors(NODE):
+            edited = apply_direction(samples, a, b, torch.tensor(values, dtype=torch.float64), mode, **options)
         # An inpainting mask limits the edit to where the sampler may change the image; it stays
         # on the output so the sampler respects it too.
         edited = blend_mask(samples, edited, latent.get("noise_mask"))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from comfy_api.v0_0_2 import io, ui
 
 from ..ems import validation as v
-from ..ems.conditioning import ConditioningMismatch, manipulate_conditioning
-from .common import CATEGORY, LOG, check_finite_inputs, check_finite_output, check_floats, float_input, node_error
+from ..ems.conditioning import manipulate_conditioning
+from .common import CATEGORY, LOG, check_finite_inputs, check_finite_output, check_floats, float_input, node_errors
 
 NODE = "EMS Text Direction"
 ALPHA_LIMIT = v.ALPHA.hi
@@ -45,9 +45,11 @@ def base_input():
 
 def warn_unsafe(node: str, alphas: list[float]) -> str:
     """Log the shared safe-range warning and return it ("" when every α is inside) for the node's UI."""
-    message = v.safe_alpha_warning(node, alphas)
-    if message:
-        LOG.warning("%s", message)
+    warning = v.safe_alpha_warning(alphas)
+    if not warning:
+        return ""
+    message = f"{node}: {warning}"
+    LOG.warning("%s", message)
     return message
 
 
@@ -71,10 +73,8 @@ class EMSTextDirection(io.ComfyNode):
         alpha = check_floats(NODE, [v.ALPHA], alpha=alpha)["alpha"]
         warning = warn_unsafe(NODE, [alpha])
         check_finite_inputs(NODE, source=source, target=target, base=base)
-        try:
-            cond = manipulate_conditioning(source, target, alpha, manipulate_pooled, base, node=NODE)
-        except ConditioningMismatch as e:
-            raise node_error(NODE, str(e)) from None
+        with node_errors(NODE):
+            cond = manipulate_conditioning(source, target, alpha, manipulate_pooled, base)
         check_finite_output(NODE, "conditioning", cond)
         # Always a text ("" = no warning) so the node's shown warning clears (web/js/ems_warnings.js).
         return io.NodeOutput(cond, ui=ui.PreviewText(warning))

@@ -18,21 +18,22 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-
+from comfyui_ems.ems.csds import DEFAULTS as CSDS_DEFAULTS
+from comfyui_ems.ems.flow_edit import DEFAULTS as FLOW_DEFAULTS
+from comfyui_ems.toyworld.settings import TOY
 from headless.uigraph import UIGraph
 from headless.workflow import VIRTUAL_NODES
+
+REPO = Path(__file__).resolve().parents[1]
 
 WORKFLOW_DIR = REPO / "example_workflows"
 NODE_RECORD = REPO / "tests" / "unit" / "data" / "workflow_nodes.json"
 
-# The paper's schedule as SPEC §1 lists it: SD3-medium, 50 steps, CFG 7.5, 75 % of the schedule.
+# The paper's schedule: SD3-medium, 50 steps, CFG 7.5, 75 % of the schedule.
 # (The paper states no CSDS iteration count; the CSDS values below are the node's measured defaults.)
 CKPT = "sd3_medium_incl_clips_t5xxlfp8.safetensors"
 STEPS, DENOISE, CFG, SEED = 50, 0.75, 7.5, 42
 # The CSDS widget values are the node's declared defaults (ems/csds.py DEFAULTS, set by measurement).
-from comfyui_ems.ems.csds import DEFAULTS as CSDS_DEFAULTS
-
 CSDS = {k: CSDS_DEFAULTS[k] for k in ("iterations", "constraint", "step_start", "step_end", "residual_space")}
 NEGATIVE = "blurry, low quality, distorted"
 # The typed captions of the offline graphs: identical but for the edited words.
@@ -308,7 +309,6 @@ def latent_prompt_pair(g: UIGraph):
 
 # EMS Flow Edit on SD3: FlowEdit's published SD3 schedule (33 of 50 steps ≈ denoise 0.66); the CFG pair
 # is the node's declared default (ems/flow_edit.py).
-from comfyui_ems.ems.flow_edit import DEFAULTS as FLOW_DEFAULTS
 
 FLOW_DENOISE = 0.66
 FLOW = {k: FLOW_DEFAULTS[k] for k in ("cfg", "source_cfg", "noise_average", "locality", "drive")}
@@ -366,8 +366,7 @@ def flow_edit_sweep(g: UIGraph):
     g.node("SaveImage", images=grid[0], filename_prefix="ems/flow_grid")
 
 
-# The toy world's measured settings (toyworld/settings.py).
-from comfyui_ems.toyworld.settings import TOY
+# The toy world's measured settings (toyworld/settings.py): TOY.
 
 
 def toy_flow_edit_sweep(g: UIGraph):

@@ -17,14 +17,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-
 from PIL import Image
 
 from headless.comfy_process import ComfyServer, prepare_base
 from headless.demo import make_test_image
 from support.browser import Chromium
 from support.frontend import fit_view, load_workflow, open_comfy
+
+REPO = Path(__file__).resolve().parents[1]
 
 VIEW = (2400, 1350)     # rendered at this size, so node text stays legible when fitted...
 THUMB_WIDTH = 1200      # ...and saved at this width

@@ -1,6 +1,10 @@
-"""The toy world (SPEC §5): scenes with known attributes, an exact pixel readout, edit cases, and a
-small text-to-image model of SD3's architecture family trained on them (``python -m toyworld.train``).
+"""The toy world: scenes with known attributes, an exact pixel readout, edit cases, and a
+small text-to-image model of SD3's architecture family trained on them (``make toy-train``).
 
-An instrument, not SD3: it shows whether EMS edits anything and which defaults to ship.
-ComfyUI is imported only by ``toyworld.comfy_loader`` and ``toyworld.model``/``toyworld.train``.
+An instrument, not SD3: it shows whether EMS edits anything and which defaults to ship. The scenes,
+readout and edit cases are plain numpy (the unit tier uses them); its two dev nodes are thin
+adapters in ``nodes/`` (``toy_world_loader``, ``toy_scene``). ComfyUI is imported only by the
+model side (``comfy_loader``, ``model``, ``train``, ``quality``), and there inside
+the functions: outside a ComfyUI server the device must be chosen (``model.ensure_comfy``) before
+ComfyUI's model management is first imported.
 """

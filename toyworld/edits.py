@@ -1,6 +1,6 @@
 """Edit test cases: a source scene, the same scene with one attribute changed, and the prompts.
 
-Kinds (issue 12): colour → another colour; shape → another shape; count → one more object
+Kinds: colour → another colour; shape → another shape; count → one more object
 (one → two, two → three); size small → large; background → another background. The attribute
 prompt is the edited words with the object noun (our choice), e.g. "purple circles", "squares",
 "two circles", "large circle", "black background".

@@ -178,7 +178,7 @@ def new_mmdit():
     model = MMDiT(**cfg, dtype=torch.float32, device="cpu", operations=comfy.ops.disable_weight_init)
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        for name, module in sorted(model.named_modules(), key=lambda kv: kv[0]):
+        for _name, module in sorted(model.named_modules(), key=lambda kv: kv[0]):
             if isinstance(module, torch.nn.Linear):
                 bound = (6.0 / (module.in_features + module.out_features)) ** 0.5
                 module.weight.copy_(torch.rand(module.weight.shape, generator=gen) * 2 * bound - bound)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from . import model as M
 from .comfy_loader import load_toyworld
@@ -102,8 +103,6 @@ def main(argv=None) -> int:
         result["text_to_image"][str(cfg)] = acc
         print(f"cfg {cfg}: " + ", ".join(f"{k} {v:.1%}" for k, v in acc.items()), flush=True)
         if args.grid is not None:
-            from PIL import Image
-
             tiles = images[:40]
             rows = [np.concatenate(list(tiles[i:i + 10]), 1) for i in range(0, len(tiles), 10)]
             rows = [np.pad(r, ((0, 0), (0, 640 - r.shape[1]), (0, 0))) for r in rows]

@@ -28,11 +28,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import safetensors.torch
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 
 from . import model as M
-from .scenes import ATTRIBUTES, RESOLUTION, all_captions, caption, objects_mask, random_scene, render
+from .scenes import ATTRIBUTES, RESOLUTION, all_captions, caption, objects_mask, random_scene, render, split
 
 SEED = 0
 SHIFT = 3.0  # comfy.supported_models.SD3.sampling_settings
@@ -82,8 +84,6 @@ def encode_captions(clip) -> tuple[list[str], torch.Tensor, torch.Tensor]:
 
 def edge_band(masks: np.ndarray) -> np.ndarray:
     """(N, H, W) bool: the two-pixel band around every object outline (inside and out)."""
-    from scipy import ndimage
-
     ring = np.ones((1, 3, 3), bool)
     return ndimage.binary_dilation(masks, ring) & ~ndimage.binary_erosion(masks, ring)
 
@@ -251,8 +251,6 @@ def train_mmdit(x0_all: torch.Tensor, caption_idx: torch.Tensor, context: torch.
 
 
 def save_fp16(module: torch.nn.Module, path: Path) -> None:
-    import safetensors.torch
-
     sd = {k: v.detach().to(torch.float16).contiguous() for k, v in module.state_dict().items()}
     safetensors.torch.save_file(sd, str(path))
 
@@ -297,7 +295,6 @@ def main(argv=None) -> int:
     vae_record["latent"] = normalise_latent(vae, raw)
     x0_all = (encode_mean(vae, x) - SHIFT_FACTOR) * SCALE
     log(f"latents for the MMDiT: {tuple(x0_all.shape)}, mean {float(x0_all.mean()):.3f} std {float(x0_all.std()):.3f}")
-    from .scenes import split
     val = split("val")
     vae_record["psnr_val_db"] = psnr(vae, images_to_tensor(np.stack([render(s) for s in val])))
     log(f"VAE PSNR on the val split: {vae_record['psnr_val_db']:.2f} dB")

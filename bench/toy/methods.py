@@ -28,16 +28,17 @@ imported inside their runners.
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import asdict, dataclass
 from typing import Callable
 
 import torch
 
+from comfyui_ems.ems.csds import CSDSParams
 from comfyui_ems.toyworld.settings import TOY
 
 from bench import harness
 
+NODE_CSDS = CSDSParams()  # the node's defaults: the toy world's measured values, rounded for the widgets
 METHODS = ("img2img", "text_only", "ems", "flowedit", "ems_flowedit", "ode_inversion", "latent_linear", "latent_svd")
 
 
@@ -45,16 +46,17 @@ METHODS = ("img2img", "text_only", "ems", "flowedit", "ems_flowedit", "ode_inver
 class ToySettings:
     """One run's schedule and EMS parameters. Defaults: the toy world's measured values
     (``toyworld.settings.TOY`` for the schedules; bench/reports/toyworld-calibration.md, val split,
-    for CSDS, stages 2–4). (The node ships the step sizes rounded to 0.03 → 0.003 for its widgets.)"""
+    for CSDS, stages 2–4), which the node's defaults (``NODE_CSDS``) are; only the step sizes are kept
+    unrounded here (the node ships them rounded to 0.03 → 0.003 for its widgets)."""
 
     steps: int = TOY.steps
     denoise: float = TOY.denoise
     cfg: float = TOY.cfg
-    iterations: int = 10
-    constraint: float = 0.5
+    iterations: int = NODE_CSDS.iterations
+    constraint: float = NODE_CSDS.constraint
     step_start: float = 0.0333
     step_end: float = 0.00333
-    residual_space: str = "noise"
+    residual_space: str = NODE_CSDS.residual_space
     sampler: str = "euler"
     scheduler: str = "simple"
     seed: int = TOY.seed
@@ -91,19 +93,14 @@ def repeated(latent: dict, count: int) -> dict:
     return harness.pack_module("nodes.common").repeat_latent(latent, count) if count > 1 else latent
 
 
-def csds_kwargs(s: ToySettings) -> dict:
-    """run_csds's keyword arguments; ``residual_space`` only where the pack's run_csds has it."""
-    run_csds = harness.pack_module("nodes.csds_guider").run_csds
-    kw = dict(cfg=s.cfg, iterations=s.iterations, constraint=s.constraint, step_start=s.step_start,
-              step_end=s.step_end)
-    if "residual_space" in inspect.signature(run_csds).parameters:
-        kw["residual_space"] = s.residual_space
-    return kw
+def csds_params(s: ToySettings):
+    """The ``CSDSParams`` run_csds takes, from these settings."""
+    return harness.csds_params(cfg=s.cfg, iterations=s.iterations, constraint=s.constraint,
+                               step_start=s.step_start, step_end=s.step_end, residual_space=s.residual_space)
 
 
 def has_residual_space() -> bool:
-    run_csds = harness.pack_module("nodes.csds_guider").run_csds
-    return "residual_space" in inspect.signature(run_csds).parameters
+    return "residual_space" in harness.pack_module("ems.csds").CSDSParams.__dataclass_fields__
 
 
 def _phase(counter, name):
@@ -131,8 +128,7 @@ def ems(model, conds, latent, alphas, s: ToySettings, sigmas, counter=None, **_)
     positive = sweep(conds, alphas)
     latent = repeated(latent, len(alphas))
     _phase(counter, "csds")
-    kw = csds_kwargs(s)
-    z = run_csds(model, positive, conds[2], conds[3], latent, sigmas, s.seed, **kw)
+    z = run_csds(model, positive, conds[2], conds[3], latent, sigmas, s.seed, csds_params(s))
     _phase(counter, "sampling")
     return harness.sample(model, positive, conds[3], z, sigmas, s.cfg, None, s.sampler)
 

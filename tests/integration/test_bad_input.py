@@ -1,4 +1,4 @@
-"""Issue 11 through a real ComfyUI server's HTTP API: every wrong input ends in an error that
+"""Through a real ComfyUI server's HTTP API: every wrong input ends in an error that
 names the EMS node (read back from /history), with no image written — never a black image
 marked success. Plus the warnings API clients can see."""
 
@@ -123,7 +123,7 @@ def test_other_families_conditioning_into_csds_is_an_error_naming_both(comfy, im
     msg = refused(comfy, g, prefix)
     assert CSDS in msg and family in msg and "SD3" in msg and "TripleCLIPLoader" in msg
     assert "addmm" not in msg and "cannot be multiplied" not in msg
-    assert "an encoder with" not in msg  # issue 17 item 14: CLIPTextEncode's SD1.x has a 768-wide pooled
+    assert "an encoder with" not in msg  # CLIPTextEncode's SD1.x has a 768-wide pooled
 
 
 def test_a_csds_latent_into_csds_is_an_error(comfy, image_name):
@@ -163,7 +163,7 @@ def test_both_alpha_nodes_give_the_same_safe_range_warning_in_history(comfy):
 
 
 def test_every_ems_float_widget_has_the_declared_range(comfy):
-    """Issue 11 item 1: one validation layer. Each FLOAT input of each EMS node must be declared in
+    """One validation layer. Each FLOAT input of each EMS node must be declared in
     ems/validation.py FLOAT_INPUTS, with the widget's min/max equal to the declared range."""
     from comfyui_ems.ems.validation import FLOAT_INPUTS
 

@@ -1,4 +1,4 @@
-"""Issue 17 through a real ComfyUI server's HTTP API: non-finite, absurdly large and wrong-shape
+"""Through a real ComfyUI server's HTTP API: non-finite, absurdly large and wrong-shape
 tensors into EMS nodes end in a short error naming the node, the input and the likely cause (never
 an all-NaN latent or a black PNG marked success, never a raw traceback from inside the model); a
 node whose own result comes out non-finite raises; and EMS Labelled Grid neither stalls on long

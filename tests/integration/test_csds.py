@@ -1,5 +1,5 @@
-"""Issue 3: EMSCSDSLatentEdit in a real ComfyUI — equivalences, exactness against an independent
-implementation of SPEC §2, sweeps, refusals, determinism, and the one-call-per-iteration claim."""
+"""EMSCSDSLatentEdit in a real ComfyUI — equivalences, exactness against an independent
+implementation of the CSDS update, sweeps, refusals, determinism, and the one-call-per-iteration claim."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def edit_graph(image_name, alpha=1.0, iterations=3, constraint=0.5, denoise=0.75
                       sampler=sampler[0], sigmas=sigmas[0], latent_image=edit[0])[0], "final")
         g.save(g.node("SamplerCustomAdvanced", noise=g.node("RandomNoise", noise_seed=seed)[0], guider=guider[0],
                       sampler=sampler[0], sigmas=sigmas[0], latent_image=latent[0])[0], "img2img")
-        # img2img with the source caption: what α = 0 must give with CSDS on (SPEC v2 §2.1)
+        # img2img with the source caption: what α = 0 must give with CSDS on (the push is scaled by α)
         source_guider = g.node("CFGGuider", model=unet[0], positive=enc[0], negative=enc[3], cfg=cfg)
         g.save(g.node("SamplerCustomAdvanced", noise=g.node("RandomNoise", noise_seed=seed)[0],
                       guider=source_guider[0], sampler=sampler[0], sigmas=sigmas[0],
@@ -110,7 +110,7 @@ def test_zero_iterations_then_disable_noise_equals_img2img(comfy, image_name):
 
 def independent_csds(saved, seed, cfg, iterations, constraint, step_start=0.1, step_end=0.01,
                      residual_space="model_output", alpha=1.0):
-    """SPEC §2/§2.1 written out again with raw ``apply_model`` calls on the same weights (no EMS code).
+    """The CSDS update (with its α-scaled drive) written out again with raw ``apply_model`` calls on the same weights (no EMS code).
 
     r = (z − D)/σ (model_output: the velocity) or (z − (1−σ)·D)/σ (noise: ε); drive scaled by α."""
     from bench.host import setup
@@ -243,7 +243,7 @@ def scene_image(comfy):
 
 @pytest.mark.parametrize("loader", ["tiny_sd3", "toy_world"])
 def test_alpha_zero_with_csds_on_equals_img2img_with_the_source_caption(comfy, image_name, scene_image, loader):
-    """SPEC v2 §2.1: α = 0 is no edit through the whole pipeline, single and as sweep item 0 — on the
+    """α = 0 is no edit through the whole pipeline, single and as sweep item 0 — on the
     random tiny SD3 and on the trained toy model (a rendered scene)."""
     image_name = scene_image if loader == "toy_world" else image_name
     comfy.run(edit_graph(image_name, alpha=0.0, iterations=4, downstream=True, loader=loader).prompt)

@@ -1,4 +1,4 @@
-"""One batched model call per CSDS iteration (SPEC §2 "Cost"), counted with a model wrapper
+"""One batched model call per CSDS iteration (its stated cost), counted with a model wrapper
 inside a real ComfyUI imported in-process."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ def env():
     guider = import_module("comfyui_ems.nodes.csds_guider")
     common = import_module("comfyui_ems.nodes.common")
     return {"model": tiny_sd3.model_patcher(0), "tiny": tiny_sd3, "run_csds": guider.run_csds,
+            "params": import_module("comfyui_ems.ems.csds").CSDSParams,
             "reconcile": lambda *a: common.reconcile_batch("EMS CSDS Latent Edit", *a[:2], attribute=a[2], negative=a[3]), "Counter": CallCounter}
 
 
@@ -31,7 +32,8 @@ def run(env, iterations, cfg=7.5, attribute_tokens=154, latent_batch=1, positive
     positive, attribute = tiny.conditioning(1, batch=positive_batch), tiny.conditioning(2, attribute_tokens)
     negative = tiny.conditioning(3)
     latent = env["reconcile"](latent, positive, attribute, negative)
-    out = env["run_csds"](model, positive, attribute, negative, latent, sigmas, 42, cfg, iterations, 0.5, 0.1, 0.01)
+    params = env["params"](cfg=cfg, iterations=iterations, constraint=0.5, step_start=0.1, step_end=0.01)
+    out = env["run_csds"](model, positive, attribute, negative, latent, sigmas, 42, params)
     return counter.calls, out
 
 

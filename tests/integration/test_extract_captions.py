@@ -1,10 +1,10 @@
-"""Issues 4 and 9, end to end: EMSExtractCaptions in a real ComfyUI server, observed only from
+"""EMSExtractCaptions in a real ComfyUI server, observed only from
 outside (HTTP, files, PNG metadata), talking to loopback OpenAI-compatible fakes.
 
 The server's environment is a user's machine: a provider file (EMS_LLM_CONFIG) defines provider
 ``acc`` → the ``acc`` fake with its key in ACC_LLM_KEY, and other secrets sit beside it (an OpenAI
 key, an AWS secret, a key file). A second fake plays the attacker: graphs that name its URL — next
-to a configured provider, in v1's inputs, behind the built-in ``openai`` — must leave it with zero
+to a configured provider, in the old layout's inputs, behind the built-in ``openai`` — must leave it with zero
 requests, and no secret but ACC_LLM_KEY's (sent to ``acc`` only) may appear in any request, error,
 history entry, log or saved file.
 """
@@ -179,10 +179,10 @@ def test_attacker_url_next_to_a_configured_provider_is_refused(comfy_llm, fake, 
     g, _, _ = captions_graph("make her suit red, attack 1", base_url=attacker.url,
                              api_key_env="AWS_SECRET_ACCESS_KEY")
     msg = failure(comfy_llm, g)
-    assert "EMS v1" in msg and "base_url" in msg and str(comfy_llm.env["EMS_LLM_CONFIG"]) in msg
+    assert "an early EMS" in msg and "base_url" in msg and str(comfy_llm.env["EMS_LLM_CONFIG"]) in msg
     assert fake.requests == []  # refused outright: not even the configured provider is asked
     no_secret_anywhere(comfy_llm, msg)
-    # Issue 17 item 3: the attacker's server is named as the workflow's wish, not offered as an entry.
+    # The attacker's server is named as the workflow's wish, not offered as an entry.
     assert f'the key in the environment variable AWS_SECRET_ACCESS_KEY to "{attacker.url}"' in msg
     assert_no_entry_from(msg, attacker.url, "AWS_SECRET_ACCESS_KEY")
 
@@ -208,7 +208,7 @@ def test_v1_style_graph_without_a_provider_is_rejected_before_it_runs(comfy_llm,
 def test_built_in_openai_with_an_extra_base_url_is_refused(comfy_llm, fake, attacker):
     g, _, _ = captions_graph("make her suit red, attack 3", provider="openai", base_url=attacker.url)
     msg = failure(comfy_llm, g)
-    assert "EMS v1" in msg and attacker.url in msg  # says which server the graph asked for
+    assert "an early EMS" in msg and attacker.url in msg  # says which server the graph asked for
     no_secret_anywhere(comfy_llm, msg)
 
 
@@ -217,7 +217,7 @@ def test_undefined_provider_is_refused_listing_the_defined_ones(comfy_llm, fake,
     provider = attacker.url if name == "URL" else name
     msg = failure(comfy_llm, captions_graph(f"make her suit red, undefined {name}", provider=provider)[0])
     assert str(comfy_llm.env["EMS_LLM_CONFIG"]) in msg
-    if name == "URL":  # what a v1 workflow's URL looks like after the frontend moved it to provider
+    if name == "URL":  # what an old workflow's URL looks like after the frontend moved it to provider
         assert "not a URL" in msg and f'send your image to "{attacker.url}"' in msg
         assert_no_entry_from(msg, attacker.url)
     else:
@@ -255,7 +255,7 @@ def test_disk_cache_survives_a_restart_and_refresh_asks_again(comfy_llm, fake):
 
 @pytest.mark.parametrize("damage", ["wrong shape", "identical captions"])
 def test_a_cache_entry_of_the_wrong_shape_is_a_miss(comfy_llm, fake, damage):
-    """Also an entry a fresh reply could not be served as (issue 17 item 11): identical captions
+    """Also an entry a fresh reply could not be served as: identical captions
     and an empty attribute — a fresh reply like that is an error, so the cached one is asked again."""
     g, _, _ = captions_graph(f"make her suit red, damaged cache ({damage})")
     comfy_llm.run(g.prompt)
@@ -302,7 +302,7 @@ def test_rejected_key_points_at_its_variable(comfy_llm, fake):
 
 @pytest.mark.parametrize("echo", [f"{ACC_KEY[:12]}****{ACC_KEY[-6:]}", f"****{ACC_KEY[-4:]}", f"{ACC_KEY[:6]}…"])
 def test_a_partly_masked_key_in_an_error_body_stays_out_of_the_message_history_and_log(comfy_llm, fake, echo):
-    """Issue 17 item 7: a 4xx body echoing part of the key (401/403 bodies are left out entirely)."""
+    """A 4xx body echoing part of the key (401/403 bodies are left out entirely)."""
     fake.default = error(400, f"Incorrect API key provided: {echo}. You can find your key elsewhere.")
     # Its own model: a 400 also marks (server, model) as refusing structured output.
     msg = failure(comfy_llm, captions_graph(f"make her suit red, echo {echo[-3:]}", model="vision-echo")[0])
@@ -313,7 +313,7 @@ def test_a_partly_masked_key_in_an_error_body_stays_out_of_the_message_history_a
 
 
 def test_a_nan_image_is_refused_naming_the_input_and_the_cause(comfy_llm, fake):
-    """Issue 17 item 6: a NaN image was sent as a black one, and the answer cached."""
+    """A NaN image was sent as a black one, and the answer cached."""
     cache = comfy_llm.base / "user" / "ems" / "caption_cache"
     before = sorted(cache.rglob("*.json")) if cache.exists() else []
     g = Graph()
@@ -331,7 +331,7 @@ def test_a_nan_image_is_refused_naming_the_input_and_the_cause(comfy_llm, fake):
 
 
 def test_a_caption_node_whose_outputs_nothing_reads_never_asks_the_llm(comfy_llm, fake):
-    """Issue 17 item 2: as an output node it ran unconnected, so a hidden one could send any image
+    """As an output node it ran unconnected, so a hidden one could send any image
     core LoadImage can read (it accepts ../ paths) to the user's provider on every queue."""
     assert comfy_llm.object_info()["EMSExtractCaptions"]["output_node"] is False
     Image.new("RGB", (8, 8), (1, 2, 3)).save(comfy_llm.base / "private.png")  # outside ComfyUI's input folder
@@ -357,7 +357,7 @@ def test_a_caption_node_whose_outputs_nothing_reads_never_asks_the_llm(comfy_llm
 
 
 def test_an_edited_provider_file_takes_effect_at_the_next_queue(comfy_llm, fake, config_dir):
-    """Issue 17 item 10: ComfyUI reused the node's outputs while the provider behind its name changed."""
+    """ComfyUI reused the node's outputs while the provider behind its name changed."""
     config = config_dir / "llm.json"
     original = config.read_text()
     providers = json.loads(original)
@@ -449,10 +449,10 @@ def test_pack_scripts_are_served_and_import_only_the_public_app_module(comfy_llm
         assert urllib.request.urlopen(resolved, timeout=30).status == 200, resolved
 
 
-# -- a v1 workflow in the real frontend ------------------------------------------------------------
+# -- an early EMS workflow in the real frontend ------------------------------------------------------------
 
-def v1_workflow(base_url: str, key_env: str) -> dict:
-    """A UI workflow as EMS v1 saved it: LoadImage → EMS Extract Captions with v1's widgets → Preview Any
+def legacy_workflow(base_url: str, key_env: str) -> dict:
+    """A UI workflow as an early EMS saved it: LoadImage → EMS Extract Captions with the old widgets → Preview Any
     (the caption node runs only when a node that runs reads its outputs)."""
     return {
         "last_node_id": 3, "last_link_id": 2, "version": 0.4, "config": {}, "extra": {}, "groups": [],
@@ -482,9 +482,9 @@ def test_a_v1_workflow_opens_in_the_frontend_and_runs_to_the_migration_message(c
 
     async def script(page):
         await open_comfy(page, comfy_llm)
-        return [await load_workflow(page, v1_workflow(attacker.url, "AWS_SECRET_ACCESS_KEY")),
-                await load_workflow(page, v1_workflow("", "OPENAI_API_KEY")),
-                await load_workflow(page, v1_workflow("http://localhost:11434/v1", ""))], page.console
+        return [await load_workflow(page, legacy_workflow(attacker.url, "AWS_SECRET_ACCESS_KEY")),
+                await load_workflow(page, legacy_workflow("", "OPENAI_API_KEY")),
+                await load_workflow(page, legacy_workflow("http://localhost:11434/v1", ""))], page.console
 
     with Chromium() as browser:
         (custom, openai, ollama), console = browser.run(script)
@@ -497,12 +497,12 @@ def test_a_v1_workflow_opens_in_the_frontend_and_runs_to_the_migration_message(c
     assert node["provider"] == attacker.url and "base_url" not in node and "api_key_env" not in node
     assert openai["output"]["2"]["inputs"]["provider"] == "openai"
     assert ollama["output"]["2"]["inputs"]["provider"] == "ollama"
-    assert any("saved by EMS v1" in c["text"] for c in console)
+    assert any("saved by an early EMS" in c["text"] for c in console)
 
-    # What the frontend queues for the v1 workflow runs to the message, and asks nobody.
+    # What the frontend queues for the old workflow runs to the message, and asks nobody.
     prompt = custom["output"]
     with pytest.raises(ExecutionFailed) as e:
         comfy_llm.run(prompt)
-    assert e.value.node_type == "EMSExtractCaptions" and "EMS v1" in e.value.message
+    assert e.value.node_type == "EMSExtractCaptions" and "an early EMS" in e.value.message
     assert attacker.url in e.value.message and str(comfy_llm.env["EMS_LLM_CONFIG"]) in e.value.message
     assert fake.requests == [] and not [s for s in SECRETS if s in e.value.message]

@@ -1,4 +1,4 @@
-"""Issue 5: the real ComfyUI frontend, in headless Chromium, against a real server with the pack.
+"""The real ComfyUI frontend, in headless Chromium, against a real server with the pack.
 
 Every shipped workflow opens with no missing node type, the frontend turns it into exactly the
 API prompt our converter (headless.workflow.ui_to_api) produces, and the pack's scripts log no

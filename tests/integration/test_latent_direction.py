@@ -1,4 +1,4 @@
-"""Issue 13: EMSLatentDirection in a real ComfyUI over HTTP with the tiny SD3 — registration, the
+"""EMSLatentDirection in a real ComfyUI over HTTP with the tiny SD3 — registration, the
 exact linear cases, the SVD reading's α = 0 identity, sweeps, masks, refusals, and a KSampler after it."""
 
 from __future__ import annotations

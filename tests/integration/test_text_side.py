@@ -1,4 +1,4 @@
-"""Issue 2, end to end: the pack in a real ComfyUI server, driven only over HTTP."""
+"""The pack in a real ComfyUI server, driven only over HTTP."""
 
 from __future__ import annotations
 
@@ -183,7 +183,7 @@ def test_bad_alpha_schedule_is_refused_clearly(comfy):
 
 
 def test_sweep_latent_output_without_latent_image_is_an_error_in_history(comfy):
-    # Issue 11: an ExecutionBlocker's message reaches only the browser and /history says
+    # An ExecutionBlocker's message reaches only the browser and /history says
     # success, so the sweep raises instead when its latent output is used without a latent.
     g = Graph()
     unet, clip, _ = tiny_sd3(g)

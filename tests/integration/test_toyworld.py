@@ -1,4 +1,4 @@
-"""Issue 12: the trained toy world inside a real ComfyUI server — the loader, and colour edits that
+"""The trained toy world inside a real ComfyUI server — the loader, and colour edits that
 can be seen: on fixed held-out scenes, EMS's α sweep (text direction through ComfyUI's sampler)
 keeps the source colour at α = 0, reaches the target colour at α = 1, and the readout grows with α.
 """

@@ -1,4 +1,4 @@
-"""Issue 5: every shipped workflow runs in a real ComfyUI — converted to API format with that
+"""Every shipped workflow runs in a real ComfyUI — converted to API format with that
 server's own /object_info, SD3 loaders swapped for the tiny random-weight SD3, the caption LLM
 pointed at a loopback OpenAI-compatible server — and the pack's docs cover every EMS node."""
 
@@ -33,7 +33,7 @@ def comfy_wf(tmp_path_factory, llm):
     base = prepare_base(tmp_path_factory.mktemp("comfy_workflows"))
     write_tiny_model(base)
     make_test_image(base / "input" / "example.png", size=128)
-    config = tmp_path_factory.mktemp("ems_config") / "llm.json"  # the machine's providers (SPEC §3)
+    config = tmp_path_factory.mktemp("ems_config") / "llm.json"  # the machine's providers
     config.write_text(json.dumps({"providers": {PROVIDER: {"base_url": llm.url, "api_key_env": KEY_VAR}}}))
     env = {KEY_VAR: "sk-test", "EMS_CACHE_DIR": "", "EMS_KEYS_FILE": str(base / "no-keys.json"),
            "EMS_LLM_CONFIG": str(config)}

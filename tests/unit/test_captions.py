@@ -168,7 +168,7 @@ def test_cache_entries_of_the_wrong_shape_are_recognised():
 
 
 @pytest.mark.parametrize("change", [
-    {"target_prompt": SRC, "attribute_prompt": ""},   # issue 17 item 11: identical captions, empty attribute
+    {"target_prompt": SRC, "attribute_prompt": ""},   # identical captions, empty attribute
     {"target_prompt": SRC},                           # identical captions: an error for a fresh reply
     {"target_prompt": SRC.upper() + "."},             # identical but for case and punctuation
     {"attribute_prompt": ""},                         # never stored: a fresh reply's empty attribute is filled in

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from comfyui_ems.ems.conditioning import (ConditioningMismatch, TokenLayout, describe_tokens, manipulate,
+from comfyui_ems.ems.conditioning import (ConditioningMismatch, TokenLayout, TokenLengthMismatch, describe_tokens, manipulate,
                               manipulate_conditioning, sd3_layout, sweep_conditioning, text_direction)
 
 
@@ -74,8 +74,9 @@ def test_unequal_lengths_are_refused_with_lengths_and_fix():
     with pytest.raises(ConditioningMismatch) as e:
         manipulate_conditioning(sd3_cond(0, chunks=1, t5=77), sd3_cond(1, chunks=2, t5=120), 0.5)
     msg = str(e.value)
-    assert msg.startswith("EMS Text Direction")
-    assert "154 tokens" in msg and "274 tokens" in msg and "EMS Encode Prompts" in msg
+    assert isinstance(e.value, TokenLengthMismatch)  # the nodes add which node fixes it
+    assert msg.startswith("'source' has 154 tokens") and "274 tokens" in msg
+    assert "encode the prompts together" in msg and "CLIP chunks and T5 tokens" in msg
 
 
 def test_other_families_interpolate_what_is_there():

@@ -1,12 +1,22 @@
-"""CSDS (SPEC §2, §2.1) against analytic denoisers where the answer is known in closed form."""
+"""CSDS (the update and its α-scaled drive) against analytic denoisers where the answer is known in closed form."""
 
+import dataclasses
 import math
 
 import pytest
 import torch
 
-from comfyui_ems.ems.csds import (DEFAULTS, RESIDUAL_SPACES, CSDSError, check_stable, csds_edit, degree_weights,
-                      epsilon_from_denoised, residual, step_sizes)
+from comfyui_ems.ems.csds import (DEFAULTS, PAPER, RESIDUAL_SPACES, CSDSError, CSDSParams, check_stable, csds_edit,
+                      degree_weights, epsilon_from_denoised, residual)
+
+
+def P(iterations, constraint, step_start, step_end, residual_space=DEFAULTS["residual_space"]):
+    return CSDSParams(iterations=iterations, constraint=constraint, step_start=step_start, step_end=step_end,
+                      residual_space=residual_space)
+
+
+def step_sizes(iterations, step_start, step_end):
+    return P(iterations, 0.0, step_start, step_end).step_sizes()
 
 
 class ConstantDenoiser:
@@ -48,21 +58,21 @@ def test_matches_the_closed_form(space, flow, lam):
     z0, m_pos, m_attr = setup()
     sigma = 0.8 if flow else 3.0
     den = ConstantDenoiser(m_pos, m_attr)
-    out = csds_edit(den, z0, sigma, 7, lam, 0.1, 0.01, flow, residual_space=space)
+    out = csds_edit(den, z0, sigma, P(7, lam, 0.1, 0.01, space), flow)
     expected = closed_form(z0, m_pos, m_attr, sigma, weight(space, flow, sigma), step_sizes(7, 0.1, 0.01), lam)
     torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
     assert den.calls == 7
 
 
 def test_velocity_reading_is_one_over_one_minus_sigma_stronger_on_flow_models():
-    # SPEC §2.1: at the same z, the ε-residual is (1 − σ)× the velocity residual.
+    # At the same z, the ε-residual is (1 − σ)× the velocity residual.
     z0, m_pos, m_attr = setup(5)
     sigma = 0.904
-    moves = {s: csds_edit(ConstantDenoiser(m_pos, m_attr), z0, sigma, 1, 0.0, 0.1, 0.1, True,
-                          residual_space=s) - z0 for s in RESIDUAL_SPACES}
+    moves = {s: csds_edit(ConstantDenoiser(m_pos, m_attr), z0, sigma, P(1, 0.0, 0.1, 0.1, s), True) - z0
+             for s in RESIDUAL_SPACES}
     torch.testing.assert_close(moves["noise"], (1 - sigma) * moves["model_output"], rtol=1e-12, atol=1e-12)
     # ε/v-prediction models: both readings are (z − D)/σ.
-    same = [csds_edit(ConstantDenoiser(m_pos, m_attr), z0, 2.0, 3, 0.5, 0.1, 0.01, False, residual_space=s)
+    same = [csds_edit(ConstantDenoiser(m_pos, m_attr), z0, 2.0, P(3, 0.5, 0.1, 0.01, s), False)
             for s in RESIDUAL_SPACES]
     assert torch.equal(same[0], same[1])
 
@@ -71,7 +81,7 @@ def test_residual_space_default_is_declared_once_and_valid():
     assert DEFAULTS["residual_space"] in RESIDUAL_SPACES
     z0, m_pos, m_attr = setup()
     with pytest.raises(CSDSError, match="residual_space"):
-        csds_edit(ConstantDenoiser(m_pos, m_attr), z0, 0.5, 2, 0.5, 0.1, 0.01, True, residual_space="velocity")
+        P(2, 0.5, 0.1, 0.01, "velocity")
     with pytest.raises(CSDSError, match="residual_space"):
         residual(z0, m_pos, 0.5, True, "eps")
 
@@ -80,8 +90,8 @@ def test_residual_space_default_is_declared_once_and_valid():
 def test_degree_scales_the_drive_and_keeps_the_constraint(alpha):
     z0, m_pos, m_attr = setup(6)
     sigma, lam = 0.7, 0.5
-    out = csds_edit(ConstantDenoiser(m_pos, m_attr), z0, sigma, 6, lam, 0.1, 0.01, True,
-                    residual_space="model_output", alpha=torch.tensor([alpha]))
+    out = csds_edit(ConstantDenoiser(m_pos, m_attr), z0, sigma, P(6, lam, 0.1, 0.01, "model_output"), True,
+                    alpha=torch.tensor([alpha]))
     expected = closed_form(z0, m_pos, m_attr, sigma, 1.0, step_sizes(6, 0.1, 0.01), lam, alpha)
     torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
 
@@ -96,14 +106,14 @@ def test_alpha_zero_items_come_back_exactly_and_others_are_graded():
         d = torch.tanh(torch.einsum("oc,bchw->bohw", w, z))
         return d, d + 0.3 * torch.sin(z)
 
-    out = csds_edit(nonlinear, z0, 0.8, 5, 0.5, 0.1, 0.01, True, alpha=alphas)
+    out = csds_edit(nonlinear, z0, 0.8, P(5, 0.5, 0.1, 0.01), True, alpha=alphas)
     assert torch.equal(out[0], z0[0])  # α = 0: no image-side edit at all
     moves = [(out[i] - z0[i]).norm().item() for i in range(4)]
     assert 0 < moves[1] < moves[2]
     direction = (out[2] - z0[2]).flatten()
     assert torch.dot((out[3] - z0[3]).flatten(), direction) < 0  # negative α pushes away
-    # no α = the full push, as in v1
-    torch.testing.assert_close(csds_edit(nonlinear, z0, 0.8, 5, 0.5, 0.1, 0.01, True)[2], out[2])
+    # no α = the full push (the unscaled update)
+    torch.testing.assert_close(csds_edit(nonlinear, z0, 0.8, P(5, 0.5, 0.1, 0.01), True)[2], out[2])
 
 
 def test_degree_weights_broadcast_and_refuse_a_wrong_length():
@@ -117,20 +127,21 @@ def test_a_mask_restricts_every_step():
     z0, m_pos, m_attr = setup(9)
     mask = torch.zeros(1, 1, 3, 3, dtype=torch.float64)
     mask[..., :, :2] = 1.0
-    out = csds_edit(ConstantDenoiser(m_pos, m_attr), z0, 0.8, 5, 0.5, 0.1, 0.01, True, mask=mask)
+    out = csds_edit(ConstantDenoiser(m_pos, m_attr), z0, 0.8, P(5, 0.5, 0.1, 0.01), True, mask=mask)
     assert torch.equal(out[..., 2:], z0[..., 2:])
-    full = csds_edit(ConstantDenoiser(m_pos, m_attr), z0, 0.8, 5, 0.5, 0.1, 0.01, True)
+    full = csds_edit(ConstantDenoiser(m_pos, m_attr), z0, 0.8, P(5, 0.5, 0.1, 0.01), True)
     torch.testing.assert_close(out[..., :2], full[..., :2])
 
 
 def test_the_stable_bound_is_lambda_times_step_at_most_sigma():
-    check_stable(0.9, 9.0, 0.1)  # 0.9 ≤ 0.9
+    check_stable(0.9, P(5, 9.0, 0.1, 0.01))  # 0.9 ≤ 0.9
     with pytest.raises(CSDSError, match=r"exceeds σ = 0\.9.*constraint ≤ 9"):
-        check_stable(0.9, 9.5, 0.1)
+        check_stable(0.9, P(5, 9.5, 0.1, 0.01))
+    check_stable(0.9, P(0, 9.5, 0.1, 0.01))  # no iteration: nothing can diverge
     with pytest.raises(CSDSError, match="finite"):
-        check_stable(0.9, float("nan"), 0.1)
+        P(5, float("nan"), 0.1, 0.01)
     z0, m_pos, m_attr = setup()
-    assert torch.equal(csds_edit(ConstantDenoiser(m_pos, m_attr), z0, 0.5, 0, 50.0, 0.1, 0.01, True), z0)
+    assert torch.equal(csds_edit(ConstantDenoiser(m_pos, m_attr), z0, 0.5, P(0, 50.0, 0.1, 0.01), True), z0)
 
 
 def test_within_the_bound_the_latent_approaches_its_fixed_point_without_overshooting():
@@ -139,16 +150,16 @@ def test_within_the_bound_the_latent_approaches_its_fixed_point_without_overshoo
     z0, m_pos, m_attr = setup(10)
     sigma, eta = 0.5, 0.1
     lam = sigma / eta  # the bound itself
-    out = csds_edit(ConstantDenoiser(m_pos, m_attr), z0, sigma, 30, lam, eta, eta, True, residual_space="model_output")
+    out = csds_edit(ConstantDenoiser(m_pos, m_attr), z0, sigma, P(30, lam, eta, eta, "model_output"), True)
     fixed = (m_attr - m_pos) / lam  # w = 1 on the model_output reading
     torch.testing.assert_close(out - z0, fixed, rtol=1e-9, atol=1e-9)
     with pytest.raises(CSDSError, match="overshoot"):
-        csds_edit(ConstantDenoiser(m_pos, m_attr), z0, sigma, 30, 2.5 * lam, eta, eta, True)
+        csds_edit(ConstantDenoiser(m_pos, m_attr), z0, sigma, P(30, 2.5 * lam, eta, eta), True)
 
 
 def test_moves_toward_the_attribute():
     z0, m_pos, m_attr = setup(1)
-    out = csds_edit(ConstantDenoiser(m_pos, m_attr), z0, 0.6, 10, 0.0, 0.1, 0.01, True)
+    out = csds_edit(ConstantDenoiser(m_pos, m_attr), z0, 0.6, P(10, 0.0, 0.1, 0.01), True)
     move = (out - z0).flatten()
     toward = (m_attr - m_pos).flatten()
     assert torch.dot(move, toward) > 0
@@ -161,20 +172,22 @@ def test_first_step_follows_the_denoised_difference_for_any_model():
     z0 = torch.randn(2, 4, 5, 5, generator=g, dtype=torch.float64)
 
     def nonlinear(z):
-        mix = lambda w: torch.tanh(torch.einsum("oc,bchw->bohw", w.double(), z))
+        def mix(w):
+            return torch.tanh(torch.einsum("oc,bchw->bohw", w.double(), z))
+
         return mix(w_pos), mix(w_attr)
 
     sigma, eta = 0.9, 0.05
-    z1 = csds_edit(nonlinear, z0, sigma, 1, 0.7, eta, eta, True, residual_space="noise")
+    z1 = csds_edit(nonlinear, z0, sigma, P(1, 0.7, eta, eta, "noise"), True)
     d_pos, d_attr = nonlinear(z0)
     torch.testing.assert_close(z1 - z0, eta * (1 - sigma) / sigma * (d_attr - d_pos), rtol=1e-10, atol=1e-12)
-    z1 = csds_edit(nonlinear, z0, sigma, 1, 0.7, eta, eta, True, residual_space="model_output")
+    z1 = csds_edit(nonlinear, z0, sigma, P(1, 0.7, eta, eta, "model_output"), True)
     torch.testing.assert_close(z1 - z0, eta / sigma * (d_attr - d_pos), rtol=1e-10, atol=1e-12)
 
 
 def test_larger_constraint_keeps_the_latent_closer():
     z0, m_pos, m_attr = setup(2)
-    dist = [float((csds_edit(ConstantDenoiser(m_pos, m_attr), z0, 0.75, 20, lam, 0.1, 0.01, True) - z0).norm())
+    dist = [float((csds_edit(ConstantDenoiser(m_pos, m_attr), z0, 0.75, P(20, lam, 0.1, 0.01), True) - z0).norm())
             for lam in (0.0, 0.1, 0.5, 1.0)]
     assert dist == sorted(dist, reverse=True) and dist[0] > dist[-1] > 0
 
@@ -182,8 +195,8 @@ def test_larger_constraint_keeps_the_latent_closer():
 def test_zero_iterations_or_zero_steps_do_not_move():
     z0, m_pos, m_attr = setup()
     den = ConstantDenoiser(m_pos, m_attr)
-    assert torch.equal(csds_edit(den, z0, 0.5, 0, 0.5, 0.1, 0.01, True), z0) and den.calls == 0
-    assert torch.equal(csds_edit(den, z0, 0.5, 5, 0.5, 0.0, 0.0, True), z0)
+    assert torch.equal(csds_edit(den, z0, 0.5, P(0, 0.5, 0.1, 0.01), True), z0) and den.calls == 0
+    assert torch.equal(csds_edit(den, z0, 0.5, P(5, 0.5, 0.0, 0.0), True), z0)
 
 
 def test_epsilon_inverts_the_forward_process():
@@ -205,22 +218,37 @@ def test_step_sizes_decay_geometrically():
     assert step_sizes(3, 0.1, 0.0) == [0.1, 0.0, 0.0]
 
 
-@pytest.mark.parametrize("args, fragment", [
-    ((3, 0.01, 0.1), "must not exceed step_start"),
-    ((-1, 0.1, 0.01), "iterations must be ≥ 0"),
-    ((3, -0.1, -0.2), "must be ≥ 0"),
+@pytest.mark.parametrize("change, fragment", [
+    ({"step_start": 0.01, "step_end": 0.1}, "must not exceed step_start"),
+    ({"iterations": -1}, "iterations must be a whole number ≥ 0"),
+    ({"iterations": 2.5}, "iterations must be a whole number ≥ 0"),
+    ({"step_start": -0.1, "step_end": -0.2}, "must be ≥ 0"),
+    ({"constraint": -1.0}, "constraint λ must be ≥ 0"),
+    ({"cfg": float("inf")}, "cfg must be a finite number"),
+    ({"cfg": -1.0}, "cfg must be ≥ 0"),
+    ({"residual_space": "eps"}, "residual_space must be one of model_output, noise"),
 ])
-def test_bad_steps_are_refused(args, fragment):
+def test_bad_parameters_are_refused_once_with_the_reason(change, fragment):
     with pytest.raises(CSDSError, match=fragment):
-        step_sizes(*args)
+        CSDSParams(**change)
+
+
+def test_defaults_are_one_valid_parameter_object():
+    assert CSDSParams().as_dict() == DEFAULTS
+    assert list(DEFAULTS) == ["cfg", "iterations", "constraint", "step_start", "step_end", "residual_space"]
+    # the paper's SD3 setting differs from the defaults only in what the paper fixes
+    changed = {k for k, v in PAPER.as_dict().items() if v != DEFAULTS[k]}
+    assert changed == {"iterations", "step_start", "step_end"} and PAPER.step_sizes()[0] == 0.1
+    with pytest.raises(dataclasses.FrozenInstanceError):  # validated once: it cannot change afterwards
+        PAPER.constraint = 50.0
 
 
 def test_full_denoise_is_refused_for_flow_models():
     z0, m_pos, m_attr = setup()
     with pytest.raises(CSDSError, match=r"int\(steps / denoise\)"):
-        csds_edit(ConstantDenoiser(m_pos, m_attr), z0, 1.0, 3, 0.5, 0.1, 0.01, True)
+        csds_edit(ConstantDenoiser(m_pos, m_attr), z0, 1.0, P(3, 0.5, 0.1, 0.01), True)
     with pytest.raises(CSDSError, match="constraint"):
-        csds_edit(ConstantDenoiser(m_pos, m_attr), z0, 0.5, 3, -1.0, 0.1, 0.01, True)
+        csds_edit(ConstantDenoiser(m_pos, m_attr), z0, 0.5, P(3, -1.0, 0.1, 0.01), True)
     # ε-models live in k-diffusion space where σ > 1 is ordinary.
-    out = csds_edit(ConstantDenoiser(m_pos, m_attr), z0, 14.6, 2, 0.5, 0.1, 0.01, False)
+    out = csds_edit(ConstantDenoiser(m_pos, m_attr), z0, 14.6, P(2, 0.5, 0.1, 0.01), False)
     assert math.isfinite(float(out.sum()))

@@ -56,7 +56,7 @@ def test_bad_input_is_refused_clearly():
 
 
 def test_long_labels_are_fitted_with_few_measurements_and_quickly():
-    """Issue 17 item 4: fitting measured once per removed character (40,000 characters: 71 s)."""
+    """Fitting measured once per removed character (40,000 characters: 71 s)."""
     import time
 
     from PIL import Image, ImageDraw

@@ -224,7 +224,7 @@ def test_the_comfyui_the_pack_is_installed_in_is_found_only_from_custom_nodes(tm
     assert find_comfyui(None, environ={}, repo=comfy / "elsewhere" / "comfyui-ems", home=tmp_path / "home")[0] is None
 
 
-# -- issue 17 items 8, 9, 15 ----------------------------------------------------------------------
+# -- malformed workflows, same-named images, devices and FIFOs ------------------------------------
 
 @pytest.mark.parametrize("workflow, expected", [
     ({"nodes": [{"id": 1}], "links": []}, 'node 1 has no "type"'),
@@ -241,7 +241,7 @@ def test_the_comfyui_the_pack_is_installed_in_is_found_only_from_custom_nodes(tm
 ])
 def test_a_malformed_workflow_is_one_line_before_comfyui_starts(capsys, ready, tmp_path, monkeypatch, workflow,
                                                                  expected):
-    """Issue 17 item 8: these gave a raw KeyError (or AttributeError) traceback from the conversion."""
+    """These gave a raw KeyError (or AttributeError) traceback from the conversion."""
     comfy, image = ready
     monkeypatch.setattr("headless.__main__.ComfyServer", RecordingServer)
     RecordingServer.seen = {}
@@ -272,7 +272,7 @@ def special_files(tmp_path) -> list[Path]:
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
 @pytest.mark.parametrize("flag", ["--workflow", "--image", "--checkpoint"])
 def test_a_device_or_fifo_where_a_file_belongs_is_named_as_such(capsys, ready, tmp_path, monkeypatch, flag):
-    """Issue 17 item 15: /dev/zero or a FIFO was reported as 'does not exist'; it is no regular file."""
+    """/dev/zero or a FIFO was reported as 'does not exist'; it is no regular file."""
     comfy, image = ready
     monkeypatch.setattr("headless.__main__.ComfyServer", RecordingServer)
     for special in special_files(tmp_path):
@@ -301,7 +301,7 @@ class SavedImages:
 
 
 def test_images_with_one_name_in_different_subfolders_are_all_kept(tmp_path):
-    """Issue 17 item 9: SaveImage prefixes a/edit and b/edit both save edit_00001_.png."""
+    """SaveImage prefixes a/edit and b/edit both save edit_00001_.png."""
     from headless.__main__ import collect
 
     history = {"outputs": {

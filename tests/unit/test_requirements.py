@@ -22,7 +22,7 @@ COMFY = {"comfy", "comfy_api", "comfy_extras", "folder_paths", "nodes", "server"
 DIST = {"PIL": "pillow", "yaml": "pyyaml", "sklearn": "scikit-learn", "cv2": "opencv-python"}
 # the toy world's model side is built from ComfyUI's own classes (it runs with ComfyUI importable);
 # only its scenes, readout and edit cases belong to the unit tier
-COMFY_SIDE = ("toyworld/comfy_loader.py", "toyworld/comfy_scene.py", "toyworld/model.py", "toyworld/train.py", "toyworld/quality.py")
+COMFY_SIDE = ("toyworld/comfy_loader.py", "toyworld/model.py", "toyworld/train.py", "toyworld/quality.py")
 
 
 def declared() -> set[str]:

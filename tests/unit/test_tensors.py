@@ -1,5 +1,4 @@
-"""ems.tensors: finiteness, the magnitude bound and the image-latent layout checks (issue 17
-items 1, 5, 6, 12), without ComfyUI."""
+"""ems.tensors: finiteness, the magnitude bound and the image-latent layout checks, without ComfyUI."""
 
 from __future__ import annotations
 

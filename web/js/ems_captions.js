@@ -2,11 +2,11 @@
 // node after a run, so the user sees exactly what EMS will encode. The backend sends them as the
 // node's UI "text" output (V3 ui.PreviewText).
 //
-// Also: open workflows saved with EMS v1 correctly. v1's widgets were instruction, model, base_url,
-// api_key_env, temperature, seed, refresh (+ the two overrides); v2's are instruction, provider,
-// model, temperature, seed, refresh. The frontend assigns saved widget values by position, so a v1
+// Also: open workflows saved by an early EMS correctly. Its widgets were instruction, model, base_url,
+// api_key_env, temperature, seed, refresh (+ the two overrides); now they are instruction, provider,
+// model, temperature, seed, refresh. The frontend assigns saved widget values by position, so an old
 // node would get its model as the provider and a variable name as the temperature. We put each
-// value back by name. The provider becomes "openai" / "ollama" only where v1 meant exactly that
+// value back by name. The provider becomes "openai" / "ollama" only where the old layout meant exactly that
 // built-in (same server, same key variable); otherwise it becomes the old server URL, which the
 // node refuses at run time with a message saying what changed and how to define a provider on this
 // machine (a generic entry: the workflow's URL is named only as untrusted, never offered as one).
@@ -35,8 +35,8 @@ function captionsWidget(node) {
 
 const OPENAI_URL = "https://api.openai.com/v1";
 
-// The v1 layout has a string (api_key_env) where v2 has a number (temperature).
-export function v1Values(values) {
+// The old layout has a string (api_key_env) where the provider layout has a number (temperature).
+export function legacyValues(values) {
   if (!Array.isArray(values) || values.length < 7) return null;
   const [instruction, model, baseUrl, keyEnv, temperature] = values;
   if (![instruction, model, baseUrl, keyEnv].every((v) => typeof v === "string")) return null;
@@ -45,7 +45,7 @@ export function v1Values(values) {
            source: values[7], target: values[8] };
 }
 
-export function v1Provider(baseUrl, keyEnv) {
+export function legacyProvider(baseUrl, keyEnv) {
   const url = (baseUrl || "").trim().replace(/\/+$/, "");
   if ((url === "" || url === OPENAI_URL) && keyEnv.trim() === "OPENAI_API_KEY") return "openai";
   if (/^https?:\/\/(localhost|127\.0\.0\.1):11434(\/v1)?$/.test(url) && keyEnv.trim() === "") return "ollama";
@@ -53,9 +53,9 @@ export function v1Provider(baseUrl, keyEnv) {
 }
 
 function migrateV1(node, values) {
-  const old = v1Values(values);
+  const old = legacyValues(values);
   if (!old) return;
-  const set = { instruction: old.instruction, provider: v1Provider(old.baseUrl, old.keyEnv), model: old.model,
+  const set = { instruction: old.instruction, provider: legacyProvider(old.baseUrl, old.keyEnv), model: old.model,
                 temperature: old.temperature, seed: old.seed, refresh: old.refresh,
                 source_prompt: old.source, target_prompt: old.target };
   for (const widget of node.widgets ?? []) {
@@ -64,10 +64,10 @@ function migrateV1(node, values) {
   const note = set.provider === "openai" || set.provider === "ollama"
     ? `moved to provider '${set.provider}'`
     : "its server URL is now in 'provider'; running it says what changed and how to define a provider of your own";
-  const text = `EMS Extract Captions (node ${node.id}): saved by EMS v1 (base_url/api_key_env); ${note}.`;
+  const text = `EMS Extract Captions (node ${node.id}): saved by an early EMS (base_url/api_key_env); ${note}.`;
   console.warn(text);
   try {
-    app.extensionManager?.toast?.add?.({ severity: "warn", summary: "EMS: workflow from v1", detail: text, life: 10000 });
+    app.extensionManager?.toast?.add?.({ severity: "warn", summary: "EMS: workflow from an early version", detail: text, life: 10000 });
   } catch (e) {
     // an older frontend without toasts: the console line above is the note
   }

@@ -1,0 +1,39 @@
+# One-command entry points. Each recipe is one line you can also type yourself; the scripts find
+# (or fetch) ComfyUI and the Python as scripts/env.sh describes.
+#
+#   make test        every test tier (the README's test command)
+#   make lint        ruff check + ruff format --check (also part of `make test`)
+#   make format      ruff format + ruff check --fix
+#   make demo        the main job on the toy world: no download
+#   make bench       the cost bench on the CPU (tiny SD3): model calls, time and memory as ratios
+#   make workflows   regenerate example_workflows/*.json from a real server's /object_info
+#   make thumbnails  re-render the workflow thumbnails (needs Chromium: scripts/install-browser.sh)
+#   make toy-train   retrain the toy world's weights (toyworld/weights; minutes on a GPU, ~45 min on a CPU)
+
+PY ?= python3
+
+.PHONY: test lint format demo bench workflows thumbnails toy-train
+
+test:
+	bash scripts/test.sh
+
+lint:
+	$(PY) -m ruff check . && $(PY) -m ruff format --check .
+
+format:
+	$(PY) -m ruff format . && $(PY) -m ruff check --fix .
+
+demo:
+	bash scripts/run.sh --demo
+
+bench:
+	bash scripts/tool.sh -m bench --quick
+
+workflows:
+	bash scripts/tool.sh -m scripts.build_workflows
+
+thumbnails:
+	bash scripts/tool.sh -m scripts.render_thumbnails
+
+toy-train:
+	bash scripts/tool.sh -m comfyui_ems.toyworld.train
