@@ -14,6 +14,13 @@ def _ratio(v) -> str:
     return "–" if v is None else f"{v:.3f}×"
 
 
+def _calls(phases: dict, phase: str) -> str:
+    """One table cell: the phase's call count and its batch sizes, or 0."""
+    if phase not in phases:
+        return "0"
+    return f"{phases[phase]['calls']} ({', '.join(map(str, phases[phase]['batch_sizes']))})"
+
+
 def markdown(r: dict) -> str:
     m, s, mo = r["machine"], r["settings"], r["model"]
     gpu = f"{m['gpu']} ({m['gpu_memory_gib']} GiB), CUDA {m['cuda']}" if "gpu" in m else "none (CPU run)"
@@ -51,9 +58,7 @@ def markdown(r: dict) -> str:
     lines += ["", "## Model forward calls per run, by phase", "",
               "| case | CSDS calls (batch) | sampling calls (batch) |", "|---|---|---|"]
     for name, phases in r["calls"].items():
-        cell = lambda p: (f"{phases[p]['calls']} ({', '.join(map(str, phases[p]['batch_sizes']))})"
-                          if p in phases else "0")
-        lines.append(f"| {name} | {cell('csds')} | {cell('sampling')} |")
+        lines.append(f"| {name} | {_calls(phases, 'csds')} | {_calls(phases, 'sampling')} |")
     ok = r["checks"]["one_call_per_csds_iteration"]
     lines += ["", f"One batched call per CSDS iteration: **{'yes' if ok else 'NO'}**", "",
               "## Cases", ""]

@@ -63,7 +63,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--out-dir", type=Path, default=REPORTS)
     args = ap.parse_args(argv)
     args.size = args.size or (1024 if args.full else 64)
-    quick_or = (lambda quick, normal, full: quick if args.quick else full if args.full else normal)
+
+    def quick_or(quick, normal, full):
+        return quick if args.quick else full if args.full else normal
+
     args.warmup = args.warmup if args.warmup is not None else quick_or(1, 2, 1)
     args.repeats = args.repeats if args.repeats is not None else quick_or(2, 5, 3)
     args.sweep_repeats = args.sweep_repeats or quick_or(2, args.repeats, 2)

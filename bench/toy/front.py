@@ -163,6 +163,12 @@ SUMMARY = (("text_only", 0.55), ("text_only", 0.45), ("ems_csds", 0.55), ("ode_i
            ("ems_flowedit_drive0.1", 0.55), ("ems_flowedit_local0.6", 0.55))
 
 
+def _pooled(points: list[dict], key: str, kinds=None) -> tuple[float, float, float]:
+    """Every case of ``points`` (of ``kinds``, or all) pooled: the mean of ``key`` with its interval."""
+    return bootstrap([v for p in points if kinds is None or p["kind"] in kinds for v in p["per_case"][key]
+                      if v is not None])
+
+
 def summary_rows(points: list[dict], picks=SUMMARY) -> list[str]:
     """One row per (variant, denoise): every kind's cases pooled, 95 % bootstrap intervals."""
     rows = []
@@ -170,14 +176,11 @@ def summary_rows(points: list[dict], picks=SUMMARY) -> list[str]:
         pts = [p for p in points if p["variant"] == name and abs(p["denoise"] - d) < 1e-9 and "per_case" in p]
         if not pts:
             continue
-
-        def pooled(key, kinds=None):
-            return bootstrap([v for p in pts if kinds is None or p["kind"] in kinds for v in p["per_case"][key]
-                              if v is not None])
         graded = ("colour", "size", "background")
-        rows.append(f"| {name} | {d:g} | {fmt_ci(pooled('reached'), True)} | {fmt_ci(pooled('psnr_out'))} | "
-                    f"{fmt_ci(pooled('kept'), True)} | {fmt_ci(pooled('roundtrip_at_0'), True)} | "
-                    f"{fmt_ci(pooled('monotone_0_1', graded), True)} |")
+        rows.append(f"| {name} | {d:g} | {fmt_ci(_pooled(pts, 'reached'), True)} | "
+                    f"{fmt_ci(_pooled(pts, 'psnr_out'))} | {fmt_ci(_pooled(pts, 'kept'), True)} | "
+                    f"{fmt_ci(_pooled(pts, 'roundtrip_at_0'), True)} | "
+                    f"{fmt_ci(_pooled(pts, 'monotone_0_1', graded), True)} |")
     return rows
 
 
