@@ -247,7 +247,7 @@ def get_provider(name: str, environ: Optional[Mapping[str, str]] = None) -> Prov
     name = (name or "").strip()
     if name and looks_like_url(name):
         raise ProviderError(legacy_message(name, "", environ, lead="provider must be the NAME of a provider defined on "
-                                                              "this machine, not a URL. In early EMS "))
+                                                              "this machine, not a URL. In an early EMS "))
     providers = load_providers(environ)
     if name in providers:
         return providers[name]

@@ -6,6 +6,7 @@ from comfy_api.v0_0_2 import io
 
 from ..ems import validation as v
 from ..ems.csds import DEFAULTS, RESIDUAL_SPACES, CSDSParams, check_sigma, check_stable
+from .csds_guider import is_flow, run_csds
 from .common import (CATEGORY, LOG, check_families, check_finite_inputs, check_finite_output, check_floats,
                      check_latent_layout, csds_marker, float_input, node_error, node_errors, reconcile_batch)
 
@@ -26,8 +27,6 @@ def check_schedule(model, sigmas, params: CSDSParams) -> None:
         n = 0 if sigmas is None else int(sigmas.numel())
         raise node_error(NODE, f"SIGMAS has {n} value(s); it needs at least 2 (a start and an end). "
                                "Connect BasicScheduler with steps ≥ 1 and denoise < 1.")
-    from .csds_guider import is_flow
-
     sigma = float(sigmas[0])
     with node_errors(NODE):
         check_sigma(sigma, is_flow(model.get_model_object("model_sampling")))
@@ -112,8 +111,6 @@ class EMSCSDSLatentEdit(io.ComfyNode):
                             latent_image=latent_image)
         check_latent(latent_image)
         latent = reconcile_batch(NODE, latent_image, positive, attribute=attribute, negative=negative)
-        from .csds_guider import run_csds
-
         with node_errors(NODE):  # run_csds reads the positive's α (and refuses one it cannot read)
             result = run_csds(model, positive, attribute, negative, latent, sigmas, noise_seed, params)
         check_finite_output(NODE, "latent", result)

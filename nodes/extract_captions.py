@@ -17,6 +17,8 @@ import os
 import time
 from pathlib import Path
 
+import comfy.model_management
+import folder_paths
 from comfy_api.v0_0_2 import io, ui
 
 from ..llm_io import client as llm
@@ -36,8 +38,6 @@ def cache_dir() -> Path:
     unlike ComfyUI's temp directory, which is emptied at every start)."""
     if os.environ.get(CACHE_DIR_ENV):
         return Path(os.environ[CACHE_DIR_ENV]).expanduser()
-    import folder_paths
-
     return Path(folder_paths.get_user_directory()) / "ems" / "caption_cache"
 
 
@@ -49,15 +49,11 @@ def preview(c: Captions, origin: str, warnings=()) -> str:
 
 def interrupted() -> bool:
     """ComfyUI's Cancel flag (set by /interrupt), polled while the LLM request is in flight."""
-    import comfy.model_management
-
     return comfy.model_management.processing_interrupted()
 
 
 def raise_interrupted():
     """End the run the way ComfyUI's own nodes do on Cancel (reported as interrupted, not failed)."""
-    import comfy.model_management
-
     comfy.model_management.throw_exception_if_processing_interrupted()
     raise comfy.model_management.InterruptProcessingException()
 

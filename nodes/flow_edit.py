@@ -14,6 +14,7 @@ from .common import (CATEGORY, LOG, check_families, check_finite_inputs, check_f
                      check_latent_layout, csds_marker, float_input, node_error, node_errors, reconcile_batch)
 
 NODE = "EMS Flow Edit"
+from .flow_edit_guider import is_rectified_flow, run_flow_edit
 FLOATS = (v.CFG, v.SOURCE_CFG, v.LOCALITY, v.DRIVE)
 
 
@@ -24,8 +25,6 @@ def parameters(cfg, source_cfg, noise_average, locality, drive) -> FlowEditParam
 
 
 def check_model(model, sigmas) -> None:
-    from .flow_edit_guider import is_rectified_flow
-
     sampling = model.get_model_object("model_sampling")
     if not is_rectified_flow(sampling):
         raise node_error(NODE, f"the model samples with {type(sampling).__name__}, not rectified flow. The "
@@ -110,8 +109,6 @@ class EMSFlowEdit(io.ComfyNode):
             scales, moves = item_plan(positive, source, batch, params)
         LOG.info("%s: %d of %d item(s) edited; target CFG per item: %s", NODE, int(moves.sum()), batch,
                  ", ".join(f"{s:g}" for s in scales))
-        from .flow_edit_guider import run_flow_edit
-
         with node_errors(NODE):
             result = run_flow_edit(model, positive, source, negative, latent, sigmas, noise_seed, params,
                                    (scales, moves))

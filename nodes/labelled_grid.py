@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import comfy.model_management
+import comfy.utils
 from comfy_api.v0_0_2 import io
 
 from ..ems.grid import labelled_grid, split_labels
@@ -41,9 +43,6 @@ class EMSLabelledGrid(io.ComfyNode):
 
 def tile_hook(count: int):
     """Called before each tile: Cancel stops a large grid between tiles, and the progress bar moves."""
-    import comfy.model_management
-    import comfy.utils
-
     progress = comfy.utils.ProgressBar(count)
 
     def on_tile(i: int, total: int) -> None:
