@@ -22,7 +22,7 @@ from typing import Optional, Sequence, Union
 import torch
 
 from bench import host
-from comfyui_ems.ems.csds import PAPER
+from comfyui_ems.ems.csds import PAPER, PAPER_DENOISE, PAPER_STEPS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,8 +42,8 @@ class EditSettings:
     """One edit's schedule and EMS parameters (defaults: the paper's SD3 setting; the CSDS ones
     are ``ems.csds.PAPER``)."""
 
-    steps: int = 50
-    denoise: float = 0.75
+    steps: int = PAPER_STEPS
+    denoise: float = PAPER_DENOISE
     cfg: float = PAPER.cfg
     iterations: int = PAPER.iterations
     constraint: float = PAPER.constraint

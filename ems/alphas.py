@@ -6,6 +6,8 @@ import math
 
 from .validation import ALPHA, SAFE_ALPHA, InputError, outside_safe_alpha
 
+# The sweep a user gets without typing one: no edit, three even steps, the full edit.
+DEFAULT_SWEEP = "0, 0.25, 0.5, 0.75, 1"
 MAX_SWEEP = 64  # one batch; a typo like "0:1:1000" should not try to render 1000 images
 SAFE_RANGE = SAFE_ALPHA  # allowed beyond, with a warning (ems/validation.py)
 

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from comfyui_ems.ems.alphas import AlphaScheduleError, parse_alphas
+from comfyui_ems.ems.alphas import DEFAULT_SWEEP, AlphaScheduleError, parse_alphas
 from comfyui_ems.ems.captions import derive_attribute
 from comfyui_ems.llm_io.providers import (BUILT_IN, Provider, ProviderError, check_base_url, get_provider, load_providers,
                                           looks_like_url, resolve_key, legacy_message, legacy_widget_values)
@@ -431,7 +431,7 @@ def run(args) -> int:
         args.source = args.source or demo.SOURCE
         args.target = args.target or demo.TARGET
         args.attribute = args.attribute or demo.ATTRIBUTE
-        args.alphas = args.alphas or "0, 0.25, 0.5, 0.75, 1"
+        args.alphas = args.alphas or DEFAULT_SWEEP
         # The toy model's own measured settings (toyworld/settings.py): SD3's 0.75 / 7.5 breaks it.
         flow = "EMSFlowEdit" in args.workflow.read_text(encoding="utf-8")
         args.steps = args.steps if args.steps is not None else TOY.steps

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from comfy_api.v0_0_2 import io, ui
 
-from ..ems.alphas import format_alpha, parse_alphas
+from ..ems.alphas import DEFAULT_SWEEP, format_alpha, parse_alphas
 from ..ems.conditioning import sweep_conditioning
 from .common import (CATEGORY, LOG, check_finite_inputs, check_finite_output, check_latent_layout, csds_marker,
                      node_error, node_errors, output_is_linked, repeat_latent)
@@ -25,7 +25,7 @@ class EMSAlphaSweep(io.ComfyNode):
                          "Direction at alphas[i], and the latent is repeated with the same noise."),
             inputs=[
                 *direction_inputs(),
-                io.String.Input("alphas", default="0, 0.25, 0.5, 0.75, 1",
+                io.String.Input("alphas", default=DEFAULT_SWEEP,
                                 tooltip='Strengths to render: a list "0, 0.5, 1" or a range '
                                         '"start:stop:count" such as "-1:2:7" (inclusive). ' + ALPHA_HELP),
                 pooled_input(),

@@ -12,9 +12,9 @@ from ..ems import validation as v
 from ..ems.flow_edit import DEFAULTS, MAX_NOISE_AVERAGE, FlowEditParams, check_schedule, item_plan
 from .common import (CATEGORY, LOG, check_families, check_finite_inputs, check_finite_output, check_floats,
                      check_latent_layout, csds_marker, float_input, node_error, node_errors, reconcile_batch)
+from .flow_edit_guider import is_rectified_flow, run_flow_edit
 
 NODE = "EMS Flow Edit"
-from .flow_edit_guider import is_rectified_flow, run_flow_edit
 FLOATS = (v.CFG, v.SOURCE_CFG, v.LOCALITY, v.DRIVE)
 
 

@@ -18,7 +18,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from comfyui_ems.ems.alphas import DEFAULT_SWEEP
 from comfyui_ems.ems.csds import DEFAULTS as CSDS_DEFAULTS
+from comfyui_ems.ems.csds import PAPER, PAPER_DENOISE, PAPER_STEPS
 from comfyui_ems.ems.flow_edit import DEFAULTS as FLOW_DEFAULTS
 from comfyui_ems.toyworld.settings import TOY
 from headless.uigraph import UIGraph
@@ -29,10 +31,10 @@ REPO = Path(__file__).resolve().parents[1]
 WORKFLOW_DIR = REPO / "example_workflows"
 NODE_RECORD = REPO / "tests" / "unit" / "data" / "workflow_nodes.json"
 
-# The paper's schedule: SD3-medium, 50 steps, CFG 7.5, 75 % of the schedule.
+# The paper's schedule (ems/csds.py: PAPER_STEPS, PAPER_DENOISE, PAPER.cfg).
 # (The paper states no CSDS iteration count; the CSDS values below are the node's measured defaults.)
 CKPT = "sd3_medium_incl_clips_t5xxlfp8.safetensors"
-STEPS, DENOISE, CFG, SEED = 50, 0.75, 7.5, 42
+STEPS, DENOISE, CFG, SEED = PAPER_STEPS, PAPER_DENOISE, PAPER.cfg, 42
 # The CSDS widget values are the node's declared defaults (ems/csds.py DEFAULTS, set by measurement).
 CSDS = {k: CSDS_DEFAULTS[k] for k in ("iterations", "constraint", "step_start", "step_end", "residual_space")}
 NEGATIVE = "blurry, low quality, distorted"
@@ -357,7 +359,7 @@ def flow_edit_sweep(g: UIGraph):
     g.note(NOTE_FLOW, column=4)
     ckpt, _, latent = load_and_encode(g)
     enc = typed_prompts(g, ckpt[1])
-    sweep = g.node("EMSAlphaSweep", source=enc[0], target=enc[1], alphas="0, 0.25, 0.5, 0.75, 1",
+    sweep = g.node("EMSAlphaSweep", source=enc[0], target=enc[1], alphas=DEFAULT_SWEEP,
                    manipulate_pooled=True)
     sched = scheduler(g, ckpt, FLOW_DENOISE)
     decoded = flow_edit_tail(g, ckpt[0], ckpt[2], sweep[0], enc, latent, sched)
@@ -385,7 +387,7 @@ def toy_flow_edit_sweep(g: UIGraph):
     enc = g.node("EMSEncodePrompts", clip=toy[1], source_prompt="two large red circles on a white background",
                  target_prompt="two large blue circles on a white background", attribute_prompt="blue circles",
                  negative_prompt="")
-    sweep = g.node("EMSAlphaSweep", source=enc[0], target=enc[1], alphas="0, 0.25, 0.5, 0.75, 1",
+    sweep = g.node("EMSAlphaSweep", source=enc[0], target=enc[1], alphas=DEFAULT_SWEEP,
                    manipulate_pooled=True)
     sched = g.node("BasicScheduler", model=toy[0], scheduler="simple", steps=TOY.steps, denoise=TOY.flow_denoise)
     flow = dict(FLOW, cfg=TOY.flow_cfg, source_cfg=TOY.flow_source_cfg, noise_average=TOY.flow_noise_average,
