@@ -58,8 +58,13 @@ class EditSettings:
 
     def csds(self):
         """The CSDS parameter object of these settings (the method's default residual space)."""
-        return csds_params(cfg=self.cfg, iterations=self.iterations, constraint=self.constraint,
-                           step_start=self.step_start, step_end=self.step_end)
+        return csds_params(
+            cfg=self.cfg,
+            iterations=self.iterations,
+            constraint=self.constraint,
+            step_start=self.step_start,
+            step_end=self.step_end,
+        )
 
 
 def csds_params(**values):
@@ -73,12 +78,20 @@ def schedule(model, steps: int, denoise: float, scheduler: str = "simple") -> to
 
     total = int(steps / denoise) if denoise < 1.0 else steps
     sigmas = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), scheduler, total).cpu()
-    return sigmas[-(steps + 1):]
+    return sigmas[-(steps + 1) :]
 
 
 @torch.inference_mode()
-def sample(model, positive, negative, latent: dict, sigmas: torch.Tensor, cfg: float,
-           noise_seed: Optional[int], sampler: str = "euler") -> dict:
+def sample(
+    model,
+    positive,
+    negative,
+    latent: dict,
+    sigmas: torch.Tensor,
+    cfg: float,
+    noise_seed: Optional[int],
+    sampler: str = "euler",
+) -> dict:
     """``SamplerCustomAdvanced(noise, CFGGuider, KSamplerSelect(sampler), sigmas, latent)``.
 
     ``noise_seed=None`` is ``DisableNoise`` (the latent already carries its noise)."""
@@ -96,24 +109,40 @@ def sample(model, positive, negative, latent: dict, sigmas: torch.Tensor, cfg: f
     guider.set_conds(positive, negative)
     guider.set_cfg(cfg)
     callback = latent_preview.prepare_callback(model, sigmas.shape[-1] - 1, {})
-    out = guider.sample(noise, samples, comfy.samplers.sampler_object(sampler), sigmas,
-                        denoise_mask=latent.get("noise_mask"), callback=callback,
-                        disable_pbar=True, seed=0 if noise_seed is None else noise_seed)
+    out = guider.sample(
+        noise,
+        samples,
+        comfy.samplers.sampler_object(sampler),
+        sigmas,
+        denoise_mask=latent.get("noise_mask"),
+        callback=callback,
+        disable_pbar=True,
+        seed=0 if noise_seed is None else noise_seed,
+    )
     result = dict(latent)
     result["samples"] = out.to(comfy.model_management.intermediate_device())
     return result
 
 
 @torch.inference_mode()
-def sample_clean(model, guider, sampler, latent: dict, sigmas: torch.Tensor, seed: int = 0, masked: bool = True) -> dict:
+def sample_clean(
+    model, guider, sampler, latent: dict, sigmas: torch.Tensor, seed: int = 0, masked: bool = True
+) -> dict:
     """``guider.sample`` with zero noise (the sampler function works on the clean latent itself) → LATENT."""
     import comfy.model_management
     import comfy.sample
 
     samples = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
     zeros = torch.zeros(samples.shape, dtype=samples.dtype, layout=samples.layout, device="cpu")
-    out = guider.sample(zeros, samples, sampler, sigmas, denoise_mask=latent.get("noise_mask") if masked else None,
-                        disable_pbar=True, seed=seed)
+    out = guider.sample(
+        zeros,
+        samples,
+        sampler,
+        sigmas,
+        denoise_mask=latent.get("noise_mask") if masked else None,
+        disable_pbar=True,
+        seed=seed,
+    )
     result = dict(latent)
     result["samples"] = out.to(comfy.model_management.intermediate_device())
     return result
@@ -133,8 +162,19 @@ def img2img(model, positive, negative, latent: dict, s: EditSettings, sigmas=Non
 
 
 @torch.inference_mode()
-def ems_edit(model, source, target, attribute, negative, latent: dict, alphas: Union[float, Sequence[float]],
-             s: EditSettings, text_only: bool = False, sigmas=None, counter=None) -> dict:
+def ems_edit(
+    model,
+    source,
+    target,
+    attribute,
+    negative,
+    latent: dict,
+    alphas: Union[float, Sequence[float]],
+    s: EditSettings,
+    text_only: bool = False,
+    sigmas=None,
+    counter=None,
+) -> dict:
     """An EMS edit as the shipped workflow runs it.
 
     Text side: EMSTextDirection (one α) or EMSAlphaSweep (several α, one batch). Image side: CSDS
@@ -163,8 +203,18 @@ def ems_edit(model, source, target, attribute, negative, latent: dict, alphas: U
 
 
 @torch.inference_mode()
-def flow_edit(model, source, target, negative, latent: dict, alphas: Union[float, Sequence[float]],
-              s: EditSettings, sigmas=None, counter=None, **options) -> dict:
+def flow_edit(
+    model,
+    source,
+    target,
+    negative,
+    latent: dict,
+    alphas: Union[float, Sequence[float]],
+    s: EditSettings,
+    sigmas=None,
+    counter=None,
+    **options,
+) -> dict:
     """EMS Flow Edit as the shipped workflow runs it: EMSTextDirection (one α) or EMSAlphaSweep (a
     batch) → EMSFlowEdit on the clean latent, the same BasicScheduler(steps, denoise) as img2img.
     ``options``: FlowEditParams fields (default: the node's, with ``s.cfg`` as both scales)."""
@@ -175,6 +225,6 @@ def flow_edit(model, source, target, negative, latent: dict, alphas: Union[float
         latent = pack_module("nodes.common").repeat_latent(latent, len(alphas))
     params = pack_module("ems.flow_edit").FlowEditParams(**{"cfg": s.cfg, "source_cfg": s.cfg, **options})
     _set_phase(counter, "sampling")
-    return pack_module("nodes.flow_edit_guider").run_flow_edit(model, positive, source, negative, latent, sigmas,
-                                                              s.seed, params)
-
+    return pack_module("nodes.flow_edit_guider").run_flow_edit(
+        model, positive, source, negative, latent, sigmas, s.seed, params
+    )

@@ -23,8 +23,10 @@ def setup(cpu: bool | None = None) -> str:
     try:
         import comfy.cli_args
     except ImportError:
-        raise HostMissing("ComfyUI is not importable: run this through `bash scripts/tool.sh …` (or `make`), "
-                          "or put a ComfyUI checkout on PYTHONPATH (PYTHONPATH=$COMFYUI_DIR).") from None
+        raise HostMissing(
+            "ComfyUI is not importable: run this through `bash scripts/tool.sh …` (or `make`), "
+            "or put a ComfyUI checkout on PYTHONPATH (PYTHONPATH=$COMFYUI_DIR)."
+        ) from None
     if cpu is None:
         cpu = not torch.cuda.is_available()
     if "comfy.model_management" not in sys.modules:

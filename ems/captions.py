@@ -28,7 +28,8 @@ MAX_ECHO_CHARS = 4000  # how much of a bad reply goes back to the model in the r
 MAX_CHANGED_SPANS = 2
 FUNCTION_WORDS = frozenset(
     "a an the and or but of in on at to with by for from into onto over under near next behind is are "
-    "was were be being been has have had her his their its my your our this that these those while as".split())
+    "was were be being been has have had her his their its my your our this that these those while as".split()
+)
 
 SCHEMA = {
     "type": "object",
@@ -80,6 +81,7 @@ class Captions:
 
 # -- words and diffs -------------------------------------------------------------------------------
 
+
 def _norm(word: str) -> str:
     return re.sub(r"^\W+|\W+$", "", word.lower())
 
@@ -109,7 +111,7 @@ def word_diff(source: str, target: str) -> list[Change]:
 def edit_words(source: str, target: str) -> str:
     """The target's changed words: words of one span joined by spaces, spans by ", "."""
     tw = words(target)
-    spans = [" ".join(_norm(w) for w in tw[c.t0:c.t1]) for c in word_diff(source, target) if c.t1 > c.t0]
+    spans = [" ".join(_norm(w) for w in tw[c.t0 : c.t1]) for c in word_diff(source, target) if c.t1 > c.t0]
     return ", ".join(s for s in spans if s)
 
 
@@ -122,7 +124,7 @@ def derive_attribute(source: str, target: str) -> Optional[str]:
     tw = words(target)
     parts = []
     for c in changes:
-        span = tw[c.t0:c.t1]
+        span = tw[c.t0 : c.t1]
         # An edited modifier means little alone: "red" → "red suit" (the next content word).
         if c.t1 < len(tw) and _norm(tw[c.t1]) not in FUNCTION_WORDS and not re.search(r"[.,;:!?]$", span[-1]):
             span = span + [tw[c.t1]]
@@ -142,8 +144,10 @@ def estimate_clip_tokens(text: str) -> int:
 
 # -- prompt and reply ------------------------------------------------------------------------------
 
-def build_messages(instruction: str, image_url: str, source: Optional[str] = None,
-                   target: Optional[str] = None) -> list[dict]:
+
+def build_messages(
+    instruction: str, image_url: str, source: Optional[str] = None, target: Optional[str] = None
+) -> list[dict]:
     text = f"Edit instruction: {instruction.strip()}"
     if source:
         text += f"\nUse exactly this source_prompt: {json.dumps(source)}"
@@ -151,8 +155,10 @@ def build_messages(instruction: str, image_url: str, source: Optional[str] = Non
         text += f"\nUse exactly this target_prompt: {json.dumps(target)}"
     return [
         {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": [{"type": "text", "text": text},
-                                     {"type": "image_url", "image_url": {"url": image_url}}]},
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": text}, {"type": "image_url", "image_url": {"url": image_url}}],
+        },
     ]
 
 
@@ -163,7 +169,7 @@ def extract_json(text: str) -> dict:
     candidates = [text] + ([fenced.group(1)] if fenced else [])
     start, end = text.find("{"), text.rfind("}")
     if 0 <= start < end:
-        candidates.append(text[start:end + 1])
+        candidates.append(text[start : end + 1])
     for c in candidates:
         try:
             value = json.loads(c)
@@ -182,15 +188,18 @@ def parse_reply(text: str) -> Captions:
         raise CaptionError(f"the reply is not the expected JSON object: {(text or '').strip()[:200]!r}") from None
     values = {k: data.get(k) for k in SCHEMA["required"]}
     if not all(isinstance(v, str) for v in values.values()):
-        wrong = ", ".join(f"{k} ({'missing' if v is None else type(v).__name__})"
-                          for k, v in values.items() if not isinstance(v, str))
+        wrong = ", ".join(
+            f"{k} ({'missing' if v is None else type(v).__name__})" for k, v in values.items() if not isinstance(v, str)
+        )
         raise CaptionError(f"the reply's JSON lacks text for {wrong}: {json.dumps(data, default=str)[:200]}")
     too_long = {k: len(v) for k, v in values.items() if len(v) > MAX_CAPTION_CHARS}
     if too_long:
         listed = ", ".join(f"{k} of {n:,} characters" for k, n in too_long.items())
-        raise CaptionTooLong(f"the model wrote {listed}; at most {MAX_CAPTION_CHARS:,} are accepted (a caption "
-                             "is one sentence), so the reply was refused and not cached. Use another model, or "
-                             "type the captions into source_prompt and target_prompt")
+        raise CaptionTooLong(
+            f"the model wrote {listed}; at most {MAX_CAPTION_CHARS:,} are accepted (a caption "
+            "is one sentence), so the reply was refused and not cached. Use another model, or "
+            "type the captions into source_prompt and target_prompt"
+        )
     return Captions(*(" ".join(values[k].split()) for k in SCHEMA["required"]))
 
 
@@ -203,9 +212,12 @@ def is_cache_entry(value: object) -> bool:
         return False
     fields = [value.get(k) for k in SCHEMA["required"]]
     warnings = value.get("warnings", [])
-    shaped = (all(isinstance(f, str) and f.strip() and len(f) <= MAX_CAPTION_CHARS for f in fields)
-              and isinstance(warnings, list) and len(warnings) <= 10
-              and all(isinstance(w, str) and len(w) <= MAX_CAPTION_CHARS for w in warnings))
+    shaped = (
+        all(isinstance(f, str) and f.strip() and len(f) <= MAX_CAPTION_CHARS for f in fields)
+        and isinstance(warnings, list)
+        and len(warnings) <= 10
+        and all(isinstance(w, str) and len(w) <= MAX_CAPTION_CHARS for w in warnings)
+    )
     return bool(shaped) and not is_fatal(check_captions(Captions(*(" ".join(f.split()) for f in fields))))
 
 
@@ -218,33 +230,46 @@ def check_captions(c: Captions, check_source: bool = True) -> list[str]:
     if not changes:
         problems.append("target_prompt is identical to source_prompt; it must contain the edit")
     if check_source and estimate_clip_tokens(c.source) > CLIP_TOKENS:
-        problems.append(f"source_prompt is too long (about {estimate_clip_tokens(c.source)} CLIP tokens); "
-                        f"it must stay under {CLIP_TOKENS} tokens (about 40 words)")
+        problems.append(
+            f"source_prompt is too long (about {estimate_clip_tokens(c.source)} CLIP tokens); "
+            f"it must stay under {CLIP_TOKENS} tokens (about 40 words)"
+        )
     n = len(words(c.target))
     changed = sum(max(ch.s1 - ch.s0, ch.t1 - ch.t0) for ch in changes)
     if len(changes) > MAX_CHANGED_SPANS or changed > max(4, n // 3):
-        problems.append(f"target_prompt rewrites more than the edit ({changed} of {n} words changed in "
-                        f"{len(changes)} places); change only the words the edit needs and copy the rest")
+        problems.append(
+            f"target_prompt rewrites more than the edit ({changed} of {n} words changed in "
+            f"{len(changes)} places); change only the words the edit needs and copy the rest"
+        )
     if not c.attribute:
         problems.append("attribute_prompt is empty")
     elif len(words(c.attribute)) > MAX_ATTRIBUTE_WORDS:
-        problems.append(f"attribute_prompt has {len(words(c.attribute))} words; it must be a short phrase "
-                        "(1 to 5 words) naming the edited result")
+        problems.append(
+            f"attribute_prompt has {len(words(c.attribute))} words; it must be a short phrase "
+            "(1 to 5 words) naming the edited result"
+        )
     return problems
 
 
 def repair_message(problems: list[str]) -> dict:
     listed = "\n".join(f"- {p}" for p in problems)
-    return {"role": "user", "content": f"Your reply has problems:\n{listed}\nReply again with the corrected "
-                                       "JSON object only."}
+    return {
+        "role": "user",
+        "content": f"Your reply has problems:\n{listed}\nReply again with the corrected JSON object only.",
+    }
 
 
 def is_fatal(problems: list[str]) -> bool:
     return any("identical" in p or "non-empty" in p for p in problems)
 
 
-def extract_captions(chat: Callable[[list[dict]], str], instruction: str, image_url: str,
-                     source: Optional[str] = None, target: Optional[str] = None) -> tuple[Captions, list[str]]:
+def extract_captions(
+    chat: Callable[[list[dict]], str],
+    instruction: str,
+    image_url: str,
+    source: Optional[str] = None,
+    target: Optional[str] = None,
+) -> tuple[Captions, list[str]]:
     """Ask ``chat`` for captions, check them, repair once. Returns the captions and the problems
     that remain (warnings). Given ``source``/``target`` replace what the model wrote."""
     messages = build_messages(instruction, image_url, source, target)

@@ -87,8 +87,7 @@ def text_direction(c0: torch.Tensor, c1: torch.Tensor) -> torch.Tensor:
     return c1.to(c0) - c0
 
 
-def manipulate(c0: torch.Tensor, c1: torch.Tensor, alpha: float,
-               base: Optional[torch.Tensor] = None) -> torch.Tensor:
+def manipulate(c0: torch.Tensor, c1: torch.Tensor, alpha: float, base: Optional[torch.Tensor] = None) -> torch.Tensor:
     """``base + α·(c1 − c0)`` with base defaulting to c0, in the base's dtype.
 
     Without a base this is ``lerp(c0, c1, α)``, which returns c0 at α = 0 and c1 at α = 1
@@ -113,8 +112,7 @@ def _broadcast_batch(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, to
         return a.expand(b.shape[0], *a.shape[1:]), b
     if b.shape[0] == 1:
         return a, b.expand(a.shape[0], *b.shape[1:])
-    raise ConditioningMismatch(
-        f"batch sizes {a.shape[0]} and {b.shape[0]} cannot be combined (only 1 broadcasts to k)")
+    raise ConditioningMismatch(f"batch sizes {a.shape[0]} and {b.shape[0]} cannot be combined (only 1 broadcasts to k)")
 
 
 def check_same_shape(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor) -> None:
@@ -129,19 +127,25 @@ def check_same_shape(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor)
     if a.shape[-1] != b.shape[-1]:
         raise ConditioningMismatch(
             f"'{name_a}' has embedding width {a.shape[-1]} but '{name_b}' has "
-            f"{b.shape[-1]}; they come from different text encoders. Encode both with the same CLIP.")
+            f"{b.shape[-1]}; they come from different text encoders. Encode both with the same CLIP."
+        )
     raise TokenLengthMismatch(
         f"'{name_a}' has {describe_tokens(a)} but '{name_b}' has {describe_tokens(b)}. "
         "Token-wise interpolation needs equal lengths and zero-padding is not neutral. Fix: encode "
-        "the prompts together, to the same number of CLIP chunks and T5 tokens for every prompt.")
+        "the prompts together, to the same number of CLIP chunks and T5 tokens for every prompt."
+    )
 
 
 def _entries(name: str, cond: Any) -> list:
-    if not isinstance(cond, (list, tuple)) or not cond or not all(
-            isinstance(e, (list, tuple)) and len(e) >= 2 and torch.is_tensor(e[0]) for e in cond):
+    if (
+        not isinstance(cond, (list, tuple))
+        or not cond
+        or not all(isinstance(e, (list, tuple)) and len(e) >= 2 and torch.is_tensor(e[0]) for e in cond)
+    ):
         raise ConditioningMismatch(
             f"'{name}' is not a CONDITIONING (a list of [tensor, dict] entries); "
-            "connect the output of a text-encode node.")
+            "connect the output of a text-encode node."
+        )
     return list(cond)
 
 
@@ -152,7 +156,8 @@ def _pair_entries(**conds: Any) -> list[tuple]:
         listed = ", ".join(f"'{k}' has {n}" for k, n in counts.items())
         raise ConditioningMismatch(
             f"conditionings have different numbers of entries ({listed}); entries are paired "
-            "by position. Combine/concat the same way on every side, or use plain encodes.")
+            "by position. Combine/concat the same way on every side, or use plain encodes."
+        )
     return list(zip(*[lists.get(k, [None] * max(counts.values())) for k in conds]))
 
 
@@ -165,7 +170,8 @@ def _manipulate_pooled(alpha: float, extras: dict, manipulate_pooled: bool) -> O
         missing = [k for k in present if k not in have]
         raise ConditioningMismatch(
             f"{', '.join(repr(k) for k in missing)} has no pooled_output while "
-            f"{', '.join(repr(k) for k in have)} does; they come from different text encoders.")
+            f"{', '.join(repr(k) for k in have)} does; they come from different text encoders."
+        )
     anchor = have.get("base", have["source"])
     if not manipulate_pooled:
         return anchor
@@ -173,12 +179,14 @@ def _manipulate_pooled(alpha: float, extras: dict, manipulate_pooled: bool) -> O
         if p.shape[1:] != have["source"].shape[1:]:
             raise ConditioningMismatch(
                 f"pooled_output of '{k}' has shape {tuple(p.shape)} but 'source' has "
-                f"{tuple(have['source'].shape)}; encode both with the same CLIP.")
+                f"{tuple(have['source'].shape)}; encode both with the same CLIP."
+            )
     return manipulate(have["source"], have["target"], alpha, have.get("base"))
 
 
-def manipulate_conditioning(source: list, target: list, alpha: float, manipulate_pooled: bool = True,
-                            base: Optional[list] = None) -> list:
+def manipulate_conditioning(
+    source: list, target: list, alpha: float, manipulate_pooled: bool = True, base: Optional[list] = None
+) -> list:
     """``base + α·(target − source)`` on every entry of a CONDITIONING (the Manipulate step).
 
     Tokens and ``pooled_output`` are interpolated; every other extra key comes from the target.
@@ -192,8 +200,9 @@ def manipulate_conditioning(source: list, target: list, alpha: float, manipulate
             check_same_shape("source", src[0], "base", bse[0])
         tokens = manipulate(src[0], tgt[0], alpha, None if bse is None else bse[0])
         extras = dict(tgt[1])
-        pooled = _manipulate_pooled(alpha, {"source": src[1], "target": tgt[1],
-                                            "base": None if bse is None else bse[1]}, manipulate_pooled)
+        pooled = _manipulate_pooled(
+            alpha, {"source": src[1], "target": tgt[1], "base": None if bse is None else bse[1]}, manipulate_pooled
+        )
         if pooled is not None:
             extras[POOLED_KEY] = pooled
         extras[ALPHA_KEY] = torch.full((tokens.shape[0],), float(alpha), dtype=torch.float64)
@@ -203,14 +212,19 @@ def manipulate_conditioning(source: list, target: list, alpha: float, manipulate
 
 def _repeat_batch_values(extras: dict, batch: int, times: int) -> dict:
     """Repeat tensor extras that carry the batch axis, so a k-item sweep stays self-consistent."""
-    return {k: (v.repeat(times, *([1] * (v.ndim - 1)))
-                if torch.is_tensor(v) and v.ndim >= 1 and v.shape[0] == batch and k not in (POOLED_KEY, ALPHA_KEY)
-                else v)
-            for k, v in extras.items()}
+    return {
+        k: (
+            v.repeat(times, *([1] * (v.ndim - 1)))
+            if torch.is_tensor(v) and v.ndim >= 1 and v.shape[0] == batch and k not in (POOLED_KEY, ALPHA_KEY)
+            else v
+        )
+        for k, v in extras.items()
+    }
 
 
-def sweep_conditioning(source: list, target: list, alphas: Sequence[float], manipulate_pooled: bool = True,
-                       base: Optional[list] = None) -> list:
+def sweep_conditioning(
+    source: list, target: list, alphas: Sequence[float], manipulate_pooled: bool = True, base: Optional[list] = None
+) -> list:
     """One CONDITIONING whose batch holds ``manipulate_conditioning`` at every α, α-major.
 
     Item ``i·B + b`` equals batch item b of the single run at ``alphas[i]`` (B: the single run's
@@ -250,7 +264,8 @@ def conditioning_alpha(cond: list, batch: int) -> Optional[torch.Tensor]:
         elif value.numel() != batch:
             raise ConditioningMismatch(
                 f"'positive' records {value.numel()} α values ({ALPHA_KEY}) but the batch has "
-                f"{batch} items; pass the text direction's or the sweep's conditioning on unchanged.")
+                f"{batch} items; pass the text direction's or the sweep's conditioning on unchanged."
+            )
         found.append(value)
     if not found:
         return None
@@ -260,7 +275,8 @@ def conditioning_alpha(cond: list, batch: int) -> Optional[torch.Tensor]:
                 f"'positive' combines text directions at different α "
                 f"({', '.join(f'{float(a):g}' for a in found[0])} vs {', '.join(f'{float(a):g}' for a in other)}), "
                 "so there is no single degree to edit by. Chain the directions through 'base' "
-                "(the last one's α sets the degree) instead of combining them.")
+                "(the last one's α sets the degree) instead of combining them."
+            )
     return found[0].clone()
 
 
@@ -284,8 +300,11 @@ def items_equal(a: list, b: list, batch: int) -> list[bool]:
         if (pa is None) != (pb is None) or (pa is not None and pa.shape[1:] != pb.shape[1:]):
             return [False] * batch
         for i in range(batch):
-            same[i] = same[i] and torch.equal(_item(ea[0], i), _item(eb[0], i).to(ea[0])) and (
-                pa is None or torch.equal(_item(pa, i), _item(pb, i).to(pa)))
+            same[i] = (
+                same[i]
+                and torch.equal(_item(ea[0], i), _item(eb[0], i).to(ea[0]))
+                and (pa is None or torch.equal(_item(pa, i), _item(pb, i).to(pa)))
+            )
     return same
 
 
@@ -327,8 +346,10 @@ def stack_batches(conds: Sequence[list], batch: int) -> Optional[list]:
         for key in keys:
             values = [e[1][key] for e in entries]
             if torch.is_tensor(values[0]) and values[0].ndim >= 1 and values[0].shape[0] in (1, batch):
-                if any(not torch.is_tensor(v) or v.shape[1:] != values[0].shape[1:] or v.shape[0] not in (1, batch)
-                       for v in values):
+                if any(
+                    not torch.is_tensor(v) or v.shape[1:] != values[0].shape[1:] or v.shape[0] not in (1, batch)
+                    for v in values
+                ):
                     return None
                 stacked[key] = torch.cat([_to_batch(v, batch).to(values[0]) for v in values])
             elif all(_same_value(v, values[0]) for v in values):

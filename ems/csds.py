@@ -96,21 +96,20 @@ class CSDSParams:
                 raise CSDSError(f"{name} must be a finite number (got {value!r}).")
         if self.cfg < 0:
             raise CSDSError(f"cfg must be ≥ 0 (got {self.cfg:g}).")
-        if not (isinstance(self.iterations, int) and not isinstance(self.iterations, bool)
-                and self.iterations >= 0):
-            raise CSDSError(f"iterations must be a whole number ≥ 0 (got {self.iterations!r}); 0 = no "
-                            "image-side edit.")
+        if not (isinstance(self.iterations, int) and not isinstance(self.iterations, bool) and self.iterations >= 0):
+            raise CSDSError(f"iterations must be a whole number ≥ 0 (got {self.iterations!r}); 0 = no image-side edit.")
         if self.constraint < 0:
             raise CSDSError(f"constraint λ must be ≥ 0 (got {self.constraint:g}).")
         if self.step_start < 0 or self.step_end < 0:
-            raise CSDSError(f"step sizes must be ≥ 0, got step_start={self.step_start:g}, "
-                            f"step_end={self.step_end:g}.")
+            raise CSDSError(f"step sizes must be ≥ 0, got step_start={self.step_start:g}, step_end={self.step_end:g}.")
         if self.step_end > self.step_start:
-            raise CSDSError(f"step_end ({self.step_end:g}) must not exceed step_start ({self.step_start:g}): "
-                            "the step decays.")
+            raise CSDSError(
+                f"step_end ({self.step_end:g}) must not exceed step_start ({self.step_start:g}): the step decays."
+            )
         if self.residual_space not in RESIDUAL_SPACES:
-            raise CSDSError(f"residual_space must be one of {', '.join(RESIDUAL_SPACES)} "
-                            f"(got {self.residual_space!r}).")
+            raise CSDSError(
+                f"residual_space must be one of {', '.join(RESIDUAL_SPACES)} (got {self.residual_space!r})."
+            )
 
     def step_sizes(self) -> list[float]:
         """Geometric decay from step_start to step_end over ``iterations`` steps (N = 1 → [start])."""
@@ -168,7 +167,8 @@ def check_sigma(sigma: float, flow: bool) -> None:
             "also when denoise is close to 1 for its step count: it keeps the last `steps` of "
             "int(steps / denoise) steps, so steps 2 at denoise 0.75 (int 2.67 = 2) or steps 4 at denoise "
             "0.999 still start at σ = 1. Lower denoise or raise steps so that int(steps / denoise) > steps "
-            "(the paper: 50 steps at denoise 0.75).")
+            "(the paper: 50 steps at denoise 0.75)."
+        )
 
 
 def check_stable(sigma: float, params: CSDSParams) -> None:
@@ -181,7 +181,8 @@ def check_stable(sigma: float, params: CSDSParams) -> None:
             f"constraint × step_start = {constraint:g} × {step_start:g} = {constraint * step_start:g} exceeds "
             f"σ = {sigma:.4g}, the first sigma: the constraint term would overshoot every step and can "
             f"diverge. Keep constraint ≤ {sigma / step_start:.3g} at this step_start "
-            f"(or step_start ≤ {sigma / constraint:.3g} at this constraint).")
+            f"(or step_start ≤ {sigma / constraint:.3g} at this constraint)."
+        )
 
 
 def degree_weights(alpha: Optional[torch.Tensor], batch: int) -> torch.Tensor:
@@ -196,9 +197,17 @@ def degree_weights(alpha: Optional[torch.Tensor], batch: int) -> torch.Tensor:
     return alpha
 
 
-def csds_edit(predict: Predict, z0: torch.Tensor, sigma: float, params: CSDSParams, flow: bool,
-              callback: Optional[Callable[[int, torch.Tensor, torch.Tensor], None]] = None, *,
-              alpha: Optional[torch.Tensor] = None, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+def csds_edit(
+    predict: Predict,
+    z0: torch.Tensor,
+    sigma: float,
+    params: CSDSParams,
+    flow: bool,
+    callback: Optional[Callable[[int, torch.Tensor, torch.Tensor], None]] = None,
+    *,
+    alpha: Optional[torch.Tensor] = None,
+    mask: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
     """Run ``params.iterations`` CSDS iterations on the noised latent ``z0`` (B, C, H, W) at noise level σ.
 
     ``predict`` is called exactly once per iteration; r(z_0, positive) is taken from the first

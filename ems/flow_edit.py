@@ -81,8 +81,10 @@ class FlowEditParams:
         if self.cfg < 0 or self.source_cfg < 0:
             raise FlowEditError(f"cfg and source_cfg must be ≥ 0 (got {self.cfg:g}, {self.source_cfg:g}).")
         if not (isinstance(self.noise_average, int) and 1 <= self.noise_average <= MAX_NOISE_AVERAGE):
-            raise FlowEditError(f"noise_average must be a whole number from 1 to {MAX_NOISE_AVERAGE} "
-                                f"(got {self.noise_average!r}); each one adds a batch item per step.")
+            raise FlowEditError(
+                f"noise_average must be a whole number from 1 to {MAX_NOISE_AVERAGE} "
+                f"(got {self.noise_average!r}); each one adds a batch item per step."
+            )
         if not 0.0 <= self.locality <= 1.0:
             raise FlowEditError(f"locality must lie in 0 … 1 (got {self.locality:g}); 0 is off.")
         if not 0.0 <= self.drive <= 4.0:
@@ -103,13 +105,16 @@ def check_schedule(sigmas: Sequence[float]) -> list[float]:
     """
     values = [float(s) for s in sigmas]
     if len(values) < 2:
-        raise FlowEditError(f"the schedule has {len(values)} value(s); it needs a start and an end "
-                            "(BasicScheduler with steps ≥ 1).")
+        raise FlowEditError(
+            f"the schedule has {len(values)} value(s); it needs a start and an end (BasicScheduler with steps ≥ 1)."
+        )
     if not all(math.isfinite(s) and s >= 0 for s in values):
         raise FlowEditError("the schedule holds a negative or non-finite sigma.")
     if not 0 < values[0] <= 1.0:
-        raise FlowEditError(f"the schedule starts at σ = {values[0]:g}; a rectified-flow schedule "
-                            "starts in (0, 1] (use BasicScheduler with this model, denoise < 1).")
+        raise FlowEditError(
+            f"the schedule starts at σ = {values[0]:g}; a rectified-flow schedule "
+            "starts in (0, 1] (use BasicScheduler with this model, denoise < 1)."
+        )
     if any(b > a for a, b in zip(values, values[1:])):
         raise FlowEditError("the schedule must not increase (it runs from noisy to clean).")
     return values
@@ -144,8 +149,9 @@ def item_plan(positive: list, source: list, batch: int, params: FlowEditParams) 
     return target_scales(alpha, batch, params.cfg, params.source_cfg), moves
 
 
-def coupled_points(x_src: torch.Tensor, z_edit: torch.Tensor, noise: torch.Tensor,
-                   sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
+def coupled_points(
+    x_src: torch.Tensor, z_edit: torch.Tensor, noise: torch.Tensor, sigma: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(z_src, z_tar) for noises ``noise`` (A, B, …) against latents (B, …): both (A, B, …)."""
     z_src = (1.0 - sigma) * x_src + sigma * noise
     return z_src, z_src + (z_edit - x_src)
@@ -193,9 +199,16 @@ class StepNoise:
 Predict = Callable[[torch.Tensor, torch.Tensor, float], tuple]
 
 
-def flow_edit(predict: Predict, x_src: torch.Tensor, sigmas: Sequence[float], params: FlowEditParams,
-              noise: StepNoise, moves: Optional[torch.Tensor] = None, mask: Optional[torch.Tensor] = None,
-              callback: Optional[Callable[[int, torch.Tensor], None]] = None) -> torch.Tensor:
+def flow_edit(
+    predict: Predict,
+    x_src: torch.Tensor,
+    sigmas: Sequence[float],
+    params: FlowEditParams,
+    noise: StepNoise,
+    moves: Optional[torch.Tensor] = None,
+    mask: Optional[torch.Tensor] = None,
+    callback: Optional[Callable[[int, torch.Tensor], None]] = None,
+) -> torch.Tensor:
     """Run the coupling over ``sigmas`` from the clean source ``x_src`` (B, …); returns z_edit.
 
     ``predict`` is called once per step. ``moves`` (B,) bool: items that may change (False: the

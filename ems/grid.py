@@ -71,8 +71,9 @@ def _ascii(label: str) -> str:
     return label.replace("α", "alpha").replace("−", "-").encode("ascii", "replace").decode()
 
 
-def labelled_grid(images: torch.Tensor, labels: list[str], columns: int = 0,
-                  gap: int = 4, background: float = 1.0, on_tile=None) -> torch.Tensor:
+def labelled_grid(
+    images: torch.Tensor, labels: list[str], columns: int = 0, gap: int = 4, background: float = 1.0, on_tile=None
+) -> torch.Tensor:
     """Arrange ``images`` (B, H, W, C) in a grid with ``labels[i]`` under tile i.
 
     Returns a single IMAGE ``(1, H', W', C)`` in the input's dtype and device. The label strip's
@@ -136,7 +137,7 @@ def _fit(draw: ImageDraw.ImageDraw, text: str, font, width: int, ellipsis: str) 
     """
     if len(text) <= width and draw.textlength(text, font=font) <= width:
         return text
-    text = text[:max(1, width)]
+    text = text[: max(1, width)]
     fits, too_long = 1, len(text) + 1  # prefix lengths: fits (or is the 1-character minimum), does not fit
     while too_long - fits > 1:
         mid = (fits + too_long) // 2

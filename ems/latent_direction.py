@@ -41,15 +41,18 @@ class LatentDirectionError(InputError):
 
 def _finite(name: str, x: Tensor) -> None:
     if not torch.isfinite(x).all():
-        raise LatentDirectionError(f"{name} contains NaN or infinite values; re-encode the image "
-                                   "(VAE Encode) or check the node that produced it.")
+        raise LatentDirectionError(
+            f"{name} contains NaN or infinite values; re-encode the image "
+            "(VAE Encode) or check the node that produced it."
+        )
 
 
 def check_inputs(latent: Tensor, reference_a: Tensor, reference_b: Tensor, alpha) -> Tensor:
     """Validate shapes and values; return α as a float64 tensor of shape (B,)."""
     if latent.ndim != 4:
-        raise LatentDirectionError(f"latent has shape {tuple(latent.shape)}; expected an image "
-                                   "latent (batch, channels, height, width).")
+        raise LatentDirectionError(
+            f"latent has shape {tuple(latent.shape)}; expected an image latent (batch, channels, height, width)."
+        )
     b, c, h, w = latent.shape
     if b == 0:
         raise LatentDirectionError("latent is an empty batch.")
@@ -58,18 +61,22 @@ def check_inputs(latent: Tensor, reference_a: Tensor, reference_b: Tensor, alpha
             raise LatentDirectionError(
                 f"{name} has shape {tuple(ref.shape)} but latent is {tuple(latent.shape)}. The "
                 "references must be latents of the same model at the same size: scale both images to the "
-                "same width and height before VAE Encode (e.g. Upscale Image with Get Image Size).")
+                "same width and height before VAE Encode (e.g. Upscale Image with Get Image Size)."
+            )
         if ref.shape[0] not in (1, b):
-            raise LatentDirectionError(f"{name} has a batch of {ref.shape[0]} but latent has {b}; use a "
-                                       "batch-1 reference (applied to every item) or one per item.")
+            raise LatentDirectionError(
+                f"{name} has a batch of {ref.shape[0]} but latent has {b}; use a "
+                "batch-1 reference (applied to every item) or one per item."
+            )
     for name, x in (("latent", latent), ("reference_a", reference_a), ("reference_b", reference_b)):
         _finite(name, x)
     alpha = torch.as_tensor(alpha, dtype=torch.float64).flatten()
     if alpha.numel() == 1:
         alpha = alpha.expand(b)
     if alpha.numel() != b:
-        raise LatentDirectionError(f"{alpha.numel()} alpha values for a latent batch of {b}; give one "
-                                   "alpha, or one per item.")
+        raise LatentDirectionError(
+            f"{alpha.numel()} alpha values for a latent batch of {b}; give one alpha, or one per item."
+        )
     if not torch.isfinite(alpha).all():
         raise LatentDirectionError(f"alpha must be a finite number (got {alpha.tolist()}).")
     return alpha.clone()
@@ -110,8 +117,9 @@ def from_matrices(m: Tensor, shape: torch.Size) -> Tensor:
     return m.reshape(shape)
 
 
-def spectrum_change(sigma: Tensor, sigma_a: Tensor, sigma_b: Tensor, alpha: Tensor, rank: int = 0,
-                    spectrum: str = "shift") -> Tensor:
+def spectrum_change(
+    sigma: Tensor, sigma_a: Tensor, sigma_b: Tensor, alpha: Tensor, rank: int = 0, spectrum: str = "shift"
+) -> Tensor:
     """How much each of the latent's singular values moves: σ' − σ, shape (B, M, k).
 
     sigma (B, M, k) is the latent's spectrum, sigma_a / sigma_b (1|B, M, k) the references', all
@@ -131,9 +139,10 @@ def spectrum_change(sigma: Tensor, sigma_a: Tensor, sigma_b: Tensor, alpha: Tens
         floor_a = _TINY * sigma_a[..., :1]
         floor_b = _TINY * sigma_b[..., :1]
         usable = (sigma_a > floor_a) & (sigma_b > floor_b)
-        ratio = torch.where(usable, sigma_b / torch.where(usable, sigma_a, torch.ones_like(sigma_a)),
-                            torch.ones_like(sigma_a))
-        change = sigma * (ratio ** a - 1.0)
+        ratio = torch.where(
+            usable, sigma_b / torch.where(usable, sigma_a, torch.ones_like(sigma_a)), torch.ones_like(sigma_a)
+        )
+        change = sigma * (ratio**a - 1.0)
     else:
         raise LatentDirectionError(f"spectrum must be one of {', '.join(SPECTRA)} (got {spectrum!r}).")
     change = torch.where(a == 0, torch.zeros_like(change), change)  # α = 0: exactly no change
@@ -154,8 +163,15 @@ def project_spectrum(u: Tensor, reference: Tensor, vh: Tensor) -> Tensor:
     return torch.einsum("bMpi,bMpq,bMiq->bMi", u, reference, vh)
 
 
-def svd_direction(latent: Tensor, reference_a: Tensor, reference_b: Tensor, alpha: Tensor,
-                  axes: str = "per_channel", rank: int = 0, spectrum: str = "shift") -> Tensor:
+def svd_direction(
+    latent: Tensor,
+    reference_a: Tensor,
+    reference_b: Tensor,
+    alpha: Tensor,
+    axes: str = "per_channel",
+    rank: int = 0,
+    spectrum: str = "shift",
+) -> Tensor:
     """Apply the a→b change of the singular spectrum to the latent's own SVD (float64 in and out).
 
     latent = U diag(σ) Vᵀ per matrix; the result is latent + U diag(σ' − σ) Vᵀ with σ' from
@@ -174,14 +190,16 @@ def svd_direction(latent: Tensor, reference_a: Tensor, reference_b: Tensor, alph
     if rank > k:
         raise LatentDirectionError(
             f"rank {rank} is larger than the matrices allow: axes '{axes}' makes "
-            f"{x.shape[-2]}×{x.shape[-1]} matrices with at most {k} singular values. Use rank ≤ {k} (0 = all).")
+            f"{x.shape[-2]}×{x.shape[-1]} matrices with at most {k} singular values. Use rank ≤ {k} (0 = all)."
+        )
     largest = x.flatten(-2).abs().amax(-1)  # (B, M)
     if (largest == 0).any():
         item, mat = (largest == 0).nonzero()[0].tolist()
         where = f"channel {mat} of item {item}" if axes == "per_channel" else f"item {item}"
         raise LatentDirectionError(
             f"{where} of latent is all zeros, so it has no singular vectors to keep (svd mode "
-            "edits an image's own decomposition). Connect the VAE Encode of a real image, or use mode 'linear'.")
+            "edits an image's own decomposition). Connect the VAE Encode of a real image, or use mode 'linear'."
+        )
     u, sigma, vh = torch.linalg.svd(x, full_matrices=False)
     if spectrum == "project":
         sigma_a, sigma_b = (project_spectrum(u, to_matrices(r, axes), vh) for r in (reference_a, reference_b))
@@ -189,8 +207,10 @@ def svd_direction(latent: Tensor, reference_a: Tensor, reference_b: Tensor, alph
         sigma_a = torch.linalg.svdvals(to_matrices(reference_a, axes))
         sigma_b = torch.linalg.svdvals(to_matrices(reference_b, axes))
     if spectrum == "ratio" and (sigma_a[..., 0] == 0).any():
-        raise LatentDirectionError("reference_a is all zeros (in some matrix), so the ratio σ_b/σ_a "
-                                   "is undefined; use spectrum 'shift' or a real reference.")
+        raise LatentDirectionError(
+            "reference_a is all zeros (in some matrix), so the ratio σ_b/σ_a "
+            "is undefined; use spectrum 'shift' or a real reference."
+        )
     change = spectrum_change(sigma, sigma_a, sigma_b, alpha, rank, spectrum)
     delta = (u * change.unsqueeze(-2)) @ vh
     return latent + from_matrices(delta, latent.shape)
@@ -199,8 +219,9 @@ def svd_direction(latent: Tensor, reference_a: Tensor, reference_b: Tensor, alph
 # --------------------------------------------------------------------------- entry point
 
 
-def apply_direction(latent: Tensor, reference_a: Tensor, reference_b: Tensor, alpha, mode: str = "linear",
-                    **svd_options) -> Tensor:
+def apply_direction(
+    latent: Tensor, reference_a: Tensor, reference_b: Tensor, alpha, mode: str = "linear", **svd_options
+) -> Tensor:
     """Edit a batch of clean latents along the reference pair a → b.
 
     Args:

@@ -52,15 +52,16 @@ def named_tensors(value) -> list[tuple[str, Tensor]]:
                 continue
             parts.append((f"{prefix}tokens", entry[0]))
             extras = entry[1] if len(entry) > 1 and isinstance(entry[1], dict) else {}
-            parts += [(f"{prefix}{key}", extra) for key, extra in extras.items()
-                      if not str(key).endswith(_UNCHECKED_EXTRAS)]
+            parts += [
+                (f"{prefix}{key}", extra) for key, extra in extras.items() if not str(key).endswith(_UNCHECKED_EXTRAS)
+            ]
     else:
         parts = []
     return [(name, t) for name, t in parts if torch.is_tensor(t) and t.is_floating_point() and t.numel()]
 
 
 def non_finite(x: Tensor) -> str:
-    """"" when every element of ``x`` is finite; else how many are NaN / infinite, e.g.
+    """ "" when every element of ``x`` is finite; else how many are NaN / infinite, e.g.
     "1 NaN of 1,024 values"."""
     finite = torch.isfinite(x)
     if bool(finite.all()):
@@ -72,7 +73,7 @@ def non_finite(x: Tensor) -> str:
 
 
 def too_large(x: Tensor, limit: float = MAX_ABS) -> str:
-    """"" when every |element| ≤ ``limit``; else the largest magnitude, e.g. "values up to 1e+30"."""
+    """ "" when every |element| ≤ ``limit``; else the largest magnitude, e.g. "values up to 1e+30"."""
     peak = float(x.detach().abs().amax())
     return f"values up to {peak:.3g} in magnitude" if peak > limit else ""
 
@@ -117,19 +118,21 @@ def describe_shape(shape) -> str:
 
 
 def layout_problem(shape) -> str:
-    """"" for an image latent (batch, channels, height, width) with at least one item; else why not."""
+    """ "" for an image latent (batch, channels, height, width) with at least one item; else why not."""
     shape = tuple(shape)
     if len(shape) != 4:
         hint = LAYOUT_HINTS.get(len(shape))
-        return (f"is not an image latent: expected (batch, channels, height, width), got {len(shape)}-D "
-                f"{describe_shape(shape)}" + (f" — {hint}" if hint else ""))
+        return (
+            f"is not an image latent: expected (batch, channels, height, width), got {len(shape)}-D "
+            f"{describe_shape(shape)}" + (f" — {hint}" if hint else "")
+        )
     if shape[0] == 0:
         return "is an empty batch"
     return ""
 
 
 def channel_problem(shape, channels: int | None, model: str = "this model") -> str:
-    """"" when the latent's channel count is the model's (or the model's is unknown)."""
+    """ "" when the latent's channel count is the model's (or the model's is unknown)."""
     if channels is None or int(shape[1]) == int(channels):
         return ""
     return f"has {int(shape[1])} channels but {model} takes {int(channels)}"
@@ -148,11 +151,13 @@ def max_latent_side(pos_embed_max_size, patch_size) -> int | None:
 
 
 def size_problem(shape, max_side: int | None, model: str = "this model") -> str:
-    """"" when both spatial sides fit ``max_side``; else the size and the limit."""
+    """ "" when both spatial sides fit ``max_side``; else the size and the limit."""
     if max_side is None:
         return ""
     height, width = int(shape[-2]), int(shape[-1])
     if height <= max_side and width <= max_side:
         return ""
-    return (f"is {width}×{height} latent pixels, but {model} takes at most {max_side}×{max_side} "
-            f"(its position embedding covers {max_side} latent pixels per side)")
+    return (
+        f"is {width}×{height} latent pixels, but {model} takes at most {max_side}×{max_side} "
+        f"(its position embedding covers {max_side} latent pixels per side)"
+    )

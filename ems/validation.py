@@ -51,9 +51,11 @@ class FloatRange:
         except (TypeError, ValueError):
             raise InputError(f"{self.name} must be a number (got {value!r}).") from None
         if not math.isfinite(number):
-            raise InputError(f"{self.name} is {number!r}; it must be a finite number between "
-                             f"{self.lo:g} and {self.hi:g}. A workflow or API request set it to "
-                             f"{number!r}: type a number in the widget.")
+            raise InputError(
+                f"{self.name} is {number!r}; it must be a finite number between "
+                f"{self.lo:g} and {self.hi:g}. A workflow or API request set it to "
+                f"{number!r}: type a number in the widget."
+            )
         if not self.lo <= number <= self.hi:
             why = f" ({self.why})" if self.why else ""
             raise InputError(f"{self.name} = {number:g} is outside {self.lo:g} … {self.hi:g}{why}.")
@@ -75,8 +77,9 @@ DRIVE = FloatRange("drive", 0.0, 4.0, "beyond a few times the coupling's own vel
 
 # Every float input of every EMS node, by name: the HTTP-tier test checks each FLOAT widget the
 # server reports against this table, so a new float input cannot skip the layer unnoticed.
-FLOAT_INPUTS = {r.name: r for r in (ALPHA, CFG, CONSTRAINT, STEP_START, STEP_END, TEMPERATURE, SOURCE_CFG,
-                                    LOCALITY, DRIVE)}
+FLOAT_INPUTS = {
+    r.name: r for r in (ALPHA, CFG, CONSTRAINT, STEP_START, STEP_END, TEMPERATURE, SOURCE_CFG, LOCALITY, DRIVE)
+}
 
 
 def check_floats(ranges: dict[str, FloatRange] | list[FloatRange], **values) -> dict[str, float]:
@@ -102,8 +105,10 @@ def safe_alpha_warning(alphas) -> str:
     if not risky:
         return ""
     listed = ", ".join(f"{a:g}" for a in risky)
-    return (f"alpha {listed} is outside {SAFE_ALPHA[0]:g} … {SAFE_ALPHA[1]:g}, where edits "
-            "usually stay on the image (our rule of thumb); expect a broken image.")
+    return (
+        f"alpha {listed} is outside {SAFE_ALPHA[0]:g} … {SAFE_ALPHA[1]:g}, where edits "
+        "usually stay on the image (our rule of thumb); expect a broken image."
+    )
 
 
 # -- Text-encoder families -------------------------------------------------------------------------
@@ -148,8 +153,9 @@ def conditioning_family(token_width: int, pooled_width) -> str:
     return f"an encoder with {token_width}-wide tokens{pooled}"
 
 
-def family_mismatch(input_name: str, model_family: str, model_tokens, model_pooled,
-                    cond_tokens: int, cond_pooled) -> str:
+def family_mismatch(
+    input_name: str, model_family: str, model_tokens, model_pooled, cond_tokens: int, cond_pooled
+) -> str:
     """The error message when a conditioning's widths do not fit the model, or "" when they do.
 
     ``model_tokens`` / ``model_pooled``: the widths the model's text projections take (None =
@@ -164,6 +170,8 @@ def family_mismatch(input_name: str, model_family: str, model_tokens, model_pool
         expects += f" and a {model_pooled}-wide pooled vector"
     fix = ENCODER_FIX.get(model_family, f"the text encoder that belongs to this {model_family} model")
     pooled_text = f"{cond_pooled}-wide pooled vector" if cond_pooled else "no pooled vector"
-    return (f"'{input_name}' comes from {conditioning_family(cond_tokens, cond_pooled)} "
-            f"({cond_tokens}-wide tokens, {pooled_text}), but the model is {model_family}, which expects "
-            f"{expects}. Encode the prompts with the model's own text encoder: {fix}.")
+    return (
+        f"'{input_name}' comes from {conditioning_family(cond_tokens, cond_pooled)} "
+        f"({cond_tokens}-wide tokens, {pooled_text}), but the model is {model_family}, which expects "
+        f"{expects}. Encode the prompts with the model's own text encoder: {fix}."
+    )

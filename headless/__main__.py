@@ -26,8 +26,18 @@ from pathlib import Path
 
 from comfyui_ems.ems.alphas import DEFAULT_SWEEP, AlphaScheduleError, parse_alphas
 from comfyui_ems.ems.captions import derive_attribute
-from comfyui_ems.llm_io.providers import (BUILT_IN, Provider, ProviderError, check_base_url, get_provider, load_providers,
-                                          looks_like_url, resolve_key, legacy_message, legacy_widget_values)
+from comfyui_ems.llm_io.providers import (
+    BUILT_IN,
+    Provider,
+    ProviderError,
+    check_base_url,
+    get_provider,
+    load_providers,
+    looks_like_url,
+    resolve_key,
+    legacy_message,
+    legacy_widget_values,
+)
 from comfyui_ems.toyworld.settings import TOY
 
 from . import demo
@@ -48,56 +58,87 @@ class UsageError(Exception):
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m headless", description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]))
-    ap.add_argument("--demo", action="store_true",
-                    help="the pack's toy world (a small SD3-architecture model trained on drawn scenes): a "
-                         "colour edit of a generated scene at several α, with a readout of every tile; "
-                         "runs anywhere, no download")
+    ap = argparse.ArgumentParser(
+        prog="python -m headless",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+    )
+    ap.add_argument(
+        "--demo",
+        action="store_true",
+        help="the pack's toy world (a small SD3-architecture model trained on drawn scenes): a "
+        "colour edit of a generated scene at several α, with a readout of every tile; "
+        "runs anywhere, no download",
+    )
     ap.add_argument("--comfyui", help="ComfyUI checkout (default: $COMFYUI_DIR, then ../ComfyUI, ~/ComfyUI)")
-    ap.add_argument("--checkpoint", help="SD3 checkpoint with text encoders: a file name in "
-                                         "ComfyUI/models/checkpoints or a path to the file")
+    ap.add_argument(
+        "--checkpoint",
+        help="SD3 checkpoint with text encoders: a file name in ComfyUI/models/checkpoints or a path to the file",
+    )
     ap.add_argument("--image", help="the image to edit")
     ap.add_argument("--instruction", help='edit instruction for the LLM, e.g. "make the suit red"')
     ap.add_argument("--source", help="source caption (no LLM): the image as it is")
     ap.add_argument("--target", help="target caption (no LLM): the source with only the edited words changed")
-    ap.add_argument("--attribute", default="", help="attribute phrase for CSDS (default: the edited words of --target, e.g. 'red suit')")
+    ap.add_argument(
+        "--attribute",
+        default="",
+        help="attribute phrase for CSDS (default: the edited words of --target, e.g. 'red suit')",
+    )
     ap.add_argument("--alphas", help='edit strengths, e.g. "0, 0.5, 1" or "0:1.5:7" (default: the workflow\'s)')
-    ap.add_argument("--workflow", type=Path, default=None,
-                    help="UI-format workflow to run (default: ems_alpha_sweep; with --demo ems_flow_edit_sweep)")
-    ap.add_argument("--output", type=Path, default=Path("out"),
-                    help="results go to a fresh folder inside this (default: ./out of the current folder)")
+    ap.add_argument(
+        "--workflow",
+        type=Path,
+        default=None,
+        help="UI-format workflow to run (default: ems_alpha_sweep; with --demo ems_flow_edit_sweep)",
+    )
+    ap.add_argument(
+        "--output",
+        type=Path,
+        default=Path("out"),
+        help="results go to a fresh folder inside this (default: ./out of the current folder)",
+    )
     ap.add_argument("--seed", type=int, help="noise seed")
     ap.add_argument("--steps", type=int, help="sampling steps (paper: 50)")
-    ap.add_argument("--cfg", type=float, help="guidance scale for the sampler and CSDS (paper: 7.5), and EMS Flow "
-                                       "Edit's target scale")
+    ap.add_argument(
+        "--cfg",
+        type=float,
+        help="guidance scale for the sampler and CSDS (paper: 7.5), and EMS Flow Edit's target scale",
+    )
     ap.add_argument("--source-cfg", type=float, help="EMS Flow Edit's source guidance scale")
     ap.add_argument("--denoise", type=float, help="fraction of the schedule to re-run (paper: 0.75)")
     ap.add_argument("--iterations", type=int, help="CSDS iterations (0 = text-only; the paper states no count)")
     ap.add_argument("--constraint", type=float, help="CSDS constraint λ (0.1–1.0, default 0.5)")
     ap.add_argument("--megapixels", type=float, help="resize the image to about this many megapixels (default 1.0)")
     ap.add_argument("--llm-model", help="LLM for captions (default gpt-4o)")
-    ap.add_argument("--provider", help="LLM provider for captions, defined on this machine (built in: openai, "
-                                       "ollama; more in $EMS_LLM_CONFIG, default ~/.config/ems/llm.json). "
-                                       "Default: the workflow's")
-    ap.add_argument("--base-url", help="instead of a provider: this OpenAI-compatible server, e.g. "
-                                       "http://127.0.0.1:8000/v1 (typed here, so your choice; the workflow's "
-                                       "provider is replaced by it)")
+    ap.add_argument(
+        "--provider",
+        help="LLM provider for captions, defined on this machine (built in: openai, "
+        "ollama; more in $EMS_LLM_CONFIG, default ~/.config/ems/llm.json). "
+        "Default: the workflow's",
+    )
+    ap.add_argument(
+        "--base-url",
+        help="instead of a provider: this OpenAI-compatible server, e.g. "
+        "http://127.0.0.1:8000/v1 (typed here, so your choice; the workflow's "
+        "provider is replaced by it)",
+    )
     ap.add_argument("--api-key-env", help="with --base-url: the environment variable holding its key (default: none)")
-    ap.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
-                    help="auto = GPU when torch sees one, else CPU")
+    ap.add_argument(
+        "--device", choices=("auto", "cpu", "gpu"), default="auto", help="auto = GPU when torch sees one, else CPU"
+    )
     ap.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the run")
     ap.add_argument("--keep-base", action="store_true", help="keep ComfyUI's private base directory (logs)")
-    ap.add_argument("--no-cache", action="store_true",
-                    help="do not read or keep LLM captions in the user cache folder (default: kept in "
-                         f"{user_cache_dir()}, so repeated runs do not pay for the LLM again)")
+    ap.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="do not read or keep LLM captions in the user cache folder (default: kept in "
+        f"{user_cache_dir()}, so repeated runs do not pay for the LLM again)",
+    )
     args = ap.parse_args(argv)
     if args.workflow is None:
         args.workflow = DEMO_WORKFLOW if args.demo else DEFAULT_WORKFLOW
     return args
-
-
 
 
 def find_checkpoint(name: str, comfy: Path | None) -> tuple[Path | None, list[str]]:
@@ -126,16 +167,26 @@ def user_cache_dir() -> Path:
 
 def check_numbers(args) -> list[str]:
     """Numeric options outside what the run can use (argparse has already checked their type)."""
-    rules = [("--steps", args.steps, lambda v: v >= 1, "must be ≥ 1"),
-             ("--cfg", args.cfg, lambda v: 0 <= v <= 100, "must be between 0 and 100"),
-             ("--denoise", args.denoise, lambda v: 0 < v < 1, "must be between 0 and 1 (EMS edits a real image; paper: 0.75)"),
-             ("--iterations", args.iterations, lambda v: v >= 0, "must be ≥ 0 (0 = text-only edit)"),
-             ("--constraint", args.constraint, lambda v: v >= 0, "must be ≥ 0"),
-             ("--megapixels", args.megapixels, lambda v: 0 < v <= 16, "must be above 0 and at most 16"),
-             ("--seed", args.seed, lambda v: 0 <= v < 2**64, "must be between 0 and 2^64 − 1"),
-             ("--timeout", args.timeout, lambda v: v > 0, "must be above 0 seconds")]
-    return [f"{flag} {value} {why}." for flag, value, ok, why in rules
-            if value is not None and (not math.isfinite(value) or not ok(value))]
+    rules = [
+        ("--steps", args.steps, lambda v: v >= 1, "must be ≥ 1"),
+        ("--cfg", args.cfg, lambda v: 0 <= v <= 100, "must be between 0 and 100"),
+        (
+            "--denoise",
+            args.denoise,
+            lambda v: 0 < v < 1,
+            "must be between 0 and 1 (EMS edits a real image; paper: 0.75)",
+        ),
+        ("--iterations", args.iterations, lambda v: v >= 0, "must be ≥ 0 (0 = text-only edit)"),
+        ("--constraint", args.constraint, lambda v: v >= 0, "must be ≥ 0"),
+        ("--megapixels", args.megapixels, lambda v: 0 < v <= 16, "must be above 0 and at most 16"),
+        ("--seed", args.seed, lambda v: 0 <= v < 2**64, "must be between 0 and 2^64 − 1"),
+        ("--timeout", args.timeout, lambda v: v > 0, "must be above 0 seconds"),
+    ]
+    return [
+        f"{flag} {value} {why}."
+        for flag, value, ok, why in rules
+        if value is not None and (not math.isfinite(value) or not ok(value))
+    ]
 
 
 def file_problem(flag: str, path: Path, what: str) -> str | None:
@@ -161,12 +212,16 @@ def check_workflow(path: Path) -> list[str]:
     except OSError as e:
         return [f"--workflow {path} cannot be read ({e.strerror})."]
     if not isinstance(workflow, dict) or not isinstance(workflow.get("nodes"), list):
-        return [f"--workflow {path} is not a UI-format ComfyUI workflow (no \"nodes\" list); save it from "
-                "ComfyUI with Workflow → Save, not Export (API)."]
+        return [
+            f'--workflow {path} is not a UI-format ComfyUI workflow (no "nodes" list); save it from '
+            "ComfyUI with Workflow → Save, not Export (API)."
+        ]
     problem = shape_problem(workflow)
     if problem:
-        return [f"--workflow {path} is not a workflow as ComfyUI saves it: {problem}. Open it in ComfyUI and "
-                "save it again (Workflow → Save)."]
+        return [
+            f"--workflow {path} is not a workflow as ComfyUI saves it: {problem}. Open it in ComfyUI and "
+            "save it again (Workflow → Save)."
+        ]
     return []
 
 
@@ -197,8 +252,11 @@ def validate(args) -> dict:
     try:
         comfy, _, looked = find_comfyui(args.comfyui)
         if comfy is None:
-            problems.append("ComfyUI not found — looked in: " + ", ".join(looked) +
-                            ". Pass --comfyui /path/to/ComfyUI or set COMFYUI_DIR.")
+            problems.append(
+                "ComfyUI not found — looked in: "
+                + ", ".join(looked)
+                + ". Pass --comfyui /path/to/ComfyUI or set COMFYUI_DIR."
+            )
     except GivenIsNotComfyUI as e:
         comfy = None
         problems.append(f"{e}. Pass --comfyui /path/to/ComfyUI or set COMFYUI_DIR.")
@@ -215,9 +273,11 @@ def validate(args) -> dict:
     problems += check_numbers(args)
     if not args.demo:
         if not args.checkpoint:
-            problems.append("no checkpoint given — pass --checkpoint sd3_medium_incl_clips_t5xxlfp8.safetensors "
-                            "(a file in ComfyUI/models/checkpoints) or a path to an SD3 checkpoint that "
-                            "includes its text encoders. No weights? Try --demo.")
+            problems.append(
+                "no checkpoint given — pass --checkpoint sd3_medium_incl_clips_t5xxlfp8.safetensors "
+                "(a file in ComfyUI/models/checkpoints) or a path to an SD3 checkpoint that "
+                "includes its text encoders. No weights? Try --demo."
+            )
         else:
             found["checkpoint"], missing = check_checkpoint(args.checkpoint, comfy)
             problems += missing
@@ -229,8 +289,10 @@ def validate(args) -> dict:
         if manual and not (args.source and args.target):
             problems.append("typed prompts need both --source and --target.")
         if not manual and not args.instruction:
-            problems.append('no edit given — pass --instruction "make the suit red" (LLM captions) or '
-                            '--source and --target captions (offline).')
+            problems.append(
+                'no edit given — pass --instruction "make the suit red" (LLM captions) or '
+                "--source and --target captions (offline)."
+            )
         if args.instruction and not manual:
             problems += llm_problems(args)
     if problems:
@@ -247,19 +309,28 @@ def llm_problems(args) -> list[str]:
     never from the workflow file (which is only read)."""
     if args.provider and looks_like_url(args.provider):
         # Typed here, so the user's own choice (unlike a URL a workflow carries): say which option takes it.
-        return ["--provider takes the NAME of a provider defined on this machine, not a URL; for a server of "
-                "your own, give its address with --base-url (and its key variable with --api-key-env)."]
+        return [
+            "--provider takes the NAME of a provider defined on this machine, not a URL; for a server of "
+            "your own, give its address with --base-url (and its key variable with --api-key-env)."
+        ]
     if args.api_key_env and not args.base_url:
         return ["--api-key-env goes with --base-url; a provider's key variable is defined with the provider."]
     if args.base_url and args.provider:
         return ["give --provider or --base-url, not both."]
     try:
         if args.base_url:
-            providers = [Provider(COMMAND_LINE_PROVIDER, check_base_url(args.base_url, "--base-url"),
-                                  (args.api_key_env or "").strip(), "the command line")]
+            providers = [
+                Provider(
+                    COMMAND_LINE_PROVIDER,
+                    check_base_url(args.base_url, "--base-url"),
+                    (args.api_key_env or "").strip(),
+                    "the command line",
+                )
+            ]
         else:
-            providers = [get_provider(name) for name in ([args.provider] if args.provider else
-                                                         workflow_providers(args.workflow))]
+            providers = [
+                get_provider(name) for name in ([args.provider] if args.provider else workflow_providers(args.workflow))
+            ]
         for provider in providers:
             resolve_key(provider)
     except ProviderError as e:
@@ -274,9 +345,16 @@ def workflow_providers(path: Path) -> list[str]:
         nodes = json.loads(Path(path).read_text(encoding="utf-8")).get("nodes", [])
     except (OSError, ValueError, AttributeError):
         return ["openai"]
-    names = {n["widgets_values"][1] for n in nodes if isinstance(n, dict) and n.get("type") == "EMSExtractCaptions"
-             and isinstance(n.get("widgets_values"), list) and len(n["widgets_values"]) > 1
-             and isinstance(n["widgets_values"][1], str) and not legacy_widget_values(n["widgets_values"])}
+    names = {
+        n["widgets_values"][1]
+        for n in nodes
+        if isinstance(n, dict)
+        and n.get("type") == "EMSExtractCaptions"
+        and isinstance(n.get("widgets_values"), list)
+        and len(n["widgets_values"]) > 1
+        and isinstance(n["widgets_values"][1], str)
+        and not legacy_widget_values(n["widgets_values"])
+    }
     return sorted(names) or ["openai"]
 
 
@@ -288,8 +366,10 @@ def refuse_legacy_captions(workflow: dict) -> None:
             continue
         old = legacy_widget_values(node.get("widgets_values"))
         if old:
-            raise WorkflowError(f"node {node.get('id')} (EMS Extract Captions): {legacy_message(old['base_url'], old['api_key_env'])} "
-                                "Or open the workflow in ComfyUI (the pack moves the node to the provider layout) and save it again.")
+            raise WorkflowError(
+                f"node {node.get('id')} (EMS Extract Captions): {legacy_message(old['base_url'], old['api_key_env'])} "
+                "Or open the workflow in ComfyUI (the pack moves the node to the provider layout) and save it again."
+            )
 
 
 def llm_env(args, base: Path) -> dict:
@@ -297,10 +377,15 @@ def llm_env(args, base: Path) -> dict:
     holds this machine's providers plus the server typed on this command line (names only, no keys)."""
     if not args.base_url:
         return {}
-    providers = {name: {"base_url": p.base_url, "api_key_env": p.api_key_env}
-                 for name, p in load_providers().items() if BUILT_IN.get(name) != p}
-    providers[COMMAND_LINE_PROVIDER] = {"base_url": args.base_url.strip().rstrip("/"),
-                                        "api_key_env": (args.api_key_env or "").strip()}
+    providers = {
+        name: {"base_url": p.base_url, "api_key_env": p.api_key_env}
+        for name, p in load_providers().items()
+        if BUILT_IN.get(name) != p
+    }
+    providers[COMMAND_LINE_PROVIDER] = {
+        "base_url": args.base_url.strip().rstrip("/"),
+        "api_key_env": (args.api_key_env or "").strip(),
+    }
     path = base / "ems_llm_providers.json"
     path.write_text(json.dumps({"providers": providers}, indent=1), encoding="utf-8")
     return {"EMS_LLM_CONFIG": str(path)}
@@ -321,7 +406,11 @@ def fresh_folder(root: Path) -> Path:
 def set_inputs(prompt: dict, class_type: str, **values) -> None:
     for key in nodes_of(prompt, class_type):
         for name, value in values.items():
-            if value is not None and name in prompt[key]["inputs"] and not isinstance(prompt[key]["inputs"][name], list):
+            if (
+                value is not None
+                and name in prompt[key]["inputs"]
+                and not isinstance(prompt[key]["inputs"][name], list)
+            ):
                 prompt[key]["inputs"][name] = value
 
 
@@ -337,25 +426,39 @@ def build_prompt(args, workflow: dict, info: dict, image_name: str, ckpt_name: s
     filled: list[str] = []
     prompt = ui_to_api(workflow, info, filled)
     if filled:
-        print("EMS: this ComfyUI has inputs the workflow does not set; using the server's defaults: "
-              + ", ".join(filled), flush=True)
+        print(
+            "EMS: this ComfyUI has inputs the workflow does not set; using the server's defaults: " + ", ".join(filled),
+            flush=True,
+        )
     set_inputs(prompt, "LoadImage", image=image_name)
     set_inputs(prompt, "CheckpointLoaderSimple", ckpt_name=ckpt_name)
     set_inputs(prompt, "ImageScaleToTotalPixels", megapixels=args.megapixels)
     set_inputs(prompt, "BasicScheduler", steps=args.steps, denoise=args.denoise)
     set_inputs(prompt, "KSampler", steps=args.steps, denoise=args.denoise, seed=args.seed, cfg=args.cfg)
     set_inputs(prompt, "CFGGuider", cfg=args.cfg)
-    set_inputs(prompt, "EMSCSDSLatentEdit", noise_seed=args.seed, cfg=args.cfg, iterations=args.iterations,
-               constraint=args.constraint)
+    set_inputs(
+        prompt,
+        "EMSCSDSLatentEdit",
+        noise_seed=args.seed,
+        cfg=args.cfg,
+        iterations=args.iterations,
+        constraint=args.constraint,
+    )
     set_inputs(prompt, "EMSFlowEdit", noise_seed=args.seed, cfg=args.cfg, source_cfg=args.source_cfg)
     set_inputs(prompt, "EMSAlphaSweep", alphas=args.alphas)
-    set_inputs(prompt, "EMSExtractCaptions", instruction=args.instruction, model=args.llm_model,
-               provider=COMMAND_LINE_PROVIDER if args.base_url else args.provider)
+    set_inputs(
+        prompt,
+        "EMSExtractCaptions",
+        instruction=args.instruction,
+        model=args.llm_model,
+        provider=COMMAND_LINE_PROVIDER if args.base_url else args.provider,
+    )
     if args.source:
         attribute = typed_attribute(args.source, args.target, args.attribute)
         prompt = drop_caption_llm(prompt, args.source, args.target, attribute)
-        set_inputs(prompt, "EMSEncodePrompts", source_prompt=args.source, target_prompt=args.target,
-                   attribute_prompt=attribute)
+        set_inputs(
+            prompt, "EMSEncodePrompts", source_prompt=args.source, target_prompt=args.target, attribute_prompt=attribute
+        )
     if args.demo:
         prompt = demo.swap_to_toyworld(prompt)
     return prompt
@@ -413,8 +516,13 @@ def node_warnings(history: dict, prompt: dict) -> list[str]:
     found = []
     for node_id, result in history.get("outputs", {}).items():
         if prompt.get(node_id, {}).get("class_type") in WARNING_NODES:
-            found += [line.strip() for text in result.get("text", []) if isinstance(text, str)
-                      for line in text.splitlines() if line.strip()]
+            found += [
+                line.strip()
+                for text in result.get("text", [])
+                if isinstance(text, str)
+                for line in text.splitlines()
+                if line.strip()
+            ]
     return found
 
 
@@ -455,11 +563,14 @@ def run(args) -> int:
     # Captions are kept in the user's cache folder (not the private base, deleted after the run), so
     # the same image + instruction never pays for the LLM twice; --no-cache keeps them in the base.
     cache = base / "caption_cache" if args.no_cache else user_cache_dir() / "captions"
-    server = ComfyServer(comfy, base, cpu=use_cpu(args.device), env={"EMS_CACHE_DIR": str(cache), **llm_env(args, base)})
+    server = ComfyServer(
+        comfy, base, cpu=use_cpu(args.device), env={"EMS_CACHE_DIR": str(cache), **llm_env(args, base)}
+    )
     try:
         server.start()
-        prompt = build_prompt(args, json.loads(args.workflow.read_text(encoding="utf-8")), server.object_info(),
-                              image.name, ckpt_name)
+        prompt = build_prompt(
+            args, json.loads(args.workflow.read_text(encoding="utf-8")), server.object_info(), image.name, ckpt_name
+        )
         (out / "prompt_api.json").write_text(json.dumps(prompt, indent=1, ensure_ascii=False))
         print(f"EMS: running {args.workflow.name} ({len(prompt)} nodes)…", flush=True)
         history = server.run(prompt, timeout=args.timeout)
@@ -481,8 +592,10 @@ def run(args) -> int:
         print(f"  {'α grid' if path.name.startswith(('grid', 'bidirectional_grid')) else 'edit':7s} {path}")
     if args.demo:
         print("\n".join(demo.readout_report(saved, args.alphas)))
-        print("EMS: DEMO — the toy world is an 8 M-parameter SD3-architecture model (MMDiT + VAE) trained on drawn 64×64 scenes, "
-              "an instrument for seeing and scoring edits, not SD3; use --checkpoint for real photos.")
+        print(
+            "EMS: DEMO — the toy world is an 8 M-parameter SD3-architecture model (MMDiT + VAE) trained on drawn 64×64 scenes, "
+            "an instrument for seeing and scoring edits, not SD3; use --checkpoint for real photos."
+        )
     return 0
 
 

@@ -64,8 +64,7 @@ def prepare_base(base: Path, packs: dict[str, Path] | None = None) -> Path:
 class ComfyServer:
     """A ComfyUI server process on a free loopback port."""
 
-    def __init__(self, comfy_dir: str | Path, base: Path, env: dict | None = None, extra_args=(),
-                 cpu: bool = True):
+    def __init__(self, comfy_dir: str | Path, base: Path, env: dict | None = None, extra_args=(), cpu: bool = True):
         self.comfy_dir, self.base = Path(comfy_dir), base
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -76,10 +75,21 @@ class ComfyServer:
         self.proc = None
 
     def start(self, timeout: float = 240.0) -> "ComfyServer":
-        args = [python_for_comfy(), "main.py", *(["--cpu"] if self.cpu else []),
-                "--listen", "127.0.0.1", "--port", str(self.port),
-                "--base-directory", str(self.base), "--disable-auto-launch",
-                "--database-url", "sqlite:///:memory:", *self.extra_args]
+        args = [
+            python_for_comfy(),
+            "main.py",
+            *(["--cpu"] if self.cpu else []),
+            "--listen",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--base-directory",
+            str(self.base),
+            "--disable-auto-launch",
+            "--database-url",
+            "sqlite:///:memory:",
+            *self.extra_args,
+        ]
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, cwd=self.comfy_dir, stdout=self._log, stderr=subprocess.STDOUT, env=self.env)
         deadline = time.time() + timeout
@@ -130,8 +140,9 @@ class ComfyServer:
             return r.read()
 
     def post(self, path: str, body: dict, timeout: float = 30):
-        req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            self.url + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:
                 return json.loads(r.read() or b"{}")

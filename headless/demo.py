@@ -22,7 +22,6 @@ from comfyui_ems.toyworld.scenes import RESOLUTION, Scene, caption, render
 from .workflow import new_id, nodes_of, relink
 
 
-
 def _scene_and_target():
     scene = Scene(colour="red", shape="circle", count=1, size="large", background="white", layout=2_000_007)
     return scene, scene.replace(colour="blue")
@@ -91,8 +90,10 @@ def readout_lines(images: list, labels: list[str] | None = None) -> list[str]:
         seen = read(pixels)
         label = labels[i] if labels and i < len(labels) else f"tile {i}"
         attributes = ", ".join(f"{k} {v}" for k, v in seen.items())
-        lines.append(f"{label}: {attributes}; colour progress {progress(pixels, scene, target, 'colour'):+.2f} "
-                     f"({scene.colour} → {target.colour})")
+        lines.append(
+            f"{label}: {attributes}; colour progress {progress(pixels, scene, target, 'colour'):+.2f} "
+            f"({scene.colour} → {target.colour})"
+        )
     return lines
 
 

@@ -35,8 +35,11 @@ def guesses(repo: Path = REPO, home: Optional[Path] = None) -> list[tuple[Path, 
         out.append((repo.parent.parent, INSTALLED))
     out += [(repo.parent / name, "found at a usual place") for name in BESIDE]
     out.append(((home or Path.home()) / "ComfyUI", "found at a usual place"))
-    out += [(p, f"a pinned copy fetched earlier ({p.name})") for p in sorted((repo / ".comfyui").glob("ComfyUI-*"))
-            if not p.name.endswith(".partial")]
+    out += [
+        (p, f"a pinned copy fetched earlier ({p.name})")
+        for p in sorted((repo / ".comfyui").glob("ComfyUI-*"))
+        if not p.name.endswith(".partial")
+    ]
     return out
 
 
@@ -44,8 +47,12 @@ class GivenIsNotComfyUI(ValueError):
     pass
 
 
-def find_comfyui(explicit: Optional[str] = None, environ: Mapping[str, str] = os.environ, repo: Path = REPO,
-                 home: Optional[Path] = None) -> tuple[Optional[Path], str, list[str]]:
+def find_comfyui(
+    explicit: Optional[str] = None,
+    environ: Mapping[str, str] = os.environ,
+    repo: Path = REPO,
+    home: Optional[Path] = None,
+) -> tuple[Optional[Path], str, list[str]]:
     """(folder or None, how it was found, the places looked at). Raises ``GivenIsNotComfyUI`` when
     the folder given (``explicit`` or ``$COMFYUI_DIR``) is no ComfyUI checkout."""
     given = explicit or environ.get("COMFYUI_DIR", "")

@@ -53,8 +53,15 @@ class UIGraph:
         return n
 
     def note(self, text: str, column: int, markdown: bool = True, width: int = 380, height: int = 220) -> UINode:
-        n = UINode(self, len(self.nodes) + 1, "MarkdownNote" if markdown else "Note", {}, note=text,
-                   column=column, size=[width, height])
+        n = UINode(
+            self,
+            len(self.nodes) + 1,
+            "MarkdownNote" if markdown else "Note",
+            {},
+            note=text,
+            column=column,
+            size=[width, height],
+        )
         self.nodes.append(n)
         return n
 
@@ -116,9 +123,22 @@ class UIGraph:
         nodes = []
         for n in self.nodes:
             if n.note is not None:
-                nodes.append({"id": n.id, "type": n.type, "pos": pos[n.id], "size": n.size, "flags": {},
-                              "order": order[n.id], "mode": 0, "inputs": [], "outputs": [],
-                              "properties": {}, "widgets_values": [n.note], **NOTE_COLOR})
+                nodes.append(
+                    {
+                        "id": n.id,
+                        "type": n.type,
+                        "pos": pos[n.id],
+                        "size": n.size,
+                        "flags": {},
+                        "order": order[n.id],
+                        "mode": 0,
+                        "inputs": [],
+                        "outputs": [],
+                        "properties": {},
+                        "widgets_values": [n.note],
+                        **NOTE_COLOR,
+                    }
+                )
                 continue
             info = self.info[n.type]
             inputs = []
@@ -138,21 +158,40 @@ class UIGraph:
                 if not required:
                     slot["shape"] = 7  # LiteGraph's hollow dot for optional inputs
                 inputs.append(slot)
-            nodes.append({
-                "id": n.id, "type": n.type, "pos": pos[n.id], "size": self._size(n), "flags": {},
-                "order": order[n.id], "mode": 0, "inputs": inputs, "outputs": [],
-                "properties": {"Node name for S&R": n.type}, "widgets_values": self._widgets(n, info),
-                **({"title": n.title} if n.title else {}),
-            })
+            nodes.append(
+                {
+                    "id": n.id,
+                    "type": n.type,
+                    "pos": pos[n.id],
+                    "size": self._size(n),
+                    "flags": {},
+                    "order": order[n.id],
+                    "mode": 0,
+                    "inputs": inputs,
+                    "outputs": [],
+                    "properties": {"Node name for S&R": n.type},
+                    "widgets_values": self._widgets(n, info),
+                    **({"title": n.title} if n.title else {}),
+                }
+            )
         for node in nodes:
             if node["type"] in ("Note", "MarkdownNote"):
                 continue
             info = self.info[node["type"]]
             for slot, (kind, name) in enumerate(zip(info["output"], info["output_name"])):
-                node["outputs"].append({"name": name, "type": kind, "links": out_links.get((node["id"], slot), []),
-                                        "slot_index": slot})
-        return {"last_node_id": len(self.nodes), "last_link_id": len(links), "nodes": nodes, "links": links,
-                "groups": [], "config": {}, "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}}, "version": 0.4}
+                node["outputs"].append(
+                    {"name": name, "type": kind, "links": out_links.get((node["id"], slot), []), "slot_index": slot}
+                )
+        return {
+            "last_node_id": len(self.nodes),
+            "last_link_id": len(links),
+            "nodes": nodes,
+            "links": links,
+            "groups": [],
+            "config": {},
+            "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}},
+            "version": 0.4,
+        }
 
     def _widgets(self, n: UINode, info: dict) -> list:
         specs = {name: spec for name, spec, _ in ordered_inputs(info)}

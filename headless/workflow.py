@@ -16,7 +16,7 @@ VIRTUAL_NODES = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 MODE_MUTED, MODE_BYPASS = 2, 4
 CONTROL = "control_after_generate"  # frontend-only widget: fixed / increment / decrement / randomize
-UPLOAD = "upload"                   # frontend-only button widget of image/video/audio pickers
+UPLOAD = "upload"  # frontend-only button widget of image/video/audio pickers
 
 
 class WorkflowError(ValueError):
@@ -75,10 +75,12 @@ def widget_values(node: dict, info: dict) -> dict:
         return {k: v for k, v in values.items() if k not in (CONTROL, UPLOAD)}
     layout = widget_layout(info)
     if len(values) > len(layout):
-        raise WorkflowError(f"node {node['id']} ({node['type']}) has {len(values)} widget values but this "
-                            f"ComfyUI's {node['type']} has {len(layout)} ({', '.join(layout)}): the workflow was "
-                            "saved with another version of the node. Open it in ComfyUI, check the node's "
-                            "values and save it again.")
+        raise WorkflowError(
+            f"node {node['id']} ({node['type']}) has {len(values)} widget values but this "
+            f"ComfyUI's {node['type']} has {len(layout)} ({', '.join(layout)}): the workflow was "
+            "saved with another version of the node. Open it in ComfyUI, check the node's "
+            "values and save it again."
+        )
     return {name: value for name, value in zip(layout, values) if name not in (CONTROL, UPLOAD)}
 
 
@@ -116,20 +118,23 @@ def _node_problem(node, index: int) -> str | None:
     if not isinstance(node, dict):
         return f"nodes[{index}] is not an object"
     if not _is_id(node.get("id")):
-        return f"nodes[{index}] has no \"id\" (a number)"
+        return f'nodes[{index}] has no "id" (a number)'
     if not isinstance(node.get("type"), str) or not node["type"]:
-        return f"node {node['id']} has no \"type\" (the name of its node class)"
+        return f'node {node["id"]} has no "type" (the name of its node class)'
     name = f"node {node['id']} ({node['type'][:60]})"
     values = node.get("widgets_values")
     if values is not None and not isinstance(values, (list, dict)):
-        return f"{name} has \"widgets_values\" that are neither a list nor an object"
+        return f'{name} has "widgets_values" that are neither a list nor an object'
     slots = node.get("inputs") or []
     if not isinstance(slots, list):
-        return f"{name} has \"inputs\" that are not a list"
+        return f'{name} has "inputs" that are not a list'
     for slot in slots:
-        if not isinstance(slot, dict) or not isinstance(slot.get("name"), str) \
-                or not (slot.get("link") is None or _is_id(slot.get("link"))):
-            return f"{name} has an input slot that is not a {{\"name\": …, \"link\": …}} object"
+        if (
+            not isinstance(slot, dict)
+            or not isinstance(slot.get("name"), str)
+            or not (slot.get("link") is None or _is_id(slot.get("link")))
+        ):
+            return f'{name} has an input slot that is not a {{"name": …, "link": …}} object'
     return None
 
 
@@ -138,8 +143,10 @@ def shape_problem(workflow) -> str | None:
     indexes into it: a workflow is a file from anywhere, and a missing field must be a message
     naming it, not a KeyError from deep inside the conversion."""
     if not isinstance(workflow, dict) or not isinstance(workflow.get("nodes"), list):
-        return ("this is not a UI-format ComfyUI workflow (no \"nodes\" list); save it from "
-                "ComfyUI with Workflow → Save (not Export (API))")
+        return (
+            'this is not a UI-format ComfyUI workflow (no "nodes" list); save it from '
+            "ComfyUI with Workflow → Save (not Export (API))"
+        )
     seen = set()
     for index, node in enumerate(workflow["nodes"]):
         problem = _node_problem(node, index)
@@ -150,7 +157,7 @@ def shape_problem(workflow) -> str | None:
         seen.add(node["id"])
     links = workflow.get("links") or []
     if not isinstance(links, list):
-        return "\"links\" is not a list"
+        return '"links" is not a list'
     for index, link in enumerate(links):
         if not isinstance(link, list) or len(link) < 3 or not all(_is_id(v) for v in link[:3]):
             return f"links[{index}] is not a [link id, from node, from slot, …] list"
@@ -168,11 +175,14 @@ def ui_to_api(workflow: dict, object_info: dict, filled: list | None = None) -> 
         raise WorkflowError(problem)
     links = {link[0]: link for link in workflow.get("links") or []}
     nodes = {n["id"]: n for n in workflow.get("nodes", [])}
-    missing = sorted({n["type"] for n in nodes.values()
-                      if n["type"] not in VIRTUAL_NODES and n["type"] not in object_info})
+    missing = sorted(
+        {n["type"] for n in nodes.values() if n["type"] not in VIRTUAL_NODES and n["type"] not in object_info}
+    )
     if missing:
-        raise WorkflowError(f"this ComfyUI does not know the node type(s) {', '.join(missing)}; install "
-                            "the pack that provides them (or update ComfyUI).")
+        raise WorkflowError(
+            f"this ComfyUI does not know the node type(s) {', '.join(missing)}; install "
+            "the pack that provides them (or update ComfyUI)."
+        )
     prompt = {}
     for node in nodes.values():
         if node["type"] in VIRTUAL_NODES or node.get("mode", 0) in (MODE_MUTED, MODE_BYPASS):
@@ -184,12 +194,16 @@ def ui_to_api(workflow: dict, object_info: dict, filled: list | None = None) -> 
                 continue
             link = links.get(slot["link"])
             if link is None:
-                raise WorkflowError(f"node {node['id']} ({node['type']}) input '{slot['name']}' refers to "
-                                    f"link {slot['link']}, which the workflow does not contain.")
+                raise WorkflowError(
+                    f"node {node['id']} ({node['type']}) input '{slot['name']}' refers to "
+                    f"link {slot['link']}, which the workflow does not contain."
+                )
             source = nodes.get(link[1])
             if source is None or source["type"] in VIRTUAL_NODES or source.get("mode", 0) in (MODE_MUTED, MODE_BYPASS):
-                raise WorkflowError(f"node {node['id']} ({node['type']}) input '{slot['name']}' comes from a "
-                                    "note, reroute, muted or bypassed node; the headless runner needs a direct link.")
+                raise WorkflowError(
+                    f"node {node['id']} ({node['type']}) input '{slot['name']}' comes from a "
+                    "note, reroute, muted or bypassed node; the headless runner needs a direct link."
+                )
             inputs[slot["name"]] = [str(link[1]), link[2]]
         added = fill_defaults(inputs, info)
         if filled is not None:
@@ -202,6 +216,7 @@ def ui_to_api(workflow: dict, object_info: dict, filled: list | None = None) -> 
 
 
 # -- editing API prompts --------------------------------------------------------------------------
+
 
 def nodes_of(prompt: dict, class_type: str) -> list[str]:
     return sorted((k for k, v in prompt.items() if v["class_type"] == class_type), key=int)
@@ -217,7 +232,6 @@ def relink(prompt: dict, old: list, new: list) -> None:
         for name, value in entry["inputs"].items():
             if isinstance(value, list) and len(value) == 2 and str(value[0]) == str(old[0]) and value[1] == old[1]:
                 entry["inputs"][name] = list(new)
-
 
 
 def drop_caption_llm(prompt: dict, source: str, target: str, attribute: str = "") -> dict:

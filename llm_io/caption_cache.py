@@ -29,8 +29,7 @@ FORMAT = 1
 def cache_key(pixels: bytes, shape: tuple, **settings: Any) -> str:
     """sha256 over the image content (raw uint8 pixels + shape) and the settings, order-independent."""
     h = hashlib.sha256()
-    h.update(json.dumps({"format": FORMAT, "shape": list(shape), **settings}, sort_keys=True,
-                        default=str).encode())
+    h.update(json.dumps({"format": FORMAT, "shape": list(shape), **settings}, sort_keys=True, default=str).encode())
     h.update(b"\0")
     h.update(pixels)
     return h.hexdigest()

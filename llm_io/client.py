@@ -103,11 +103,13 @@ def scrub(text: str, key: Optional[str]) -> str:
     if not key:
         return text
     marks = {key[:6], key[-4:]}
-    return re.sub(r"\S+", lambda m: "***" if any(k in m.group(0) for k in marks) else m.group(0),
-                  text.replace(key, "***"))
+    return re.sub(
+        r"\S+", lambda m: "***" if any(k in m.group(0) for k in marks) else m.group(0), text.replace(key, "***")
+    )
 
 
 # -- images ----------------------------------------------------------------------------------------
+
 
 def image_pixels(image):
     """An image as a uint8 numpy array (H, W, C): a ComfyUI IMAGE item/batch-1, array or PIL image.
@@ -181,8 +183,8 @@ def user_message(text: str, images: Iterable = ()) -> dict:
 # -- JSON from a reply -----------------------------------------------------------------------------
 
 
-
 # -- HTTP ------------------------------------------------------------------------------------------
+
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, req, fp, code, msg, headers, newurl):
@@ -236,16 +238,18 @@ def _exchange(request: urllib.request.Request, timeout: float, box: dict, done: 
         with response:
             limit = MAX_REPLY_BYTES if 200 <= response.getcode() < 300 else MAX_ERROR_BYTES
             body = response.read(limit + 1) if response.fp is not None else b""
-            box["reply"] = _Reply(response.getcode(), {k.lower(): v for k, v in response.headers.items()},
-                                  body[:limit], len(body) > limit)
+            box["reply"] = _Reply(
+                response.getcode(), {k.lower(): v for k, v in response.headers.items()}, body[:limit], len(body) > limit
+            )
     except BaseException as e:  # noqa: BLE001 - handed to the waiting thread
         box["error"] = e
     finally:
         done.set()
 
 
-def post_json(url: str, payload: dict, key: Optional[str], timeout: float,
-              cancelled: Callable[[], bool] = lambda: False) -> _Reply:
+def post_json(
+    url: str, payload: dict, key: Optional[str], timeout: float, cancelled: Callable[[], bool] = lambda: False
+) -> _Reply:
     """POST ``payload`` to ``url``; waits at most ``timeout`` seconds in all and polls ``cancelled``."""
     headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": USER_AGENT}
     if key:
@@ -253,8 +257,7 @@ def post_json(url: str, payload: dict, key: Optional[str], timeout: float,
     request = urllib.request.Request(url, data=json.dumps(payload).encode(), headers=headers, method="POST")
     box: dict = {}
     done = threading.Event()
-    threading.Thread(target=_exchange, args=(request, timeout, box, done), daemon=True,
-                     name="ems-llm-request").start()
+    threading.Thread(target=_exchange, args=(request, timeout, box, done), daemon=True, name="ems-llm-request").start()
     deadline = time.monotonic() + timeout
     while not done.wait(POLL_SECONDS):
         if cancelled():
@@ -310,11 +313,17 @@ def _retry_after(reply: _Reply) -> Optional[float]:
 
 # -- the client ------------------------------------------------------------------------------------
 
+
 class ChatClient:
     """One provider and model; ``complete`` returns the reply text or raises ``LLMError``."""
 
-    def __init__(self, config: LLMConfig, api_key: Optional[str], sleep: Optional[Callable[[float], None]] = None,
-                 cancelled: Callable[[], bool] = lambda: False):
+    def __init__(
+        self,
+        config: LLMConfig,
+        api_key: Optional[str],
+        sleep: Optional[Callable[[float], None]] = None,
+        cancelled: Callable[[], bool] = lambda: False,
+    ):
         self.config, self._key, self._cancelled = config, api_key, cancelled
         self._sleep = sleep or self._wait
 
@@ -332,13 +341,13 @@ class ChatClient:
         if cfg.seed is not None:
             request["seed"] = int(cfg.seed)
         if schema is not None and (cfg.server, cfg.model) not in _NO_STRUCTURED:
-            structured = {"type": "json_schema",
-                          "json_schema": {"name": schema_name, "schema": schema, "strict": True}}
+            structured = {"type": "json_schema", "json_schema": {"name": schema_name, "schema": schema, "strict": True}}
             try:
                 return self._send({**request, "response_format": structured})
             except _StructuredRefused:
-                LOG.info("EMS: %s refused JSON-schema output for %s; asking for JSON in plain text.",
-                         cfg.where, cfg.model)
+                LOG.info(
+                    "EMS: %s refused JSON-schema output for %s; asking for JSON in plain text.", cfg.where, cfg.model
+                )
                 _NO_STRUCTURED.add((cfg.server, cfg.model))
         return self._send(request)
 
@@ -352,14 +361,22 @@ class ChatClient:
             try:
                 reply = post_json(url, request, self._key, cfg.timeout, self._cancelled)
             except _TimedOut:
-                failure, delay = LLMError(
-                    f"no answer from {cfg.where} within {cfg.timeout:g}s {tries}. Set the environment variable "
-                    f"{TIMEOUT_ENV} (seconds) to wait longer; local models can be slow to load."), None
+                failure, delay = (
+                    LLMError(
+                        f"no answer from {cfg.where} within {cfg.timeout:g}s {tries}. Set the environment variable "
+                        f"{TIMEOUT_ENV} (seconds) to wait longer; local models can be slow to load."
+                    ),
+                    None,
+                )
                 failure.reason = "no answer"  # type: ignore[attr-defined]
             except _Unreachable as e:
-                failure, delay = LLMError(
-                    f"cannot reach {cfg.where} {tries} ({e.reason}): is the server running, and is its base_url "
-                    f"right? Providers are defined in {config_path()}."), None
+                failure, delay = (
+                    LLMError(
+                        f"cannot reach {cfg.where} {tries} ({e.reason}): is the server running, and is its base_url "
+                        f"right? Providers are defined in {config_path()}."
+                    ),
+                    None,
+                )
                 failure.reason = e.reason  # type: ignore[attr-defined]
             else:
                 if 200 <= reply.status < 300:
@@ -367,9 +384,15 @@ class ChatClient:
                 failure, delay = self._status_error(reply, request, tries)
             if getattr(failure, "final", False) or attempt >= cfg.retries:
                 raise failure
-            delay = min(delay if delay is not None else 0.5 * 2 ** attempt, MAX_BACKOFF)
-            LOG.warning("EMS: %s from %s; retrying in %.1fs (attempt %d of %d).",
-                        failure.reason, cfg.where, delay, attempt + 2, cfg.retries + 1)  # type: ignore[attr-defined]
+            delay = min(delay if delay is not None else 0.5 * 2**attempt, MAX_BACKOFF)
+            LOG.warning(
+                "EMS: %s from %s; retrying in %.1fs (attempt %d of %d).",
+                failure.reason,
+                cfg.where,
+                delay,
+                attempt + 2,
+                cfg.retries + 1,
+            )  # type: ignore[attr-defined]
             self._sleep(delay)
             attempt += 1
 
@@ -389,22 +412,32 @@ class ChatClient:
             # The server's own text is left out on purpose: OpenAI's 401 body echoes part of the key.
             var = cfg.provider.api_key_env
             source = f"the key in the environment variable {var}" if var else "the request without a key"
-            fix = (f"Check the key stored in {var}: it may be wrong, revoked, or for another server."
-                   if var else f"Give the provider an api_key_env in {config_path()}.")
-            return final(f"{cfg.where} rejected {source} ({status} "
-                         f"{'unauthorized' if status == 401 else 'forbidden'}). {fix}"), None
+            fix = (
+                f"Check the key stored in {var}: it may be wrong, revoked, or for another server."
+                if var
+                else f"Give the provider an api_key_env in {config_path()}."
+            )
+            return final(
+                f"{cfg.where} rejected {source} ({status} {'unauthorized' if status == 401 else 'forbidden'}). {fix}"
+            ), None
         if status == 404:
-            return final(f"model '{cfg.model}' was not found on {cfg.where} (404). Check the model name (for "
-                         "Ollama, pull it first: 'ollama pull <model>') and that the provider's base_url is the "
-                         "server's OpenAI-compatible root (it usually ends in /v1)."), None
+            return final(
+                f"model '{cfg.model}' was not found on {cfg.where} (404). Check the model name (for "
+                "Ollama, pull it first: 'ollama pull <model>') and that the provider's base_url is the "
+                "server's OpenAI-compatible root (it usually ends in /v1)."
+            ), None
         if 300 <= status < 400:
-            return final(f"{cfg.where} answered with a redirect ({status}); EMS does not follow redirects, "
-                         "since the key would go to an address nobody configured. Set the provider's base_url "
-                         f"to the final address in {config_path()}."), None
+            return final(
+                f"{cfg.where} answered with a redirect ({status}); EMS does not follow redirects, "
+                "since the key would go to an address nobody configured. Set the provider's base_url "
+                f"to the final address in {config_path()}."
+            ), None
         if status == 429:
             if code == "insufficient_quota":
-                return final(f"{cfg.where} says the account's quota is used up (429 insufficient_quota); add "
-                             "credit or use another provider. Retrying will not help."), None
+                return final(
+                    f"{cfg.where} says the account's quota is used up (429 insufficient_quota); add "
+                    "credit or use another provider. Retrying will not help."
+                ), None
             e = LLMError(f"rate-limited by {cfg.where} (429) {tries}; wait a minute and queue again.")
             e.reason = "HTTP 429"  # type: ignore[attr-defined]
             return e, _retry_after(reply)
@@ -418,36 +451,52 @@ class ChatClient:
     def _text(self, reply: _Reply) -> str:
         """The message text of a 2xx reply, or an error for a reply that is too large or malformed."""
         cfg = self.config
-        fix = ("Check that the provider's base_url is the server's OpenAI-compatible root (it usually ends in "
-               f"/v1; providers are defined in {config_path()}), or type the captions yourself.")
+        fix = (
+            "Check that the provider's base_url is the server's OpenAI-compatible root (it usually ends in "
+            f"/v1; providers are defined in {config_path()}), or type the captions yourself."
+        )
         if reply.too_large:
-            raise LLMError(f"{cfg.where} sent a reply larger than {MAX_REPLY_BYTES // 1024} KiB; refused (a "
-                           f"caption is one sentence). {fix}")
+            raise LLMError(
+                f"{cfg.where} sent a reply larger than {MAX_REPLY_BYTES // 1024} KiB; refused (a "
+                f"caption is one sentence). {fix}"
+            )
         try:
             data = json.loads(reply.body.decode("utf-8"))
         except (ValueError, UnicodeDecodeError):
-            kind = "an HTML page" if reply.body.lstrip()[:1] == b"<" else (
-                "cut-off JSON" if reply.body.lstrip()[:1] in (b"{", b"[") else "something that is not JSON")
-            raise LLMError(f"{cfg.where} answered {kind} instead of a chat-completions reply "
-                           f"({len(reply.body)} bytes). {fix}") from None
+            kind = (
+                "an HTML page"
+                if reply.body.lstrip()[:1] == b"<"
+                else ("cut-off JSON" if reply.body.lstrip()[:1] in (b"{", b"[") else "something that is not JSON")
+            )
+            raise LLMError(
+                f"{cfg.where} answered {kind} instead of a chat-completions reply ({len(reply.body)} bytes). {fix}"
+            ) from None
         choices = data.get("choices") if isinstance(data, dict) else None
         first = choices[0] if isinstance(choices, list) and choices else None
         message = first.get("message") if isinstance(first, dict) else None
         if not isinstance(message, dict):
-            raise LLMError(f"{cfg.where} answered JSON that is not a chat-completions reply (no "
-                           f"choices[0].message). {fix}")
+            raise LLMError(
+                f"{cfg.where} answered JSON that is not a chat-completions reply (no choices[0].message). {fix}"
+            )
         content = message.get("content")
         if isinstance(content, list):  # some servers send content parts
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict)
-                              and isinstance(p.get("text"), str)) or None
+            content = (
+                "".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+                or None
+            )
         if content is not None and not isinstance(content, str):
-            raise LLMError(f"{cfg.where} answered a message whose content is {type(content).__name__}, not "
-                           f"text. {fix}")
+            raise LLMError(f"{cfg.where} answered a message whose content is {type(content).__name__}, not text. {fix}")
         if not content:
             refusal = message.get("refusal")
-            raise LLMError(f"the model {cfg.model} on {cfg.where} returned no text"
-                           + (f" (refusal: {_clean(scrub(refusal, self._key), 200)})" if isinstance(refusal, str)
-                              and refusal else "") + ".")
+            raise LLMError(
+                f"the model {cfg.model} on {cfg.where} returned no text"
+                + (
+                    f" (refusal: {_clean(scrub(refusal, self._key), 200)})"
+                    if isinstance(refusal, str) and refusal
+                    else ""
+                )
+                + "."
+            )
         return content
 
 
@@ -457,9 +506,17 @@ class _StructuredRefused(Exception):
 
 # -- one-call helper for other modules -------------------------------------------------------------
 
-def ask_vision(config: LLMConfig, question: str, images: Iterable = (), *, schema: Optional[dict] = None,
-               system: Optional[str] = None, environ: Optional[Mapping[str, str]] = None,
-               cancelled: Callable[[], bool] = lambda: False) -> Any:
+
+def ask_vision(
+    config: LLMConfig,
+    question: str,
+    images: Iterable = (),
+    *,
+    schema: Optional[dict] = None,
+    system: Optional[str] = None,
+    environ: Optional[Mapping[str, str]] = None,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> Any:
     """Ask a vision model ``question`` about ``images`` (ComfyUI IMAGE items, arrays, PIL images or
     PNG/JPEG bytes). Returns the reply text, or the parsed JSON object when ``schema`` (a JSON
     schema for an object) is given. Raises ``LLMError`` with a user-facing message.
@@ -476,5 +533,6 @@ def ask_vision(config: LLMConfig, question: str, images: Iterable = (), *, schem
     try:
         return extract_json(text)
     except ValueError:
-        raise LLMError(f"the model {config.model} on {config.where} did not reply with JSON: "
-                       f"{_clean(text, 200)!r}") from None
+        raise LLMError(
+            f"the model {config.model} on {config.where} did not reply with JSON: {_clean(text, 200)!r}"
+        ) from None

@@ -71,17 +71,21 @@ def config_path(environ: Optional[Mapping[str, str]] = None) -> Path:
     return Path(environ.get(CONFIG_ENV) or DEFAULT_CONFIG).expanduser()
 
 
-def example_entry(base_url: str = "http://127.0.0.1:8000/v1", api_key_env: str = "MYSERVER_API_KEY",
-                  name: str = EXAMPLE_NAME) -> str:
+def example_entry(
+    base_url: str = "http://127.0.0.1:8000/v1", api_key_env: str = "MYSERVER_API_KEY", name: str = EXAMPLE_NAME
+) -> str:
     entry = {"base_url": base_url, **({"api_key_env": api_key_env} if api_key_env else {})}
     return json.dumps({"providers": {name: entry}}, ensure_ascii=False)
 
 
 # -- reading the file ------------------------------------------------------------------------------
 
+
 def _bad(path: Path, what: str) -> ProviderError:
-    return ProviderError(f"the LLM provider file {path} {what}. Its format: {example_entry()} "
-                         f"(api_key_env names an environment variable; leave it out for servers without a key).")
+    return ProviderError(
+        f"the LLM provider file {path} {what}. Its format: {example_entry()} "
+        f"(api_key_env names an environment variable; leave it out for servers without a key)."
+    )
 
 
 def _odd_character(url: str) -> str:
@@ -89,8 +93,9 @@ def _odd_character(url: str) -> str:
     names = {" ": "a space", "\t": "a tab", "\r": "a carriage return (CR)", "\n": "a line break (LF)"}
     for i, ch in enumerate(url, 1):
         if not "!" <= ch <= "~":
-            what = names.get(ch) or (f"the control character U+{ord(ch):04X}" if ord(ch) < 160
-                                     else f"the non-ASCII character {ch!r}")
+            what = names.get(ch) or (
+                f"the control character U+{ord(ch):04X}" if ord(ch) < 160 else f"the non-ASCII character {ch!r}"
+            )
             return f"{what} at character {i}"
     return ""
 
@@ -98,27 +103,33 @@ def _odd_character(url: str) -> str:
 def check_base_url(url: object, where: str) -> str:
     """``url`` as a clean http(s) server root, or ProviderError saying what is wrong with it."""
     if not isinstance(url, str) or not url.strip():
-        raise ProviderError(f"{where}: base_url must be a non-empty string like \"http://127.0.0.1:8000/v1\"")
+        raise ProviderError(f'{where}: base_url must be a non-empty string like "http://127.0.0.1:8000/v1"')
     # Checked here, not left to the request: a line break or space would load, then fail at every
     # queue as "cannot reach the server", and a line break in a URL can smuggle an HTTP header.
     odd = _odd_character(url)
     if odd:
-        raise ProviderError(f"{where}: base_url must be one line of plain ASCII without spaces, but it has {odd}; "
-                            "write the address alone (percent-encode other characters, an international host "
-                            "name in its xn-- form)")
+        raise ProviderError(
+            f"{where}: base_url must be one line of plain ASCII without spaces, but it has {odd}; "
+            "write the address alone (percent-encode other characters, an international host "
+            "name in its xn-- form)"
+        )
     url = url.rstrip("/")
     try:
         parts = urllib.parse.urlsplit(url)
     except ValueError:  # e.g. an IPv6 address with an unclosed '['
-        raise ProviderError(f"{where}: base_url is not a valid URL; write it like \"http://[::1]:8000/v1\" "
-                            "or \"http://127.0.0.1:8000/v1\"") from None
+        raise ProviderError(
+            f'{where}: base_url is not a valid URL; write it like "http://[::1]:8000/v1" or "http://127.0.0.1:8000/v1"'
+        ) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ProviderError(f"{where}: base_url must start with http:// or https:// and name a host "
-                            "(e.g. \"http://127.0.0.1:8000/v1\")")
+        raise ProviderError(
+            f'{where}: base_url must start with http:// or https:// and name a host (e.g. "http://127.0.0.1:8000/v1")'
+        )
     if parts.username is not None or parts.password is not None:
         # Credentials in a URL end up in logs and messages; keys belong in an environment variable.
-        raise ProviderError(f"{where}: base_url must not contain a user name or password; put the key "
-                            "into an environment variable and name it in api_key_env")
+        raise ProviderError(
+            f"{where}: base_url must not contain a user name or password; put the key "
+            "into an environment variable and name it in api_key_env"
+        )
     if parts.query or parts.fragment:
         raise ProviderError(f"{where}: base_url must be the server's root without '?…' or '#…'")
     try:
@@ -137,14 +148,18 @@ def _entry(name: str, raw: object, path: Path) -> Provider:
         shown = ", ".join(repr(k[:40]) for k in unknown)
         hint = ""
         if any(w in k.lower() for k in unknown for w in _SECRET_WORDS if k != "api_key_env"):
-            hint = (" Keys never go into this file: put the key into an environment variable (or the EMS "
-                    f"key file, {DEFAULT_KEYS_FILE}) and write that variable's NAME as api_key_env.")
+            hint = (
+                " Keys never go into this file: put the key into an environment variable (or the EMS "
+                f"key file, {DEFAULT_KEYS_FILE}) and write that variable's NAME as api_key_env."
+            )
         raise ProviderError(f"{where}: unknown field(s) {shown}; allowed: {', '.join(ENTRY_KEYS)}.{hint}")
     base_url = check_base_url(raw.get("base_url"), where)
     key_env = raw.get("api_key_env") or ""
     if not isinstance(key_env, str) or (key_env.strip() and not _VAR.match(key_env.strip())):
-        raise ProviderError(f"{where}: api_key_env must be the NAME of an environment variable (letters, "
-                            "digits and _; e.g. MYSERVER_API_KEY), or empty for a server without a key")
+        raise ProviderError(
+            f"{where}: api_key_env must be the NAME of an environment variable (letters, "
+            "digits and _; e.g. MYSERVER_API_KEY), or empty for a server without a key"
+        )
     return Provider(name, base_url, key_env.strip(), str(path))
 
 
@@ -165,23 +180,29 @@ def load_providers(environ: Optional[Mapping[str, str]] = None) -> dict[str, Pro
         where = f" at line {e.lineno}, column {e.colno}" if hasattr(e, "lineno") else ""
         raise _bad(path, f"is not valid JSON{where}") from None
     if not isinstance(data, dict):
-        raise _bad(path, "must hold a JSON object with a \"providers\" object")
+        raise _bad(path, 'must hold a JSON object with a "providers" object')
     unknown = sorted(k for k in data if k != "providers")
     if unknown:
-        raise _bad(path, f"has unknown top-level field(s) {', '.join(repr(k[:40]) for k in unknown)}; "
-                         "only \"providers\" is allowed")
+        raise _bad(
+            path,
+            f'has unknown top-level field(s) {", ".join(repr(k[:40]) for k in unknown)}; only "providers" is allowed',
+        )
     entries = data.get("providers", {})
     if not isinstance(entries, dict):
-        raise _bad(path, "has a \"providers\" value that is not an object")
+        raise _bad(path, 'has a "providers" value that is not an object')
     for name, raw in entries.items():
         if not _NAME.match(name):
-            raise _bad(path, f"has a provider name {name[:40]!r} that is not a plain name (letters, digits, "
-                             "'_', '-', '.'; at most 64 characters)")
+            raise _bad(
+                path,
+                f"has a provider name {name[:40]!r} that is not a plain name (letters, digits, "
+                "'_', '-', '.'; at most 64 characters)",
+            )
         providers[name] = _entry(name, raw, path)
     return providers
 
 
 # -- choosing one ----------------------------------------------------------------------------------
+
 
 def looks_like_url(name: str) -> bool:
     return "://" in name or name.startswith(("localhost", "127.", "www.")) or "/" in name
@@ -212,14 +233,22 @@ def _untrusted(url: str, api_key_env: object) -> str:
     offered as configuration (the URL and the variable came from whoever wrote the workflow)."""
     shown = json.dumps(re.sub(r"[\x00-\x1f\x7f]+", " ", url)[:200])
     var = _plain_var(api_key_env)
-    key = (f" and the key in the environment variable {var}" if var
-           else " and a key" if isinstance(api_key_env, str) and api_key_env.strip() else "")
-    return (f" This workflow wanted to send your image{key} to {shown}; that address comes from the workflow, "
-            "not from you: add a server as a provider only if you trust it and would have chosen it yourself.")
+    key = (
+        f" and the key in the environment variable {var}"
+        if var
+        else " and a key"
+        if isinstance(api_key_env, str) and api_key_env.strip()
+        else ""
+    )
+    return (
+        f" This workflow wanted to send your image{key} to {shown}; that address comes from the workflow, "
+        "not from you: add a server as a provider only if you trust it and would have chosen it yourself."
+    )
 
 
-def legacy_message(base_url: str = "", api_key_env: str = "", environ=None,
-               lead: str = "this node was saved by an early EMS, where ") -> str:
+def legacy_message(
+    base_url: str = "", api_key_env: str = "", environ=None, lead: str = "this node was saved by an early EMS, where "
+) -> str:
     """What changed since early EMS (a graph carried base_url/api_key_env) and how to define a provider.
 
     The example entry is generic on purpose: an entry built from the graph's values would be a
@@ -233,31 +262,41 @@ def legacy_message(base_url: str = "", api_key_env: str = "", environ=None,
         hint = " For Ollama on this machine, just set provider to 'ollama' (built in)."
     else:
         hint = _untrusted(url, api_key_env)
-    return (f"{lead}the workflow chose the server (base_url) and the key "
-            "variable (api_key_env). Now a workflow can no longer choose either — a shared workflow "
-            "could send your image and your keys anywhere — it names a provider defined on this machine, "
-            f"and those inputs are ignored.{hint} To use a server of your own, define it in {path} (the "
-            f"environment variable {CONFIG_ENV} moves the file), e.g. {example_entry(*PLACEHOLDER)} with your "
-            "server's address and the NAME of the variable holding its key (leave api_key_env out if it needs "
-            f"no key), then set provider to '{EXAMPLE_NAME}'.")
+    return (
+        f"{lead}the workflow chose the server (base_url) and the key "
+        "variable (api_key_env). Now a workflow can no longer choose either — a shared workflow "
+        "could send your image and your keys anywhere — it names a provider defined on this machine, "
+        f"and those inputs are ignored.{hint} To use a server of your own, define it in {path} (the "
+        f"environment variable {CONFIG_ENV} moves the file), e.g. {example_entry(*PLACEHOLDER)} with your "
+        "server's address and the NAME of the variable holding its key (leave api_key_env out if it needs "
+        f"no key), then set provider to '{EXAMPLE_NAME}'."
+    )
 
 
 def get_provider(name: str, environ: Optional[Mapping[str, str]] = None) -> Provider:
     """The provider ``name`` as this machine defines it, or ProviderError listing the defined names."""
     name = (name or "").strip()
     if name and looks_like_url(name):
-        raise ProviderError(legacy_message(name, "", environ, lead="provider must be the NAME of a provider defined on "
-                                                              "this machine, not a URL. In an early EMS "))
+        raise ProviderError(
+            legacy_message(
+                name,
+                "",
+                environ,
+                lead="provider must be the NAME of a provider defined on this machine, not a URL. In an early EMS ",
+            )
+        )
     providers = load_providers(environ)
     if name in providers:
         return providers[name]
     path = config_path(environ)
     shown = repr(name[:64]) if name else "(empty)"
     state = "" if path.is_file() else " (that file does not exist yet)"
-    raise ProviderError(f"provider {shown} is not defined on this machine. Defined: {', '.join(sorted(providers))}. "
-                        f"Pick one of those, or define it in {path}{state} — the environment variable "
-                        f"{CONFIG_ENV} moves the file — e.g. {example_entry()} (api_key_env names the "
-                        "environment variable holding its key; leave it out for a server without a key).")
+    raise ProviderError(
+        f"provider {shown} is not defined on this machine. Defined: {', '.join(sorted(providers))}. "
+        f"Pick one of those, or define it in {path}{state} — the environment variable "
+        f"{CONFIG_ENV} moves the file — e.g. {example_entry()} (api_key_env names the "
+        "environment variable holding its key; leave it out for a server without a key)."
+    )
 
 
 def _looks_like_key(name: str) -> bool:
@@ -281,18 +320,25 @@ def resolve_key(provider: Provider, environ: Optional[Mapping[str, str]] = None)
         try:
             stored = json.loads(keys.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
-            raise ProviderError(f"provider '{provider.name}' needs the key in {var}; it is not in the environment "
-                                f"and the EMS key file ({KEYS_FILE_ENV}, default {DEFAULT_KEYS_FILE}) is not "
-                                f"readable JSON ({type(e).__name__}).") from None
+            raise ProviderError(
+                f"provider '{provider.name}' needs the key in {var}; it is not in the environment "
+                f"and the EMS key file ({KEYS_FILE_ENV}, default {DEFAULT_KEYS_FILE}) is not "
+                f"readable JSON ({type(e).__name__})."
+            ) from None
         value = str(stored.get(var) or "").strip() if isinstance(stored, dict) else ""
         if value:
             return value
-    tail = (f" If the server needs no key, remove api_key_env from '{provider.name}' in {config_path(environ)}."
-            if provider.origin != "built in" else "")
-    raise ProviderError(f"provider '{provider.name}' needs an API key in the environment variable {var}, which is "
-                        f"not set for this ComfyUI (nor in the EMS key file, {KEYS_FILE_ENV}, default "
-                        f"{DEFAULT_KEYS_FILE}). Set {var} in the environment that starts ComfyUI and restart "
-                        f"it.{tail}")
+    tail = (
+        f" If the server needs no key, remove api_key_env from '{provider.name}' in {config_path(environ)}."
+        if provider.origin != "built in"
+        else ""
+    )
+    raise ProviderError(
+        f"provider '{provider.name}' needs an API key in the environment variable {var}, which is "
+        f"not set for this ComfyUI (nor in the EMS key file, {KEYS_FILE_ENV}, default "
+        f"{DEFAULT_KEYS_FILE}). Set {var} in the environment that starts ComfyUI and restart "
+        f"it.{tail}"
+    )
 
 
 def legacy_widget_values(values: object) -> Optional[dict]:
@@ -304,7 +350,14 @@ def legacy_widget_values(values: object) -> Optional[dict]:
     strings, number = values[:4], values[4]
     if not all(isinstance(v, str) for v in strings) or isinstance(number, bool) or not isinstance(number, (int, float)):
         return None
-    return {"instruction": values[0], "model": values[1], "base_url": values[2], "api_key_env": values[3],
-            "temperature": values[4], "seed": values[5], "refresh": values[6],
-            **({"source_prompt": values[7]} if len(values) > 7 else {}),
-            **({"target_prompt": values[8]} if len(values) > 8 else {})}
+    return {
+        "instruction": values[0],
+        "model": values[1],
+        "base_url": values[2],
+        "api_key_env": values[3],
+        "temperature": values[4],
+        "seed": values[5],
+        "refresh": values[6],
+        **({"source_prompt": values[7]} if len(values) > 7 else {}),
+        **({"target_prompt": values[8]} if len(values) > 8 else {}),
+    }

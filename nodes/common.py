@@ -7,8 +7,16 @@ from contextlib import contextmanager
 
 from ..ems.alphas import AlphaOutOfRange
 from ..ems.conditioning import TokenLengthMismatch
-from ..ems.tensors import (MAX_ABS, channel_problem, layout_problem, max_latent_side, non_finite_part, size_problem,
-                           too_large_part, value_kind)
+from ..ems.tensors import (
+    MAX_ABS,
+    channel_problem,
+    layout_problem,
+    max_latent_side,
+    non_finite_part,
+    size_problem,
+    too_large_part,
+    value_kind,
+)
 from ..ems.validation import InputError, family_mismatch
 from ..ems.validation import check_floats as check
 
@@ -89,20 +97,23 @@ def reconcile_batch(node: str, latent: dict, positive, **others) -> dict:
     for name, cond in (("positive", positive), *others.items()):
         b = cond_batch(cond)
         if b not in (1, size):
-            raise node_error(node, f"latent_image has a batch of {size} but '{name}' has a batch of {b}. "
-                                   "Use a batch-1 latent with a batch-k positive (EMS Alpha Sweep), "
-                                   "equal batches, or batch-1 conditionings.")
+            raise node_error(
+                node,
+                f"latent_image has a batch of {size} but '{name}' has a batch of {b}. "
+                "Use a batch-1 latent with a batch-k positive (EMS Alpha Sweep), "
+                "equal batches, or batch-1 conditionings.",
+            )
     return latent
 
 
 # -- Float inputs: one declaration for the widget bounds and the run-time check (ems/validation.py) --
 
+
 def float_input(spec, default: float, step: float, tooltip: str, **kwargs):
     """An ``io.Float.Input`` whose min/max are the declared range ``spec`` (a FloatRange)."""
     from comfy_api.v0_0_2 import io
 
-    return io.Float.Input(spec.name, default=default, min=spec.lo, max=spec.hi, step=step,
-                          tooltip=tooltip, **kwargs)
+    return io.Float.Input(spec.name, default=default, min=spec.lo, max=spec.hi, step=step, tooltip=tooltip, **kwargs)
 
 
 def check_floats(node: str, ranges, **values) -> dict:
@@ -112,6 +123,7 @@ def check_floats(node: str, ranges, **values) -> dict:
 
 
 # -- Model/conditioning families --------------------------------------------------------------------
+
 
 def model_text_widths(model) -> tuple[str, object, object]:
     """(family, token width, pooled width) the model's text projections take; None = unknown.
@@ -145,8 +157,9 @@ def check_families(node: str, model, **conds) -> None:
         for entry in cond or []:
             extras = entry[1] if len(entry) > 1 and isinstance(entry[1], dict) else {}
             p = extras.get("pooled_output")
-            message = family_mismatch(name, family, tokens, pooled, int(entry[0].shape[-1]),
-                                      None if p is None else int(p.shape[-1]))
+            message = family_mismatch(
+                name, family, tokens, pooled, int(entry[0].shape[-1]), None if p is None else int(p.shape[-1])
+            )
             if message:
                 raise node_error(node, message)
 
@@ -178,8 +191,12 @@ def output_is_linked(prompt, node_id, output_index: int) -> bool:
         return True  # unknown: assume it is used
     for node in prompt.values():
         for value in (node.get("inputs") or {}).values():
-            if isinstance(value, list) and len(value) == 2 and str(value[0]) == str(node_id) \
-                    and value[1] == output_index:
+            if (
+                isinstance(value, list)
+                and len(value) == 2
+                and str(value[0]) == str(node_id)
+                and value[1] == output_index
+            ):
                 return True
     return False
 
@@ -188,23 +205,33 @@ def output_is_linked(prompt, node_id, output_index: int) -> bool:
 
 # What usually puts NaN/inf or absurd values into an input of each kind, and the fix.
 INPUT_CAUSES = {
-    "latent": ("a VAE that overflowed in half precision (fp16): run the VAE in fp32 (start "
-               "ComfyUI with --fp32-vae) and encode the image again; or a node upstream that produced "
-               "or scaled the latent"),
-    "image": ("a VAE Decode that overflowed in half precision (fp16): run the VAE in fp32 "
-              "(start ComfyUI with --fp32-vae); or a node upstream that produced the image"),
-    "conditioning": ("a text encoder that overflowed in half precision (fp16): start ComfyUI "
-                     "with --fp32-text-enc and encode again; or a node upstream that scaled the "
-                     "conditioning"),
+    "latent": (
+        "a VAE that overflowed in half precision (fp16): run the VAE in fp32 (start "
+        "ComfyUI with --fp32-vae) and encode the image again; or a node upstream that produced "
+        "or scaled the latent"
+    ),
+    "image": (
+        "a VAE Decode that overflowed in half precision (fp16): run the VAE in fp32 "
+        "(start ComfyUI with --fp32-vae); or a node upstream that produced the image"
+    ),
+    "conditioning": (
+        "a text encoder that overflowed in half precision (fp16): start ComfyUI "
+        "with --fp32-text-enc and encode again; or a node upstream that scaled the "
+        "conditioning"
+    ),
 }
 # What usually makes a node's own result non-finite when its inputs were finite.
 OUTPUT_CAUSES = {
-    "latent": ("an overflow inside the computation, usually a model running in half precision (fp16): "
-               "load it in bf16 or fp32 (the loader's weight_dtype, or start ComfyUI with --force-fp32), "
-               "or lower α, cfg or the step sizes"),
+    "latent": (
+        "an overflow inside the computation, usually a model running in half precision (fp16): "
+        "load it in bf16 or fp32 (the loader's weight_dtype, or start ComfyUI with --force-fp32), "
+        "or lower α, cfg or the step sizes"
+    ),
     "image": "an overflow inside the computation; lower α or check the inputs",
-    "conditioning": ("an overflow in half precision (fp16 ends at 65504): usually the text encoder "
-                     "(start ComfyUI with --fp32-text-enc), or an α so large the edit leaves fp16's range"),
+    "conditioning": (
+        "an overflow in half precision (fp16 ends at 65504): usually the text encoder "
+        "(start ComfyUI with --fp32-text-enc), or an α so large the edit leaves fp16's range"
+    ),
 }
 
 
@@ -219,14 +246,20 @@ def check_finite_inputs(node: str, **inputs) -> None:
         cause = INPUT_CAUSES.get(value_kind(value), "a node upstream that produced it")
         part, problem = non_finite_part(value)
         if problem:
-            raise node_error(node, f"'{name}' contains {problem}{_part(part)}, so everything computed "
-                                   f"from it would be NaN (a black image). Likely cause: {cause}.")
+            raise node_error(
+                node,
+                f"'{name}' contains {problem}{_part(part)}, so everything computed "
+                f"from it would be NaN (a black image). Likely cause: {cause}.",
+            )
         part, problem = too_large_part(value)
         if problem:
-            raise node_error(node, f"'{name}' has {problem}{_part(part)}; EMS refuses anything beyond "
-                                   f"±{MAX_ABS:g}: real values stay orders of magnitude below, and such values "
-                                   "overflow once the model multiplies them (then every value is NaN). "
-                                   f"Likely cause: {cause}.")
+            raise node_error(
+                node,
+                f"'{name}' has {problem}{_part(part)}; EMS refuses anything beyond "
+                f"±{MAX_ABS:g}: real values stay orders of magnitude below, and such values "
+                "overflow once the model multiplies them (then every value is NaN). "
+                f"Likely cause: {cause}.",
+            )
 
 
 def check_finite_output(node: str, name: str, value) -> None:
@@ -236,9 +269,11 @@ def check_finite_output(node: str, name: str, value) -> None:
         cause = OUTPUT_CAUSES.get(value_kind(value), "an overflow inside the computation")
         where = f", in its {part}" if part else ""
         # Worded about the node itself ("<node> produced …"), so it is not the "<node>: " form.
-        raise EMSNodeError(f"{node} produced non-finite values in its output '{name}' ({problem}{where}) "
-                           "and does not pass them on (they would end as a black image). Likely cause: "
-                           f"{cause}.")
+        raise EMSNodeError(
+            f"{node} produced non-finite values in its output '{name}' ({problem}{where}) "
+            "and does not pass them on (they would end as a black image). Likely cause: "
+            f"{cause}."
+        )
 
 
 def model_latent_limits(model) -> tuple[str, object, object]:
@@ -277,20 +312,29 @@ def check_latent_layout(node: str, name: str, latent: dict, model=None) -> None:
     shape = tuple(latent["samples"].shape)
     problem = layout_problem(shape)
     if problem:
-        fix = ("EMS edits images: connect the VAE Encode of an image (not a video or audio latent)."
-               if len(shape) != 4 else "Connect the VAE Encode of at least one image.")
+        fix = (
+            "EMS edits images: connect the VAE Encode of an image (not a video or audio latent)."
+            if len(shape) != 4
+            else "Connect the VAE Encode of at least one image."
+        )
         raise node_error(node, f"'{name}' {problem}. {fix}")
     family, channels, max_side = model_latent_limits(model)
     described = f"this {family} model" if family != "unknown" else "this model"
     problem = channel_problem(shape, channels, described)
     # An all-zero latent of the wrong width (EmptyLatentImage) is widened by ComfyUI itself.
     if problem and latent["samples"].any():
-        raise node_error(node, f"'{name}' {problem}: it comes from another model family's VAE (SD1.5 and "
-                               "SDXL latents have 4 channels, SD3 and Flux 16). Encode the image with this "
-                               "model's own VAE (VAE Encode with the checkpoint's VAE).")
+        raise node_error(
+            node,
+            f"'{name}' {problem}: it comes from another model family's VAE (SD1.5 and "
+            "SDXL latents have 4 channels, SD3 and Flux 16). Encode the image with this "
+            "model's own VAE (VAE Encode with the checkpoint's VAE).",
+        )
     problem = size_problem(shape, max_side, described)
     if problem:
         image_side = max_side * 8
-        raise node_error(node, f"'{name}' {problem} — about {image_side}×{image_side} image pixels with an "
-                               f"8× VAE such as SD3's. Scale the image down before VAE Encode (e.g. "
-                               f"ImageScale to at most {image_side} pixels per side).")
+        raise node_error(
+            node,
+            f"'{name}' {problem} — about {image_side}×{image_side} image pixels with an "
+            f"8× VAE such as SD3's. Scale the image down before VAE Encode (e.g. "
+            f"ImageScale to at most {image_side} pixels per side).",
+        )

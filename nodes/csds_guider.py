@@ -53,9 +53,16 @@ class CSDSGuider(comfy.samplers.CFGGuider):
 
     def predict_noise(self, x, timestep, model_options={}, seed=None):  # noqa: B006 - CFGGuider's own signature
         # Used as an ordinary guider this is plain CFG on the positive.
-        return comfy.samplers.sampling_function(self.inner_model, x, timestep, self.conds.get("negative"),
-                                                self.conds.get("positive"), self.cfg,
-                                                model_options=model_options, seed=seed)
+        return comfy.samplers.sampling_function(
+            self.inner_model,
+            x,
+            timestep,
+            self.conds.get("negative"),
+            self.conds.get("positive"),
+            self.cfg,
+            model_options=model_options,
+            seed=seed,
+        )
 
     def predict_positive_and_attribute(self, x, timestep, model_options, seed=None):
         """(D(x, positive), D(x, attribute)), each CFG-guided against the negative.
@@ -72,15 +79,37 @@ class CSDSGuider(comfy.samplers.CFGGuider):
         for cond, d_cond in ((positive, d_pos), (attribute, d_attr)):
             pair = [d_cond, d_neg]
             for fn in model_options.get("sampler_pre_cfg_function", []):
-                pair = fn({"conds": [cond, conds[2]], "conds_out": pair, "cond_scale": self.cfg, "timestep": timestep,
-                           "input": x, "sigma": timestep, "model": self.inner_model, "model_options": model_options})
-            out.append(comfy.samplers.cfg_function(self.inner_model, pair[0], pair[1], self.cfg, x, timestep,
-                                                   model_options=model_options, cond=cond, uncond=conds[2]))
+                pair = fn(
+                    {
+                        "conds": [cond, conds[2]],
+                        "conds_out": pair,
+                        "cond_scale": self.cfg,
+                        "timestep": timestep,
+                        "input": x,
+                        "sigma": timestep,
+                        "model": self.inner_model,
+                        "model_options": model_options,
+                    }
+                )
+            out.append(
+                comfy.samplers.cfg_function(
+                    self.inner_model,
+                    pair[0],
+                    pair[1],
+                    self.cfg,
+                    x,
+                    timestep,
+                    model_options=model_options,
+                    cond=cond,
+                    uncond=conds[2],
+                )
+            )
         return out[0], out[1]
 
 
-def csds_sampler(model, x, sigmas, extra_args=None, callback=None, disable=None, *, params: CSDSParams,
-                 preview=None, alpha=None):
+def csds_sampler(
+    model, x, sigmas, extra_args=None, callback=None, disable=None, *, params: CSDSParams, preview=None, alpha=None
+):
     """KSAMPLER function: ``x`` is already z_0 = noise_scaling(σ, n, latent)."""
     extra_args = extra_args or {}
     guider = model.inner_model
@@ -112,8 +141,9 @@ def keep_unmasked_source(out: torch.Tensor, samples: torch.Tensor, noise_mask) -
     return torch.where(mask >= 1.0, out, samples.to(out))
 
 
-def run_csds(model, positive, attribute, negative, latent: dict, sigmas: torch.Tensor, noise_seed: int,
-             params: CSDSParams) -> dict:
+def run_csds(
+    model, positive, attribute, negative, latent: dict, sigmas: torch.Tensor, noise_seed: int, params: CSDSParams
+) -> dict:
     """The node's computation on a validated, batch-reconciled LATENT; returns the output LATENT.
 
     The degree per item is read here, once, from ``positive`` (its recorded ``ems_alpha``) and
@@ -130,15 +160,27 @@ def run_csds(model, positive, attribute, negative, latent: dict, sigmas: torch.T
     guider.set_conds(positive, attribute, negative)
     guider.set_cfg(params.cfg)
     preview = latent_preview.prepare_callback(model, params.iterations) if params.iterations > 0 else None
-    sampler = comfy.samplers.KSAMPLER(csds_sampler, extra_options={
-        "params": params, "preview": preview, "alpha": alpha})
+    sampler = comfy.samplers.KSAMPLER(
+        csds_sampler, extra_options={"params": params, "preview": preview, "alpha": alpha}
+    )
     noise_mask = latent.get("noise_mask")
-    out = guider.sample(noise, samples, sampler, sigmas[:1], denoise_mask=noise_mask,
-                        disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=noise_seed)
+    out = guider.sample(
+        noise,
+        samples,
+        sampler,
+        sigmas[:1],
+        denoise_mask=noise_mask,
+        disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED,
+        seed=noise_seed,
+    )
     out = keep_unmasked_source(out, samples.to(out.device), noise_mask)
     result = latent.copy()
     result["samples"] = out.to(comfy.model_management.intermediate_device())
-    result[CSDS_KEY] = {"sigma": float(sigmas[0]), "fingerprint": latent_fingerprint(result["samples"]),
-                        "residual_space": params.residual_space, "iterations": params.iterations,
-                        "alpha": None if alpha is None else [float(a) for a in alpha]}
+    result[CSDS_KEY] = {
+        "sigma": float(sigmas[0]),
+        "fingerprint": latent_fingerprint(result["samples"]),
+        "residual_space": params.residual_space,
+        "iterations": params.iterations,
+        "alpha": None if alpha is None else [float(a) for a in alpha],
+    }
     return result

@@ -35,8 +35,10 @@ def prompt_warnings(source: str, target: str) -> list[str]:
     """Warnings about prompts that make an edit that does nothing (shown on the node and logged)."""
     if not word_diff(source, target):
         same = "identical" if source.strip() == target.strip() else "the same words"
-        return [f"{NODE}: source_prompt and target_prompt are {same}, so the text direction is zero and "
-                "EMS will not edit anything. Change the words the edit is about in target_prompt."]
+        return [
+            f"{NODE}: source_prompt and target_prompt are {same}, so the text direction is zero and "
+            "EMS will not edit anything. Change the words the edit is about in target_prompt."
+        ]
     return []
 
 
@@ -52,8 +54,11 @@ def tokenize_equal(clip, prompts: dict[str, str]):
         for stream, length in longest.items():
             sub = _sub_tokenizer(clip.tokenizer, stream)
             if sub is None:
-                raise node_error(NODE, f"cannot equalise the '{stream}' token stream of this text "
-                                       "encoder; its tokenizer exposes no min-length option.")
+                raise node_error(
+                    NODE,
+                    f"cannot equalise the '{stream}' token stream of this text "
+                    "encoder; its tokenizer exposes no min-length option.",
+                )
             clip.set_tokenizer_option(f"{sub.embedding_key}_min_length", length)
         tokens = {k: clip.tokenize(p) for k, p in prompts.items()}
     counts = ems_tokens.chunk_counts(tokens)
@@ -70,27 +75,47 @@ class EMSEncodePrompts(io.ComfyNode):
             node_id="EMSEncodePrompts",
             display_name="EMS Encode Prompts",
             category=f"{CATEGORY}/text",
-            description=("Encodes the four EMS prompts so that all of them have the same token "
-                         "length (same number of CLIP chunks, same T5 length) — without zero "
-                         "padding — which lets EMS interpolate them token by token and lets SD3 "
-                         "evaluate them in one batched model call."),
+            description=(
+                "Encodes the four EMS prompts so that all of them have the same token "
+                "length (same number of CLIP chunks, same T5 length) — without zero "
+                "padding — which lets EMS interpolate them token by token and lets SD3 "
+                "evaluate them in one batched model call."
+            ),
             inputs=[
                 io.Clip.Input("clip", tooltip="The text encoder (for SD3: CLIP-L + CLIP-G + T5-XXL)."),
-                io.String.Input("source_prompt", multiline=True, default="",
-                                tooltip="t0: a caption of the image as it is (EMS Extract Captions writes it)."),
-                io.String.Input("target_prompt", multiline=True, default="",
-                                tooltip="t1: the same caption with only the edited words changed."),
-                io.String.Input("attribute_prompt", multiline=True, default="",
-                                tooltip="The attribute phrase CSDS pushes toward (e.g. 'purple coat'). "
-                                        "Empty = the words the target changes (e.g. 'red suit'), never the "
-                                        "whole target caption (that would make CSDS do nothing at α = 1)."),
-                io.String.Input("negative_prompt", multiline=True, default="",
-                                tooltip="Negative prompt for classifier-free guidance (may be empty)."),
+                io.String.Input(
+                    "source_prompt",
+                    multiline=True,
+                    default="",
+                    tooltip="t0: a caption of the image as it is (EMS Extract Captions writes it).",
+                ),
+                io.String.Input(
+                    "target_prompt",
+                    multiline=True,
+                    default="",
+                    tooltip="t1: the same caption with only the edited words changed.",
+                ),
+                io.String.Input(
+                    "attribute_prompt",
+                    multiline=True,
+                    default="",
+                    tooltip="The attribute phrase CSDS pushes toward (e.g. 'purple coat'). "
+                    "Empty = the words the target changes (e.g. 'red suit'), never the "
+                    "whole target caption (that would make CSDS do nothing at α = 1).",
+                ),
+                io.String.Input(
+                    "negative_prompt",
+                    multiline=True,
+                    default="",
+                    tooltip="Negative prompt for classifier-free guidance (may be empty).",
+                ),
             ],
             outputs=[
                 io.Conditioning.Output("source", display_name="source", tooltip="c0 (source caption)."),
                 io.Conditioning.Output("target", display_name="target", tooltip="c1 (target caption)."),
-                io.Conditioning.Output("attribute", display_name="attribute", tooltip="The attribute conditioning for CSDS."),
+                io.Conditioning.Output(
+                    "attribute", display_name="attribute", tooltip="The attribute conditioning for CSDS."
+                ),
                 io.Conditioning.Output("negative", display_name="negative", tooltip="The negative conditioning."),
             ],
         )
@@ -98,11 +123,17 @@ class EMSEncodePrompts(io.ComfyNode):
     @classmethod
     def execute(cls, clip, source_prompt, target_prompt, attribute_prompt, negative_prompt) -> io.NodeOutput:
         if clip is None:
-            raise node_error(NODE, "no CLIP connected; connect the CLIP output of your SD3 loader "
-                                   "(a checkpoint without text encoders needs 'TripleCLIPLoader').")
+            raise node_error(
+                NODE,
+                "no CLIP connected; connect the CLIP output of your SD3 loader "
+                "(a checkpoint without text encoders needs 'TripleCLIPLoader').",
+            )
         if not source_prompt.strip() or not target_prompt.strip():
-            raise node_error(NODE, "source_prompt and target_prompt must both be set (connect EMS "
-                                   "Extract Captions, or type the two captions).")
+            raise node_error(
+                NODE,
+                "source_prompt and target_prompt must both be set (connect EMS "
+                "Extract Captions, or type the two captions).",
+            )
         notes = prompt_warnings(source_prompt, target_prompt)
         attribute = attribute_prompt
         if not attribute_prompt.strip():
@@ -110,12 +141,18 @@ class EMSEncodePrompts(io.ComfyNode):
             if attribute:
                 notes.append(f"{NODE}: attribute_prompt is empty; using the edited words {attribute!r}.")
             elif not notes:
-                notes.append(f"{NODE}: attribute_prompt is empty and the target only removes words; CSDS "
-                             "pushes toward the empty prompt. Type the attribute to push toward.")
+                notes.append(
+                    f"{NODE}: attribute_prompt is empty and the target only removes words; CSDS "
+                    "pushes toward the empty prompt. Type the attribute to push toward."
+                )
         for note in notes:
             LOG.warning("%s", note)
-        prompts = {"source": source_prompt, "target": target_prompt, "attribute": attribute,
-                   "negative": negative_prompt}
+        prompts = {
+            "source": source_prompt,
+            "target": target_prompt,
+            "attribute": attribute,
+            "negative": negative_prompt,
+        }
         clip, tokens = tokenize_equal(clip, prompts)
         conds = {k: clip.encode_from_tokens_scheduled(t) for k, t in tokens.items()}
         for name in PROMPTS:
@@ -123,8 +160,11 @@ class EMSEncodePrompts(io.ComfyNode):
         shapes = {k: tuple(c[0][0].shape[1:]) for k, c in conds.items()}
         if len(set(shapes.values())) > 1:
             listed = "; ".join(f"{k}: {describe_tokens(c[0][0])}" for k, c in conds.items())
-            raise node_error(NODE, f"this text encoder produced unequal token lengths ({listed}); "
-                                   "EMS cannot equalise it. Please report the model you use.")
+            raise node_error(
+                NODE,
+                f"this text encoder produced unequal token lengths ({listed}); "
+                "EMS cannot equalise it. Please report the model you use.",
+            )
         # Warnings go to the log and onto the node (web/js/ems_warnings.js shows the text; API
         # clients find it in /history/<prompt_id> → outputs → <this node's id> → "text").
         # Always a text ("" = nothing to say) so a warning shown on the node clears on the next run.

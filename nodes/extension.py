@@ -19,8 +19,16 @@ from .labelled_grid import EMSLabelledGrid
 from .latent_direction import EMSLatentDirection
 from .text_direction import EMSTextDirection
 
-NODES: list[type[io.ComfyNode]] = [EMSExtractCaptions, EMSEncodePrompts, EMSTextDirection, EMSAlphaSweep,
-                                   EMSCSDSLatentEdit, EMSFlowEdit, EMSLabelledGrid, EMSLatentDirection]
+NODES: list[type[io.ComfyNode]] = [
+    EMSExtractCaptions,
+    EMSEncodePrompts,
+    EMSTextDirection,
+    EMSAlphaSweep,
+    EMSCSDSLatentEdit,
+    EMSFlowEdit,
+    EMSLabelledGrid,
+    EMSLatentDirection,
+]
 
 
 def toyworld_nodes() -> list[type[io.ComfyNode]]:

@@ -52,8 +52,9 @@ class FlowEditGuider(comfy.samplers.CFGGuider):
     def predict_noise(self, x, timestep, model_options={}, seed=None):  # noqa: B006 - CFGGuider's own signature
         # Used as an ordinary guider this is plain CFG on the target (or the stack).
         cond = self.conds.get("positive") or self.conds.get("coupled")
-        return comfy.samplers.sampling_function(self.inner_model, x, timestep, self.conds.get("negative"), cond,
-                                                self.cfg, model_options=model_options)
+        return comfy.samplers.sampling_function(
+            self.inner_model, x, timestep, self.conds.get("negative"), cond, self.cfg, model_options=model_options
+        )
 
     def guided(self, names, x, timestep, scales, model_options):
         """CFG-guided denoised predictions of the conds ``names`` at ``x``, item j at ``scales[j]``.
@@ -66,28 +67,54 @@ class FlowEditGuider(comfy.samplers.CFGGuider):
         conds = [self.conds.get(n) for n in names] + [negative]
         if "sampler_calc_cond_batch_function" in model_options:
             out = model_options["sampler_calc_cond_batch_function"](
-                {"conds": conds, "input": x, "sigma": timestep, "model": self.inner_model,
-                 "model_options": model_options})
+                {
+                    "conds": conds,
+                    "input": x,
+                    "sigma": timestep,
+                    "model": self.inner_model,
+                    "model_options": model_options,
+                }
+            )
         else:
             out = comfy.samplers.calc_cond_batch(self.inner_model, conds, x, timestep, model_options)
         results = []
         for cond, c_out in zip(conds[:-1], out[:-1]):
             items = []
             for j, scale in enumerate(scales):
-                pair = [c_out[j:j + 1], out[-1][j:j + 1]]
+                pair = [c_out[j : j + 1], out[-1][j : j + 1]]
                 for fn in model_options.get("sampler_pre_cfg_function", []):
-                    pair = fn({"conds": [cond, negative], "conds_out": pair, "cond_scale": scale,
-                               "timestep": timestep[j:j + 1], "input": x[j:j + 1], "sigma": timestep[j:j + 1],
-                               "model": self.inner_model, "model_options": model_options})
-                items.append(comfy.samplers.cfg_function(self.inner_model, pair[0], pair[1], scale, x[j:j + 1],
-                                                         timestep[j:j + 1], model_options=model_options,
-                                                         cond=cond, uncond=negative))
+                    pair = fn(
+                        {
+                            "conds": [cond, negative],
+                            "conds_out": pair,
+                            "cond_scale": scale,
+                            "timestep": timestep[j : j + 1],
+                            "input": x[j : j + 1],
+                            "sigma": timestep[j : j + 1],
+                            "model": self.inner_model,
+                            "model_options": model_options,
+                        }
+                    )
+                items.append(
+                    comfy.samplers.cfg_function(
+                        self.inner_model,
+                        pair[0],
+                        pair[1],
+                        scale,
+                        x[j : j + 1],
+                        timestep[j : j + 1],
+                        model_options=model_options,
+                        cond=cond,
+                        uncond=negative,
+                    )
+                )
             results.append(torch.cat(items))
         return results
 
 
-def flow_edit_sampler(model, x, sigmas, extra_args=None, callback=None, disable=None, *, source, params,
-                      noise, scales, moves):
+def flow_edit_sampler(
+    model, x, sigmas, extra_args=None, callback=None, disable=None, *, source, params, noise, scales, moves
+):
     """KSAMPLER function; ``model`` is ComfyUI's inpaint wrapper around the FlowEditGuider."""
     extra_args = extra_args or {}
     guider = model.inner_model
@@ -122,12 +149,22 @@ def flow_edit_sampler(model, x, sigmas, extra_args=None, callback=None, disable=
         comfy.model_management.throw_exception_if_processing_interrupted()
 
     mask = extra_args.get("denoise_mask")
-    return flow_edit(predict, x_src, [float(s) for s in sigmas], params, noise, moves=moves.to(x.device),
-                     mask=mask, callback=on_step)
+    return flow_edit(
+        predict, x_src, [float(s) for s in sigmas], params, noise, moves=moves.to(x.device), mask=mask, callback=on_step
+    )
 
 
-def run_flow_edit(model, positive, source, negative, latent: dict, sigmas: torch.Tensor, noise_seed: int,
-                  params: FlowEditParams, plan=None) -> dict:
+def run_flow_edit(
+    model,
+    positive,
+    source,
+    negative,
+    latent: dict,
+    sigmas: torch.Tensor,
+    noise_seed: int,
+    params: FlowEditParams,
+    plan=None,
+) -> dict:
     """The node's computation on a validated, batch-reconciled LATENT; returns the clean LATENT.
 
     ``plan``: (scales, moves) from ``ems.flow_edit.item_plan``, computed here when not given.
@@ -143,17 +180,28 @@ def run_flow_edit(model, positive, source, negative, latent: dict, sigmas: torch
     guider.set_flow_conds(positive, source, negative, params.drive > 0, int(samples.shape[0]))
     guider.set_cfg(params.cfg)
     noise = StepNoise(noise_seed, tuple(samples.shape), latent.get("batch_index"))
-    sampler = comfy.samplers.KSAMPLER(flow_edit_sampler, extra_options={
-        "source": samples, "params": params, "noise": noise, "scales": scales, "moves": moves})
+    sampler = comfy.samplers.KSAMPLER(
+        flow_edit_sampler,
+        extra_options={"source": samples, "params": params, "noise": noise, "scales": scales, "moves": moves},
+    )
     callback = latent_preview.prepare_callback(model, steps)
     zeros = torch.zeros(samples.shape, dtype=samples.dtype, layout=samples.layout, device="cpu")
-    out = guider.sample(zeros, samples, sampler, sigmas, denoise_mask=latent.get("noise_mask"), callback=callback,
-                        disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=noise_seed)
+    out = guider.sample(
+        zeros,
+        samples,
+        sampler,
+        sigmas,
+        denoise_mask=latent.get("noise_mask"),
+        callback=callback,
+        disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED,
+        seed=noise_seed,
+    )
     base = model.model
     reference = base.process_latent_out(base.process_latent_in(samples.to(out.device)).to(out.dtype).float())
     edited = samples.to(out.device) + (out - reference).to(samples.dtype)
     keep = moves.to(out.device).reshape(-1, *([1] * (samples.ndim - 1)))
     result = dict(latent)
     result["samples"] = torch.where(keep, edited, samples.to(out.device)).to(
-        comfy.model_management.intermediate_device())
+        comfy.model_management.intermediate_device()
+    )
     return result

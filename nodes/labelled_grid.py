@@ -19,15 +19,26 @@ class EMSLabelledGrid(io.ComfyNode):
             node_id="EMSLabelledGrid",
             display_name="EMS Labelled Grid",
             category=f"{CATEGORY}/image",
-            description=("Lays a batch of images out as one grid and writes a label under each "
-                         "tile — connect EMS Alpha Sweep's 'labels' to see which α made which image."),
+            description=(
+                "Lays a batch of images out as one grid and writes a label under each "
+                "tile — connect EMS Alpha Sweep's 'labels' to see which α made which image."
+            ),
             inputs=[
                 io.Image.Input("images", tooltip="The decoded batch (e.g. VAE Decode after a sweep)."),
-                io.String.Input("labels", multiline=True, default="",
-                                tooltip="One label per image, newline-separated (EMS Alpha Sweep's "
-                                        "'labels' output). Missing lines leave a tile unlabelled."),
-                io.Int.Input("columns", default=0, min=0, max=64,
-                             tooltip="Tiles per row; 0 = automatic (one row for up to 8 images)."),
+                io.String.Input(
+                    "labels",
+                    multiline=True,
+                    default="",
+                    tooltip="One label per image, newline-separated (EMS Alpha Sweep's "
+                    "'labels' output). Missing lines leave a tile unlabelled.",
+                ),
+                io.Int.Input(
+                    "columns",
+                    default=0,
+                    min=0,
+                    max=64,
+                    tooltip="Tiles per row; 0 = automatic (one row for up to 8 images).",
+                ),
             ],
             outputs=[io.Image.Output("image", display_name="image", tooltip="The grid as a single image.")],
         )
@@ -36,8 +47,9 @@ class EMSLabelledGrid(io.ComfyNode):
     def execute(cls, images, labels, columns) -> io.NodeOutput:
         check_finite_inputs(NODE, images=images)
         with node_errors(NODE):
-            grid = labelled_grid(images, split_labels(labels, images.shape[0]), columns,
-                                 on_tile=tile_hook(images.shape[0]))
+            grid = labelled_grid(
+                images, split_labels(labels, images.shape[0]), columns, on_tile=tile_hook(images.shape[0])
+            )
         return io.NodeOutput(grid)
 
 

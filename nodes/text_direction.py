@@ -10,17 +10,24 @@ from .common import CATEGORY, LOG, check_finite_inputs, check_finite_output, che
 
 NODE = "EMS Text Direction"
 ALPHA_LIMIT = v.ALPHA.hi
-ALPHA_HELP = (f"Allowed {v.ALPHA.describe()}; edits usually stay on the image within {v.SAFE_ALPHA[0]:g} … "
-              f"{v.SAFE_ALPHA[1]:g} (our rule of thumb; the paper's Prop. 1 says too large an α breaks the "
-              "image) and the node warns outside it. The α is recorded on the conditioning: EMS CSDS Latent "
-              "Edit scales its image-side push by it (α = 0: none).")
+ALPHA_HELP = (
+    f"Allowed {v.ALPHA.describe()}; edits usually stay on the image within {v.SAFE_ALPHA[0]:g} … "
+    f"{v.SAFE_ALPHA[1]:g} (our rule of thumb; the paper's Prop. 1 says too large an α breaks the "
+    "image) and the node warns outside it. The α is recorded on the conditioning: EMS CSDS Latent "
+    "Edit scales its image-side push by it (α = 0: none)."
+)
 
 
 def alpha_input():
     return float_input(
-        v.ALPHA, 1.0, 0.01,
-        tooltip=("Edit strength α: 0 = source, 1 = target, between = partial edit, negative = the "
-                 "opposite edit, above 1 = exaggerated. " + ALPHA_HELP))
+        v.ALPHA,
+        1.0,
+        0.01,
+        tooltip=(
+            "Edit strength α: 0 = source, 1 = target, between = partial edit, negative = the "
+            "opposite edit, above 1 = exaggerated. " + ALPHA_HELP
+        ),
+    )
 
 
 def direction_inputs():
@@ -32,15 +39,19 @@ def direction_inputs():
 
 def pooled_input():
     return io.Boolean.Input(
-        "manipulate_pooled", default=True,
-        tooltip="Also move the pooled CLIP vector (the paper does). Off keeps the base's pooled vector.")
+        "manipulate_pooled",
+        default=True,
+        tooltip="Also move the pooled CLIP vector (the paper does). Off keeps the base's pooled vector.",
+    )
 
 
 def base_input():
     return io.Conditioning.Input(
-        "base", optional=True,
+        "base",
+        optional=True,
         tooltip="Start point (default: source). Chain several directions by feeding one node's "
-                "output as the next one's base: C0 + Λ(C1 − C0) for multi-attribute edits.")
+        "output as the next one's base: C0 + Λ(C1 − C0) for multi-attribute edits.",
+    )
 
 
 def warn_unsafe(node: str, alphas: list[float]) -> str:
@@ -60,12 +71,19 @@ class EMSTextDirection(io.ComfyNode):
             node_id="EMSTextDirection",
             display_name="EMS Text Direction",
             category=f"{CATEGORY}/text",
-            description=("Moves the conditioning along the text direction: base + α·(target − "
-                         "source), on the token embeddings and on the pooled embedding, and records α "
-                         "on it for EMS CSDS Latent Edit."),
+            description=(
+                "Moves the conditioning along the text direction: base + α·(target − "
+                "source), on the token embeddings and on the pooled embedding, and records α "
+                "on it for EMS CSDS Latent Edit."
+            ),
             inputs=[*direction_inputs(), alpha_input(), pooled_input(), base_input()],
-            outputs=[io.Conditioning.Output("conditioning", display_name="conditioning",
-                                            tooltip="c̃ = base + α(c1 − c0); use as the sampler's positive.")],
+            outputs=[
+                io.Conditioning.Output(
+                    "conditioning",
+                    display_name="conditioning",
+                    tooltip="c̃ = base + α(c1 − c0); use as the sampler's positive.",
+                )
+            ],
         )
 
     @classmethod

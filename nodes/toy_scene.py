@@ -27,6 +27,7 @@ def combo(name: str, default, tooltip: str):
     options = [str(v) for v in ATTRIBUTES[name]]
     return io.Combo.Input(name, options=options, default=str(default), tooltip=tooltip)
 
+
 class EMSToyScene(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -34,21 +35,33 @@ class EMSToyScene(io.ComfyNode):
             node_id="EMSToyScene",
             display_name=NODE,
             category="EMS/dev",
-            description=("Draws a toy-world scene (64×64) to edit with the toy model of EMS Toy World "
-                         "Loader (dev): the picture stands in for a photo, the caption is the toy "
-                         "grammar's source caption."),
+            description=(
+                "Draws a toy-world scene (64×64) to edit with the toy model of EMS Toy World "
+                "Loader (dev): the picture stands in for a photo, the caption is the toy "
+                "grammar's source caption."
+            ),
             inputs=[
                 combo("colour", "red", "Colour of the objects."),
                 combo("shape", "circle", "Shape of the objects."),
                 combo("count", 2, "How many objects (1 to 3)."),
                 combo("size", "large", "Object size."),
                 combo("background", "white", "Background colour."),
-                io.Int.Input("layout", default=2_000_007, min=0, max=2**31 - 1,
-                             tooltip="Seeds the object positions (positions do not depend on size or count)."),
+                io.Int.Input(
+                    "layout",
+                    default=2_000_007,
+                    min=0,
+                    max=2**31 - 1,
+                    tooltip="Seeds the object positions (positions do not depend on size or count).",
+                ),
             ],
-            outputs=[io.Image.Output("image", display_name="IMAGE", tooltip="The drawn scene, 64×64."),
-                     io.String.Output("caption", display_name="caption",
-                                      tooltip="Its caption, e.g. 'two large red circles on a white background'.")],
+            outputs=[
+                io.Image.Output("image", display_name="IMAGE", tooltip="The drawn scene, 64×64."),
+                io.String.Output(
+                    "caption",
+                    display_name="caption",
+                    tooltip="Its caption, e.g. 'two large red circles on a white background'.",
+                ),
+            ],
         )
 
     @classmethod

@@ -60,10 +60,10 @@ The sampler's noise must be **DisableNoise** — the latent already carries its 
 denoise < 1 is required (EMS edits a real image); lower denoise keeps more of the original."""
 
 NOTE_CSDS = f"""### CSDS (image side)
-- **iterations** {CSDS['iterations']} (0 = text-only edit)
-- **constraint λ** {CSDS['constraint']:g}: higher keeps the image closer to the original (paper: 0.1–1.0)
-- **step_start → step_end** {CSDS['step_start']:g} → {CSDS['step_end']:g} (geometric decay; paper 0.1 → 0.01)
-- **residual_space** {CSDS['residual_space']}
+- **iterations** {CSDS["iterations"]} (0 = text-only edit)
+- **constraint λ** {CSDS["constraint"]:g}: higher keeps the image closer to the original (paper: 0.1–1.0)
+- **step_start → step_end** {CSDS["step_start"]:g} → {CSDS["step_end"]:g} (geometric decay; paper 0.1 → 0.01)
+- **residual_space** {CSDS["residual_space"]}
 - **cfg** should match the CFGGuider's cfg (7.5 in the paper).
 Defaults measured in the toy world (bench/reports/toyworld-calibration.md)."""
 
@@ -96,8 +96,16 @@ def load_and_encode(g: UIGraph, image: str = "example.png"):
 
 
 def llm_captions(g: UIGraph, image, instruction: str):
-    cap = g.node("EMSExtractCaptions", image=image[0], instruction=instruction, provider="openai", model="gpt-4o",
-                 temperature=0.0, seed=0, refresh=False)
+    cap = g.node(
+        "EMSExtractCaptions",
+        image=image[0],
+        instruction=instruction,
+        provider="openai",
+        model="gpt-4o",
+        temperature=0.0,
+        seed=0,
+        refresh=False,
+    )
     g.node("PreviewAny", title="Captions (source)", source=cap[0])
     g.node("PreviewAny", title="Captions (target)", source=cap[1])
     return cap
@@ -105,18 +113,40 @@ def llm_captions(g: UIGraph, image, instruction: str):
 
 def typed_prompts(g: UIGraph, clip):
     """EMS Encode Prompts on the typed captions (no LLM): the suit edit."""
-    return g.node("EMSEncodePrompts", clip=clip, source_prompt=SOURCE_CAPTION, target_prompt=TARGET_CAPTION,
-                  attribute_prompt="red suit", negative_prompt=NEGATIVE)
+    return g.node(
+        "EMSEncodePrompts",
+        clip=clip,
+        source_prompt=SOURCE_CAPTION,
+        target_prompt=TARGET_CAPTION,
+        attribute_prompt="red suit",
+        negative_prompt=NEGATIVE,
+    )
 
 
 def csds_and_sample(g: UIGraph, ckpt, positive, enc, latent, sched):
-    edit = g.node("EMSCSDSLatentEdit", model=ckpt[0], positive=positive, attribute=enc[2], negative=enc[3],
-                  latent_image=latent[0], sigmas=sched[0], noise_seed=SEED, cfg=CFG, **CSDS)
+    edit = g.node(
+        "EMSCSDSLatentEdit",
+        model=ckpt[0],
+        positive=positive,
+        attribute=enc[2],
+        negative=enc[3],
+        latent_image=latent[0],
+        sigmas=sched[0],
+        noise_seed=SEED,
+        cfg=CFG,
+        **CSDS,
+    )
     guider = g.node("CFGGuider", model=ckpt[0], positive=positive, negative=enc[3], cfg=CFG)
     sampler = g.node("KSamplerSelect", sampler_name="euler")
     noise = g.node("DisableNoise")
-    out = g.node("SamplerCustomAdvanced", noise=noise[0], guider=guider[0], sampler=sampler[0],
-                 sigmas=sched[0], latent_image=edit[0])
+    out = g.node(
+        "SamplerCustomAdvanced",
+        noise=noise[0],
+        guider=guider[0],
+        sampler=sampler[0],
+        sigmas=sched[0],
+        latent_image=edit[0],
+    )
     return g.node("VAEDecode", samples=out[0], vae=ckpt[2])
 
 
@@ -132,8 +162,14 @@ def full_edit(g: UIGraph):
     g.note(NOTE_CSDS, column=5)
     ckpt, scaled, latent = load_and_encode(g)
     cap = llm_captions(g, scaled, "make the suit red")
-    enc = g.node("EMSEncodePrompts", clip=ckpt[1], source_prompt=cap[0], target_prompt=cap[1],
-                 attribute_prompt=cap[2], negative_prompt=NEGATIVE)
+    enc = g.node(
+        "EMSEncodePrompts",
+        clip=ckpt[1],
+        source_prompt=cap[0],
+        target_prompt=cap[1],
+        attribute_prompt=cap[2],
+        negative_prompt=NEGATIVE,
+    )
     direction = g.node("EMSTextDirection", source=enc[0], target=enc[1], alpha=1.0, manipulate_pooled=True)
     decoded = csds_and_sample(g, ckpt, direction[0], enc, latent, scheduler(g, ckpt))
     g.node("SaveImage", images=decoded[0], filename_prefix="ems/edit")
@@ -142,17 +178,30 @@ def full_edit(g: UIGraph):
 def alpha_sweep(g: UIGraph):
     g.note(NOTE_MODEL, column=0)
     g.note(NOTE_LLM, column=1)
-    g.note(NOTE_ALPHA + "\n\n**EMS Alpha Sweep** renders every α in one batch with the same noise, "
-           "so the images differ only by α. `start:stop:count` also works (`0:1.5:7`).", column=3)
+    g.note(
+        NOTE_ALPHA + "\n\n**EMS Alpha Sweep** renders every α in one batch with the same noise, "
+        "so the images differ only by α. `start:stop:count` also works (`0:1.5:7`).",
+        column=3,
+    )
     g.note(NOTE_SIGMAS, column=4)
-    g.note("### Labelled grid\n**EMS Labelled Grid** writes each tile's α under it (from the "
-           "sweep's `labels`). The single edits are saved too.", column=7)
+    g.note(
+        "### Labelled grid\n**EMS Labelled Grid** writes each tile's α under it (from the "
+        "sweep's `labels`). The single edits are saved too.",
+        column=7,
+    )
     ckpt, scaled, latent = load_and_encode(g)
     cap = llm_captions(g, scaled, "make the suit red")
-    enc = g.node("EMSEncodePrompts", clip=ckpt[1], source_prompt=cap[0], target_prompt=cap[1],
-                 attribute_prompt=cap[2], negative_prompt=NEGATIVE)
-    sweep = g.node("EMSAlphaSweep", source=enc[0], target=enc[1], alphas="0, 0.25, 0.5, 0.75, 1, 1.25",
-                   manipulate_pooled=True)
+    enc = g.node(
+        "EMSEncodePrompts",
+        clip=ckpt[1],
+        source_prompt=cap[0],
+        target_prompt=cap[1],
+        attribute_prompt=cap[2],
+        negative_prompt=NEGATIVE,
+    )
+    sweep = g.node(
+        "EMSAlphaSweep", source=enc[0], target=enc[1], alphas="0, 0.25, 0.5, 0.75, 1, 1.25", manipulate_pooled=True
+    )
     decoded = csds_and_sample(g, ckpt, sweep[0], enc, latent, scheduler(g, ckpt))
     g.node("SaveImage", images=decoded[0], filename_prefix="ems/sweep")
     grid = g.node("EMSLabelledGrid", images=decoded[0], labels=sweep[2], columns=0)
@@ -162,17 +211,37 @@ def alpha_sweep(g: UIGraph):
 def text_only(g: UIGraph):
     g.note(NOTE_MODEL, column=0)
     g.note(NOTE_LLM, column=1)
-    g.note("### Ablation: text side only\nNo CSDS: plain img2img (**KSampler**, denoise "
-           f"{DENOISE}) conditioned on the EMS text direction. Compare with *ems_full_edit*: the paper "
-           "reports that without CSDS the edit is weaker and the image drifts more "
-           "(PSNR 20.2 vs 20.8, CLIP 31.2 vs 34.3).", column=4)
+    g.note(
+        "### Ablation: text side only\nNo CSDS: plain img2img (**KSampler**, denoise "
+        f"{DENOISE}) conditioned on the EMS text direction. Compare with *ems_full_edit*: the paper "
+        "reports that without CSDS the edit is weaker and the image drifts more "
+        "(PSNR 20.2 vs 20.8, CLIP 31.2 vs 34.3).",
+        column=4,
+    )
     ckpt, scaled, latent = load_and_encode(g)
     cap = llm_captions(g, scaled, "make the suit red")
-    enc = g.node("EMSEncodePrompts", clip=ckpt[1], source_prompt=cap[0], target_prompt=cap[1],
-                 attribute_prompt=cap[2], negative_prompt=NEGATIVE)
+    enc = g.node(
+        "EMSEncodePrompts",
+        clip=ckpt[1],
+        source_prompt=cap[0],
+        target_prompt=cap[1],
+        attribute_prompt=cap[2],
+        negative_prompt=NEGATIVE,
+    )
     direction = g.node("EMSTextDirection", source=enc[0], target=enc[1], alpha=1.0, manipulate_pooled=True)
-    out = g.node("KSampler", model=ckpt[0], seed=SEED, steps=STEPS, cfg=CFG, sampler_name="euler",
-                 scheduler="simple", positive=direction[0], negative=enc[3], latent_image=latent[0], denoise=DENOISE)
+    out = g.node(
+        "KSampler",
+        model=ckpt[0],
+        seed=SEED,
+        steps=STEPS,
+        cfg=CFG,
+        sampler_name="euler",
+        scheduler="simple",
+        positive=direction[0],
+        negative=enc[3],
+        latent_image=latent[0],
+        denoise=DENOISE,
+    )
     decoded = g.node("VAEDecode", samples=out[0], vae=ckpt[2])
     g.node("SaveImage", images=decoded[0], filename_prefix="ems/text_only")
 
@@ -191,44 +260,94 @@ def manual_prompts(g: UIGraph):
 
 def multi_attribute(g: UIGraph):
     g.note(NOTE_MODEL, column=0)
-    g.note("### Two edits at once\nEach **EMS Encode Prompts** pair describes one change from the same "
-           "source caption. The second **EMS Text Direction** starts from the first one's output "
-           "(`base`): c = c0 + α1(c1 − c0) + α2(c2 − c0) — the paper's C0 + Λ(C1 − C0).\n\n"
-           "Keep the captions short enough to stay in one CLIP chunk so both pairs have the same token "
-           "length (the node tells you if they don't).", column=1)
-    g.note("### Attribute for CSDS\nThe first pair's attribute prompt names **both** changes, so CSDS "
-           "pushes toward both.", column=4)
+    g.note(
+        "### Two edits at once\nEach **EMS Encode Prompts** pair describes one change from the same "
+        "source caption. The second **EMS Text Direction** starts from the first one's output "
+        "(`base`): c = c0 + α1(c1 − c0) + α2(c2 − c0) — the paper's C0 + Λ(C1 − C0).\n\n"
+        "Keep the captions short enough to stay in one CLIP chunk so both pairs have the same token "
+        "length (the node tells you if they don't).",
+        column=1,
+    )
+    g.note(
+        "### Attribute for CSDS\nThe first pair's attribute prompt names **both** changes, so CSDS pushes toward both.",
+        column=4,
+    )
     ckpt, _, latent = load_and_encode(g)
     source = SOURCE_CAPTION
-    first = g.node("EMSEncodePrompts", title="EMS Encode Prompts (suit colour)", clip=ckpt[1], source_prompt=source,
-                   target_prompt=TARGET_CAPTION,
-                   attribute_prompt="red suit, sunglasses", negative_prompt=NEGATIVE)
-    second = g.node("EMSEncodePrompts", title="EMS Encode Prompts (sunglasses)", clip=ckpt[1], source_prompt=source,
-                    target_prompt="a photo of a woman in a black suit wearing sunglasses standing in a park",
-                    attribute_prompt="sunglasses", negative_prompt=NEGATIVE)
-    d1 = g.node("EMSTextDirection", title="EMS Text Direction (α1: red)", source=first[0], target=first[1],
-                alpha=1.0, manipulate_pooled=True)
-    d2 = g.node("EMSTextDirection", title="EMS Text Direction (α2: sunglasses)", source=second[0],
-                target=second[1], alpha=0.8, manipulate_pooled=True, base=d1[0])
+    first = g.node(
+        "EMSEncodePrompts",
+        title="EMS Encode Prompts (suit colour)",
+        clip=ckpt[1],
+        source_prompt=source,
+        target_prompt=TARGET_CAPTION,
+        attribute_prompt="red suit, sunglasses",
+        negative_prompt=NEGATIVE,
+    )
+    second = g.node(
+        "EMSEncodePrompts",
+        title="EMS Encode Prompts (sunglasses)",
+        clip=ckpt[1],
+        source_prompt=source,
+        target_prompt="a photo of a woman in a black suit wearing sunglasses standing in a park",
+        attribute_prompt="sunglasses",
+        negative_prompt=NEGATIVE,
+    )
+    d1 = g.node(
+        "EMSTextDirection",
+        title="EMS Text Direction (α1: red)",
+        source=first[0],
+        target=first[1],
+        alpha=1.0,
+        manipulate_pooled=True,
+    )
+    d2 = g.node(
+        "EMSTextDirection",
+        title="EMS Text Direction (α2: sunglasses)",
+        source=second[0],
+        target=second[1],
+        alpha=0.8,
+        manipulate_pooled=True,
+        base=d1[0],
+    )
     decoded = csds_and_sample(g, ckpt, d2[0], first, latent, scheduler(g, ckpt))
     g.node("SaveImage", images=decoded[0], filename_prefix="ems/multi")
 
 
 def bidirectional(g: UIGraph):
     g.note(NOTE_MODEL, column=0)
-    g.note("### Both directions\nNegative α applies the **opposite** edit (younger instead of older), "
-           "positive α the edit itself — one sweep from −1 to 1.5.\n\nThis graph is text-only "
-           "(KSampler img2img): CSDS pushes toward one attribute, which fights a negative α. For a "
-           "CSDS version use one direction per run.", column=1)
+    g.note(
+        "### Both directions\nNegative α applies the **opposite** edit (younger instead of older), "
+        "positive α the edit itself — one sweep from −1 to 1.5.\n\nThis graph is text-only "
+        "(KSampler img2img): CSDS pushes toward one attribute, which fights a negative α. For a "
+        "CSDS version use one direction per run.",
+        column=1,
+    )
     g.note(NOTE_ALPHA, column=3)
     ckpt, _, latent = load_and_encode(g)
-    enc = g.node("EMSEncodePrompts", clip=ckpt[1], source_prompt="a portrait photo of a man",
-                 target_prompt="a portrait photo of an old man", attribute_prompt="old man",
-                 negative_prompt=NEGATIVE)
-    sweep = g.node("EMSAlphaSweep", source=enc[0], target=enc[1], alphas="-1:1.5:6", manipulate_pooled=True,
-                   latent_image=latent[0])
-    out = g.node("KSampler", model=ckpt[0], seed=SEED, steps=STEPS, cfg=CFG, sampler_name="euler",
-                 scheduler="simple", positive=sweep[0], negative=enc[3], latent_image=sweep[1], denoise=DENOISE)
+    enc = g.node(
+        "EMSEncodePrompts",
+        clip=ckpt[1],
+        source_prompt="a portrait photo of a man",
+        target_prompt="a portrait photo of an old man",
+        attribute_prompt="old man",
+        negative_prompt=NEGATIVE,
+    )
+    sweep = g.node(
+        "EMSAlphaSweep", source=enc[0], target=enc[1], alphas="-1:1.5:6", manipulate_pooled=True, latent_image=latent[0]
+    )
+    out = g.node(
+        "KSampler",
+        model=ckpt[0],
+        seed=SEED,
+        steps=STEPS,
+        cfg=CFG,
+        sampler_name="euler",
+        scheduler="simple",
+        positive=sweep[0],
+        negative=enc[3],
+        latent_image=sweep[1],
+        denoise=DENOISE,
+    )
     decoded = g.node("VAEDecode", samples=out[0], vae=ckpt[2])
     grid = g.node("EMSLabelledGrid", images=decoded[0], labels=sweep[2], columns=0)
     g.node("SaveImage", images=grid[0], filename_prefix="ems/bidirectional_grid")
@@ -252,25 +371,51 @@ def same_size(g: UIGraph, like, title: str, image: str = "example.png"):
 
 def latent_reference(g: UIGraph):
     g.note(NOTE_MODEL, column=0)
-    g.note("### Edit toward a reference photo\nPick **your image** in the first *Load Image* and the "
-           "**reference photo** in *Load Image (reference photo)*; it is scaled to your image's size.\n\n"
-           "**EMS Latent Direction** with `reference_a` = your image and `reference_b` = the reference: "
-           "linear α = 1 *is* the reference, α = 0.3 a 30 % step toward it (the EMS paper's Fig. 3b, on "
-           "clean latents).", column=1)
+    g.note(
+        "### Edit toward a reference photo\nPick **your image** in the first *Load Image* and the "
+        "**reference photo** in *Load Image (reference photo)*; it is scaled to your image's size.\n\n"
+        "**EMS Latent Direction** with `reference_a` = your image and `reference_b` = the reference: "
+        "linear α = 1 *is* the reference, α = 0.3 a 30 % step toward it (the EMS paper's Fig. 3b, on "
+        "clean latents).",
+        column=1,
+    )
     g.note(NOTE_LATENT_MODES, column=2)
-    g.note("### Sweep and re-render\n`alphas` renders several strengths in one batch with the same noise; "
-           "clear it to use the single `alpha`.\n\nThe **KSampler** (denoise 0.55) turns the moved latent "
-           "back into a clean image: lower keeps the blend literal, higher lets the model reinterpret it.",
-           column=4)
+    g.note(
+        "### Sweep and re-render\n`alphas` renders several strengths in one batch with the same noise; "
+        "clear it to use the single `alpha`.\n\nThe **KSampler** (denoise 0.55) turns the moved latent "
+        "back into a clean image: lower keeps the blend literal, higher lets the model reinterpret it.",
+        column=4,
+    )
     ckpt, scaled, latent = load_and_encode(g)
     ref = same_size(g, scaled, "Load Image (reference photo)")
     ref_latent = g.node("VAEEncode", pixels=ref[0], vae=ckpt[2])
-    moved = g.node("EMSLatentDirection", latent=latent[0], reference_a=latent[0], reference_b=ref_latent[0],
-                   alpha=0.5, mode="linear", axes="per_channel", rank=0, spectrum="shift", alphas="0, 0.25, 0.5, 0.75")
+    moved = g.node(
+        "EMSLatentDirection",
+        latent=latent[0],
+        reference_a=latent[0],
+        reference_b=ref_latent[0],
+        alpha=0.5,
+        mode="linear",
+        axes="per_channel",
+        rank=0,
+        spectrum="shift",
+        alphas="0, 0.25, 0.5, 0.75",
+    )
     pos = g.node("CLIPTextEncode", title="Prompt (what the result shows)", clip=ckpt[1], text="a photo")
     neg = g.node("CLIPTextEncode", title="Negative", clip=ckpt[1], text=NEGATIVE)
-    out = g.node("KSampler", model=ckpt[0], seed=SEED, steps=STEPS, cfg=CFG, sampler_name="euler",
-                 scheduler="simple", positive=pos[0], negative=neg[0], latent_image=moved[0], denoise=0.55)
+    out = g.node(
+        "KSampler",
+        model=ckpt[0],
+        seed=SEED,
+        steps=STEPS,
+        cfg=CFG,
+        sampler_name="euler",
+        scheduler="simple",
+        positive=pos[0],
+        negative=neg[0],
+        latent_image=moved[0],
+        denoise=0.55,
+    )
     decoded = g.node("VAEDecode", samples=out[0], vae=ckpt[2])
     grid = g.node("EMSLabelledGrid", images=decoded[0], labels=moved[1], columns=0)
     g.node("SaveImage", images=grid[0], filename_prefix="ems/latent_reference_grid")
@@ -278,33 +423,75 @@ def latent_reference(g: UIGraph):
 
 def latent_prompt_pair(g: UIGraph):
     g.note(NOTE_MODEL, column=0)
-    g.note("### Attribute from a prompt pair\nTwo images are generated **with the same seed** from "
-           "\"a portrait photo of a man\" and \"… wearing glasses\": their latents differ (mostly) by the "
-           "attribute. **EMS Latent Direction** applies that difference to *your* image — the second seed "
-           "paper's setting (one pair of latents from two prompts, arXiv 2502.02225).\n\nKeep the two "
-           "prompts identical except for the attribute.", column=1)
+    g.note(
+        "### Attribute from a prompt pair\nTwo images are generated **with the same seed** from "
+        '"a portrait photo of a man" and "… wearing glasses": their latents differ (mostly) by the '
+        "attribute. **EMS Latent Direction** applies that difference to *your* image — the second seed "
+        "paper's setting (one pair of latents from two prompts, arXiv 2502.02225).\n\nKeep the two "
+        "prompts identical except for the attribute.",
+        column=1,
+    )
     g.note(NOTE_LATENT_MODES, column=3)
-    g.note("### Re-render\nThe last **KSampler** (denoise 0.6, the *with* prompt) turns the edited latent "
-           "into a clean image. Raise α or denoise if the attribute is too weak, lower them if your image "
-           "drifts.", column=5)
+    g.note(
+        "### Re-render\nThe last **KSampler** (denoise 0.6, the *with* prompt) turns the edited latent "
+        "into a clean image. Raise α or denoise if the attribute is too weak, lower them if your image "
+        "drifts.",
+        column=5,
+    )
     ckpt, scaled, latent = load_and_encode(g)
     size = g.node("GetImageSize", image=scaled[0])
     empty = g.node("EmptySD3LatentImage", width=size[0], height=size[1], batch_size=1)
     without = g.node("CLIPTextEncode", title="Prompt a (without)", clip=ckpt[1], text="a portrait photo of a man")
-    with_ = g.node("CLIPTextEncode", title="Prompt b (with the attribute)", clip=ckpt[1],
-                   text="a portrait photo of a man wearing glasses")
+    with_ = g.node(
+        "CLIPTextEncode",
+        title="Prompt b (with the attribute)",
+        clip=ckpt[1],
+        text="a portrait photo of a man wearing glasses",
+    )
     neg = g.node("CLIPTextEncode", title="Negative", clip=ckpt[1], text=NEGATIVE)
     pair = []
     for name, prompt in (("a", without), ("b", with_)):
-        k = g.node("KSampler", title=f"KSampler (reference {name}, same seed)", model=ckpt[0], seed=SEED,
-                   steps=STEPS, cfg=CFG, sampler_name="euler", scheduler="simple", positive=prompt[0],
-                   negative=neg[0], latent_image=empty[0], denoise=1.0)
+        k = g.node(
+            "KSampler",
+            title=f"KSampler (reference {name}, same seed)",
+            model=ckpt[0],
+            seed=SEED,
+            steps=STEPS,
+            cfg=CFG,
+            sampler_name="euler",
+            scheduler="simple",
+            positive=prompt[0],
+            negative=neg[0],
+            latent_image=empty[0],
+            denoise=1.0,
+        )
         g.node("PreviewImage", title=f"Reference {name}", images=g.node("VAEDecode", samples=k[0], vae=ckpt[2])[0])
         pair.append(k)
-    moved = g.node("EMSLatentDirection", latent=latent[0], reference_a=pair[0][0], reference_b=pair[1][0],
-                   alpha=1.0, mode="linear", axes="per_channel", rank=0, spectrum="shift", alphas="")
-    out = g.node("KSampler", model=ckpt[0], seed=SEED, steps=STEPS, cfg=CFG, sampler_name="euler",
-                 scheduler="simple", positive=with_[0], negative=neg[0], latent_image=moved[0], denoise=0.6)
+    moved = g.node(
+        "EMSLatentDirection",
+        latent=latent[0],
+        reference_a=pair[0][0],
+        reference_b=pair[1][0],
+        alpha=1.0,
+        mode="linear",
+        axes="per_channel",
+        rank=0,
+        spectrum="shift",
+        alphas="",
+    )
+    out = g.node(
+        "KSampler",
+        model=ckpt[0],
+        seed=SEED,
+        steps=STEPS,
+        cfg=CFG,
+        sampler_name="euler",
+        scheduler="simple",
+        positive=with_[0],
+        negative=neg[0],
+        latent_image=moved[0],
+        denoise=0.6,
+    )
     decoded = g.node("VAEDecode", samples=out[0], vae=ckpt[2])
     g.node("SaveImage", images=decoded[0], filename_prefix="ems/latent_prompt_pair")
 
@@ -322,7 +509,7 @@ sampler: clean latent in, clean latent out → VAE Decode.
 
 - **denoise** (BasicScheduler) {FLOW_DENOISE}: how far back the edit may reach. Higher allows larger
   changes (shape, count), lower keeps more.
-- **cfg** {FLOW['cfg']:g} / **source_cfg** {FLOW['source_cfg']:g}: target and source guidance
+- **cfg** {FLOW["cfg"]:g} / **source_cfg** {FLOW["source_cfg"]:g}: target and source guidance
   (FlowEdit's SD3 pair). The target scale grows with |α| from source_cfg, so small α are gentle.
 - **noise_average**, **locality**, **drive**: see the node's help page (defaults measured in the toy world)."""
 
@@ -333,8 +520,17 @@ The attribute prompt is not used by EMS Flow Edit (it is CSDS's)."""
 
 
 def flow_edit_tail(g: UIGraph, model, vae, positive, enc, latent, sched, seed=SEED, flow=None):
-    edit = g.node("EMSFlowEdit", model=model, source=enc[0], positive=positive, negative=enc[3],
-                  latent_image=latent[0], sigmas=sched[0], noise_seed=seed, **(flow or FLOW))
+    edit = g.node(
+        "EMSFlowEdit",
+        model=model,
+        source=enc[0],
+        positive=positive,
+        negative=enc[3],
+        latent_image=latent[0],
+        sigmas=sched[0],
+        noise_seed=seed,
+        **(flow or FLOW),
+    )
     return g.node("VAEDecode", samples=edit[0], vae=vae)
 
 
@@ -354,13 +550,15 @@ def flow_edit(g: UIGraph):
 def flow_edit_sweep(g: UIGraph):
     g.note(NOTE_MODEL, column=0)
     g.note(NOTE_FLOW_CAPTIONS, column=1)
-    g.note(NOTE_ALPHA + "\n\n**EMS Alpha Sweep** renders every α in one batch; item i equals the single "
-           "edit at α_i, and α = 0 is your image exactly.", column=3)
+    g.note(
+        NOTE_ALPHA + "\n\n**EMS Alpha Sweep** renders every α in one batch; item i equals the single "
+        "edit at α_i, and α = 0 is your image exactly.",
+        column=3,
+    )
     g.note(NOTE_FLOW, column=4)
     ckpt, _, latent = load_and_encode(g)
     enc = typed_prompts(g, ckpt[1])
-    sweep = g.node("EMSAlphaSweep", source=enc[0], target=enc[1], alphas=DEFAULT_SWEEP,
-                   manipulate_pooled=True)
+    sweep = g.node("EMSAlphaSweep", source=enc[0], target=enc[1], alphas=DEFAULT_SWEEP, manipulate_pooled=True)
     sched = scheduler(g, ckpt, FLOW_DENOISE)
     decoded = flow_edit_tail(g, ckpt[0], ckpt[2], sweep[0], enc, latent, sched)
     g.node("SaveImage", images=decoded[0], filename_prefix="ems/flow_sweep")
@@ -372,26 +570,43 @@ def flow_edit_sweep(g: UIGraph):
 
 
 def toy_flow_edit_sweep(g: UIGraph):
-    g.note("### Toy world — nothing to download\n**EMS Toy World Loader (dev)** is a small model of SD3's "
-           "architecture trained on drawn scenes; **EMS Toy Scene (dev)** draws the scene to edit (64×64). "
-           "Prompts follow the toy grammar: \"two large red circles on a white background\".\n\n"
-           "A toy, not SD3: use it to see what the method does, then swap in *Load Checkpoint*.", column=0)
+    g.note(
+        "### Toy world — nothing to download\n**EMS Toy World Loader (dev)** is a small model of SD3's "
+        "architecture trained on drawn scenes; **EMS Toy Scene (dev)** draws the scene to edit (64×64). "
+        'Prompts follow the toy grammar: "two large red circles on a white background".\n\n'
+        "A toy, not SD3: use it to see what the method does, then swap in *Load Checkpoint*.",
+        column=0,
+    )
     g.note(NOTE_FLOW_CAPTIONS, column=1)
-    g.note(f"### Toy settings\nMeasured for this toy model: {TOY.steps} steps at denoise {TOY.flow_denoise:g}, "
-           f"cfg {TOY.flow_cfg:g} / source_cfg {TOY.flow_source_cfg:g}, no negative prompt. α = 0 is the drawn "
-           "scene after the toy VAE's round trip, exactly.", column=4)
+    g.note(
+        f"### Toy settings\nMeasured for this toy model: {TOY.steps} steps at denoise {TOY.flow_denoise:g}, "
+        f"cfg {TOY.flow_cfg:g} / source_cfg {TOY.flow_source_cfg:g}, no negative prompt. α = 0 is the drawn "
+        "scene after the toy VAE's round trip, exactly.",
+        column=4,
+    )
     toy = g.node("EMSToyWorldLoader")
-    scene = g.node("EMSToyScene", colour="red", shape="circle", count="2", size="large", background="white",
-                   layout=2_000_007)
+    scene = g.node(
+        "EMSToyScene", colour="red", shape="circle", count="2", size="large", background="white", layout=2_000_007
+    )
     latent = g.node("VAEEncode", pixels=scene[0], vae=toy[2])
-    enc = g.node("EMSEncodePrompts", clip=toy[1], source_prompt="two large red circles on a white background",
-                 target_prompt="two large blue circles on a white background", attribute_prompt="blue circles",
-                 negative_prompt="")
-    sweep = g.node("EMSAlphaSweep", source=enc[0], target=enc[1], alphas=DEFAULT_SWEEP,
-                   manipulate_pooled=True)
+    enc = g.node(
+        "EMSEncodePrompts",
+        clip=toy[1],
+        source_prompt="two large red circles on a white background",
+        target_prompt="two large blue circles on a white background",
+        attribute_prompt="blue circles",
+        negative_prompt="",
+    )
+    sweep = g.node("EMSAlphaSweep", source=enc[0], target=enc[1], alphas=DEFAULT_SWEEP, manipulate_pooled=True)
     sched = g.node("BasicScheduler", model=toy[0], scheduler="simple", steps=TOY.steps, denoise=TOY.flow_denoise)
-    flow = dict(FLOW, cfg=TOY.flow_cfg, source_cfg=TOY.flow_source_cfg, noise_average=TOY.flow_noise_average,
-                locality=TOY.flow_locality, drive=TOY.flow_drive)
+    flow = dict(
+        FLOW,
+        cfg=TOY.flow_cfg,
+        source_cfg=TOY.flow_source_cfg,
+        noise_average=TOY.flow_noise_average,
+        locality=TOY.flow_locality,
+        drive=TOY.flow_drive,
+    )
     decoded = flow_edit_tail(g, toy[0], toy[2], sweep[0], enc, latent, sched, seed=TOY.seed, flow=flow)
     g.node("SaveImage", images=decoded[0], filename_prefix="ems/toy_flow_sweep")
     grid = g.node("EMSLabelledGrid", images=decoded[0], labels=sweep[2], columns=0)
@@ -423,9 +638,17 @@ def build(object_info: dict, out_dir: Path = WORKFLOW_DIR) -> dict[str, dict]:
         (out_dir / f"{name}.json").write_text(json.dumps(ui, indent=1, ensure_ascii=False) + "\n")
         built[name] = ui
         used |= {n["type"] for n in ui["nodes"]} - VIRTUAL_NODES
-    record = {t: {"inputs": {k: (v[0] if isinstance(v[0], str) else "COMBO")
-                             for s in ("required", "optional") for k, v in object_info[t]["input"].get(s, {}).items()},
-                  "outputs": object_info[t]["output"]} for t in sorted(used)}
+    record = {
+        t: {
+            "inputs": {
+                k: (v[0] if isinstance(v[0], str) else "COMBO")
+                for s in ("required", "optional")
+                for k, v in object_info[t]["input"].get(s, {}).items()
+            },
+            "outputs": object_info[t]["output"],
+        }
+        for t in sorted(used)
+    }
     NODE_RECORD.parent.mkdir(parents=True, exist_ok=True)
     NODE_RECORD.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
     return built

@@ -26,8 +26,8 @@ from support.frontend import fit_view, load_workflow, open_comfy
 
 REPO = Path(__file__).resolve().parents[1]
 
-VIEW = (2400, 1350)     # rendered at this size, so node text stays legible when fitted...
-THUMB_WIDTH = 1200      # ...and saved at this width
+VIEW = (2400, 1350)  # rendered at this size, so node text stays legible when fitted...
+THUMB_WIDTH = 1200  # ...and saved at this width
 MENU_TOP, SIDEBAR = 80, 70  # the frontend's top bar and left icon bar, cropped away
 
 

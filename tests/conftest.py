@@ -47,4 +47,7 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(
             f"EMS_REQUIRE_INTEGRATION: {_outcomes['problem']} — the real-ComfyUI tier is required here "
             "(CI), so this run FAILS. Give it a ComfyUI (COMFYUI_DIR or COMFYUI_ARCHIVE) and Chromium "
-            "(scripts/install-browser.sh).", red=True, bold=True)
+            "(scripts/install-browser.sh).",
+            red=True,
+            bold=True,
+        )

@@ -27,8 +27,10 @@ class ToyWorldError(RuntimeError):
 
 def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not path.exists():
-        raise ToyWorldError(f"missing {path.name} in {path.parent}. The toy model's weights ship with the pack; "
-                            "regenerate them with `make toy-train` from the pack folder.")
+        raise ToyWorldError(
+            f"missing {path.name} in {path.parent}. The toy model's weights ship with the pack; "
+            "regenerate them with `make toy-train` from the pack folder."
+        )
     return {k: v.float() for k, v in safetensors.torch.load_file(str(path)).items()}
 
 

@@ -35,16 +35,29 @@ VAE_FILE = "toyworld_vae.safetensors"
 META_FILE = "toyworld.json"
 
 MMDIT_CONFIG = {
-    "in_channels": 16, "out_channels": 16, "patch_size": 2, "depth": 3,
-    "adm_in_channels": 2048, "input_size": None, "pos_embed_max_size": None, "num_patches": None,
-    "context_embedder_config": {"target": "torch.nn.Linear",
-                                "params": {"in_features": 4096, "out_features": 192}},
+    "in_channels": 16,
+    "out_channels": 16,
+    "patch_size": 2,
+    "depth": 3,
+    "adm_in_channels": 2048,
+    "input_size": None,
+    "pos_embed_max_size": None,
+    "num_patches": None,
+    "context_embedder_config": {"target": "torch.nn.Linear", "params": {"in_features": 4096, "out_features": 192}},
     "pos_embed_scaling_factor": None,
 }
 
 VAE_DDCONFIG = {
-    "double_z": True, "z_channels": 16, "resolution": 64, "in_channels": 3, "out_ch": 3,
-    "ch": 32, "ch_mult": [1, 2, 2, 4], "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0,
+    "double_z": True,
+    "z_channels": 16,
+    "resolution": 64,
+    "in_channels": 3,
+    "out_ch": 3,
+    "ch": 32,
+    "ch_mult": [1, 2, 2, 4],
+    "num_res_blocks": 1,
+    "attn_resolutions": [],
+    "dropout": 0.0,
 }
 
 TEXT_ENCODER_CONFIG = {
@@ -65,8 +78,10 @@ def ensure_comfy() -> None:
     try:
         import comfy  # noqa: F401
     except ImportError:
-        raise ImportError("the toy world needs ComfyUI importable: run it through `bash scripts/tool.sh -m …` "
-                          "(or `make`), or set PYTHONPATH to a ComfyUI checkout") from None
+        raise ImportError(
+            "the toy world needs ComfyUI importable: run it through `bash scripts/tool.sh -m …` "
+            "(or `make`), or set PYTHONPATH to a ComfyUI checkout"
+        ) from None
     _cpu_if_no_gpu()
 
 
@@ -116,7 +131,8 @@ def verify_checksum(module: torch.nn.Module, expected_sha256: str, what: str) ->
             f"EMS toy world: {what} hash to {got[:16]}…, not to {expected_sha256[:16]}… as when the toy "
             "model was trained. This PyTorch's random generator (or ComfyUI's text-encoder layout) "
             "differs from the one used for training, so the trained MMDiT would get conditioning it "
-            "never saw. Retrain with `python -m toyworld.train` on this machine.")
+            "never saw. Retrain with `python -m toyworld.train` on this machine."
+        )
 
 
 def build_text_encoders(expected_sha256: str | None = None):
@@ -136,7 +152,9 @@ def build_text_encoders(expected_sha256: str | None = None):
     clip = comfy.sd.CLIP(Target(), model_options={**TEXT_ENCODER_CONFIG, "dtype": torch.float32})
     seeded_parameters(clip.cond_stage_model, TEXT_ENCODER_SEED)
     if expected_sha256 is not None:
-        verify_checksum(clip.cond_stage_model, expected_sha256, f"the text encoders rebuilt from seed {TEXT_ENCODER_SEED}")
+        verify_checksum(
+            clip.cond_stage_model, expected_sha256, f"the text encoders rebuilt from seed {TEXT_ENCODER_SEED}"
+        )
     return clip
 
 

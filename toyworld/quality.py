@@ -32,22 +32,35 @@ def conditioning(clip, texts: list[str]):
     return [[torch.cat(conds), {"pooled_output": torch.cat(pooleds)}]]
 
 
-def text_to_image(model, clip, vae, texts: list[str], seed: int = 0, steps: int = 20, cfg: float = 4.0,
-                  sampler: str = "euler", scheduler: str = "simple", batch: int = 30) -> np.ndarray:
+def text_to_image(
+    model,
+    clip,
+    vae,
+    texts: list[str],
+    seed: int = 0,
+    steps: int = 20,
+    cfg: float = 4.0,
+    sampler: str = "euler",
+    scheduler: str = "simple",
+    batch: int = 30,
+) -> np.ndarray:
     """Images (N, 64, 64, 3) uint8 for ``texts`` through ComfyUI's sampler, seed + i per prompt."""
     import comfy.sample
 
     negative_one = conditioning(clip, [""])
     out = []
     for start in range(0, len(texts), batch):
-        chunk = texts[start:start + batch]
+        chunk = texts[start : start + batch]
         positive = conditioning(clip, chunk)
         n = len(chunk)
-        negative = [[negative_one[0][0].repeat(n, 1, 1), {"pooled_output": negative_one[0][1]["pooled_output"].repeat(n, 1)}]]
+        negative = [
+            [negative_one[0][0].repeat(n, 1, 1), {"pooled_output": negative_one[0][1]["pooled_output"].repeat(n, 1)}]
+        ]
         latent = torch.zeros(n, 16, 8, 8)
         noise = torch.cat([comfy.sample.prepare_noise(latent[:1], seed + start + i) for i in range(n)])
-        samples = comfy.sample.sample(model, noise, steps, cfg, sampler, scheduler, positive, negative, latent,
-                                      denoise=1.0, seed=seed + start)
+        samples = comfy.sample.sample(
+            model, noise, steps, cfg, sampler, scheduler, positive, negative, latent, denoise=1.0, seed=seed + start
+        )
         pixels = vae.decode(samples)
         out.append((pixels.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy())
     return np.concatenate(out)
@@ -63,7 +76,7 @@ def vae_roundtrip(vae, images: np.ndarray) -> np.ndarray:
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """Mean PSNR (dB) over a batch of uint8 images."""
     mse = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean(axis=(1, 2, 3)).clip(1e-10)
-    return float((10 * np.log10(255.0 ** 2 / mse)).mean())
+    return float((10 * np.log10(255.0**2 / mse)).mean())
 
 
 def accuracy(scenes, images: np.ndarray) -> dict[str, float]:
@@ -92,11 +105,21 @@ def main(argv=None) -> int:
         scenes = [scenes[i] for i in sorted(pick)]
     renders = np.stack([render(s) for s in scenes])
     recon = vae_roundtrip(vae, renders)
-    result = {"split": args.split, "scenes": len(scenes), "sampler": "euler", "scheduler": "simple",
-              "steps": args.steps, "vae_psnr_db": psnr(recon, renders),
-              "vae_roundtrip_readout": accuracy(scenes, recon), "text_to_image": {}}
-    print(f"VAE PSNR on {len(scenes)} {args.split} scenes: {result['vae_psnr_db']:.2f} dB; read back after "
-          "the round trip: " + ", ".join(f"{k} {v:.1%}" for k, v in result["vae_roundtrip_readout"].items()), flush=True)
+    result = {
+        "split": args.split,
+        "scenes": len(scenes),
+        "sampler": "euler",
+        "scheduler": "simple",
+        "steps": args.steps,
+        "vae_psnr_db": psnr(recon, renders),
+        "vae_roundtrip_readout": accuracy(scenes, recon),
+        "text_to_image": {},
+    }
+    print(
+        f"VAE PSNR on {len(scenes)} {args.split} scenes: {result['vae_psnr_db']:.2f} dB; read back after "
+        "the round trip: " + ", ".join(f"{k} {v:.1%}" for k, v in result["vae_roundtrip_readout"].items()),
+        flush=True,
+    )
     for cfg in args.cfg:
         images = text_to_image(model, clip, vae, [caption(s) for s in scenes], steps=args.steps, cfg=cfg)
         acc = accuracy(scenes, images)
@@ -104,9 +127,11 @@ def main(argv=None) -> int:
         print(f"cfg {cfg}: " + ", ".join(f"{k} {v:.1%}" for k, v in acc.items()), flush=True)
         if args.grid is not None:
             tiles = images[:40]
-            rows = [np.concatenate(list(tiles[i:i + 10]), 1) for i in range(0, len(tiles), 10)]
+            rows = [np.concatenate(list(tiles[i : i + 10]), 1) for i in range(0, len(tiles), 10)]
             rows = [np.pad(r, ((0, 0), (0, 640 - r.shape[1]), (0, 0))) for r in rows]
-            Image.fromarray(np.concatenate(rows)).save(args.grid.with_name(f"{args.grid.stem}_cfg{cfg}{args.grid.suffix}"))
+            Image.fromarray(np.concatenate(rows)).save(
+                args.grid.with_name(f"{args.grid.stem}_cfg{cfg}{args.grid.suffix}")
+            )
     result["seconds"] = round(time.time() - start, 1)
     args.out.write_text(json.dumps(result, indent=1))
     print(f"→ {args.out} ({result['seconds']:.0f} s)")

@@ -45,8 +45,14 @@ def palette_labels(image: np.ndarray) -> np.ndarray:
 def background_colour(image: np.ndarray) -> np.ndarray:
     """Mean RGB of the 2-pixel border (float32 (3,))."""
     pixels = _check(image)
-    border = np.concatenate([pixels[:2].reshape(-1, 3), pixels[-2:].reshape(-1, 3),
-                             pixels[:, :2].reshape(-1, 3), pixels[:, -2:].reshape(-1, 3)])
+    border = np.concatenate(
+        [
+            pixels[:2].reshape(-1, 3),
+            pixels[-2:].reshape(-1, 3),
+            pixels[:, :2].reshape(-1, 3),
+            pixels[:, -2:].reshape(-1, 3),
+        ]
+    )
     return border.mean(0)
 
 
@@ -94,8 +100,13 @@ def read(image: np.ndarray) -> dict[str, object]:
     labels = palette_labels(image)
     background = _nearest(background_colour(image), _BACKGROUND_NAMES, BACKGROUND_COLOURS)
     comps = components(image)
-    out: dict[str, object] = {"colour": None, "shape": None, "count": len(comps), "size": None,
-                              "background": background}
+    out: dict[str, object] = {
+        "colour": None,
+        "shape": None,
+        "count": len(comps),
+        "size": None,
+        "background": background,
+    }
     if not comps:
         return out
     union = np.logical_or.reduce(comps)

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ToySchedule:
-    steps: int = 12             # ours, for a 2-core CPU
-    seed: int = 0               # the noise seed every toy-world measurement uses
-    denoise: float = 0.55       # img2img path (text-only EMS, CSDS): calibrated on the val split
+    steps: int = 12  # ours, for a 2-core CPU
+    seed: int = 0  # the noise seed every toy-world measurement uses
+    denoise: float = 0.55  # img2img path (text-only EMS, CSDS): calibrated on the val split
     cfg: float = 3.0
     flow_denoise: float = 0.55  # EMS Flow Edit
     flow_cfg: float = 3.0

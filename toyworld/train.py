@@ -121,7 +121,9 @@ def train_vae(steps: int, batch: int, lr: float, pool: int, seed: int) -> tuple[
     gen = torch.Generator().manual_seed(seed)
     _, images, masks = scene_pool(pool, seed + 1)
     x_all = images_to_tensor(images)
-    weight_all = (1.0 + 4.0 * torch.from_numpy(masks).float() + 4.0 * torch.from_numpy(edge_band(masks)).float())[:, None]
+    weight_all = (1.0 + 4.0 * torch.from_numpy(masks).float() + 4.0 * torch.from_numpy(edge_band(masks)).float())[
+        :, None
+    ]
     opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0, betas=(0.9, 0.99))
     rng = np.random.default_rng(seed + 2)
     start, losses = time.time(), []
@@ -143,17 +145,26 @@ def train_vae(steps: int, batch: int, lr: float, pool: int, seed: int) -> tuple[
         opt.step()
         losses.append(rec.item())
         if step % 50 == 0 or step == steps - 1:
-            log(f"vae step {step}/{steps} rec {np.mean(losses[-50:]):.4f} "
-                f"({(time.time() - start) / (step + 1):.2f} s/step)")
+            log(
+                f"vae step {step}/{steps} rec {np.mean(losses[-50:]):.4f} "
+                f"({(time.time() - start) / (step + 1):.2f} s/step)"
+            )
     vae.eval()
-    return vae, {"steps": steps, "batch": batch, "lr": lr, "pool": pool, "latent_noise": LATENT_NOISE,
-                 "seconds": round(time.time() - start, 1), "final_reconstruction_loss": float(np.mean(losses[-50:]))}
+    return vae, {
+        "steps": steps,
+        "batch": batch,
+        "lr": lr,
+        "pool": pool,
+        "latent_noise": LATENT_NOISE,
+        "seconds": round(time.time() - start, 1),
+        "final_reconstruction_loss": float(np.mean(losses[-50:])),
+    }
 
 
 @torch.no_grad()
 def encode_mean(vae, x: torch.Tensor, chunk: int = 64) -> torch.Tensor:
     """Posterior means (raw latents, before SD3's process_in) of images in [-1, 1]."""
-    out = [vae.quant_conv(vae.encoder(x[i:i + chunk])).chunk(2, dim=1)[0] for i in range(0, len(x), chunk)]
+    out = [vae.quant_conv(vae.encoder(x[i : i + chunk])).chunk(2, dim=1)[0] for i in range(0, len(x), chunk)]
     return torch.cat(out)
 
 
@@ -179,12 +190,11 @@ def normalise_latent(vae, latents: torch.Tensor) -> dict:
 @torch.no_grad()
 def psnr(vae, x: torch.Tensor) -> float:
     """Mean PSNR (dB) of VAE reconstructions of images in [-1, 1], on the 0–255 scale after rounding."""
-    recon = torch.cat([vae.decoder(vae.post_quant_conv(encode_mean(vae, x[i:i + 64])))
-                       for i in range(0, len(x), 64)])
+    recon = torch.cat([vae.decoder(vae.post_quant_conv(encode_mean(vae, x[i : i + 64]))) for i in range(0, len(x), 64)])
     a = ((x + 1) * 127.5).round()
     b = ((recon.clamp(-1, 1) + 1) * 127.5).round()
     mse = (a - b).pow(2).mean(dim=(1, 2, 3)).clamp_min(1e-10)
-    return float((10 * torch.log10(255.0 ** 2 / mse)).mean())
+    return float((10 * torch.log10(255.0**2 / mse)).mean())
 
 
 # ---------------------------------------------------------------- MMDiT
@@ -196,15 +206,23 @@ def sample_sigmas(n: int, gen: torch.Generator) -> torch.Tensor:
     return SHIFT * u / (1 + (SHIFT - 1) * u)
 
 
-def train_mmdit(x0_all: torch.Tensor, caption_idx: torch.Tensor, context: torch.Tensor, pooled: torch.Tensor,
-                steps: int, batch: int, lr: float, seed: int) -> tuple[torch.nn.Module, dict]:
+def train_mmdit(
+    x0_all: torch.Tensor,
+    caption_idx: torch.Tensor,
+    context: torch.Tensor,
+    pooled: torch.Tensor,
+    steps: int,
+    batch: int,
+    lr: float,
+    seed: int,
+) -> tuple[torch.nn.Module, dict]:
     """x0_all: (N, 16, h, w) latents after process_in; caption_idx: (N,) rows of context/pooled
     (the last row is ""); context: (C, 154, 4096); pooled: (C, 2048)."""
     torch.manual_seed(seed)
     net = M.new_mmdit()
     embedder = net.context_embedder
     with torch.no_grad():  # frozen context embedder: embed every caption once
-        embedded = torch.cat([embedder(context[i:i + 16]) for i in range(0, len(context), 16)])
+        embedded = torch.cat([embedder(context[i : i + 16]) for i in range(0, len(context), 16)])
     for p in embedder.parameters():
         p.requires_grad_(False)
     net.context_embedder = torch.nn.Identity()
@@ -237,14 +255,22 @@ def train_mmdit(x0_all: torch.Tensor, caption_idx: torch.Tensor, context: torch.
                 e.lerp_(p.detach(), 1 - decay)
         losses.append(float(loss))
         if step % 50 == 0 or step == steps - 1:
-            log(f"mmdit step {step}/{steps} loss {np.mean(losses[-50:]):.4f} "
-                f"({(time.time() - start) / (step + 1):.2f} s/step)")
+            log(
+                f"mmdit step {step}/{steps} loss {np.mean(losses[-50:]):.4f} "
+                f"({(time.time() - start) / (step + 1):.2f} s/step)"
+            )
     with torch.no_grad():
         for e, p in zip(ema, params):
             p.copy_(e)
     net.context_embedder = embedder
-    return net, {"steps": steps, "batch": batch, "lr": lr, "seconds": round(time.time() - start, 1),
-                 "final_loss": float(np.mean(losses[-100:])), "ema": 0.999}
+    return net, {
+        "steps": steps,
+        "batch": batch,
+        "lr": lr,
+        "seconds": round(time.time() - start, 1),
+        "final_loss": float(np.mean(losses[-100:])),
+        "ema": 0.999,
+    }
 
 
 # ---------------------------------------------------------------- main
@@ -261,9 +287,13 @@ def main(argv=None) -> int:
     ap.add_argument("--vae-batch", type=int, default=8)
     ap.add_argument("--mmdit-steps", type=int, default=5000)
     ap.add_argument("--mmdit-batch", type=int, default=32)
-    ap.add_argument("--text-cache", type=Path, default=None,
-                    help="reuse the caption embeddings from this file when the encoders' checksum matches "
-                         "(saves the text step on reruns; the embeddings are the same either way)")
+    ap.add_argument(
+        "--text-cache",
+        type=Path,
+        default=None,
+        help="reuse the caption embeddings from this file when the encoders' checksum matches "
+        "(saves the text step on reruns; the embeddings are the same either way)",
+    )
     ap.add_argument("--pool", type=int, default=4096, help="training scenes encoded for the MMDiT")
     ap.add_argument("--out", type=Path, default=M.WEIGHTS)
     ap.add_argument("--threads", type=int, default=2)
@@ -301,8 +331,9 @@ def main(argv=None) -> int:
 
     index = {t: i for i, t in enumerate(texts)}
     caption_idx = torch.tensor([index[caption(s)] for s in scenes])
-    net, mmdit_record = train_mmdit(x0_all, caption_idx, context, pooled, args.mmdit_steps, args.mmdit_batch,
-                                    1e-3, seed=SEED + 40)
+    net, mmdit_record = train_mmdit(
+        x0_all, caption_idx, context, pooled, args.mmdit_steps, args.mmdit_batch, 1e-3, seed=SEED + 40
+    )
 
     save_fp16(net, args.out / M.MMDIT_FILE)
     save_fp16(vae, args.out / M.VAE_FILE)
@@ -311,11 +342,20 @@ def main(argv=None) -> int:
         "attributes": {k: list(v) for k, v in ATTRIBUTES.items()},
         "mmdit_config": M.MMDIT_CONFIG,
         "vae_ddconfig": M.VAE_DDCONFIG,
-        "text_encoders": {"config": M.TEXT_ENCODER_CONFIG, "seed": M.TEXT_ENCODER_SEED, "sha256": te_sha,
-                          "torch": torch.__version__},
-        "training": {"seed": SEED, "threads": args.threads, "text_seconds": round(t_text, 1),
-                     "vae": vae_record, "mmdit": mmdit_record,
-                     "total_seconds": round(time.time() - t0, 1)},
+        "text_encoders": {
+            "config": M.TEXT_ENCODER_CONFIG,
+            "seed": M.TEXT_ENCODER_SEED,
+            "sha256": te_sha,
+            "torch": torch.__version__,
+        },
+        "training": {
+            "seed": SEED,
+            "threads": args.threads,
+            "text_seconds": round(t_text, 1),
+            "vae": vae_record,
+            "mmdit": mmdit_record,
+            "total_seconds": round(time.time() - t0, 1),
+        },
     }
     (args.out / M.META_FILE).write_text(json.dumps(meta, indent=1))
     log(f"done in {time.time() - t0:.0f} s → {args.out}")

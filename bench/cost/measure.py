@@ -62,9 +62,13 @@ class PeakMemory:
     def __init__(self, device: torch.device):
         self.cuda = device.type == "cuda"
         self.hwm = not self.cuda and STATUS.exists() and _can_reset_hwm()
-        self.method = ("torch.cuda.max_memory_allocated after reset_peak_memory_stats" if self.cuda else
-                       "process peak RSS: VmHWM after /proc/self/clear_refs=5" if self.hwm else
-                       "process RSS sampled every 1 ms by a thread (psutil)")
+        self.method = (
+            "torch.cuda.max_memory_allocated after reset_peak_memory_stats"
+            if self.cuda
+            else "process peak RSS: VmHWM after /proc/self/clear_refs=5"
+            if self.hwm
+            else "process RSS sampled every 1 ms by a thread (psutil)"
+        )
         if not self.cuda and _malloc_trim():
             self.method += ", after glibc malloc_trim(0)"
         self.base = self.peak = 0
@@ -118,7 +122,11 @@ def run_once(fn: Callable[[], object], device: torch.device) -> dict:
 def summarize_runs(runs: list[dict]) -> dict:
     """Medians over repeats: wall time, peak memory, and the peak's increase over the start."""
     med = lambda key: statistics.median(r[key] for r in runs)  # noqa: E731
-    return {"median_s": med("seconds"), "runs_s": [r["seconds"] for r in runs],
-            "peak_bytes": int(med("peak_bytes")), "base_bytes": int(med("base_bytes")),
-            "increase_bytes": int(statistics.median(r["peak_bytes"] - r["base_bytes"] for r in runs)),
-            "runs_peak_bytes": [r["peak_bytes"] for r in runs]}
+    return {
+        "median_s": med("seconds"),
+        "runs_s": [r["seconds"] for r in runs],
+        "peak_bytes": int(med("peak_bytes")),
+        "base_bytes": int(med("base_bytes")),
+        "increase_bytes": int(statistics.median(r["peak_bytes"] - r["base_bytes"] for r in runs)),
+        "runs_peak_bytes": [r["peak_bytes"] for r in runs],
+    }

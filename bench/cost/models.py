@@ -18,11 +18,17 @@ from comfyui_ems.toyworld.model import seeded_parameters
 # y_embedder 2048 → 1536, context_embedder 4096 → 1536, no ln_q (no qk_norm), no attn2
 # (no x_block_self_attn_layers: that is SD3.5-medium), no context_processor.
 SD3_MEDIUM_MMDIT = {
-    "in_channels": 16, "out_channels": 16, "patch_size": 2, "depth": 24, "input_size": None,
-    "adm_in_channels": 2048, "num_patches": 192 * 192, "pos_embed_max_size": 192,
-    "context_embedder_config": {"target": "torch.nn.Linear",
-                                "params": {"in_features": 4096, "out_features": 1536}},
-    "pos_embed_scaling_factor": None, "x_block_self_attn_layers": [],
+    "in_channels": 16,
+    "out_channels": 16,
+    "patch_size": 2,
+    "depth": 24,
+    "input_size": None,
+    "adm_in_channels": 2048,
+    "num_patches": 192 * 192,
+    "pos_embed_max_size": 192,
+    "context_embedder_config": {"target": "torch.nn.Linear", "params": {"in_features": 4096, "out_features": 1536}},
+    "pos_embed_scaling_factor": None,
+    "x_block_self_attn_layers": [],
 }
 
 

@@ -29,8 +29,16 @@ from . import models
 from .measure import PeakMemory, run_once, summarize_runs
 from .report import write_report
 
-CASES = ("img2img", "ems", "text_only", "sweep_batched", "sweep_separate", "flow_edit", "flow_sweep_batched",
-         "flow_sweep_separate")
+CASES = (
+    "img2img",
+    "ems",
+    "text_only",
+    "sweep_batched",
+    "sweep_separate",
+    "flow_edit",
+    "flow_sweep_batched",
+    "flow_sweep_separate",
+)
 DESCRIPTIONS = {
     "img2img": "plain img2img: RandomNoise + CFGGuider + euler over BasicScheduler(steps, denoise)",
     "ems": "EMS edit at one α: TextDirection → CSDS → euler from the leftover-noise latent (DisableNoise)",
@@ -45,8 +53,11 @@ DESCRIPTIONS = {
 
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--full", action="store_true",
-                    help="GPU: SD3-medium-architecture MMDiT (depth 24, random fp16 weights), 1024² image")
+    ap.add_argument(
+        "--full",
+        action="store_true",
+        help="GPU: SD3-medium-architecture MMDiT (depth 24, random fp16 weights), 1024² image",
+    )
     ap.add_argument("--quick", action="store_true", help="fewer repeats (smoke test: 1 warm-up, 2 repeats)")
     ap.add_argument("--size", type=int, help="image side in pixels (default 64 tiny, 1024 full)")
     ap.add_argument("--steps", type=int, default=50)
@@ -77,14 +88,25 @@ def parse_args(argv=None) -> argparse.Namespace:
 def machine_info(device: torch.device) -> dict:
     import comfyui_version  # ComfyUI's own module, like comfy.*: imported after host.setup
 
-    info = {"platform": platform.platform(), "machine": platform.machine(), "python": platform.python_version(),
-            "cpu": platform.processor() or "unknown", "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "comfyui": comfyui_version.__version__, "device": str(device)}
+    info = {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "cpu": platform.processor() or "unknown",
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "comfyui": comfyui_version.__version__,
+        "device": str(device),
+    }
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1),
-                    cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version())
+        info.update(
+            gpu=props.name,
+            gpu_memory_gib=round(props.total_memory / 2**30, 1),
+            cuda=torch.version.cuda,
+            cudnn=torch.backends.cudnn.version(),
+        )
     return info
 
 
@@ -107,10 +129,15 @@ def build(args):
     n_params = sum(p.numel() for p in model.model.diffusion_model.parameters())
     conds = [models.conditioning(args.seed + i) for i in range(1, 5)]  # source, target, attribute, negative
     latent = models.clean_latent(args.seed, args.size, args.size)
-    info = {"kind": "sd3-medium-architecture (random weights)" if args.full else "tiny SD3 (random weights)",
-            "unet_config": config, "parameters": n_params, "dtype": str(model.model.get_dtype()),
-            "image": f"{args.size}×{args.size}", "latent": list(latent["samples"].shape),
-            "conditioning": "random SD3-shaped: tokens (1, 154, 4096), pooled (1, 2048)"}
+    info = {
+        "kind": "sd3-medium-architecture (random weights)" if args.full else "tiny SD3 (random weights)",
+        "unet_config": config,
+        "parameters": n_params,
+        "dtype": str(model.model.get_dtype()),
+        "image": f"{args.size}×{args.size}",
+        "latent": list(latent["samples"].shape),
+        "conditioning": "random SD3-shaped: tokens (1, 154, 4096), pooled (1, 2048)",
+    }
     return model, conds, latent, info
 
 
@@ -121,19 +148,25 @@ def make_cases(model, conds, latent, s, args):
     def cases(m, counter=None):
         return {
             "img2img": lambda: harness.img2img(m, source, negative, latent, s, counter=counter),
-            "ems": lambda: harness.ems_edit(m, source, target, attribute, negative, latent, args.alpha, s,
-                                            counter=counter),
-            "text_only": lambda: harness.ems_edit(m, source, target, attribute, negative, latent, args.alpha, s,
-                                                  text_only=True, counter=counter),
-            "sweep_batched": lambda: harness.ems_edit(m, source, target, attribute, negative, latent, alphas, s,
-                                                      counter=counter),
-            "sweep_separate": lambda: [harness.ems_edit(m, source, target, attribute, negative, latent, a, s,
-                                                        counter=counter) for a in alphas],
+            "ems": lambda: harness.ems_edit(
+                m, source, target, attribute, negative, latent, args.alpha, s, counter=counter
+            ),
+            "text_only": lambda: harness.ems_edit(
+                m, source, target, attribute, negative, latent, args.alpha, s, text_only=True, counter=counter
+            ),
+            "sweep_batched": lambda: harness.ems_edit(
+                m, source, target, attribute, negative, latent, alphas, s, counter=counter
+            ),
+            "sweep_separate": lambda: [
+                harness.ems_edit(m, source, target, attribute, negative, latent, a, s, counter=counter) for a in alphas
+            ],
             "flow_edit": lambda: harness.flow_edit(m, source, target, negative, latent, args.alpha, s, counter=counter),
-            "flow_sweep_batched": lambda: harness.flow_edit(m, source, target, negative, latent, alphas, s,
-                                                            counter=counter),
-            "flow_sweep_separate": lambda: [harness.flow_edit(m, source, target, negative, latent, a, s,
-                                                              counter=counter) for a in alphas],
+            "flow_sweep_batched": lambda: harness.flow_edit(
+                m, source, target, negative, latent, alphas, s, counter=counter
+            ),
+            "flow_sweep_separate": lambda: [
+                harness.flow_edit(m, source, target, negative, latent, a, s, counter=counter) for a in alphas
+            ],
         }
 
     return cases, alphas
@@ -153,8 +186,13 @@ def count_calls(cases, model) -> dict:
 
 def _check(got: dict, n: int, batch: int) -> dict:
     good = got["calls"] == n and sorted(set(got["batch_sizes"])) == ([batch] if n else [])
-    return {"expected_calls": n, "expected_batch": batch, "calls": got["calls"],
-            "batch_sizes": sorted(set(got["batch_sizes"])), "ok": good}
+    return {
+        "expected_calls": n,
+        "expected_batch": batch,
+        "calls": got["calls"],
+        "batch_sizes": sorted(set(got["batch_sizes"])),
+        "ok": good,
+    }
 
 
 def check_calls(calls: dict, s, k: int) -> dict:
@@ -164,15 +202,24 @@ def check_calls(calls: dict, s, k: int) -> dict:
     cfg1 = abs(s.cfg - 1.0) < 1e-9
     per_cond, per_point = (2, 1) if cfg1 else (3, 2)
     no_calls = {"calls": 0, "batch_sizes": []}
-    csds = {"ems": (s.iterations, per_cond), "sweep_batched": (s.iterations, per_cond * k),
-            "sweep_separate": (s.iterations * k, per_cond)}
+    csds = {
+        "ems": (s.iterations, per_cond),
+        "sweep_batched": (s.iterations, per_cond * k),
+        "sweep_separate": (s.iterations * k, per_cond),
+    }
     per_step = 2 * per_point * harness.pack_module("ems.flow_edit").DEFAULTS["noise_average"]  # × the noises
-    flow = {"flow_edit": (s.steps, per_step), "flow_sweep_batched": (s.steps, per_step * k),
-            "flow_sweep_separate": (s.steps * k, per_step)}
+    flow = {
+        "flow_edit": (s.steps, per_step),
+        "flow_sweep_batched": (s.steps, per_step * k),
+        "flow_sweep_separate": (s.steps * k, per_step),
+    }
     details = {case: _check(calls[case].get("csds", no_calls), n, b) for case, (n, b) in csds.items()}
     details.update({case: _check(calls[case].get("sampling", no_calls), n, b) for case, (n, b) in flow.items()})
-    return {"one_call_per_csds_iteration": all(details[c]["ok"] for c in csds),
-            "one_call_per_flow_edit_step": all(details[c]["ok"] for c in flow), "details": details}
+    return {
+        "one_call_per_csds_iteration": all(details[c]["ok"] for c in csds),
+        "one_call_per_flow_edit_step": all(details[c]["ok"] for c in flow),
+        "details": details,
+    }
 
 
 def time_cases(cases, model, args, device) -> dict:
@@ -186,8 +233,10 @@ def time_cases(cases, model, args, device) -> dict:
             limit = args.sweep_repeats if "sweep" in name else args.repeats
             if r < limit:
                 runs[name].append(run_once(plain[name], device))
-        print(f"  round {r + 1}: " + ", ".join(f"{n} {runs[n][-1]['seconds']:.2f}s" for n in CASES if runs[n]),
-              file=sys.stderr)
+        print(
+            f"  round {r + 1}: " + ", ".join(f"{n} {runs[n][-1]['seconds']:.2f}s" for n in CASES if runs[n]),
+            file=sys.stderr,
+        )
     return {name: summarize_runs(v) for name, v in runs.items()}
 
 
@@ -212,16 +261,36 @@ def ratios(timing: dict) -> dict:
 
 def targets(r: dict, checks: dict, gpu: bool) -> list[dict]:
     return [
-        {"target": "EMS edit ≤ 1.5× img2img wall time", "value": r["ems_time_vs_img2img"],
-         "met": r["ems_time_vs_img2img"] <= 1.5, "applies": True},
-        {"target": "exactly 1 model call per CSDS iteration", "value": checks["one_call_per_csds_iteration"],
-         "met": checks["one_call_per_csds_iteration"], "applies": True},
-        {"target": "sweep of 5 batched ≤ 0.8× five separate edits (GPU)", "value": r["sweep_batched_time_vs_separate"],
-         "met": r["sweep_batched_time_vs_separate"] <= 0.8, "applies": gpu},
-        {"target": "EMS peak memory ≤ 1.1× img2img's", "value": r["ems_peak_memory_vs_img2img"],
-         "met": r["ems_peak_memory_vs_img2img"] <= 1.1, "applies": True},
-        {"target": "exactly 1 model call per EMS Flow Edit step", "value": checks["one_call_per_flow_edit_step"],
-         "met": checks["one_call_per_flow_edit_step"], "applies": True},
+        {
+            "target": "EMS edit ≤ 1.5× img2img wall time",
+            "value": r["ems_time_vs_img2img"],
+            "met": r["ems_time_vs_img2img"] <= 1.5,
+            "applies": True,
+        },
+        {
+            "target": "exactly 1 model call per CSDS iteration",
+            "value": checks["one_call_per_csds_iteration"],
+            "met": checks["one_call_per_csds_iteration"],
+            "applies": True,
+        },
+        {
+            "target": "sweep of 5 batched ≤ 0.8× five separate edits (GPU)",
+            "value": r["sweep_batched_time_vs_separate"],
+            "met": r["sweep_batched_time_vs_separate"] <= 0.8,
+            "applies": gpu,
+        },
+        {
+            "target": "EMS peak memory ≤ 1.1× img2img's",
+            "value": r["ems_peak_memory_vs_img2img"],
+            "met": r["ems_peak_memory_vs_img2img"] <= 1.1,
+            "applies": True,
+        },
+        {
+            "target": "exactly 1 model call per EMS Flow Edit step",
+            "value": checks["one_call_per_flow_edit_step"],
+            "met": checks["one_call_per_flow_edit_step"],
+            "applies": True,
+        },
     ]
 
 
@@ -235,8 +304,9 @@ def main(argv=None) -> int:
 
     device = mm.get_torch_device()
     tag = args.device_tag or default_tag(args, device)
-    s = harness.EditSettings(steps=args.steps, denoise=args.denoise, cfg=args.cfg, iterations=args.iterations,
-                             seed=args.seed)
+    s = harness.EditSettings(
+        steps=args.steps, denoise=args.denoise, cfg=args.cfg, iterations=args.iterations, seed=args.seed
+    )
     print(f"bench: building the {'full-size' if args.full else 'tiny'} model on {device}", file=sys.stderr)
     model, conds, latent, model_info = build(args)
     cases, alphas = make_cases(model, conds, latent, s, args)
@@ -251,12 +321,25 @@ def main(argv=None) -> int:
         "title": "EMS vs img2img, side by side in one process",
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "device_tag": tag, "machine": machine_info(device), "model": model_info,
-        "settings": {**s.as_dict(), "alpha": args.alpha, "sweep_alphas": alphas, "warmup_rounds": args.warmup,
-                     "repeats": args.repeats, "sweep_repeats": args.sweep_repeats,
-                     "first_sigma": float(sigmas[0]), "sampling_steps": int(sigmas.shape[0] - 1),
-                     "memory_method": PeakMemory(device).method},
-        "cases": DESCRIPTIONS, "calls": calls, "checks": checks, "timing": timing, "ratios": r,
+        "device_tag": tag,
+        "machine": machine_info(device),
+        "model": model_info,
+        "settings": {
+            **s.as_dict(),
+            "alpha": args.alpha,
+            "sweep_alphas": alphas,
+            "warmup_rounds": args.warmup,
+            "repeats": args.repeats,
+            "sweep_repeats": args.sweep_repeats,
+            "first_sigma": float(sigmas[0]),
+            "sampling_steps": int(sigmas.shape[0] - 1),
+            "memory_method": PeakMemory(device).method,
+        },
+        "cases": DESCRIPTIONS,
+        "calls": calls,
+        "checks": checks,
+        "timing": timing,
+        "ratios": r,
         "targets": targets(r, checks, device.type == "cuda"),
     }
     md, js = write_report(report, args.out_dir, tag)

@@ -16,16 +16,47 @@ functions are not re-exported here, so ``bench.metrics.lpips`` stays the module)
 
 from .clip_score import DEFAULT_CLIP_MODEL, ClipScorer, ClipWeightsMissing, masked_clip_score
 from .lpips import LPIPS, LPIPSWeightsMissing, masked_lpips
-from .pixel import (MetricInputError, background, edit_region, masked, masked_psnr, masked_ssim, mse, psnr,
-                    ssim, ssim_map)
+from .pixel import (
+    MetricInputError,
+    background,
+    edit_region,
+    masked,
+    masked_psnr,
+    masked_ssim,
+    mse,
+    psnr,
+    ssim,
+    ssim_map,
+)
 from .sde import SDEResult, sde_from_reconstructions, semantic_disentanglement
 from .vqa import VQAResult, build_question, openai_ask, parse_score, parse_yes_no, sweep_pairs, vqa_score
 
 __all__ = [
-    "DEFAULT_CLIP_MODEL", "ClipScorer", "ClipWeightsMissing", "masked_clip_score",
-    "LPIPS", "LPIPSWeightsMissing", "masked_lpips",
-    "MetricInputError", "background", "edit_region", "masked", "masked_psnr", "masked_ssim", "mse", "psnr",
-    "ssim", "ssim_map",
-    "SDEResult", "sde_from_reconstructions", "semantic_disentanglement",
-    "VQAResult", "build_question", "openai_ask", "parse_score", "parse_yes_no", "sweep_pairs", "vqa_score",
+    "DEFAULT_CLIP_MODEL",
+    "ClipScorer",
+    "ClipWeightsMissing",
+    "masked_clip_score",
+    "LPIPS",
+    "LPIPSWeightsMissing",
+    "masked_lpips",
+    "MetricInputError",
+    "background",
+    "edit_region",
+    "masked",
+    "masked_psnr",
+    "masked_ssim",
+    "mse",
+    "psnr",
+    "ssim",
+    "ssim_map",
+    "SDEResult",
+    "sde_from_reconstructions",
+    "semantic_disentanglement",
+    "VQAResult",
+    "build_question",
+    "openai_ask",
+    "parse_score",
+    "parse_yes_no",
+    "sweep_pairs",
+    "vqa_score",
 ]

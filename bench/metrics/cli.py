@@ -42,8 +42,16 @@ from .lpips import LPIPS, LPIPSWeightsMissing
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 ORDER = ("psnr", "ssim", "lpips", "clip", "psnr_bg", "ssim_bg", "lpips_bg", "clip_edit")
-HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False, "clip": True, "psnr_bg": True,
-                    "ssim_bg": True, "lpips_bg": False, "clip_edit": True}
+HIGHER_IS_BETTER = {
+    "psnr": True,
+    "ssim": True,
+    "lpips": False,
+    "clip": True,
+    "psnr_bg": True,
+    "ssim_bg": True,
+    "lpips_bg": False,
+    "clip_edit": True,
+}
 
 
 class CLIError(Exception):
@@ -61,9 +69,17 @@ class Pair:
 
 # ------------------------------------------------------------------------------------ library
 
-def score_pair(source: torch.Tensor, edited: torch.Tensor, *, mask: Optional[torch.Tensor] = None,
-               prompt: Optional[str] = None, lpips_model=None, clip_scorer=None,
-               data_range: float = 1.0) -> dict[str, float]:
+
+def score_pair(
+    source: torch.Tensor,
+    edited: torch.Tensor,
+    *,
+    mask: Optional[torch.Tensor] = None,
+    prompt: Optional[str] = None,
+    lpips_model=None,
+    clip_scorer=None,
+    data_range: float = 1.0,
+) -> dict[str, float]:
     """All metrics available for one pair (images (1, H, W, 3) in [0, 1]; mask (1, H, W), 1 =
     edited). Keys follow :data:`ORDER`; a metric that was not asked for is absent."""
     out = {"psnr": pixel.psnr(source, edited, data_range), "ssim": pixel.ssim(source, edited, data_range)}
@@ -129,6 +145,7 @@ def json_value(v: Any) -> Any:
 
 # ------------------------------------------------------------------------------------ files
 
+
 def load_image(path: Path, size: Optional[tuple[int, int]] = None) -> torch.Tensor:
     """An image file as (1, H, W, 3) float32 in [0, 1]; resized (bicubic) to ``size`` (W, H) if given."""
     with Image.open(path) as im:
@@ -145,8 +162,10 @@ def load_mask(path: Path, size: tuple[int, int], resize: bool) -> torch.Tensor:
         im = im.convert("L")
         if im.size != size:
             if not resize:
-                raise CLIError(f"mask {path} is {im.size[0]}×{im.size[1]} but its image is {size[0]}×{size[1]}; "
-                               "pass --resize to scale masks (nearest) to the source size")
+                raise CLIError(
+                    f"mask {path} is {im.size[0]}×{im.size[1]} but its image is {size[0]}×{size[1]}; "
+                    "pass --resize to scale masks (nearest) to the source size"
+                )
             im = im.resize(size, Image.NEAREST)
         arr = np.asarray(im, dtype=np.float32) / 255.0
     return torch.from_numpy(arr.copy()).unsqueeze(0)
@@ -171,8 +190,10 @@ def find_pairs(source: Path, edited: Path, warn=lambda msg: print(msg, file=sys.
     if source.is_file():
         pairs = [Pair(name, source, p) for name, p in _images(edited).items()]
     elif edited.is_file():
-        raise CLIError("SOURCE is a folder but EDITED is a file; give two folders, two files, or one "
-                       "source file and a folder of edits")
+        raise CLIError(
+            "SOURCE is a folder but EDITED is a file; give two folders, two files, or one "
+            "source file and a folder of edits"
+        )
     else:
         src, ed = _images(source), _images(edited)
         for name in sorted(set(src) ^ set(ed)):
@@ -211,24 +232,38 @@ def _attach(pairs: list[Pair], mask: Optional[Path], prompt: Optional[str], prom
 
 # ------------------------------------------------------------------------------------ command
 
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="python -m bench.metrics",
         description="Score edited images against their sources: PSNR, SSIM, optional LPIPS and CLIP score, "
-                    "and PIE-Bench background metrics with an edit mask. Prints a markdown table.")
+        "and PIE-Bench background metrics with an edit mask. Prints a markdown table.",
+    )
     ap.add_argument("source", type=Path, help="source image file or folder")
     ap.add_argument("edited", type=Path, help="edited image file or folder (pairs by file name without extension)")
     ap.add_argument("--mask", type=Path, help="edit mask image (white = edited) or folder of masks by pair name")
-    ap.add_argument("--resize", action="store_true",
-                    help="resize edited images (bicubic) and masks (nearest) to the source size instead of refusing")
+    ap.add_argument(
+        "--resize",
+        action="store_true",
+        help="resize edited images (bicubic) and masks (nearest) to the source size instead of refusing",
+    )
     ap.add_argument("--lpips", choices=("alex", "vgg"), help="add LPIPS with this backbone (needs local weights)")
     ap.add_argument("--lpips-dir", type=Path, help="folder with the backbone and LPIPS linear weight files")
-    ap.add_argument("--lpips-backbone", type=Path, help="torchvision backbone state dict (alexnet-owt-7be5be79.pth / vgg16-397923af.pth)")
+    ap.add_argument(
+        "--lpips-backbone",
+        type=Path,
+        help="torchvision backbone state dict (alexnet-owt-7be5be79.pth / vgg16-397923af.pth)",
+    )
     ap.add_argument("--lpips-linear", type=Path, help="LPIPS v0.1 linear weights (alex.pth / vgg.pth)")
-    ap.add_argument("--clip", nargs="?", const="openai/clip-vit-large-patch14", metavar="MODEL",
-                    help="add CLIP score of each edited image vs its prompt; MODEL is a local folder or a HF id "
-                         "in the cache (default openai/clip-vit-large-patch14); never downloads. Without MODEL, "
-                         "put --clip after SOURCE EDITED")
+    ap.add_argument(
+        "--clip",
+        nargs="?",
+        const="openai/clip-vit-large-patch14",
+        metavar="MODEL",
+        help="add CLIP score of each edited image vs its prompt; MODEL is a local folder or a HF id "
+        "in the cache (default openai/clip-vit-large-patch14); never downloads. Without MODEL, "
+        "put --clip after SOURCE EDITED",
+    )
     ap.add_argument("--prompt", help="prompt (the edit's target prompt) for every pair")
     ap.add_argument("--prompts", type=Path, help="JSON object {pair name: prompt}")
     ap.add_argument("--device", default="cpu", help="device for LPIPS/CLIP (default cpu)")
@@ -253,8 +288,9 @@ def run(args: argparse.Namespace, out=None, err=None) -> dict:
     lpips_model = clip_scorer = None
     if args.lpips:
         try:
-            lpips_model = LPIPS.from_pretrained(args.lpips, args.lpips_backbone, args.lpips_linear,
-                                                args.lpips_dir).to(args.device)
+            lpips_model = LPIPS.from_pretrained(args.lpips, args.lpips_backbone, args.lpips_linear, args.lpips_dir).to(
+                args.device
+            )
         except LPIPSWeightsMissing as e:
             raise CLIError(str(e)) from None
     if args.clip:
@@ -270,24 +306,38 @@ def run(args: argparse.Namespace, out=None, err=None) -> dict:
         ed = load_image(p.edited)
         if ed.shape != src.shape:
             if not args.resize:
-                raise CLIError(f"{p.edited} is {ed.shape[2]}×{ed.shape[1]} but {p.source} is {size[0]}×{size[1]}; "
-                               "pass --resize to scale edited images to the source size")
+                raise CLIError(
+                    f"{p.edited} is {ed.shape[2]}×{ed.shape[1]} but {p.source} is {size[0]}×{size[1]}; "
+                    "pass --resize to scale edited images to the source size"
+                )
             ed = load_image(p.edited, size)
         mask = load_mask(p.mask, size, args.resize) if p.mask is not None else None
         try:
-            values = score_pair(src, ed, mask=mask, prompt=p.prompt, lpips_model=lpips_model,
-                                clip_scorer=clip_scorer)
+            values = score_pair(src, ed, mask=mask, prompt=p.prompt, lpips_model=lpips_model, clip_scorer=clip_scorer)
         except pixel.MetricInputError as e:
             raise CLIError(f"{p.name}: {e}") from None
-        rows.append({"name": p.name, "source": str(p.source), "edited": str(p.edited),
-                     "mask": str(p.mask) if p.mask else None, "prompt": p.prompt, **values})
+        rows.append(
+            {
+                "name": p.name,
+                "source": str(p.source),
+                "edited": str(p.edited),
+                "mask": str(p.mask) if p.mask else None,
+                "prompt": p.prompt,
+                **values,
+            }
+        )
 
     keys = metric_keys(rows)
     means, counts = summarize(rows, keys)
     table = markdown_table(rows, keys, means)
     report = {
-        "settings": {"lpips": args.lpips, "clip": args.clip,
-                     "mask": str(args.mask) if args.mask else None, "resize": args.resize, "device": args.device},
+        "settings": {
+            "lpips": args.lpips,
+            "clip": args.clip,
+            "mask": str(args.mask) if args.mask else None,
+            "resize": args.resize,
+            "device": args.device,
+        },
         "versions": {"python": platform.python_version(), "torch": torch.__version__},
         "metrics": keys,
         "rows": [{k: json_value(v) for k, v in r.items()} for r in rows],
@@ -297,7 +347,8 @@ def run(args: argparse.Namespace, out=None, err=None) -> dict:
     print(table, file=out)
     if args.markdown:
         args.markdown.write_text(
-            f"# EMS metrics\n\nsource: `{args.source}`  \nedited: `{args.edited}`\n\n{table}\n", encoding="utf-8")
+            f"# EMS metrics\n\nsource: `{args.source}`  \nedited: `{args.edited}`\n\n{table}\n", encoding="utf-8"
+        )
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     return report

@@ -60,8 +60,13 @@ class ClipScorer:
     - ``image_processor``: optional Hugging Face CLIP image processor (see module docstring).
     """
 
-    def __init__(self, model, tokenizer: Optional[Callable] = None, image_processor: Optional[Callable] = None,
-                 device: Optional[Union[str, torch.device]] = None):
+    def __init__(
+        self,
+        model,
+        tokenizer: Optional[Callable] = None,
+        image_processor: Optional[Callable] = None,
+        device: Optional[Union[str, torch.device]] = None,
+    ):
         self.model = model.eval()
         if device is not None:
             self.model.to(device)
@@ -76,10 +81,15 @@ class ClipScorer:
         return next(self.model.parameters()).device
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str = DEFAULT_CLIP_MODEL, device: Optional[Union[str, torch.device]] = None,
-                        cache_dir: Optional[str] = None) -> "ClipScorer":
+    def from_pretrained(
+        cls,
+        name_or_path: str = DEFAULT_CLIP_MODEL,
+        device: Optional[Union[str, torch.device]] = None,
+        cache_dir: Optional[str] = None,
+    ) -> "ClipScorer":
         """Load model, tokenizer and image processor from a local folder or the HF cache only."""
         from transformers import CLIPModel, CLIPProcessor
+
         try:
             model = CLIPModel.from_pretrained(name_or_path, local_files_only=True, cache_dir=cache_dir)
             processor = CLIPProcessor.from_pretrained(name_or_path, local_files_only=True, cache_dir=cache_dir)
@@ -104,7 +114,7 @@ class ClipScorer:
         nh, nw = max(s, round(h * scale)), max(s, round(w * scale))
         x = F.interpolate(x, size=(nh, nw), mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
         top, left = (nh - s) // 2, (nw - s) // 2
-        x = x[..., top:top + s, left:left + s]
+        x = x[..., top : top + s, left : left + s]
         mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
         std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
         return ((x - mean) / std).to(self.device, next(self.model.parameters()).dtype)
@@ -121,17 +131,20 @@ class ClipScorer:
         else:
             texts = list(texts)
             if self.tokenizer is None:
-                raise ValueError("CLIP score got text but has no tokenizer: pass tokenizer= to ClipScorer "
-                                 "or give pre-tokenised input_ids")
+                raise ValueError(
+                    "CLIP score got text but has no tokenizer: pass tokenizer= to ClipScorer "
+                    "or give pre-tokenised input_ids"
+                )
             if _is_hf_tokenizer(self.tokenizer):
-                batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
-                                       return_tensors="pt")
+                batch = self.tokenizer(
+                    texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+                )
             else:
                 batch = self.tokenizer(texts)
             batch = {"input_ids": batch} if torch.is_tensor(batch) else dict(batch)
-        out = {"input_ids": torch.as_tensor(batch["input_ids"])[:, :self.max_length].to(self.device)}
+        out = {"input_ids": torch.as_tensor(batch["input_ids"])[:, : self.max_length].to(self.device)}
         if batch.get("attention_mask") is not None:
-            out["attention_mask"] = torch.as_tensor(batch["attention_mask"])[:, :self.max_length].to(self.device)
+            out["attention_mask"] = torch.as_tensor(batch["attention_mask"])[:, : self.max_length].to(self.device)
         return out
 
     # ------------------------------------------------------------------------------- embeddings
@@ -188,11 +201,16 @@ def _missing_message(name: str, err: Exception) -> str:
         from huggingface_hub.constants import HF_HUB_CACHE as hub_cache
     except ImportError:  # pragma: no cover
         hub_cache = os.path.join(os.path.expanduser("~"), ".cache", "huggingface", "hub")
-    where = (f"the folder {name!r} does not hold a complete CLIP model" if local
-             else f"the model {name!r} is not in the Hugging Face cache ({hub_cache})")
-    return (f"CLIP score needs a local CLIP model and {where}; nothing is downloaded "
-            f"(local_files_only=True). Underlying error: {err}\n"
-            f"Fix: on a machine with internet run `hf download {DEFAULT_CLIP_MODEL if local else name}` "
-            f"(or `huggingface-cli download …`) and copy the downloaded cache to {hub_cache}, or save the model to a folder "
-            f"(config.json, model.safetensors, tokenizer files, preprocessor_config.json) and pass that folder "
-            f"(CLI: --clip DIR).")
+    where = (
+        f"the folder {name!r} does not hold a complete CLIP model"
+        if local
+        else f"the model {name!r} is not in the Hugging Face cache ({hub_cache})"
+    )
+    return (
+        f"CLIP score needs a local CLIP model and {where}; nothing is downloaded "
+        f"(local_files_only=True). Underlying error: {err}\n"
+        f"Fix: on a machine with internet run `hf download {DEFAULT_CLIP_MODEL if local else name}` "
+        f"(or `huggingface-cli download …`) and copy the downloaded cache to {hub_cache}, or save the model to a folder "
+        f"(config.json, model.safetensors, tokenizer files, preprocessor_config.json) and pass that folder "
+        f"(CLI: --clip DIR)."
+    )

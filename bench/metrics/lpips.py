@@ -47,11 +47,20 @@ EPS = 1e-10
 
 # Layer tables mirror torchvision's `features` Sequential so state-dict keys match:
 # ("conv", in, out, kernel, stride, padding) | ("relu",) | ("pool", kernel, stride)
-_ALEX = [("conv", 3, 64, 11, 4, 2), ("relu",), ("pool", 3, 2),
-         ("conv", 64, 192, 5, 1, 2), ("relu",), ("pool", 3, 2),
-         ("conv", 192, 384, 3, 1, 1), ("relu",),
-         ("conv", 384, 256, 3, 1, 1), ("relu",),
-         ("conv", 256, 256, 3, 1, 1), ("relu",)]
+_ALEX = [
+    ("conv", 3, 64, 11, 4, 2),
+    ("relu",),
+    ("pool", 3, 2),
+    ("conv", 64, 192, 5, 1, 2),
+    ("relu",),
+    ("pool", 3, 2),
+    ("conv", 192, 384, 3, 1, 1),
+    ("relu",),
+    ("conv", 384, 256, 3, 1, 1),
+    ("relu",),
+    ("conv", 256, 256, 3, 1, 1),
+    ("relu",),
+]
 _ALEX_TAPS = (1, 4, 7, 9, 11)
 
 
@@ -67,12 +76,22 @@ def _vgg16_layers() -> list:
 
 
 NETS = {
-    "alex": {"layers": _ALEX, "taps": _ALEX_TAPS, "channels": (64, 192, 384, 256, 256),
-             "backbone_file": "alexnet-owt-7be5be79.pth", "linear_file": "alex.pth",
-             "backbone_url": "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"},
-    "vgg": {"layers": _vgg16_layers(), "taps": (3, 8, 15, 22, 29), "channels": (64, 128, 256, 512, 512),
-            "backbone_file": "vgg16-397923af.pth", "linear_file": "vgg.pth",
-            "backbone_url": "https://download.pytorch.org/models/vgg16-397923af.pth"},
+    "alex": {
+        "layers": _ALEX,
+        "taps": _ALEX_TAPS,
+        "channels": (64, 192, 384, 256, 256),
+        "backbone_file": "alexnet-owt-7be5be79.pth",
+        "linear_file": "alex.pth",
+        "backbone_url": "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+    },
+    "vgg": {
+        "layers": _vgg16_layers(),
+        "taps": (3, 8, 15, 22, 29),
+        "channels": (64, 128, 256, 512, 512),
+        "backbone_file": "vgg16-397923af.pth",
+        "linear_file": "vgg.pth",
+        "backbone_url": "https://download.pytorch.org/models/vgg16-397923af.pth",
+    },
 }
 LINEAR_URL = "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/{file}"
 
@@ -139,9 +158,13 @@ class LPIPS(nn.Module):
         return model
 
     @classmethod
-    def from_pretrained(cls, net: str = "alex", backbone_path: Optional[str | os.PathLike] = None,
-                        linear_path: Optional[str | os.PathLike] = None,
-                        weights_dir: Optional[str | os.PathLike] = None) -> "LPIPS":
+    def from_pretrained(
+        cls,
+        net: str = "alex",
+        backbone_path: Optional[str | os.PathLike] = None,
+        linear_path: Optional[str | os.PathLike] = None,
+        weights_dir: Optional[str | os.PathLike] = None,
+    ) -> "LPIPS":
         """Load real LPIPS weights from local files (see the module docstring for the search
         order). Raises :class:`LPIPSWeightsMissing` naming exactly what to download."""
         spec = _net(net)
@@ -163,18 +186,20 @@ class LPIPS(nn.Module):
         for k, v in state.items():
             k = re.sub(r"^(module\.|net\.)+", "", k)
             if k.startswith("features."):
-                feats[k[len("features."):]] = v
+                feats[k[len("features.") :]] = v
         expected = {k: v.shape for k, v in self.features.state_dict().items()}
         missing = sorted(set(expected) - set(feats), key=lambda s: int(s.split(".")[0]))
         if missing:
             raise MetricInputError(
                 f"LPIPS {self.net} backbone state dict lacks features.{missing[0]} (and {len(missing) - 1} "
-                f"more); expected torchvision's {NETS[self.net]['backbone_file']}")
+                f"more); expected torchvision's {NETS[self.net]['backbone_file']}"
+            )
         for k, shape in expected.items():
             if feats[k].shape != shape:
                 raise MetricInputError(
                     f"LPIPS {self.net} backbone: features.{k} has shape {tuple(feats[k].shape)}, expected "
-                    f"{tuple(shape)}; is this the right network ({NETS[self.net]['backbone_file']})?")
+                    f"{tuple(shape)}; is this the right network ({NETS[self.net]['backbone_file']})?"
+                )
         self.features.load_state_dict({k: feats[k] for k in expected})
 
     def load_linear(self, state: dict) -> None:
@@ -189,12 +214,14 @@ class LPIPS(nn.Module):
             if i not in found:
                 raise MetricInputError(
                     f"LPIPS {self.net} linear weights lack layer {i} (keys like 'lin{i}.model.1.weight'); "
-                    f"expected the LPIPS v0.1 file {NETS[self.net]['linear_file']}")
+                    f"expected the LPIPS v0.1 file {NETS[self.net]['linear_file']}"
+                )
             w = found[i].reshape(lin.weight.shape) if found[i].numel() == lin.weight.numel() else None
             if w is None:
                 raise MetricInputError(
                     f"LPIPS {self.net} linear layer {i} has {found[i].numel()} weights, expected "
-                    f"{lin.weight.numel()}; these are not {self.net} LPIPS weights")
+                    f"{lin.weight.numel()}; these are not {self.net} LPIPS weights"
+                )
             with torch.no_grad():
                 lin.weight.copy_(w)
 
@@ -243,6 +270,7 @@ def masked_lpips(a: torch.Tensor, b: torch.Tensor, edit_mask: torch.Tensor, mode
 
 
 # ------------------------------------------------------------------------------------ files
+
 
 def load_state_dict_file(path: str | os.PathLike) -> dict:
     """A state dict from ``.pth``/``.pt`` (loaded with ``weights_only=True``) or ``.safetensors``."""
@@ -301,14 +329,22 @@ def _find(explicit, candidates: Sequence[Path]) -> tuple[Optional[Path], list[Pa
 def _missing_message(spec: dict, no_backbone: bool, tried_b, no_linear: bool, tried_l) -> str:
     lines = [f"LPIPS ({spec['name']}) needs two local weight files and cannot download them:"]
     if no_backbone:
-        lines.append(f"  - backbone {spec['backbone_file']} (torchvision ImageNet weights), from "
-                     f"{spec['backbone_url']}; looked in: " + ", ".join(map(str, tried_b)))
+        lines.append(
+            f"  - backbone {spec['backbone_file']} (torchvision ImageNet weights), from "
+            f"{spec['backbone_url']}; looked in: " + ", ".join(map(str, tried_b))
+        )
     if no_linear:
-        lines.append(f"  - linear layers {spec['linear_file']} (LPIPS v0.1), from "
-                     f"{LINEAR_URL.format(file=spec['linear_file'])} (also shipped in `pip install lpips` "
-                     "as lpips/weights/v0.1/); looked in: "
-                     + (", ".join(map(str, tried_l)) or "nowhere (no weights_dir given; lpips and torchmetrics "
-                                                          "are not installed)"))
-    lines.append("Put both files in one folder and pass it as weights_dir (CLI: --lpips-dir DIR, or set "
-                 "EMS_LPIPS_DIR=DIR), or pass backbone_path/linear_path (--lpips-backbone/--lpips-linear).")
+        lines.append(
+            f"  - linear layers {spec['linear_file']} (LPIPS v0.1), from "
+            f"{LINEAR_URL.format(file=spec['linear_file'])} (also shipped in `pip install lpips` "
+            "as lpips/weights/v0.1/); looked in: "
+            + (
+                ", ".join(map(str, tried_l))
+                or "nowhere (no weights_dir given; lpips and torchmetrics are not installed)"
+            )
+        )
+    lines.append(
+        "Put both files in one folder and pass it as weights_dir (CLI: --lpips-dir DIR, or set "
+        "EMS_LPIPS_DIR=DIR), or pass backbone_path/linear_path (--lpips-backbone/--lpips-linear)."
+    )
     return "\n".join(lines)

@@ -52,7 +52,8 @@ def as_image_batch(image: torch.Tensor, name: str = "image") -> torch.Tensor:
         raise MetricInputError(
             f"{name} has {image.shape[-1]} channels in its last axis; images are (B, H, W, C) with "
             f"C = 1, 3 or 4 (got shape {tuple(image.shape)} — a (B, C, H, W) tensor must be "
-            "permuted with .permute(0, 2, 3, 1) first)")
+            "permuted with .permute(0, 2, 3, 1) first)"
+        )
     return image.to(torch.float64)
 
 
@@ -62,7 +63,8 @@ def check_pair(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     if a.shape[1:] != b.shape[1:]:
         raise MetricInputError(
             f"images differ in size: {tuple(a.shape[1:])} vs {tuple(b.shape[1:])} (H, W, C); "
-            "resize one to the other before scoring")
+            "resize one to the other before scoring"
+        )
     if a.shape[0] != b.shape[0]:
         if a.shape[0] == 1:
             a = a.expand_as(b)
@@ -85,8 +87,7 @@ def as_mask_batch(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     if m.ndim != 3:
         raise MetricInputError(f"an edit mask must be (B, H, W), (H, W) or (B, H, W, 1), got {tuple(mask.shape)}")
     if m.shape[1:] != like.shape[1:3]:
-        raise MetricInputError(
-            f"edit mask is {tuple(m.shape[1:])} (H, W) but the images are {tuple(like.shape[1:3])}")
+        raise MetricInputError(f"edit mask is {tuple(m.shape[1:])} (H, W) but the images are {tuple(like.shape[1:3])}")
     if m.shape[0] not in (1, like.shape[0]):
         raise MetricInputError(f"edit mask batch {m.shape[0]} does not match image batch {like.shape[0]}")
     return m.expand(like.shape[0], -1, -1).unsqueeze(-1)
@@ -111,6 +112,7 @@ def _has_background(edit_mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor
 
 # --------------------------------------------------------------------------------------- PSNR
 
+
 def mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Mean squared error per item over all H·W·C values → (B,)."""
     a, b = check_pair(a, b)
@@ -126,8 +128,7 @@ def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0) -> torch.Ten
     return 10.0 * torch.log10(float(data_range) ** 2 / err)
 
 
-def masked_psnr(a: torch.Tensor, b: torch.Tensor, edit_mask: torch.Tensor,
-                data_range: float = 1.0) -> torch.Tensor:
+def masked_psnr(a: torch.Tensor, b: torch.Tensor, edit_mask: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """PSNR of the unedited region as PIE-Bench computes it: ``psnr(a·(1−m), b·(1−m))`` → (B,).
 
     The MSE is averaged over the whole image (see the module docstring); NaN where the mask
@@ -140,11 +141,12 @@ def masked_psnr(a: torch.Tensor, b: torch.Tensor, edit_mask: torch.Tensor,
 
 # --------------------------------------------------------------------------------------- SSIM
 
+
 def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> torch.Tensor:
     """Normalised 1-D Gaussian (size,) float64 centred on the middle tap; the 2-D window is its
     outer product (separable)."""
     x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2.0
-    g = torch.exp(-(x ** 2) / (2.0 * sigma ** 2))
+    g = torch.exp(-(x**2) / (2.0 * sigma**2))
     return g / g.sum()
 
 
@@ -156,8 +158,15 @@ def _filter(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     return F.conv2d(x, g.view(1, 1, k, 1).expand(c, 1, k, 1), groups=c)
 
 
-def ssim_map(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0, window_size: int = SSIM_WINDOW,
-             sigma: float = SSIM_SIGMA, k1: float = SSIM_K1, k2: float = SSIM_K2) -> torch.Tensor:
+def ssim_map(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    data_range: float = 1.0,
+    window_size: int = SSIM_WINDOW,
+    sigma: float = SSIM_SIGMA,
+    k1: float = SSIM_K1,
+    k2: float = SSIM_K2,
+) -> torch.Tensor:
     """Local SSIM (B, C, H−w+1, W−w+1) per channel, Wang et al. (2004).
 
     With Gaussian-weighted local statistics μ, σ², σ_ab (population, i.e. biased, estimates:
@@ -170,22 +179,30 @@ def ssim_map(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0, window_s
     """
     a, b = check_pair(a, b)
     if min(a.shape[1], a.shape[2]) < window_size:
-        raise MetricInputError(f"SSIM needs images of at least {window_size}×{window_size} pixels, "
-                               f"got {a.shape[1]}×{a.shape[2]}")
+        raise MetricInputError(
+            f"SSIM needs images of at least {window_size}×{window_size} pixels, got {a.shape[1]}×{a.shape[2]}"
+        )
     x, y = a.permute(0, 3, 1, 2), b.permute(0, 3, 1, 2)
     g = gaussian_window(window_size, sigma).to(x.device)
     mu_x, mu_y = _filter(x, g), _filter(y, g)
-    var_x = _filter(x * x, g) - mu_x ** 2
-    var_y = _filter(y * y, g) - mu_y ** 2
+    var_x = _filter(x * x, g) - mu_x**2
+    var_y = _filter(y * y, g) - mu_y**2
     cov = _filter(x * y, g) - mu_x * mu_y
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
     num = (2 * mu_x * mu_y + c1) * (2 * cov + c2)
-    den = (mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2)
+    den = (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
     return num / den
 
 
-def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0, window_size: int = SSIM_WINDOW,
-         sigma: float = SSIM_SIGMA, k1: float = SSIM_K1, k2: float = SSIM_K2) -> torch.Tensor:
+def ssim(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    data_range: float = 1.0,
+    window_size: int = SSIM_WINDOW,
+    sigma: float = SSIM_SIGMA,
+    k1: float = SSIM_K1,
+    k2: float = SSIM_K2,
+) -> torch.Tensor:
     """Mean SSIM per item → (B,): the SSIM map averaged per channel, then over channels.
 
     1 for identical images. For two constant images of values p and q the variances and
@@ -195,8 +212,9 @@ def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0, window_size:
     return m.flatten(2).mean(2).mean(1)
 
 
-def masked_ssim(a: torch.Tensor, b: torch.Tensor, edit_mask: torch.Tensor, data_range: float = 1.0,
-                **kwargs) -> torch.Tensor:
+def masked_ssim(
+    a: torch.Tensor, b: torch.Tensor, edit_mask: torch.Tensor, data_range: float = 1.0, **kwargs
+) -> torch.Tensor:
     """SSIM of the unedited region as PIE-Bench computes it: ``ssim(a·(1−m), b·(1−m))`` → (B,).
 
     Windows covering the blacked-out edit region compare zeros with zeros and count as 1 (up to
@@ -213,6 +231,7 @@ def masked(metric, a: torch.Tensor, b: torch.Tensor, edit_mask: Optional[torch.T
     if edit_mask is None:
         return metric(a, b, **kwargs)
     a, b = check_pair(a, b)
-    out = torch.as_tensor(metric(background(a, edit_mask), background(b, edit_mask), **kwargs),
-                          dtype=torch.float64, device=a.device)
+    out = torch.as_tensor(
+        metric(background(a, edit_mask), background(b, edit_mask), **kwargs), dtype=torch.float64, device=a.device
+    )
     return torch.where(_has_background(edit_mask, a), out, torch.full_like(out, math.nan))

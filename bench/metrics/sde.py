@@ -38,8 +38,8 @@ from typing import Any, Callable
 
 import torch
 
-Encode = Callable[[torch.Tensor, Any], Any]          # f(x, t) -> z
-Decode = Callable[[Any, Any, Any], torch.Tensor]     # h(z, cond, t) -> x̂ (same shape as x)
+Encode = Callable[[torch.Tensor, Any], Any]  # f(x, t) -> z
+Decode = Callable[[Any, Any, Any], torch.Tensor]  # h(z, cond, t) -> x̂ (same shape as x)
 NORMS = ("rms", "l2")  # rms: per-pixel (default); l2: summed over all elements
 
 
@@ -65,13 +65,16 @@ def item_norm(v: torch.Tensor, norm: str = "rms") -> torch.Tensor:
     return out / flat.shape[1] ** 0.5 if norm == "rms" else out
 
 
-def sde_from_reconstructions(x: torch.Tensor, x_c: torch.Tensor, x_flipped: torch.Tensor,
-                             norm: str = "rms") -> SDEResult:
+def sde_from_reconstructions(
+    x: torch.Tensor, x_c: torch.Tensor, x_flipped: torch.Tensor, norm: str = "rms"
+) -> SDEResult:
     """SDE from the two reconstructions ``h(f(x,t),c,t)`` and ``h(f(x,t),c̃,t)`` (same shape as x)."""
     for name, v in (("h(f(x,t), c, t)", x_c), ("h(f(x,t), c̃, t)", x_flipped)):
         if tuple(v.shape) != tuple(x.shape):
-            raise ValueError(f"SDE: {name} has shape {tuple(v.shape)} but x has {tuple(x.shape)}; "
-                             "h must decode back to the input's shape")
+            raise ValueError(
+                f"SDE: {name} has shape {tuple(v.shape)} but x has {tuple(x.shape)}; "
+                "h must decode back to the input's shape"
+            )
     x = x.detach().to(torch.float64)
     err_c = item_norm(x - x_c.detach().to(x), norm)
     err_f = item_norm(x - x_flipped.detach().to(x), norm)
@@ -79,8 +82,9 @@ def sde_from_reconstructions(x: torch.Tensor, x_c: torch.Tensor, x_flipped: torc
     return SDEResult(sde=ratio + err_f, err_c=err_c, err_flipped=err_f, ratio=ratio)
 
 
-def semantic_disentanglement(x: torch.Tensor, f: Encode, h: Decode, c: Any, c_flipped: Any, t: Any,
-                             norm: str = "rms") -> SDEResult:
+def semantic_disentanglement(
+    x: torch.Tensor, f: Encode, h: Decode, c: Any, c_flipped: Any, t: Any, norm: str = "rms"
+) -> SDEResult:
     """SDE of a batch x (B, ...) — typically ComfyUI images (B, H, W, C) in [0, 1].
 
     ``f(x, t)`` is called once; ``h(z, c, t)`` and ``h(z, c_flipped, t)`` both get that same z.

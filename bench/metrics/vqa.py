@@ -40,12 +40,14 @@ Ask = Callable[[Sequence[Any], str], str]
 YESNO_QUESTION = (
     "The first image is the original and the second image is an edited version of it. "
     "Does the second image reflect a gradual change of {attribute} relative to the first image? "
-    "Answer with a single word: yes or no.")
+    "Answer with a single word: yes or no."
+)
 SCORE_QUESTION = (
     "The first image is the original and the second image is an edited version of it. "
     "On a scale from 0 to 10, how clearly does the second image reflect a gradual change of "
     "{attribute} relative to the first image (0 = no change of {attribute}, 10 = a clear change "
-    "of {attribute} with everything else kept)? Answer with a single number.")
+    "of {attribute} with everything else kept)? Answer with a single number."
+)
 SCORE_SCALE = 10.0
 MODES = ("yesno", "score")
 RUNS = 5  # answers per pair, averaged (the paper's protocol as described; its text is out of reach)
@@ -152,14 +154,22 @@ class VQAResult:
     @property
     def run_percentages(self) -> list[float]:
         """The percentage of each run on its own (their mean is ``percentage``)."""
-        return [100.0 * sum(it.values[r] or 0.0 for it in self.items) / len(self.items)
-                for r in range(self.runs)] if self.items else []
+        return (
+            [100.0 * sum(it.values[r] or 0.0 for it in self.items) / len(self.items) for r in range(self.runs)]
+            if self.items
+            else []
+        )
 
     def as_dict(self) -> dict:
-        return {"mode": self.mode, "runs": self.runs, "percentage": self.percentage, "count": self.count,
-                "unparsed": self.unparsed, "run_percentages": self.run_percentages,
-                "items": [{"attribute": it.attribute, "answers": it.answers, "value": it.value}
-                          for it in self.items]}
+        return {
+            "mode": self.mode,
+            "runs": self.runs,
+            "percentage": self.percentage,
+            "count": self.count,
+            "unparsed": self.unparsed,
+            "run_percentages": self.run_percentages,
+            "items": [{"attribute": it.attribute, "answers": it.answers, "value": it.value} for it in self.items],
+        }
 
 
 def _value(answer: str, mode: str) -> Optional[float]:
@@ -169,8 +179,15 @@ def _value(answer: str, mode: str) -> Optional[float]:
     return parse_score(answer)
 
 
-def ask_pair(first: Any, second: Any, attribute: str, ask: Ask, mode: str = "yesno",
-             template: Optional[str] = None, runs: int = 1) -> VQAItem:
+def ask_pair(
+    first: Any,
+    second: Any,
+    attribute: str,
+    ask: Ask,
+    mode: str = "yesno",
+    template: Optional[str] = None,
+    runs: int = 1,
+) -> VQAItem:
     """Ask about one (first, second) pair ``runs`` times and parse the answers."""
     if runs < 1:
         raise ValueError(f"VQA runs must be at least 1, got {runs}")
@@ -182,8 +199,13 @@ def ask_pair(first: Any, second: Any, attribute: str, ask: Ask, mode: str = "yes
     return VQAItem(attribute, question, answers, [_value(a, mode) for a in answers])
 
 
-def vqa_score(pairs: Iterable[tuple[Any, Any, str]], ask: Ask, mode: str = "yesno",
-              template: Optional[str] = None, runs: int = RUNS) -> VQAResult:
+def vqa_score(
+    pairs: Iterable[tuple[Any, Any, str]],
+    ask: Ask,
+    mode: str = "yesno",
+    template: Optional[str] = None,
+    runs: int = RUNS,
+) -> VQAResult:
     """Run the protocol over ``(first_image, second_image, attribute)`` triples, ``runs`` answers each."""
     result = VQAResult(mode, runs)
     for first, second, attribute in pairs:
@@ -198,16 +220,26 @@ def sweep_pairs(images: Sequence[Any], attribute: str, source: Any = None) -> li
     return [(seq[i], seq[i + 1], attribute) for i in range(len(seq) - 1)]
 
 
-def openai_ask(model: str = "gpt-4o", provider: Any = "openai", temperature: float = TEMPERATURE,
-               seed: Optional[int] = None, environ=None, cancelled: Callable[[], bool] = lambda: False,
-               **config: Any) -> Ask:
+def openai_ask(
+    model: str = "gpt-4o",
+    provider: Any = "openai",
+    temperature: float = TEMPERATURE,
+    seed: Optional[int] = None,
+    environ=None,
+    cancelled: Callable[[], bool] = lambda: False,
+    **config: Any,
+) -> Ask:
     """An ``ask`` callable backed by the pack's OpenAI-compatible client (:mod:`comfyui_ems.llm_io.client`, the same
     one the captions node uses). ``provider`` is the NAME of a provider defined on this machine
     (built in: ``openai``, ``ollama``; more in ``$EMS_LLM_CONFIG``) or a
     :class:`~comfyui_ems.llm_io.providers.Provider` a command line built from what the person typed. The key
     comes from that provider's variable and is sent only to its URL; it is checked here, before
     any question is asked."""
-    from comfyui_ems.llm_io.client import LLMConfig, LLMError, ask_vision  # imported lazily: the metrics work without it
+    from comfyui_ems.llm_io.client import (
+        LLMConfig,
+        LLMError,
+        ask_vision,
+    )  # imported lazily: the metrics work without it
     from comfyui_ems.llm_io.providers import Provider, ProviderError, get_provider, resolve_key
 
     try:

@@ -72,11 +72,14 @@ def read_manifest(path: Path) -> list[dict]:
         missing = [k for k in ("image", "source_prompt", "target_prompt") if not raw.get(k)]
         if missing:
             raise EvalError(f"{path}: item {i} lacks {', '.join(missing)}")
-        item = {"id": str(raw.get("id") or Path(raw["image"]).stem),
-                "image": (path.parent / raw["image"]).resolve(), "source_prompt": raw["source_prompt"],
-                "target_prompt": raw["target_prompt"],
-                "attribute": raw.get("attribute") or raw.get("attribute_prompt") or raw["target_prompt"],
-                "mask": (path.parent / raw["mask"]).resolve() if raw.get("mask") else None}
+        item = {
+            "id": str(raw.get("id") or Path(raw["image"]).stem),
+            "image": (path.parent / raw["image"]).resolve(),
+            "source_prompt": raw["source_prompt"],
+            "target_prompt": raw["target_prompt"],
+            "attribute": raw.get("attribute") or raw.get("attribute_prompt") or raw["target_prompt"],
+            "mask": (path.parent / raw["mask"]).resolve() if raw.get("mask") else None,
+        }
         if item["id"] in seen:
             raise EvalError(f"{path}: two items have the id {item['id']!r}; give them distinct 'id's")
         seen.add(item["id"])
@@ -93,21 +96,28 @@ def load_models(args):
         return tiny_sd3.model_patcher(args.seed), tiny_sd3.clip(args.seed), tiny_sd3.vae(args.seed)
     import comfy.sd  # ComfyUI: after host.setup
 
-    model, clip, vae = comfy.sd.load_checkpoint_guess_config(str(args.checkpoint), output_vae=True,
-                                                             output_clip=not args.text_encoders)[:3]
+    model, clip, vae = comfy.sd.load_checkpoint_guess_config(
+        str(args.checkpoint), output_vae=True, output_clip=not args.text_encoders
+    )[:3]
     if args.text_encoders:
         clip = comfy.sd.load_clip([str(p) for p in args.text_encoders], clip_type=comfy.sd.CLIPType.SD3)
     if clip is None or vae is None:
-        raise EvalError(f"{args.checkpoint} has no {'VAE' if vae is None else 'text encoders'}; "
-                        "use a checkpoint that includes them or pass --text-encoders clip_l clip_g t5xxl")
+        raise EvalError(
+            f"{args.checkpoint} has no {'VAE' if vae is None else 'text encoders'}; "
+            "use a checkpoint that includes them or pass --text-encoders clip_l clip_g t5xxl"
+        )
     return model, clip, vae
 
 
 def encode_prompts(clip, item: dict, negative: str):
     """EMS Encode Prompts: all four conditionings with identical token shapes."""
     tokenize_equal = harness.pack_module("nodes.encode_prompts").tokenize_equal
-    prompts = {"source": item["source_prompt"], "target": item["target_prompt"], "attribute": item["attribute"],
-               "negative": negative}
+    prompts = {
+        "source": item["source_prompt"],
+        "target": item["target_prompt"],
+        "attribute": item["attribute"],
+        "negative": negative,
+    }
     clip, tokens = tokenize_equal(clip, prompts)
     return [clip.encode_from_tokens_scheduled(tokens[k]) for k in ("source", "target", "attribute", "negative")]
 
@@ -138,16 +148,30 @@ def evaluate_item(item, models, scorers, s, alphas, args) -> dict:
     for alpha, picture in zip(alphas, edited):
         name = f"alpha_{alpha:g}"
         save_png(picture, folder / f"{name}.png")
-        values = score_pair(image, picture[None], mask=mask, prompt=item["target_prompt"],
-                            lpips_model=scorers[0], clip_scorer=scorers[1])
-        rows.append({"name": f"{item['id']} α={alpha:g}", "item": item["id"], "alpha": alpha,
-                     "image": str(folder / f"{name}.png"), **values})
+        values = score_pair(
+            image,
+            picture[None],
+            mask=mask,
+            prompt=item["target_prompt"],
+            lpips_model=scorers[0],
+            clip_scorer=scorers[1],
+        )
+        rows.append(
+            {
+                "name": f"{item['id']} α={alpha:g}",
+                "item": item["id"],
+                "alpha": alpha,
+                "image": str(folder / f"{name}.png"),
+                **values,
+            }
+        )
     save_png(image[0], folder / "source.png")
     per_item = {}
     if args.sde:
         r = host_sde(models[0], models[2], image, source, target, negative, s, norm=args.sde_norm)
-        per_item.update(sde=r.sde.item(), sde_err_c=r.err_c.item(), sde_err_flipped=r.err_flipped.item(),
-                        sde_ratio=r.ratio.item())
+        per_item.update(
+            sde=r.sde.item(), sde_err_c=r.err_c.item(), sde_err_flipped=r.err_flipped.item(), sde_ratio=r.ratio.item()
+        )
     if args.vqa_ask is not None:
         per_item.update(ask_vqa(item, image[0], edited, alphas, args.vqa_ask, args.vqa_runs))
     return {"id": item["id"], "settings_key": args.settings_key, "rows": rows, "per_item": per_item}
@@ -166,8 +190,11 @@ def ask_vqa(item, source, edited, alphas, ask, runs: int = 1) -> dict:
         result = vqa_score(pairs, ask, runs=runs)
     except LLMError as e:
         raise EvalError(f"item {item['id']!r}: VQA: {e}") from None
-    return {"vqa": result.percentage, "vqa_unparsed": result.unparsed,
-            "vqa_answers": [a for it in result.items for a in it.answers]}
+    return {
+        "vqa": result.percentage,
+        "vqa_unparsed": result.unparsed,
+        "vqa_answers": [a for it in result.items for a in it.answers],
+    }
 
 
 def load_scorers(args):
@@ -197,21 +224,31 @@ def write_table(results: list[dict], args, settings: dict) -> dict:
     items = [{"item": res["id"], **res.get("per_item", {})} for res in results]
     item_keys = [k for k in PER_ITEM_KEYS if any(k in it for it in items)]
     item_means, _ = summarize(items, item_keys)
-    report = {"settings": settings, "metrics": keys, "items": len(results),
-              "rows": [{k: json_value(v) for k, v in r.items()} for r in rows], "mean_per_alpha": per_alpha,
-              "per_item_metrics": item_keys, "per_item": [{k: json_value(v) for k, v in it.items()} for it in items],
-              "mean_per_item": {k: json_value(v) for k, v in item_means.items()}}
+    report = {
+        "settings": settings,
+        "metrics": keys,
+        "items": len(results),
+        "rows": [{k: json_value(v) for k, v in r.items()} for r in rows],
+        "mean_per_alpha": per_alpha,
+        "per_item_metrics": item_keys,
+        "per_item": [{k: json_value(v) for k, v in it.items()} for it in items],
+        "mean_per_item": {k: json_value(v) for k, v in item_means.items()},
+    }
     write_json_atomic(args.out / "results.json", report)
-    per_item = f"\n## Per item: {', '.join(item_keys)}\n\n{item_table(items, item_keys, item_means)}\n" if item_keys else ""
+    per_item = (
+        f"\n## Per item: {', '.join(item_keys)}\n\n{item_table(items, item_keys, item_means)}\n" if item_keys else ""
+    )
     (args.out / "results.md").write_text(
         f"# EMS evaluation\n\nmanifest: `{args.manifest}`, {len(results)} items, α = {args.alphas}\n\n"
         f"## Per (item, α)\n\n{table}\n\n## Mean per α\n\n{markdown_table(mean_rows, keys)}\n{per_item}",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     return report
 
 
 def item_table(items: list[dict], keys: list[str], means: dict) -> str:
     """Markdown: one row per item and the mean; VQA in %, the SDE parts to 4 decimals."""
+
     def cell(v, key):
         if not isinstance(v, float) or math.isnan(v):
             return "–"
@@ -230,7 +267,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--out", type=Path, required=True, help="output folder (rerun with the same folder to resume)")
     model = ap.add_mutually_exclusive_group(required=True)
     model.add_argument("--tiny", action="store_true", help="tiny random SD3 (CLIP, VAE, MMDiT) for demos/tests")
-    model.add_argument("--checkpoint", type=Path, help="SD3 checkpoint (with VAE; with text encoders unless --text-encoders)")
+    model.add_argument(
+        "--checkpoint", type=Path, help="SD3 checkpoint (with VAE; with text encoders unless --text-encoders)"
+    )
     ap.add_argument("--text-encoders", type=Path, nargs=3, metavar=("CLIP_L", "CLIP_G", "T5XXL"))
     ap.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is present")
     ap.add_argument("--alphas", default="0.5,1", help="comma-separated α (rendered as one batch per item)")
@@ -244,26 +283,63 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--negative", default="", help="negative prompt")
     ap.add_argument("--lpips", choices=("alex", "vgg"), help="add LPIPS (weights from --lpips-dir or the torch cache)")
     ap.add_argument("--lpips-dir", type=Path)
-    ap.add_argument("--clip", nargs="?", const="openai/clip-vit-large-patch14", metavar="MODEL",
-                    help="add CLIP score vs the target prompt (local folder or cached HF id; never downloads)")
-    ap.add_argument("--sde", action="store_true",
-                    help="add the paper's SDE per item, through the host model (c = source prompt, c̃ = target prompt)")
-    ap.add_argument("--sde-norm", choices=("rms", "l2"), default="rms",
-                    help="SDE distances: rms = per-pixel root-mean-square (default; the paper's scale), "
-                         "l2 = summed over all pixels (bench.metrics.sde)")
-    ap.add_argument("--vqa-model", metavar="M", help="add MLLM-VQA per item, asking this vision model "
-                    "(OpenAI-compatible chat completions) about the α sweep")
-    ap.add_argument("--vqa-provider", metavar="NAME", help="LLM provider defined on this machine for --vqa-model "
-                    "(built in: openai, ollama; more in $EMS_LLM_CONFIG, default ~/.config/ems/llm.json). "
-                    "Default: openai")
-    ap.add_argument("--vqa-base-url", default="", metavar="URL",
-                    help="instead of a provider: this OpenAI-compatible server (typed here, so your choice)")
-    ap.add_argument("--vqa-api-key-env", default="", metavar="VAR",
-                    help="with --vqa-base-url: the environment variable holding its key (default: none)")
-    ap.add_argument("--vqa-runs", type=int, default=5, metavar="N",
-                    help="answers per pair, averaged (default 5, the paper's protocol as described)")
-    ap.add_argument("--vqa-temperature", type=float, default=1.0, metavar="T",
-                    help="sampling temperature of the VQA model (default 1.0, so runs can differ; ours)")
+    ap.add_argument(
+        "--clip",
+        nargs="?",
+        const="openai/clip-vit-large-patch14",
+        metavar="MODEL",
+        help="add CLIP score vs the target prompt (local folder or cached HF id; never downloads)",
+    )
+    ap.add_argument(
+        "--sde",
+        action="store_true",
+        help="add the paper's SDE per item, through the host model (c = source prompt, c̃ = target prompt)",
+    )
+    ap.add_argument(
+        "--sde-norm",
+        choices=("rms", "l2"),
+        default="rms",
+        help="SDE distances: rms = per-pixel root-mean-square (default; the paper's scale), "
+        "l2 = summed over all pixels (bench.metrics.sde)",
+    )
+    ap.add_argument(
+        "--vqa-model",
+        metavar="M",
+        help="add MLLM-VQA per item, asking this vision model (OpenAI-compatible chat completions) about the α sweep",
+    )
+    ap.add_argument(
+        "--vqa-provider",
+        metavar="NAME",
+        help="LLM provider defined on this machine for --vqa-model "
+        "(built in: openai, ollama; more in $EMS_LLM_CONFIG, default ~/.config/ems/llm.json). "
+        "Default: openai",
+    )
+    ap.add_argument(
+        "--vqa-base-url",
+        default="",
+        metavar="URL",
+        help="instead of a provider: this OpenAI-compatible server (typed here, so your choice)",
+    )
+    ap.add_argument(
+        "--vqa-api-key-env",
+        default="",
+        metavar="VAR",
+        help="with --vqa-base-url: the environment variable holding its key (default: none)",
+    )
+    ap.add_argument(
+        "--vqa-runs",
+        type=int,
+        default=5,
+        metavar="N",
+        help="answers per pair, averaged (default 5, the paper's protocol as described)",
+    )
+    ap.add_argument(
+        "--vqa-temperature",
+        type=float,
+        default=1.0,
+        metavar="T",
+        help="sampling temperature of the VQA model (default 1.0, so runs can differ; ours)",
+    )
     ap.add_argument("--limit", type=int, help="only the first N items")
     args = ap.parse_args(argv)
     args.alphas = [float(a) for a in args.alphas.split(",") if a.strip()]
@@ -281,12 +357,29 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def run_settings(args, s: harness.EditSettings) -> dict:
     """Everything that changes an item's result; its hash decides whether a finished item is reused."""
-    vqa = ({"model": args.vqa_model, "provider": args.vqa_provider or ("" if args.vqa_base_url else "openai"),
-            "base_url": args.vqa_base_url, "runs": args.vqa_runs, "temperature": args.vqa_temperature}
-           if args.vqa_model else None)
-    return {**s.as_dict(), "alphas": args.alphas, "size": args.size, "negative": args.negative,
-            "model": "tiny" if args.tiny else str(args.checkpoint), "lpips": args.lpips, "clip": args.clip,
-            "sde": args.sde, "sde_norm": args.sde_norm if args.sde else None, "vqa": vqa}
+    vqa = (
+        {
+            "model": args.vqa_model,
+            "provider": args.vqa_provider or ("" if args.vqa_base_url else "openai"),
+            "base_url": args.vqa_base_url,
+            "runs": args.vqa_runs,
+            "temperature": args.vqa_temperature,
+        }
+        if args.vqa_model
+        else None
+    )
+    return {
+        **s.as_dict(),
+        "alphas": args.alphas,
+        "size": args.size,
+        "negative": args.negative,
+        "model": "tiny" if args.tiny else str(args.checkpoint),
+        "lpips": args.lpips,
+        "clip": args.clip,
+        "sde": args.sde,
+        "sde_norm": args.sde_norm if args.sde else None,
+        "vqa": vqa,
+    }
 
 
 def settings_key(settings: dict) -> str:
@@ -298,9 +391,16 @@ def vqa_client(args):
     item runs. The destination comes from this command line: a provider the machine defines, or a
     server the person typed (with the key variable they typed)."""
     try:
-        provider = (Provider("command line", check_base_url(args.vqa_base_url, "--vqa-base-url"),
-                             args.vqa_api_key_env.strip(), "the command line")
-                    if args.vqa_base_url else (args.vqa_provider or "openai"))
+        provider = (
+            Provider(
+                "command line",
+                check_base_url(args.vqa_base_url, "--vqa-base-url"),
+                args.vqa_api_key_env.strip(),
+                "the command line",
+            )
+            if args.vqa_base_url
+            else (args.vqa_provider or "openai")
+        )
         return openai_ask(args.vqa_model, provider, temperature=args.vqa_temperature)
     except (LLMError, ProviderError) as e:
         raise EvalError(f"--vqa-model: {e}") from None
@@ -311,8 +411,14 @@ def main(argv: Optional[list] = None) -> int:
     try:
         items = read_manifest(args.manifest)[: args.limit]
         harness.setup(cpu=args.cpu or not torch.cuda.is_available())
-        s = harness.EditSettings(steps=args.steps, denoise=args.denoise, cfg=args.cfg, iterations=args.iterations,
-                                 constraint=args.constraint, seed=args.seed)
+        s = harness.EditSettings(
+            steps=args.steps,
+            denoise=args.denoise,
+            cfg=args.cfg,
+            iterations=args.iterations,
+            constraint=args.constraint,
+            seed=args.seed,
+        )
         settings = run_settings(args, s)
         args.settings_key = settings_key(settings)
         args.vqa_ask = vqa_client(args) if args.vqa_model else None
@@ -333,8 +439,9 @@ def main(argv: Optional[list] = None) -> int:
     except EvalError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"evaluated {len(results) - skipped} item(s), skipped {skipped} finished; "
-          f"table: {args.out / 'results.md'}", file=sys.stderr)
+    print(
+        f"evaluated {len(results) - skipped} item(s), skipped {skipped} finished; table: {args.out / 'results.md'}",
+        file=sys.stderr,
+    )
     print((args.out / "results.md").read_text(encoding="utf-8"))
     return 0 if report["rows"] else 1
-

@@ -48,13 +48,16 @@ class HostModel:
         fmt = self.model.get_model_object("latent_format")
         sigma = sigmas[0]
         # KSAMPLER.max_denoise: only EPS models scale noise differently at the schedule's top.
-        top = float(sigma) >= float(sampling.sigma_max) or math.isclose(float(sigma), float(sampling.sigma_max),
-                                                                        rel_tol=1e-5)
+        top = float(sigma) >= float(sampling.sigma_max) or math.isclose(
+            float(sigma), float(sampling.sigma_max), rel_tol=1e-5
+        )
         noised = sampling.noise_scaling(sigma, noise, fmt.process_in(latent), top)
         z = fmt.process_out(sampling.inverse_noise_scaling(sigma, noised))
         if not torch.isfinite(z).all():
-            raise ValueError(f"SDE: the noised latent at σ={float(sigma):g} is not finite; a flow model's "
-                             "leftover-noise latent needs σ < 1, so use --denoise < 1")
+            raise ValueError(
+                f"SDE: the noised latent at σ={float(sigma):g} is not finite; a flow model's "
+                "leftover-noise latent needs σ < 1, so use --denoise < 1"
+            )
         return z
 
     @torch.inference_mode()
@@ -66,13 +69,13 @@ class HostModel:
 
 
 @torch.inference_mode()
-def host_sde(model, vae, image: torch.Tensor, source, target, negative, s: harness.EditSettings,
-             norm: str = "rms") -> SDEResult:
+def host_sde(
+    model, vae, image: torch.Tensor, source, target, negative, s: harness.EditSettings, norm: str = "rms"
+) -> SDEResult:
     """SDE of ``image`` (its label: the ``source`` conditioning; flipped label: ``target``) at the
     noise level of BasicScheduler(s.steps, s.denoise), sampled with s.cfg / s.sampler / s.seed.
     ``norm``: ``"rms"`` per-pixel distances (default, the paper's scale) or ``"l2"`` summed
     (:mod:`bench.metrics.sde`)."""
     host = HostModel(model, vae, negative, s.cfg, s.seed, s.sampler)
     sigmas = harness.schedule(model, s.steps, s.denoise, s.scheduler)
-    return semantic_disentanglement(image, host.encode_and_noise, host.denoise_and_decode, source, target,
-                                    sigmas, norm)
+    return semantic_disentanglement(image, host.encode_and_noise, host.denoise_and_decode, source, target, sigmas, norm)

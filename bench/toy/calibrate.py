@@ -61,9 +61,14 @@ def evaluate_setting(world, cases, method: str, s) -> dict:
         for a, r in zip(CAL_ALPHAS, rows):
             prog[a].append(r["progress"])
     kinds = {k: float(np.mean(v)) for k, v in per_kind.items()}
-    return {"score": float(np.mean(list(kinds.values()))), "kinds": kinds, "psnr_out": nanmean(psnr),
-            "progress": {f"{a:g}": nanmean(v) for a, v in prog.items()}, "alpha0_same": nanmean(zero_same),
-            "seconds": time.perf_counter() - start}
+    return {
+        "score": float(np.mean(list(kinds.values()))),
+        "kinds": kinds,
+        "psnr_out": nanmean(psnr),
+        "progress": {f"{a:g}": nanmean(v) for a, v in prog.items()},
+        "alpha0_same": nanmean(zero_same),
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def better(a: dict, b: dict) -> bool:
@@ -83,8 +88,11 @@ def calibrate(world, cases, args) -> int:
         r = evaluate_setting(world, cases, method, s)
         entry = {"stage": stage, "method": method, "settings": {k: getattr(s, k) for k in changes}, **r}
         log.append(entry)
-        print(f"  [{stage}] {method} {entry['settings']}: score {r['score']:.3f} psnr {r['psnr_out']:.1f} "
-              f"({r['seconds']:.0f}s)", file=sys.stderr)
+        print(
+            f"  [{stage}] {method} {entry['settings']}: score {r['score']:.3f} psnr {r['psnr_out']:.1f} "
+            f"({r['seconds']:.0f}s)",
+            file=sys.stderr,
+        )
         return entry
 
     stages = {int(x) for x in str(args.calibrate_stages).split(",")}
@@ -104,14 +112,29 @@ def calibrate(world, cases, args) -> int:
         spaces = ("model_output", "noise") if has_residual_space() else ("noise",)
         for space in spaces:
             for scale in STEP_SCALES:
-                e = run("2 residual space × step", "ems", **chosen, residual_space=space,
-                        step_start=round(0.1 * scale, 4), step_end=round(0.01 * scale, 5), iterations=10,
-                        constraint=0.5)
+                e = run(
+                    "2 residual space × step",
+                    "ems",
+                    **chosen,
+                    residual_space=space,
+                    step_start=round(0.1 * scale, 4),
+                    step_end=round(0.01 * scale, 5),
+                    iterations=10,
+                    constraint=0.5,
+                )
                 if best is None or better(e, best):
                     best = e
     if best is None:
-        best = run("given", "ems", **chosen, residual_space=args.residual_space, step_start=args.step_start,
-                   step_end=args.step_end, iterations=args.iterations, constraint=args.constraint)
+        best = run(
+            "given",
+            "ems",
+            **chosen,
+            residual_space=args.residual_space,
+            step_start=args.step_start,
+            step_end=args.step_end,
+            iterations=args.iterations,
+            constraint=args.constraint,
+        )
     # 3. iterations, 4. constraint
     for stage, key, values in (("3 iterations", "iterations", ITERATIONS), ("4 constraint", "constraint", CONSTRAINT)):
         if int(stage[0]) not in stages:
@@ -123,10 +146,19 @@ def calibrate(world, cases, args) -> int:
             e = run(stage, "ems", **{**base, key: v})
             if better(e, best):
                 best = e
-    report = {"created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "split": args.split, "per_kind": args.per_kind, "cases": len(cases), "alphas": CAL_ALPHAS,
-              "text_only": best_text, "best": best, "log": log, "wall_seconds": time.perf_counter() - t0,
-              "residual_space_available": has_residual_space(), "tiny": args.tiny}
+    report = {
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "split": args.split,
+        "per_kind": args.per_kind,
+        "cases": len(cases),
+        "alphas": CAL_ALPHAS,
+        "text_only": best_text,
+        "best": best,
+        "log": log,
+        "wall_seconds": time.perf_counter() - t0,
+        "residual_space_available": has_residual_space(),
+        "tiny": args.tiny,
+    }
     path = write_calibration(report, args.out_dir, args.tag)
     print(f"toyworld: wrote {path}", file=sys.stderr)
     print(path.read_text(encoding="utf-8"))
@@ -136,23 +168,30 @@ def calibrate(world, cases, args) -> int:
 def write_calibration(report: dict, out_dir: Path, tag: str) -> Path:
     def row(e):
         kinds = " | ".join(fmt(e["kinds"].get(k)) for k in ("colour", "shape", "count", "size", "background"))
-        return (f"| {e['stage']} | {e['method']} | " + ", ".join(f"{k}={v}" for k, v in e["settings"].items()) +
-                f" | **{e['score']:.3f}** | {kinds} | {fmt(e['psnr_out'], 1)} | "
-                + " / ".join(fmt(e["progress"][f"{a:g}"]) for a in report["alphas"]) + f" | {fmt(e['alpha0_same'], pct=True)} |")
+        return (
+            f"| {e['stage']} | {e['method']} | "
+            + ", ".join(f"{k}={v}" for k, v in e["settings"].items())
+            + f" | **{e['score']:.3f}** | {kinds} | {fmt(e['psnr_out'], 1)} | "
+            + " / ".join(fmt(e["progress"][f"{a:g}"]) for a in report["alphas"])
+            + f" | {fmt(e['alpha0_same'], pct=True)} |"
+        )
 
-    md = ["# Toy world: calibrating the CSDS defaults (val split)\n",
-          f"{report['created']}; {report['cases']} val cases ({report['per_kind']} per edit kind), α ∈ "
-          f"{{{', '.join(f'{a:g}' for a in report['alphas'])}}}; {report['wall_seconds'] / 60:.1f} min wall. "
-          "Objective (ours): mean over kinds of [target reached at α=1] × [other attributes kept at α=1] × "
-          "[SSIM outside the edit at α=1]; "
-          "ties (≤ 0.02) → PSNR outside the edit higher by > 0.1 dB, else the incumbent stays. Search coordinate-wise, see "
-          "`bench/toy/calibrate.py`." + (" **Tiny random SD3 (harness check only).**" if report["tiny"] else "") + "\n",
-          f"**Chosen schedule (text-only EMS):** {report['text_only']['settings']} → score "
-          f"{report['text_only']['score']:.3f}.\n",
-          f"**Best CSDS setting:** {report['best']['settings']} → score {report['best']['score']:.3f} "
-          f"(text-only at the same schedule: {report['text_only']['score']:.3f}).\n",
-          "| stage | method | settings | score | colour | shape | count | size | background | PSNR out (dB) | "
-          "progress α=0 / 0.5 / 1 | α=0 = source |", "|" + "---|" * 12]
+    md = [
+        "# Toy world: calibrating the CSDS defaults (val split)\n",
+        f"{report['created']}; {report['cases']} val cases ({report['per_kind']} per edit kind), α ∈ "
+        f"{{{', '.join(f'{a:g}' for a in report['alphas'])}}}; {report['wall_seconds'] / 60:.1f} min wall. "
+        "Objective (ours): mean over kinds of [target reached at α=1] × [other attributes kept at α=1] × "
+        "[SSIM outside the edit at α=1]; "
+        "ties (≤ 0.02) → PSNR outside the edit higher by > 0.1 dB, else the incumbent stays. Search coordinate-wise, see "
+        "`bench/toy/calibrate.py`." + (" **Tiny random SD3 (harness check only).**" if report["tiny"] else "") + "\n",
+        f"**Chosen schedule (text-only EMS):** {report['text_only']['settings']} → score "
+        f"{report['text_only']['score']:.3f}.\n",
+        f"**Best CSDS setting:** {report['best']['settings']} → score {report['best']['score']:.3f} "
+        f"(text-only at the same schedule: {report['text_only']['score']:.3f}).\n",
+        "| stage | method | settings | score | colour | shape | count | size | background | PSNR out (dB) | "
+        "progress α=0 / 0.5 / 1 | α=0 = source |",
+        "|" + "---|" * 12,
+    ]
     md += [row(e) for e in report["log"]]
     path = out_dir / f"{tag}.md"
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -65,11 +65,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     size = ap.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="smoke test: 1 case per kind, α ∈ {0, 0.5, 1}, 6 steps")
     size.add_argument("--full", action="store_true", help="20 cases per kind (about 2.5× the default's time)")
-    ap.add_argument("--calibrate", action="store_true", help="choose CSDS defaults on the val split "
-                    "(writes toyworld-calibration.md) instead of the comparison")
-    ap.add_argument("--calibrate-stages", default="1,2,3,4",
-                    help="with --calibrate: which search stages to run (1 schedule, 2 residual space × step, "
-                         "3 iterations, 4 constraint); skipped stages use the values given")
+    ap.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="choose CSDS defaults on the val split (writes toyworld-calibration.md) instead of the comparison",
+    )
+    ap.add_argument(
+        "--calibrate-stages",
+        default="1,2,3,4",
+        help="with --calibrate: which search stages to run (1 schedule, 2 residual space × step, "
+        "3 iterations, 4 constraint); skipped stages use the values given",
+    )
     ap.add_argument("--tiny", action="store_true", help="tiny random SD3 instead of the trained toy model")
     ap.add_argument("--weights", type=Path, default=None, help="toy model weights folder (default toyworld/weights)")
     ap.add_argument("--split", default=None, help="scene split (default test; val with --calibrate)")
@@ -78,42 +84,70 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--alphas", default=None, help="comma-separated α (default -1,-0.5,0,0.25,0.5,0.75,1,1.5)")
     ap.add_argument("--methods", default=None, help="comma-separated methods (default all available)")
     for name, value in DEFAULTS.items():
-        ap.add_argument("--" + name.replace("_", "-"), type=type(value), default=None,
-                        help=f"default {value} (--quick: fewer steps/iterations)")
-    ap.add_argument("--reference", choices=("generated", "render"), default="generated",
-                    help="latent directions' reference pair: the model's generations for the two captions "
-                         "(default) or the drawn scenes (an oracle)")
-    ap.add_argument("--reference-steps", type=int, default=None,
-                    help="text-to-image steps of the generated reference pair (default 12, --quick 6)")
+        ap.add_argument(
+            "--" + name.replace("_", "-"),
+            type=type(value),
+            default=None,
+            help=f"default {value} (--quick: fewer steps/iterations)",
+        )
+    ap.add_argument(
+        "--reference",
+        choices=("generated", "render"),
+        default="generated",
+        help="latent directions' reference pair: the model's generations for the two captions "
+        "(default) or the drawn scenes (an oracle)",
+    )
+    ap.add_argument(
+        "--reference-steps",
+        type=int,
+        default=None,
+        help="text-to-image steps of the generated reference pair (default 12, --quick 6)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tag", default=None, help="report name (default toyworld / toyworld-quick / toyworld-tiny…)")
     ap.add_argument("--out-dir", type=Path, default=REPORTS)
-    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "ems-toyworld-cache",
-                    help="finished (case, method, settings) results are kept here and reused (default: %(default)s)")
+    ap.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "ems-toyworld-cache",
+        help="finished (case, method, settings) results are kept here and reused (default: %(default)s)",
+    )
     ap.add_argument("--no-cache", action="store_true", help="recompute everything, store nothing")
     args = ap.parse_args(argv)
     args.split = args.split or ("val" if args.calibrate else "test")
     args.per_kind = args.per_kind or (1 if args.quick else 20 if args.full else 8)
-    args.alphas = ([float(a) for a in args.alphas.split(",")] if args.alphas else
-                   list(QUICK_ALPHAS if args.quick else ALPHAS))
+    args.alphas = (
+        [float(a) for a in args.alphas.split(",")] if args.alphas else list(QUICK_ALPHAS if args.quick else ALPHAS)
+    )
     quick = dict(steps=6, iterations=3) if args.quick else {}
     args.reference_steps = args.reference_steps or (6 if args.quick else 12)
     for name, value in DEFAULTS.items():
         if getattr(args, name) is None:
             setattr(args, name, quick.get(name, value))
     if args.tag is None:
-        args.tag = "toyworld" + ("-calibration" if args.calibrate else "") + ("-quick" if args.quick else "") + \
-                   ("-tiny" if args.tiny else "")
+        args.tag = (
+            "toyworld"
+            + ("-calibration" if args.calibrate else "")
+            + ("-quick" if args.quick else "")
+            + ("-tiny" if args.tiny else "")
+        )
     return args
 
 
 def run_case(world: World, case, methods, alphas, s) -> dict:
     """Every method on one case; rows, sweep scores, images (uint8) and the text-side SDE."""
     inp = world.inputs(case)
-    result = {"kind": case.kind, "source": case.source.attributes(), "target": case.target.attributes(),
-              "layout": case.source.layout, "source_prompt": case.source_prompt,
-              "target_prompt": case.target_prompt, "attribute_prompt": case.attribute_prompt,
-              "methods": {}, "images": {}}
+    result = {
+        "kind": case.kind,
+        "source": case.source.attributes(),
+        "target": case.target.attributes(),
+        "layout": case.source.layout,
+        "source_prompt": case.source_prompt,
+        "target_prompt": case.target_prompt,
+        "attribute_prompt": case.attribute_prompt,
+        "methods": {},
+        "images": {},
+    }
     pair: dict = {}
 
     def references():
@@ -121,8 +155,12 @@ def run_case(world: World, case, methods, alphas, s) -> dict:
             world.counter.reset()
             start, cpu = time.perf_counter(), time.process_time()
             pair["refs"] = reference_pair(world.model, world.vae, inp["conds"], case, s, world.counter, world.render)
-            pair["cost"] = {"calls": len(world.counter.log), "items": sum(b for _, b in world.counter.log),
-                            "seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu}
+            pair["cost"] = {
+                "calls": len(world.counter.log),
+                "items": sum(b for _, b in world.counter.log),
+                "seconds": time.perf_counter() - start,
+                "cpu_seconds": time.process_time() - cpu,
+            }
         # Computed once per case; each latent mode is charged its cost (a user running one mode needs it).
         return pair["refs"], pair["cost"]
 
@@ -142,8 +180,10 @@ def run_case(world: World, case, methods, alphas, s) -> dict:
     recon = world.decode(inp["latent"])
     result["images"]["reconstruction"] = to_uint8(recon)
     result["alpha0_checks"] = alpha0_checks(result, alphas)
-    result["reconstruction"] = {"psnr": float(psnr(to_image(inp["pixels"]), recon)[0]),
-                                "same_as_source": read(to_uint8(recon)[0]) == case.source.attributes()}
+    result["reconstruction"] = {
+        "psnr": float(psnr(to_image(inp["pixels"]), recon)[0]),
+        "same_as_source": read(to_uint8(recon)[0]) == case.source.attributes(),
+    }
     return result
 
 
@@ -163,8 +203,9 @@ def alpha0_checks(result: dict, alphas) -> dict:
                 out[f"{m}_vs_img2img_source_caption"] = int(np.abs(images[m][i].astype(np.int16) - ref).max())
     for m in ("flowedit", "ems_flowedit"):
         if m in images and "reconstruction" in images:
-            out[f"{m}_vs_source_latent"] = int(np.abs(images[m][i].astype(np.int16)
-                                                      - images["reconstruction"][0].astype(np.int16)).max())
+            out[f"{m}_vs_source_latent"] = int(
+                np.abs(images[m][i].astype(np.int16) - images["reconstruction"][0].astype(np.int16)).max()
+            )
     return out
 
 
@@ -172,9 +213,14 @@ def machine_info() -> dict:
     import comfy.model_management  # ComfyUI's own modules: imported after host.setup
     import comfyui_version
 
-    return {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "comfyui": comfyui_version.__version__,
-            "device": str(comfy.model_management.get_torch_device())}
+    return {
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "comfyui": comfyui_version.__version__,
+        "device": str(comfy.model_management.get_torch_device()),
+    }
 
 
 def _scalars(d: dict, depth: int = 2) -> dict:
@@ -192,8 +238,11 @@ def _scalars(d: dict, depth: int = 2) -> dict:
 
 def model_info(world: World, tiny: bool, weights=None) -> dict:
     dm = world.model.model.diffusion_model
-    info = {"kind": "tiny random SD3 (tests/support/tiny_sd3.py)" if tiny else "toy world (toyworld/, trained)",
-            "mmdit_parameters": sum(p.numel() for p in dm.parameters()), "class": type(world.model.model).__name__}
+    info = {
+        "kind": "tiny random SD3 (tests/support/tiny_sd3.py)" if tiny else "toy world (toyworld/, trained)",
+        "mmdit_parameters": sum(p.numel() for p in dm.parameters()),
+        "class": type(world.model.model).__name__,
+    }
     if not tiny:
         meta = Path(weights or toy.WEIGHTS) / toy.META_FILE
         info["weights"] = str(meta.parent)
@@ -210,9 +259,12 @@ def main(argv=None) -> int:
     cases = [c for c in edit_cases(args.split, args.per_kind, seed=args.seed) if c.kind in kinds]
     print(f"toyworld: loading the {'tiny random' if args.tiny else 'toy'} model", file=sys.stderr)
     t0 = time.perf_counter()
-    world = World(load_models(args.tiny, args.seed, args.weights), args.seed,
-                  model_identity(args.tiny, args.seed, args.weights),
-                  None if args.no_cache else args.cache)
+    world = World(
+        load_models(args.tiny, args.seed, args.weights),
+        args.seed,
+        model_identity(args.tiny, args.seed, args.weights),
+        None if args.no_cache else args.cache,
+    )
     load_seconds = time.perf_counter() - t0
     if args.calibrate:
         return calibrate(world, cases, args)
@@ -222,15 +274,27 @@ def main(argv=None) -> int:
     for i, case in enumerate(cases):
         t = time.perf_counter()
         results.append(run_case(world, case, methods, args.alphas, s))
-        print(f"  case {i + 1}/{len(cases)} {case.kind}: {case.source_prompt!r} → {case.target_prompt!r} "
-              f"({time.perf_counter() - t:.1f}s)", file=sys.stderr)
+        print(
+            f"  case {i + 1}/{len(cases)} {case.kind}: {case.source_prompt!r} → {case.target_prompt!r} "
+            f"({time.perf_counter() - t:.1f}s)",
+            file=sys.stderr,
+        )
     report = {
-        "title": "EMS in the toy world", "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "title": "EMS in the toy world",
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": "python -m bench.toy " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": machine_info(), "model": model_info(world, args.tiny, args.weights), "settings": s.as_dict(),
-        "split": args.split, "per_kind": args.per_kind, "kinds": kinds, "alphas": args.alphas,
-        "methods": methods, "missing_methods": missing, "labels": LABELS,
-        "load_seconds": load_seconds, "run_wall_seconds": time.perf_counter() - wall0,
+        "machine": machine_info(),
+        "model": model_info(world, args.tiny, args.weights),
+        "settings": s.as_dict(),
+        "split": args.split,
+        "per_kind": args.per_kind,
+        "kinds": kinds,
+        "alphas": args.alphas,
+        "methods": methods,
+        "missing_methods": missing,
+        "labels": LABELS,
+        "load_seconds": load_seconds,
+        "run_wall_seconds": time.perf_counter() - wall0,
         "run_cpu_seconds": time.process_time() - cpu0,
         "methods_cpu_seconds": sum(c["methods"][m].get("cpu_seconds", 0.0) for c in results for m in c["methods"]),
         "cached_results": sum(bool(c["methods"][m].get("cached")) for c in results for m in c["methods"]),
@@ -239,4 +303,3 @@ def main(argv=None) -> int:
     print(f"toyworld: wrote {md}", file=sys.stderr)
     print(md.read_text(encoding="utf-8"))
     return 0
-

@@ -44,9 +44,16 @@ class FlowEditGuider(comfy.samplers.CFGGuider):
 
     def velocity(self, z, sigma: torch.Tensor, cond_name: str, model_options, seed=None) -> torch.Tensor:
         """v(z, c) = (z − D(z, c)) / σ with D the CFG-guided denoised prediction."""
-        denoised = comfy.samplers.sampling_function(self.inner_model, z, sigma, self.conds.get("negative"),
-                                                    self.conds.get(cond_name), self.cfg,
-                                                    model_options=model_options, seed=seed)
+        denoised = comfy.samplers.sampling_function(
+            self.inner_model,
+            z,
+            sigma,
+            self.conds.get("negative"),
+            self.conds.get(cond_name),
+            self.cfg,
+            model_options=model_options,
+            seed=seed,
+        )
         return (z - denoised) / sigma.reshape(-1, *([1] * (z.ndim - 1)))
 
 
@@ -81,8 +88,7 @@ def flowedit_sampler(model, x, sigmas, extra_args=None, callback=None, disable=N
 
 
 @torch.inference_mode()
-def flowedit(model, target, source, negative, latent: dict, sigmas: torch.Tensor, cfg: float,
-             noise_seed: int) -> dict:
+def flowedit(model, target, source, negative, latent: dict, sigmas: torch.Tensor, cfg: float, noise_seed: int) -> dict:
     """Edit the clean ``latent`` from ``source`` toward ``target`` over ``sigmas`` (last σ = 0).
 
     ``target`` may be a batch-k conditioning (an α sweep) with a batch-k latent. Cost: two CFG

@@ -37,6 +37,7 @@ from .methods import ToySettings
 from .report import grid_picture
 from .score import score_images, sweep_scores, to_uint8
 from .world import World, cached_method, load_models, model_identity
+
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 DENOISE = (0.45, 0.55, 0.7, 0.85)
 
@@ -51,8 +52,10 @@ VARIANTS = {
     "ems_flowedit_local0.6": ("ems_flowedit", {"fe_locality": 0.6, "fe_noise_average": 1, "fe_drive": 0.0}),
     "ems_flowedit_local0.8": ("ems_flowedit", {"fe_locality": 0.8, "fe_noise_average": 1, "fe_drive": 0.0}),
     "ems_flowedit_avg2_local0.8": ("ems_flowedit", {"fe_locality": 0.8, "fe_noise_average": 2, "fe_drive": 0.0}),
-    "ems_flowedit_cfg4.5_local0.8": ("ems_flowedit", {"fe_cfg": 4.5, "fe_locality": 0.8, "fe_noise_average": 1,
-                                                      "fe_drive": 0.0}),
+    "ems_flowedit_cfg4.5_local0.8": (
+        "ems_flowedit",
+        {"fe_cfg": 4.5, "fe_locality": 0.8, "fe_noise_average": 1, "fe_drive": 0.0},
+    ),
     "ems_flowedit_drive0.1": ("ems_flowedit", {"fe_locality": 0.0, "fe_noise_average": 1, "fe_drive": 0.1}),
 }
 
@@ -70,6 +73,7 @@ def bootstrap(values, resamples: int = 2000, seed: int = 0) -> tuple[float, floa
 def point_scores(case_rows: list[tuple[list[dict], dict, bool]]) -> dict:
     """Scores of one (variant, denoise, kind) from each case's rows, sweep scores and whether its
     α = 0 image is the source's VAE round trip (to 1 of 255)."""
+
     def at(rows, alpha):
         return next(r for r in rows if abs(r["alpha"] - alpha) < 1e-9)
 
@@ -84,12 +88,17 @@ def point_scores(case_rows: list[tuple[list[dict], dict, bool]]) -> dict:
         "psnr_out_at_0": bootstrap([r["psnr_out"] for r in zero]),
         "monotone_0_1": bootstrap([float(s["monotone_0_1"]) for _, s, _ in case_rows if s["monotone_0_1"] is not None]),
         "roundtrip_at_0": bootstrap([float(same) for *_, same in case_rows]),
-        "per_case": {"reached": [float(r["reached"]) for r in one], "psnr_out": [r["psnr_out"] for r in one],
-                     "kept": [r["kept"] for r in one], "roundtrip_at_0": [float(same) for *_, same in case_rows],
-                     "monotone_0_1": [None if s["monotone_0_1"] is None else float(s["monotone_0_1"])
-                                      for _, s, _ in case_rows]},
-        "progress": {f"{r['alpha']:g}": float(np.nanmean([at(rows, r["alpha"])["progress"] for rows, *_ in case_rows]))
-                     for r in case_rows[0][0]},
+        "per_case": {
+            "reached": [float(r["reached"]) for r in one],
+            "psnr_out": [r["psnr_out"] for r in one],
+            "kept": [r["kept"] for r in one],
+            "roundtrip_at_0": [float(same) for *_, same in case_rows],
+            "monotone_0_1": [None if s["monotone_0_1"] is None else float(s["monotone_0_1"]) for _, s, _ in case_rows],
+        },
+        "progress": {
+            f"{r['alpha']:g}": float(np.nanmean([at(rows, r["alpha"])["progress"] for rows, *_ in case_rows]))
+            for r in case_rows[0][0]
+        },
     }
 
 
@@ -107,9 +116,13 @@ def roundtrip(world, case) -> np.ndarray:
 def on_front(points: list[dict]) -> None:
     """Mark each point dominated (another has both more reached and more PSNR) or on the front."""
     for p in points:
-        p["front"] = not any(q["reached"][0] >= p["reached"][0] and q["psnr_out"][0] >= p["psnr_out"][0]
-                             and (q["reached"][0] > p["reached"][0] or q["psnr_out"][0] > p["psnr_out"][0])
-                             for q in points if q is not p)
+        p["front"] = not any(
+            q["reached"][0] >= p["reached"][0]
+            and q["psnr_out"][0] >= p["psnr_out"][0]
+            and (q["reached"][0] > p["reached"][0] or q["psnr_out"][0] > p["psnr_out"][0])
+            for q in points
+            if q is not p
+        )
 
 
 def plot(points: list[dict], kind: str, path: Path) -> Path:
@@ -156,17 +169,29 @@ def fmt_ci(t, pct=False) -> str:
 
 # The summary table: each method at the schedule it ships with in the toy world (text-only EMS and
 # CSDS at the calibrated img2img denoise; EMS Flow Edit at its own), the baselines at the same two.
-SUMMARY = (("text_only", 0.55), ("text_only", 0.45), ("ems_csds", 0.55), ("ode_inversion", 0.55),
-           ("flowedit", 0.55), ("flowedit", 0.45), ("ems_flowedit_plain", 0.55), ("ems_flowedit_local0.8", 0.55),
-           ("ems_flowedit_local0.8", 0.45), ("ems_flowedit_avg2_local0.8", 0.55),
-           ("ems_flowedit_avg2_local0.8", 0.45), ("ems_flowedit_cfg4.5_local0.8", 0.55),
-           ("ems_flowedit_drive0.1", 0.55), ("ems_flowedit_local0.6", 0.55))
+SUMMARY = (
+    ("text_only", 0.55),
+    ("text_only", 0.45),
+    ("ems_csds", 0.55),
+    ("ode_inversion", 0.55),
+    ("flowedit", 0.55),
+    ("flowedit", 0.45),
+    ("ems_flowedit_plain", 0.55),
+    ("ems_flowedit_local0.8", 0.55),
+    ("ems_flowedit_local0.8", 0.45),
+    ("ems_flowedit_avg2_local0.8", 0.55),
+    ("ems_flowedit_avg2_local0.8", 0.45),
+    ("ems_flowedit_cfg4.5_local0.8", 0.55),
+    ("ems_flowedit_drive0.1", 0.55),
+    ("ems_flowedit_local0.6", 0.55),
+)
 
 
 def _pooled(points: list[dict], key: str, kinds=None) -> tuple[float, float, float]:
     """Every case of ``points`` (of ``kinds``, or all) pooled: the mean of ``key`` with its interval."""
-    return bootstrap([v for p in points if kinds is None or p["kind"] in kinds for v in p["per_case"][key]
-                      if v is not None])
+    return bootstrap(
+        [v for p in points if kinds is None or p["kind"] in kinds for v in p["per_case"][key] if v is not None]
+    )
 
 
 def summary_rows(points: list[dict], picks=SUMMARY) -> list[str]:
@@ -177,36 +202,53 @@ def summary_rows(points: list[dict], picks=SUMMARY) -> list[str]:
         if not pts:
             continue
         graded = ("colour", "size", "background")
-        rows.append(f"| {name} | {d:g} | {fmt_ci(_pooled(pts, 'reached'), True)} | "
-                    f"{fmt_ci(_pooled(pts, 'psnr_out'))} | {fmt_ci(_pooled(pts, 'kept'), True)} | "
-                    f"{fmt_ci(_pooled(pts, 'roundtrip_at_0'), True)} | "
-                    f"{fmt_ci(_pooled(pts, 'monotone_0_1', graded), True)} |")
+        rows.append(
+            f"| {name} | {d:g} | {fmt_ci(_pooled(pts, 'reached'), True)} | "
+            f"{fmt_ci(_pooled(pts, 'psnr_out'))} | {fmt_ci(_pooled(pts, 'kept'), True)} | "
+            f"{fmt_ci(_pooled(pts, 'roundtrip_at_0'), True)} | "
+            f"{fmt_ci(_pooled(pts, 'monotone_0_1', graded), True)} |"
+        )
     return rows
 
 
 def write(points: list[dict], meta: dict, out: Path, tag: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
-    lines = [f"# {meta['title']}", "", f"Command: `{meta['command']}` — {meta['created']}, "
-             f"{meta['wall_seconds'] / 60:.1f} min wall on {meta['device']}. Split {meta['split']}, "
-             f"{meta['per_kind']} cases per kind, α {', '.join(f'{a:g}' for a in meta['alphas'])}, seed {meta['seed']}, "
-             f"{meta['steps']} steps. Intervals: 95 % bootstrap over cases. ● = on the kind's front.", "",
-             "## Summary (all kinds pooled)", "",
-             "| variant | denoise | reached at α = 1 | PSNR outside (dB) | kept | α = 0 is the VAE round trip "
-             "| monotone 0…1 (colour, size, background) |", "|---|---|---|---|---|---|---|",
-             *summary_rows(points), ""]
+    lines = [
+        f"# {meta['title']}",
+        "",
+        f"Command: `{meta['command']}` — {meta['created']}, "
+        f"{meta['wall_seconds'] / 60:.1f} min wall on {meta['device']}. Split {meta['split']}, "
+        f"{meta['per_kind']} cases per kind, α {', '.join(f'{a:g}' for a in meta['alphas'])}, seed {meta['seed']}, "
+        f"{meta['steps']} steps. Intervals: 95 % bootstrap over cases. ● = on the kind's front.",
+        "",
+        "## Summary (all kinds pooled)",
+        "",
+        "| variant | denoise | reached at α = 1 | PSNR outside (dB) | kept | α = 0 is the VAE round trip "
+        "| monotone 0…1 (colour, size, background) |",
+        "|---|---|---|---|---|---|---|",
+        *summary_rows(points),
+        "",
+    ]
     for kind in meta["kinds"]:
         pts = [p for p in points if p["kind"] == kind]
         picture = plot(pts, kind, out / f"{tag}-{kind}.png")
-        lines += [f"## {kind}", "", f"![{kind} front]({picture.name})", "",
-                  "| variant | denoise | reached at α = 1 | PSNR outside (dB) | kept | same as source at α = 0 "
-                  "| α = 0 is the VAE round trip | monotone 0…1 | progress by α |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## {kind}",
+            "",
+            f"![{kind} front]({picture.name})",
+            "",
+            "| variant | denoise | reached at α = 1 | PSNR outside (dB) | kept | same as source at α = 0 "
+            "| α = 0 is the VAE round trip | monotone 0…1 | progress by α |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for p in sorted(pts, key=lambda p: (p["variant"], p["denoise"])):
             prog = " / ".join(f"{v:.2f}" for v in p["progress"].values())
-            lines.append(f"| {'● ' if p['front'] else ''}{p['variant']} | {p['denoise']:g} | "
-                         f"{fmt_ci(p['reached'], True)} | {fmt_ci(p['psnr_out'])} | {fmt_ci(p['kept'], True)} | "
-                         f"{fmt_ci(p['same_at_0'], True)} | {fmt_ci(p.get('roundtrip_at_0', (np.nan,) * 3), True)} | "
-                         f"{fmt_ci(p['monotone_0_1'], True)} | {prog} |")
+            lines.append(
+                f"| {'● ' if p['front'] else ''}{p['variant']} | {p['denoise']:g} | "
+                f"{fmt_ci(p['reached'], True)} | {fmt_ci(p['psnr_out'])} | {fmt_ci(p['kept'], True)} | "
+                f"{fmt_ci(p['same_at_0'], True)} | {fmt_ci(p.get('roundtrip_at_0', (np.nan,) * 3), True)} | "
+                f"{fmt_ci(p['monotone_0_1'], True)} | {prog} |"
+            )
         lines.append("")
     md = out / f"{tag}.md"
     md.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -221,15 +263,19 @@ def main(argv=None) -> int:
     ap.add_argument("--kinds", default=None)
     ap.add_argument("--denoise", default=",".join(f"{d:g}" for d in DENOISE))
     ap.add_argument("--variants", default=",".join(VARIANTS))
-    ap.add_argument("--alphas", default=",".join(f"{a:g}" for a in ALPHAS),
-                    help="α values (must hold 0 and 1; default %(default)s)")
+    ap.add_argument(
+        "--alphas", default=",".join(f"{a:g}" for a in ALPHAS), help="α values (must hold 0 and 1; default %(default)s)"
+    )
     ap.add_argument("--cpu", action="store_true", help="force the CPU even where a GPU is present")
     ap.add_argument("--tag", default="toyworld-front")
     ap.add_argument("--out-dir", type=Path, default=REPORTS)
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "ems-toyworld-cache")
     ap.add_argument("--json-only", action="store_true", help="write only the points (for --merge later)")
-    ap.add_argument("--pictures", action="store_true",
-                    help="also draw each point's grid (scenes × α) as <tag>-<variant>-<denoise>.png")
+    ap.add_argument(
+        "--pictures",
+        action="store_true",
+        help="also draw each point's grid (scenes × α) as <tag>-<variant>-<denoise>.png",
+    )
     ap.add_argument("--picture-rows", type=int, default=2, help="scenes per kind in each picture (default 2)")
     ap.add_argument("--merge", nargs="+", type=Path, help="write the report from earlier --json-only runs")
     args = ap.parse_args(argv)
@@ -258,24 +304,53 @@ def main(argv=None) -> int:
                 zero = pixels[alphas.index(0.0)].astype(np.int16)
                 same = bool(np.abs(zero - roundtrip(world, case).astype(np.int16)).max() <= 1)
                 per_kind.setdefault(case.kind, []).append((rows, sweep_scores(rows), same))
-                shown.append({"kind": case.kind, "source": case.source.attributes(), "target": case.target.attributes(),
-                              "layout": case.source.layout, "images": {method: pixels}})
+                shown.append(
+                    {
+                        "kind": case.kind,
+                        "source": case.source.attributes(),
+                        "target": case.target.attributes(),
+                        "layout": case.source.layout,
+                        "images": {method: pixels},
+                    }
+                )
             if args.pictures:
                 args.out_dir.mkdir(parents=True, exist_ok=True)
-                grid_picture(shown, method, alphas, args.out_dir / f"{args.tag}-{name}-{d:g}.png",
-                             f"{name} at denoise {d:g} (test split, {args.per_kind} per kind; "
-                             f"{args.picture_rows} shown)", rows_per_kind=args.picture_rows)
+                grid_picture(
+                    shown,
+                    method,
+                    alphas,
+                    args.out_dir / f"{args.tag}-{name}-{d:g}.png",
+                    f"{name} at denoise {d:g} (test split, {args.per_kind} per kind; {args.picture_rows} shown)",
+                    rows_per_kind=args.picture_rows,
+                )
             for kind, case_rows in per_kind.items():
-                points.append({"variant": name, "method": method, "denoise": d, "kind": kind,
-                               "settings": {**changes}, **point_scores(case_rows)})
+                points.append(
+                    {
+                        "variant": name,
+                        "method": method,
+                        "denoise": d,
+                        "kind": kind,
+                        "settings": {**changes},
+                        **point_scores(case_rows),
+                    }
+                )
             print(f"  {name} @ denoise {d:g}: {time.perf_counter() - start:.0f}s", file=sys.stderr)
     for kind in kinds:
         on_front([p for p in points if p["kind"] == kind])
-    meta = {"title": "Effectiveness–preservation fronts in the toy world", "created":
-            datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "command": "python -m bench.toy.front " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "device": str(world.model.load_device), "split": args.split, "per_kind": args.per_kind, "kinds": kinds,
-            "seed": 0, "steps": base.steps, "alphas": list(alphas), "wall_seconds": time.perf_counter() - start, "variants": VARIANTS}
+    meta = {
+        "title": "Effectiveness–preservation fronts in the toy world",
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": "python -m bench.toy.front " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "device": str(world.model.load_device),
+        "split": args.split,
+        "per_kind": args.per_kind,
+        "kinds": kinds,
+        "seed": 0,
+        "steps": base.steps,
+        "alphas": list(alphas),
+        "wall_seconds": time.perf_counter() - start,
+        "variants": VARIANTS,
+    }
     if args.json_only:
         args.out_dir.mkdir(parents=True, exist_ok=True)
         path = args.out_dir / f"{args.tag}.json"

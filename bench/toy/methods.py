@@ -60,8 +60,8 @@ class ToySettings:
     sampler: str = "euler"
     scheduler: str = "simple"
     seed: int = TOY.seed
-    reference: str = "generated"     # latent directions: "generated" pair or "render" (oracle) pair
-    reference_steps: int = 12        # text-to-image steps for the generated reference pair
+    reference: str = "generated"  # latent directions: "generated" pair or "render" (oracle) pair
+    reference_steps: int = 12  # text-to-image steps for the generated reference pair
     # EMS Flow Edit (ems_flowedit): its schedule and options; the node's defaults otherwise.
     fe_denoise: float = TOY.flow_denoise
     fe_cfg: float = TOY.flow_cfg
@@ -77,8 +77,12 @@ class ToySettings:
 def encode_case(clip, case, negative: str = ""):
     """EMS Encode Prompts: (source, target, attribute, negative) with identical token shapes."""
     tokenize_equal = harness.pack_module("nodes.encode_prompts").tokenize_equal
-    prompts = {"source": case.source_prompt, "target": case.target_prompt,
-               "attribute": case.attribute_prompt, "negative": negative}
+    prompts = {
+        "source": case.source_prompt,
+        "target": case.target_prompt,
+        "attribute": case.attribute_prompt,
+        "negative": negative,
+    }
     clip, tokens = tokenize_equal(clip, prompts)
     return tuple(clip.encode_from_tokens_scheduled(tokens[k]) for k in ("source", "target", "attribute", "negative"))
 
@@ -95,8 +99,14 @@ def repeated(latent: dict, count: int) -> dict:
 
 def csds_params(s: ToySettings):
     """The ``CSDSParams`` run_csds takes, from these settings."""
-    return harness.csds_params(cfg=s.cfg, iterations=s.iterations, constraint=s.constraint,
-                               step_start=s.step_start, step_end=s.step_end, residual_space=s.residual_space)
+    return harness.csds_params(
+        cfg=s.cfg,
+        iterations=s.iterations,
+        constraint=s.constraint,
+        step_start=s.step_start,
+        step_end=s.step_end,
+        residual_space=s.residual_space,
+    )
 
 
 def has_residual_space() -> bool:
@@ -118,8 +128,7 @@ def img2img(model, conds, latent, alphas, s: ToySettings, sigmas, counter=None, 
 def text_only(model, conds, latent, alphas, s: ToySettings, sigmas, counter=None, **_) -> dict:
     positive = sweep(conds, alphas)
     _phase(counter, "sampling")
-    return harness.sample(model, positive, conds[3], repeated(latent, len(alphas)), sigmas, s.cfg, s.seed,
-                          s.sampler)
+    return harness.sample(model, positive, conds[3], repeated(latent, len(alphas)), sigmas, s.cfg, s.seed, s.sampler)
 
 
 @torch.inference_mode()
@@ -138,16 +147,28 @@ def flowedit(model, conds, latent, alphas, s: ToySettings, sigmas, counter=None,
     from .flowedit import flowedit as run  # imports ComfyUI's samplers: only after host.setup
 
     _phase(counter, "sampling")
-    return run(model, sweep(conds, alphas), conds[0], conds[3], repeated(latent, len(alphas)), sigmas, s.cfg,
-               s.seed)
+    return run(model, sweep(conds, alphas), conds[0], conds[3], repeated(latent, len(alphas)), sigmas, s.cfg, s.seed)
 
 
 @torch.inference_mode()
 def ems_flowedit(model, conds, latent, alphas, s: ToySettings, sigmas, counter=None, **_) -> dict:
     own = harness.schedule(model, s.steps, s.fe_denoise, s.scheduler)  # its own schedule, not the shared one
-    return harness.flow_edit(model, conds[0], conds[1], conds[3], latent, alphas, s, sigmas=own, counter=counter,
-                             cfg=s.fe_cfg, source_cfg=s.fe_source_cfg, noise_average=s.fe_noise_average,
-                             locality=s.fe_locality, drive=s.fe_drive)
+    return harness.flow_edit(
+        model,
+        conds[0],
+        conds[1],
+        conds[3],
+        latent,
+        alphas,
+        s,
+        sigmas=own,
+        counter=counter,
+        cfg=s.fe_cfg,
+        source_cfg=s.fe_source_cfg,
+        noise_average=s.fe_noise_average,
+        locality=s.fe_locality,
+        drive=s.fe_drive,
+    )
 
 
 @torch.inference_mode()
@@ -198,6 +219,13 @@ def _latent_direction(mode: str) -> Callable:
     return method
 
 
-RUNNERS = {"img2img": img2img, "text_only": text_only, "ems": ems, "flowedit": flowedit, "ems_flowedit": ems_flowedit,
-           "ode_inversion": ode_inversion,
-           "latent_linear": _latent_direction("linear"), "latent_svd": _latent_direction("svd")}
+RUNNERS = {
+    "img2img": img2img,
+    "text_only": text_only,
+    "ems": ems,
+    "flowedit": flowedit,
+    "ems_flowedit": ems_flowedit,
+    "ode_inversion": ode_inversion,
+    "latent_linear": _latent_direction("linear"),
+    "latent_svd": _latent_direction("svd"),
+}

@@ -28,8 +28,16 @@ class InversionGuider(comfy.samplers.CFGGuider):
 
     def velocity(self, z, sigma: float, name: str, model_options, seed=None) -> torch.Tensor:
         t = torch.full((z.shape[0],), sigma, device=z.device, dtype=z.dtype)
-        d = comfy.samplers.sampling_function(self.inner_model, z, t, self.conds.get("negative"),
-                                             self.conds.get(name), self.cfg, model_options=model_options, seed=seed)
+        d = comfy.samplers.sampling_function(
+            self.inner_model,
+            z,
+            t,
+            self.conds.get("negative"),
+            self.conds.get(name),
+            self.cfg,
+            model_options=model_options,
+            seed=seed,
+        )
         return (z - d) / sigma
 
 

@@ -16,7 +16,7 @@ from bench.metrics.cli import json_value
 
 from .score import nanmean, summarize
 
-TILE_SCALE = 2          # 64-px scenes drawn at 128 px, nearest neighbour (pixels stay readable)
+TILE_SCALE = 2  # 64-px scenes drawn at 128 px, nearest neighbour (pixels stay readable)
 GRID_ROWS_PER_KIND = 2  # scenes per edit kind in a picture
 
 
@@ -30,8 +30,9 @@ def _font(size: int):
     return _load_font(size)[0]
 
 
-def grid_picture(results: list[dict], method: str, alphas, path: Path, title: str,
-                 rows_per_kind: int = GRID_ROWS_PER_KIND, show=None) -> Path:
+def grid_picture(
+    results: list[dict], method: str, alphas, path: Path, title: str, rows_per_kind: int = GRID_ROWS_PER_KIND, show=None
+) -> Path:
     """Rows: up to ``rows_per_kind`` scenes of each kind; columns: source, one per α (or the α in
     ``show``), target (drawn)."""
     picked, per_kind = [], {}
@@ -55,8 +56,11 @@ def grid_picture(results: list[dict], method: str, alphas, path: Path, title: st
     for i, r in enumerate(picked):
         y = top + i * (tile + pad)
         tgt = {k: v for k, v in r["target"].items()}
-        tiles = [render(Scene(**r["source"], layout=r["layout"]))] + [r["images"][method][i] for i in columns] + \
-                [render(Scene(**tgt, layout=r["layout"]))]
+        tiles = (
+            [render(Scene(**r["source"], layout=r["layout"]))]
+            + [r["images"][method][i] for i in columns]
+            + [render(Scene(**tgt, layout=r["layout"]))]
+        )
         for j, t in enumerate(tiles):
             img = Image.fromarray(np.asarray(t)).resize((tile, tile), Image.NEAREST)
             canvas.paste(img, (left + j * (tile + pad), y))
@@ -76,41 +80,89 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
 
 def tables(report: dict, results: list[dict]) -> tuple[str, dict]:
     methods, kinds, alphas = report["methods"], report["kinds"], report["alphas"]
-    summary = {m: {"all": summarize(results, m, None, alphas), **{k: summarize(results, m, k, alphas) for k in kinds}}
-               for m in methods}
-    lines = ["## All edit kinds together\n",
-             _table(["method", "target reached at α=1", "other attributes kept at α=1", "PSNR outside edit (dB)",
-                     "SSIM outside edit", "Spearman ρ(α, progress)", "monotone sweeps", "α=0: all attributes = source",
-                     "progress at α=0", "model calls / edit", "batch items / edit", "s / edit"],
-                    [[f"**{m}**", fmt(summary[m]["all"]["reached_at_1"], pct=True),
-                      fmt(summary[m]["all"]["kept_at_1"], pct=True), fmt(summary[m]["all"]["psnr_out_at_1"], 1),
-                      fmt(summary[m]["all"]["ssim_out_at_1"], 3), fmt(summary[m]["all"]["spearman"]),
-                      fmt(summary[m]["all"]["monotone"], pct=True), fmt(summary[m]["all"]["same_as_source_at_0"], pct=True),
-                      fmt(summary[m]["all"]["progress_at_0"]), fmt(summary[m]["all"]["model_calls_per_edit"], 1),
-                      fmt(summary[m]["all"]["model_items_per_edit"], 1), fmt(summary[m]["all"]["seconds_per_edit"], 2)]
-                     for m in methods])]
-    for key, title, pct, digits in (("reached_at_1", "Effectiveness: target attribute reached at α = 1", True, 0),
-                                    ("kept_at_1", "Preservation: other attributes kept at α = 1", True, 0),
-                                    ("psnr_out_at_1", "Preservation: PSNR (dB) vs the source outside the edited region, α = 1", False, 1),
-                                    ("ssim_out_at_1", "Preservation: SSIM vs the source outside the edited region, α = 1", False, 3),
-                                    ("spearman", "Graded control: Spearman ρ between α and progress (mean over scenes)", False, 2),
-                                    ("monotone", "Graded control: sweeps whose progress rises with α (dips ≤ 0.05 allowed)", True, 0),
-                                    ("monotone_0_1", "Graded control: sweeps whose progress rises with α on 0 ≤ α ≤ 1 (no extrapolation; dips ≤ 0.05 allowed)", True, 0),
-                                    ("same_as_source_at_0", "α = 0 is no edit: every attribute reads as the source's", True, 0)):
-        rows = [[f"**{m}**"] + [fmt(summary[m][k][key], digits, pct) for k in kinds] for m in methods
-                if not (m == "img2img" and key in ("spearman", "monotone", "monotone_0_1", "same_as_source_at_0"))]
+    summary = {
+        m: {"all": summarize(results, m, None, alphas), **{k: summarize(results, m, k, alphas) for k in kinds}}
+        for m in methods
+    }
+    lines = [
+        "## All edit kinds together\n",
+        _table(
+            [
+                "method",
+                "target reached at α=1",
+                "other attributes kept at α=1",
+                "PSNR outside edit (dB)",
+                "SSIM outside edit",
+                "Spearman ρ(α, progress)",
+                "monotone sweeps",
+                "α=0: all attributes = source",
+                "progress at α=0",
+                "model calls / edit",
+                "batch items / edit",
+                "s / edit",
+            ],
+            [
+                [
+                    f"**{m}**",
+                    fmt(summary[m]["all"]["reached_at_1"], pct=True),
+                    fmt(summary[m]["all"]["kept_at_1"], pct=True),
+                    fmt(summary[m]["all"]["psnr_out_at_1"], 1),
+                    fmt(summary[m]["all"]["ssim_out_at_1"], 3),
+                    fmt(summary[m]["all"]["spearman"]),
+                    fmt(summary[m]["all"]["monotone"], pct=True),
+                    fmt(summary[m]["all"]["same_as_source_at_0"], pct=True),
+                    fmt(summary[m]["all"]["progress_at_0"]),
+                    fmt(summary[m]["all"]["model_calls_per_edit"], 1),
+                    fmt(summary[m]["all"]["model_items_per_edit"], 1),
+                    fmt(summary[m]["all"]["seconds_per_edit"], 2),
+                ]
+                for m in methods
+            ],
+        ),
+    ]
+    for key, title, pct, digits in (
+        ("reached_at_1", "Effectiveness: target attribute reached at α = 1", True, 0),
+        ("kept_at_1", "Preservation: other attributes kept at α = 1", True, 0),
+        ("psnr_out_at_1", "Preservation: PSNR (dB) vs the source outside the edited region, α = 1", False, 1),
+        ("ssim_out_at_1", "Preservation: SSIM vs the source outside the edited region, α = 1", False, 3),
+        ("spearman", "Graded control: Spearman ρ between α and progress (mean over scenes)", False, 2),
+        ("monotone", "Graded control: sweeps whose progress rises with α (dips ≤ 0.05 allowed)", True, 0),
+        (
+            "monotone_0_1",
+            "Graded control: sweeps whose progress rises with α on 0 ≤ α ≤ 1 (no extrapolation; dips ≤ 0.05 allowed)",
+            True,
+            0,
+        ),
+        ("same_as_source_at_0", "α = 0 is no edit: every attribute reads as the source's", True, 0),
+    ):
+        rows = [
+            [f"**{m}**"] + [fmt(summary[m][k][key], digits, pct) for k in kinds]
+            for m in methods
+            if not (m == "img2img" and key in ("spearman", "monotone", "monotone_0_1", "same_as_source_at_0"))
+        ]
         lines += [f"\n### {title}\n", _table(["method"] + kinds, rows)]
-    lines += ["\n### Progress by α (mean over all kinds; 0 = source value, 1 = target value)\n",
-              _table(["method"] + [f"α={a:g}" for a in alphas],
-                     [[f"**{m}**"] + [fmt(summary[m]["all"]["progress_by_alpha"].get(f"{a:g}")) for a in alphas]
-                      for m in methods if m != "img2img"])]
+    lines += [
+        "\n### Progress by α (mean over all kinds; 0 = source value, 1 = target value)\n",
+        _table(
+            ["method"] + [f"α={a:g}" for a in alphas],
+            [
+                [f"**{m}**"] + [fmt(summary[m]["all"]["progress_by_alpha"].get(f"{a:g}")) for a in alphas]
+                for m in methods
+                if m != "img2img"
+            ],
+        ),
+    ]
     for m in methods:
         if m == "img2img":
             continue
-        lines += [f"\n<details><summary>progress by α and kind: {m}</summary>\n",
-                  _table(["kind"] + [f"α={a:g}" for a in alphas],
-                         [[k] + [fmt(summary[m][k]["progress_by_alpha"].get(f"{a:g}")) for a in alphas] for k in kinds]),
-                  "\n</details>"]
+        lines += [
+            f"\n<details><summary>progress by α and kind: {m}</summary>\n",
+            _table(
+                ["kind"] + [f"α={a:g}" for a in alphas],
+                [[k] + [fmt(summary[m][k]["progress_by_alpha"].get(f"{a:g}")) for a in alphas] for k in kinds],
+            ),
+            "\n</details>",
+        ]
     return "\n".join(lines), summary
 
 
@@ -123,8 +175,16 @@ def sde_table(results: list[dict], kinds) -> tuple[str, dict]:
             continue
         out[k] = {key: nanmean(v[key] for v in vals) for key in ("sde", "err_c", "err_flipped", "ratio")}
         out[k]["n"] = len(vals)
-        rows.append([k, str(len(vals)), fmt(out[k]["err_c"], 4), fmt(out[k]["err_flipped"], 4), fmt(out[k]["ratio"], 3),
-                     fmt(out[k]["sde"], 3)])
+        rows.append(
+            [
+                k,
+                str(len(vals)),
+                fmt(out[k]["err_c"], 4),
+                fmt(out[k]["err_flipped"], 4),
+                fmt(out[k]["ratio"], 3),
+                fmt(out[k]["sde"], 3),
+            ]
+        )
     return _table(["edit kind (c → c̃)", "scenes", "E_c (rms)", "E_c̃ (rms)", "E_c / E_c̃", "SDE"], rows), out
 
 
@@ -155,36 +215,49 @@ def write_report(report: dict, results: list[dict], out_dir: Path, tag: str) -> 
     sde_md, sde = sde_table(results, report["kinds"])
     pictures = []
     for m in report["methods"]:
-        path = grid_picture(results, m, report["alphas"], out_dir / f"{tag}-{m}.png",
-                            f"{m}: {report['labels'].get(m, m)}")
+        path = grid_picture(
+            results, m, report["alphas"], out_dir / f"{tag}-{m}.png", f"{m}: {report['labels'].get(m, m)}"
+        )
         pictures.append((m, path.name))
     if "ems" in report["methods"]:  # the README's picture: one scene per kind, full EMS
-        grid_picture(results, "ems", report["alphas"], out_dir / f"{tag}-readme.png",
-                     "full EMS in the toy world (a toy model, not SD3)", rows_per_kind=1,
-                     show=[a for a in report["alphas"] if a in (-1.0, 0.0, 0.5, 1.0, 1.5)])
+        grid_picture(
+            results,
+            "ems",
+            report["alphas"],
+            out_dir / f"{tag}-readme.png",
+            "full EMS in the toy world (a toy model, not SD3)",
+            rows_per_kind=1,
+            show=[a for a in report["alphas"] if a in (-1.0, 0.0, 0.5, 1.0, 1.5)],
+        )
     recon_psnr = nanmean(r["reconstruction"]["psnr"] for r in results)
     recon_same = nanmean(r["reconstruction"]["same_as_source"] for r in results)
     s = report["settings"]
-    md = [f"# {report['title']}\n",
-          "A **toy model**, not SD3: a small SD3-architecture model trained on drawn scenes "
-          "(`toyworld/`), loaded and sampled by real ComfyUI. Numbers here say whether the method works "
-          "as built and which defaults to ship; they are not claims about SD3-medium.\n",
-          f"`{report['command']}` — {report['created']}, split **{report['split']}**, {report['per_kind']} "
-          f"scene(s) per edit kind × {len(report['kinds'])} kinds × α = {', '.join(f'{a:g}' for a in report['alphas'])}; "
-          f"run {report['run_wall_seconds'] / 60:.1f} min wall, {report['run_cpu_seconds'] / 60:.1f} min CPU "
-          f"({report['machine']['torch_threads']} torch threads, {report['machine']['device']}), model load "
-          f"{report['load_seconds']:.0f} s" +
-          (f"; {report['cached_results']} (scene, method) results came from the cache of an earlier run with "
-           f"identical settings — all methods' own CPU time, cached ones included, is "
-           f"{report['methods_cpu_seconds'] / 60:.1f} min" if report.get("cached_results") else "") +
-          ". Times are from this one run; other jobs on the machine inflate them.\n",
-          f"Model: {report['model']['kind']}, MMDiT {report['model']['mmdit_parameters']:,} parameters. "
-          f"Settings (every method): BasicScheduler {s['steps']} steps, denoise {s['denoise']}, {s['sampler']}/"
-          f"{s['scheduler']}, CFG {s['cfg']}, seed {s['seed']}; CSDS {s['iterations']} iterations, λ = {s['constraint']}, "
-          f"step {s['step_start']} → {s['step_end']}, residual space `{s['residual_space']}`; latent directions' "
-          f"reference pair: {s['reference']} ({s['reference_steps']} text-to-image steps).\n",
-          f"Ceiling: the toy VAE alone (encode → decode of the source) gives PSNR {fmt(recon_psnr, 1)} dB and "
-          f"reads back every attribute of {fmt(recon_same, pct=True)} of the sources.\n"]
+    md = [
+        f"# {report['title']}\n",
+        "A **toy model**, not SD3: a small SD3-architecture model trained on drawn scenes "
+        "(`toyworld/`), loaded and sampled by real ComfyUI. Numbers here say whether the method works "
+        "as built and which defaults to ship; they are not claims about SD3-medium.\n",
+        f"`{report['command']}` — {report['created']}, split **{report['split']}**, {report['per_kind']} "
+        f"scene(s) per edit kind × {len(report['kinds'])} kinds × α = {', '.join(f'{a:g}' for a in report['alphas'])}; "
+        f"run {report['run_wall_seconds'] / 60:.1f} min wall, {report['run_cpu_seconds'] / 60:.1f} min CPU "
+        f"({report['machine']['torch_threads']} torch threads, {report['machine']['device']}), model load "
+        f"{report['load_seconds']:.0f} s"
+        + (
+            f"; {report['cached_results']} (scene, method) results came from the cache of an earlier run with "
+            f"identical settings — all methods' own CPU time, cached ones included, is "
+            f"{report['methods_cpu_seconds'] / 60:.1f} min"
+            if report.get("cached_results")
+            else ""
+        )
+        + ". Times are from this one run; other jobs on the machine inflate them.\n",
+        f"Model: {report['model']['kind']}, MMDiT {report['model']['mmdit_parameters']:,} parameters. "
+        f"Settings (every method): BasicScheduler {s['steps']} steps, denoise {s['denoise']}, {s['sampler']}/"
+        f"{s['scheduler']}, CFG {s['cfg']}, seed {s['seed']}; CSDS {s['iterations']} iterations, λ = {s['constraint']}, "
+        f"step {s['step_start']} → {s['step_end']}, residual space `{s['residual_space']}`; latent directions' "
+        f"reference pair: {s['reference']} ({s['reference_steps']} text-to-image steps).\n",
+        f"Ceiling: the toy VAE alone (encode → decode of the source) gives PSNR {fmt(recon_psnr, 1)} dB and "
+        f"reads back every attribute of {fmt(recon_same, pct=True)} of the sources.\n",
+    ]
     if report["missing_methods"]:
         md.append("Not run: " + "; ".join(f"`{m}` ({why})" for m, why in report["missing_methods"].items()) + ".\n")
     checks = {}
@@ -192,20 +265,37 @@ def write_report(report: dict, results: list[dict], out_dir: Path, tag: str) -> 
         for k, v in r.get("alpha0_checks", {}).items():
             checks[k] = max(checks.get(k, 0), v)
     if checks:
-        md.append("α = 0 is no edit, checked on every scene (max |Δ| in 0–255 pixel values; 0 = identical): " +
-                  ", ".join(f"`{k}` {v}" for k, v in checks.items()) + ".\n")
+        md.append(
+            "α = 0 is no edit, checked on every scene (max |Δ| in 0–255 pixel values; 0 = identical): "
+            + ", ".join(f"`{k}` {v}" for k, v in checks.items())
+            + ".\n"
+        )
     md += _findings(out_dir / f"{tag}.md")
-    md += ["## Methods\n"] + [f"- `{m}` — {report['labels'].get(m, m)}" for m in report["methods"]] + ["",
-           body, "\n## The paper's SDE (text side, per edit kind)\n",
-           "SDE = E_c / E_c̃ + E_c̃ with E = rms pixel distance in [0, 1] (`bench.metrics.sde`, norm `rms`), "
-           "x = the drawn source, h(f(x), c) = img2img under the source caption (= text-only at α = 0), "
-           "h(f(x), c̃) = under the target caption (= text-only at α = 1), one forward noise. `size` "
-           "(small ↔ large) is the binary attribute; the other kinds are shown with the same formula.\n",
-           sde_md, "\n## Pictures (scenes × α; first column the source, last the target as drawn)\n"]
+    md += (
+        ["## Methods\n"]
+        + [f"- `{m}` — {report['labels'].get(m, m)}" for m in report["methods"]]
+        + [
+            "",
+            body,
+            "\n## The paper's SDE (text side, per edit kind)\n",
+            "SDE = E_c / E_c̃ + E_c̃ with E = rms pixel distance in [0, 1] (`bench.metrics.sde`, norm `rms`), "
+            "x = the drawn source, h(f(x), c) = img2img under the source caption (= text-only at α = 0), "
+            "h(f(x), c̃) = under the target caption (= text-only at α = 1), one forward noise. `size` "
+            "(small ↔ large) is the binary attribute; the other kinds are shown with the same formula.\n",
+            sde_md,
+            "\n## Pictures (scenes × α; first column the source, last the target as drawn)\n",
+        ]
+    )
     md += [f"### {m}\n\n![{m}]({name})\n" for m, name in pictures]
     path = out_dir / f"{tag}.md"
     path.write_text("\n".join(md) + "\n", encoding="utf-8")
-    dump = {**report, "summary": summary, "sde": sde, "pictures": dict(pictures), "alpha0_checks": checks,
-            "cases": [{k: v for k, v in r.items() if k != "images"} for r in results]}
+    dump = {
+        **report,
+        "summary": summary,
+        "sde": sde,
+        "pictures": dict(pictures),
+        "alpha0_checks": checks,
+        "cases": [{k: v for k, v in r.items() if k != "images"} for r in results],
+    }
     write_json_atomic(out_dir / f"{tag}.json", clean(dump))
     return path

@@ -93,15 +93,22 @@ def score_images(case, method: str, alphas, images: np.ndarray, source_pixels: n
     for i, alpha in enumerate(alphas):
         r = read(images[i])
         others = [k for k in source_attrs if k != case.kind]
-        rows.append({
-            "method": method, "kind": case.kind, "alpha": float(alpha),
-            "source": source_attrs, "target_value": getattr(case.target, case.kind),
-            "read": r, "progress": progress(images[i], case.source, case.target, case.kind),
-            "reached": r[case.kind] == getattr(case.target, case.kind),
-            "kept": sum(r[k] == source_attrs[k] for k in others) / len(others),
-            "same_as_source": all(r[k] == source_attrs[k] for k in source_attrs),
-            "psnr_out": psnr[i], "ssim_out": ssim[i],
-        })
+        rows.append(
+            {
+                "method": method,
+                "kind": case.kind,
+                "alpha": float(alpha),
+                "source": source_attrs,
+                "target_value": getattr(case.target, case.kind),
+                "read": r,
+                "progress": progress(images[i], case.source, case.target, case.kind),
+                "reached": r[case.kind] == getattr(case.target, case.kind),
+                "kept": sum(r[k] == source_attrs[k] for k in others) / len(others),
+                "same_as_source": all(r[k] == source_attrs[k] for k in source_attrs),
+                "psnr_out": psnr[i],
+                "ssim_out": ssim[i],
+            }
+        )
     return rows
 
 
@@ -110,8 +117,11 @@ def sweep_scores(rows: list[dict]) -> dict:
     alphas = [r["alpha"] for r in rows]
     prog = [r["progress"] for r in rows]
     unit = [(a, p) for a, p in zip(alphas, prog) if 0.0 <= a <= 1.0]  # the edit's own range, no extrapolation
-    return {"spearman": spearman(alphas, prog), "monotone": monotone(alphas, prog),
-            "monotone_0_1": monotone(*zip(*unit)) if len(unit) > 1 else None}
+    return {
+        "spearman": spearman(alphas, prog),
+        "monotone": monotone(alphas, prog),
+        "monotone_0_1": monotone(*zip(*unit)) if len(unit) > 1 else None,
+    }
 
 
 def nanmean(values) -> float:

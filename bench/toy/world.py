@@ -31,10 +31,25 @@ from .score import to_image, to_uint8
 
 # The settings a run may override on the command line; their defaults are ToySettings' (the toy
 # world's calibrated values, written once there).
-DEFAULTS = {k: getattr(ToySettings, k) for k in ("steps", "denoise", "cfg", "iterations", "constraint",
-                                                 "step_start", "step_end", "residual_space", "fe_denoise",
-                                                 "fe_cfg", "fe_source_cfg", "fe_noise_average", "fe_locality",
-                                                 "fe_drive")}
+DEFAULTS = {
+    k: getattr(ToySettings, k)
+    for k in (
+        "steps",
+        "denoise",
+        "cfg",
+        "iterations",
+        "constraint",
+        "step_start",
+        "step_end",
+        "residual_space",
+        "fe_denoise",
+        "fe_cfg",
+        "fe_source_cfg",
+        "fe_noise_average",
+        "fe_locality",
+        "fe_drive",
+    )
+}
 
 
 def settings_from(args, **changes):
@@ -49,8 +64,11 @@ def model_identity(tiny: bool = False, seed: int = 0, weights=None) -> str:
     if tiny:
         return f"tiny-{seed}"
     folder = Path(weights or toy.WEIGHTS)
-    stamp = [f"{f}:{(folder / f).stat().st_size}:{(folder / f).stat().st_mtime_ns}"
-             for f in (toy.MMDIT_FILE, toy.VAE_FILE, toy.META_FILE) if (folder / f).exists()]
+    stamp = [
+        f"{f}:{(folder / f).stat().st_size}:{(folder / f).stat().st_mtime_ns}"
+        for f in (toy.MMDIT_FILE, toy.VAE_FILE, toy.META_FILE)
+        if (folder / f).exists()
+    ]
     return f"{folder.resolve()}|{'|'.join(stamp)}"
 
 
@@ -109,28 +127,45 @@ def run_method(world: World, method: str, case, alphas, s, references=None) -> t
     sigmas = harness.schedule(world.model, s.steps, s.denoise, s.scheduler)
     world.counter.reset()
     start, cpu = time.perf_counter(), time.process_time()
-    out = RUNNERS[method](world.model, inp["conds"], inp["latent"], alphas, s, sigmas, counter=world.counter,
-                          references=references)
+    out = RUNNERS[method](
+        world.model, inp["conds"], inp["latent"], alphas, s, sigmas, counter=world.counter, references=references
+    )
     images = world.decode(out)
     log = world.counter.log
-    return images, {"calls": len(log), "items": sum(b for _, b in log), "seconds": time.perf_counter() - start,
-                    "cpu_seconds": time.process_time() - cpu, "edits": len(alphas)}
+    return images, {
+        "calls": len(log),
+        "items": sum(b for _, b in log),
+        "seconds": time.perf_counter() - start,
+        "cpu_seconds": time.process_time() - cpu,
+        "edits": len(alphas),
+    }
 
 
 # Settings each method's result depends on (besides the case, α and the model): the cache key.
 SHARED_KEYS = ("steps", "denoise", "cfg", "sampler", "scheduler", "seed")
-METHOD_KEYS = {"ems": ("iterations", "constraint", "step_start", "step_end", "residual_space"),
-               "ems_flowedit": ("fe_denoise", "fe_cfg", "fe_source_cfg", "fe_noise_average", "fe_locality",
-                                "fe_drive"),
-               "latent_linear": ("reference", "reference_steps"), "latent_svd": ("reference", "reference_steps")}
+METHOD_KEYS = {
+    "ems": ("iterations", "constraint", "step_start", "step_end", "residual_space"),
+    "ems_flowedit": ("fe_denoise", "fe_cfg", "fe_source_cfg", "fe_noise_average", "fe_locality", "fe_drive"),
+    "latent_linear": ("reference", "reference_steps"),
+    "latent_svd": ("reference", "reference_steps"),
+}
 CACHE_VERSION = 2  # bumped when a method's computation changes
 
 
 def cache_key(world: World, method: str, case, alphas, s) -> str:
     settings = {k: getattr(s, k) for k in SHARED_KEYS + METHOD_KEYS.get(method, ())}
-    ident = {"v": CACHE_VERSION, "method": method, "model": world.model_id, "alphas": list(alphas),
-             "source": case.source.attributes(), "layout": case.source.layout, "target": case.target.attributes(),
-             "kind": case.kind, "attribute": case.attribute_prompt, "settings": settings}
+    ident = {
+        "v": CACHE_VERSION,
+        "method": method,
+        "model": world.model_id,
+        "alphas": list(alphas),
+        "source": case.source.attributes(),
+        "layout": case.source.layout,
+        "target": case.target.attributes(),
+        "kind": case.kind,
+        "attribute": case.attribute_prompt,
+        "settings": settings,
+    }
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
 
 

@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 COMFYUI_DIR = os.environ.get("COMFYUI_DIR", "")
-SKIP_REASON = ("INTEGRATION TIER SKIPPED: no ComfyUI — set COMFYUI_DIR to a ComfyUI source tree, or "
-               "COMFYUI_ARCHIVE to the pinned source archive, and run scripts/test.sh (README, Development)")
+SKIP_REASON = (
+    "INTEGRATION TIER SKIPPED: no ComfyUI — set COMFYUI_DIR to a ComfyUI source tree, or "
+    "COMFYUI_ARCHIVE to the pinned source archive, and run scripts/test.sh (README, Development)"
+)
 HAVE_COMFY = bool(COMFYUI_DIR) and (Path(COMFYUI_DIR) / "main.py").is_file()
 if HAVE_COMFY and COMFYUI_DIR not in sys.path:
     # In-process tests import ComfyUI itself (call counting, independent re-computation); the one

@@ -25,13 +25,28 @@ def image_name(comfy):
     return "ems_bad_input.png"
 
 
-def pipeline(image_name, prefix, alpha=1.0, sweep=None, csds=None, positive_override=None, source=SOURCE,
-             target=TARGET, latent_from_csds=False):
+def pipeline(
+    image_name,
+    prefix,
+    alpha=1.0,
+    sweep=None,
+    csds=None,
+    positive_override=None,
+    source=SOURCE,
+    target=TARGET,
+    latent_from_csds=False,
+):
     """The full EMS edit ending in SaveImage(prefix); ``csds`` overrides the CSDS node's inputs."""
     g = Graph()
     unet, clip, vae = tiny_sd3(g)
-    enc = g.node("EMSEncodePrompts", clip=clip[0], source_prompt=source, target_prompt=target,
-                 attribute_prompt="red suit", negative_prompt="")
+    enc = g.node(
+        "EMSEncodePrompts",
+        clip=clip[0],
+        source_prompt=source,
+        target_prompt=target,
+        attribute_prompt="red suit",
+        negative_prompt="",
+    )
     latent = g.node("VAEEncode", pixels=g.node("LoadImage", image=image_name)[0], vae=vae[0])
     sigmas = g.node("BasicScheduler", model=unet[0], scheduler="simple", steps=4, denoise=0.75)
     if sweep is None:
@@ -39,17 +54,34 @@ def pipeline(image_name, prefix, alpha=1.0, sweep=None, csds=None, positive_over
     else:
         direction = g.node("EMSAlphaSweep", source=enc[0], target=enc[1], alphas=sweep, manipulate_pooled=True)
     positive = positive_override(g) if positive_override else direction[0]
-    inputs = dict(model=unet[0], positive=positive, attribute=enc[2], negative=enc[3], latent_image=latent[0],
-                  sigmas=sigmas[0], noise_seed=1, cfg=3.0, iterations=2, constraint=0.5, step_start=0.1,
-                  step_end=0.01)
+    inputs = dict(
+        model=unet[0],
+        positive=positive,
+        attribute=enc[2],
+        negative=enc[3],
+        latent_image=latent[0],
+        sigmas=sigmas[0],
+        noise_seed=1,
+        cfg=3.0,
+        iterations=2,
+        constraint=0.5,
+        step_start=0.1,
+        step_end=0.01,
+    )
     inputs.update(csds or {})
     edit = g.node("EMSCSDSLatentEdit", **inputs)
     if latent_from_csds:
         inputs = dict(inputs, latent_image=edit[0])
         edit = g.node("EMSCSDSLatentEdit", **inputs)
     guider = g.node("CFGGuider", model=unet[0], positive=direction[0], negative=enc[3], cfg=3.0)
-    out = g.node("SamplerCustomAdvanced", noise=g.node("DisableNoise")[0], guider=guider[0],
-                 sampler=g.node("KSamplerSelect", sampler_name="euler")[0], sigmas=sigmas[0], latent_image=edit[0])
+    out = g.node(
+        "SamplerCustomAdvanced",
+        noise=g.node("DisableNoise")[0],
+        guider=guider[0],
+        sampler=g.node("KSamplerSelect", sampler_name="euler")[0],
+        sigmas=sigmas[0],
+        latent_image=edit[0],
+    )
     g.node("SaveImage", images=g.node("VAEDecode", samples=out[0], vae=vae[0])[0], filename_prefix=prefix)
     return g, enc
 
@@ -65,9 +97,15 @@ def refused(comfy, graph, prefix) -> str:
     return e.value.message
 
 
-@pytest.mark.parametrize("field, value", [
-    ("cfg", math.nan), ("constraint", math.nan), ("step_start", math.nan), ("step_end", math.nan),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("cfg", math.nan),
+        ("constraint", math.nan),
+        ("step_start", math.nan),
+        ("step_end", math.nan),
+    ],
+)
 def test_non_finite_csds_inputs_are_errors_naming_the_node(comfy, image_name, field, value):
     prefix = f"bad_{field}_{value}"
     g, _ = pipeline(image_name, prefix, csds={field: value})
@@ -113,13 +151,25 @@ def test_step_start_above_the_widget_bound_is_rejected_before_running(comfy, ima
     assert "step_start" in str(e.value)
 
 
-@pytest.mark.parametrize("width, pooled, family", [
-    (768, 0, "SD1.x"), (768, 768, "SD1.x"), (1024, 1024, "SD2.x"), (2048, 1280, "SDXL"), (4096, 768, "Flux"),
-])
+@pytest.mark.parametrize(
+    "width, pooled, family",
+    [
+        (768, 0, "SD1.x"),
+        (768, 768, "SD1.x"),
+        (1024, 1024, "SD2.x"),
+        (2048, 1280, "SDXL"),
+        (4096, 768, "Flux"),
+    ],
+)
 def test_other_families_conditioning_into_csds_is_an_error_naming_both(comfy, image_name, width, pooled, family):
     prefix = f"bad_family_{width}_{pooled}"
-    g, _ = pipeline(image_name, prefix, positive_override=lambda g: g.node(
-        "EMSTestConditioning", width=width, pooled_width=pooled, tokens=77, seed=0)[0])
+    g, _ = pipeline(
+        image_name,
+        prefix,
+        positive_override=lambda g: g.node("EMSTestConditioning", width=width, pooled_width=pooled, tokens=77, seed=0)[
+            0
+        ],
+    )
     msg = refused(comfy, g, prefix)
     assert CSDS in msg and family in msg and "SD3" in msg and "TripleCLIPLoader" in msg
     assert "addmm" not in msg and "cannot be multiplied" not in msg
@@ -186,9 +236,18 @@ def test_every_ems_float_widget_has_the_declared_range(comfy):
 def test_nan_temperature_is_an_error_naming_extract_captions(comfy, image_name):
     """Refused before anything else, even on the offline path (typed overrides, no LLM call)."""
     g = Graph()
-    caps = g.node("EMSExtractCaptions", image=g.node("LoadImage", image=image_name)[0], instruction="make it red",
-                  provider="openai", model="gpt-4o", temperature=math.nan, seed=0, refresh=False,
-                  source_prompt=SOURCE, target_prompt=TARGET)
+    caps = g.node(
+        "EMSExtractCaptions",
+        image=g.node("LoadImage", image=image_name)[0],
+        instruction="make it red",
+        provider="openai",
+        model="gpt-4o",
+        temperature=math.nan,
+        seed=0,
+        refresh=False,
+        source_prompt=SOURCE,
+        target_prompt=TARGET,
+    )
     g.save(caps[0], "nan_temperature")
     with pytest.raises(ExecutionFailed) as e:
         comfy.run(g.prompt)

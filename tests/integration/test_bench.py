@@ -14,10 +14,25 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_quick_cpu_bench_reports_calls_and_ratios(tmp_path):
-    cmd = [sys.executable, "-m", "bench", "--quick", "--steps", "10", "--iterations", "4",
-           "--repeats", "1", "--sweep-repeats", "1", "--device-tag", "pytest", "--out-dir", str(tmp_path)]
-    done = subprocess.run(cmd, cwd=REPO, env=tool_env(),
-                          capture_output=True, text=True, timeout=240)
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench",
+        "--quick",
+        "--steps",
+        "10",
+        "--iterations",
+        "4",
+        "--repeats",
+        "1",
+        "--sweep-repeats",
+        "1",
+        "--device-tag",
+        "pytest",
+        "--out-dir",
+        str(tmp_path),
+    ]
+    done = subprocess.run(cmd, cwd=REPO, env=tool_env(), capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((tmp_path / "pytest.json").read_text(encoding="utf-8"))
     assert (tmp_path / "pytest.md").read_text(encoding="utf-8").startswith("# EMS vs img2img")
@@ -41,8 +56,12 @@ def test_quick_cpu_bench_reports_calls_and_ratios(tmp_path):
     assert report["checks"]["one_call_per_flow_edit_step"] is True
     assert report["ratios"]["flow_edit_time_vs_img2img"] > 0
 
-    for key in ("ems_time_vs_img2img", "text_only_time_vs_img2img", "sweep_batched_time_vs_separate",
-                "ems_peak_memory_vs_img2img"):
+    for key in (
+        "ems_time_vs_img2img",
+        "text_only_time_vs_img2img",
+        "sweep_batched_time_vs_separate",
+        "ems_peak_memory_vs_img2img",
+    ):
         assert report["ratios"][key] > 0
     assert {t["target"] for t in report["targets"]} >= {"exactly 1 model call per CSDS iteration"}
     assert report["machine"]["comfyui"] and report["settings"]["iterations"] == 4

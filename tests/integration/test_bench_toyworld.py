@@ -21,17 +21,43 @@ ALPHAS = [0.0, 0.5, 1.0]
 
 
 def test_quick_toyworld_report_runs_every_method_on_the_same_scenes(tmp_path):
-    cmd = [sys.executable, "-m", "bench.toy", "--quick", "--tiny", "--kinds", "colour,count",
-           "--steps", str(STEPS), "--iterations", str(ITERATIONS), "--reference-steps", str(REF_STEPS),
-           "--tag", "pytest", "--out-dir", str(tmp_path), "--cache", str(tmp_path / "cache")]
-    done = subprocess.run(cmd, cwd=REPO, env=tool_env(),
-                          capture_output=True, text=True, timeout=300)
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.toy",
+        "--quick",
+        "--tiny",
+        "--kinds",
+        "colour,count",
+        "--steps",
+        str(STEPS),
+        "--iterations",
+        str(ITERATIONS),
+        "--reference-steps",
+        str(REF_STEPS),
+        "--tag",
+        "pytest",
+        "--out-dir",
+        str(tmp_path),
+        "--cache",
+        str(tmp_path / "cache"),
+    ]
+    done = subprocess.run(cmd, cwd=REPO, env=tool_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((tmp_path / "pytest.json").read_text(encoding="utf-8"))
     md = (tmp_path / "pytest.md").read_text(encoding="utf-8")
     assert md.startswith("# EMS in the toy world") and "toy model" in md and "not SD3" in md
 
-    methods = ["img2img", "text_only", "ems", "flowedit", "ems_flowedit", "ode_inversion", "latent_linear", "latent_svd"]
+    methods = [
+        "img2img",
+        "text_only",
+        "ems",
+        "flowedit",
+        "ems_flowedit",
+        "ode_inversion",
+        "latent_linear",
+        "latent_svd",
+    ]
     assert report["methods"] == methods and report["alphas"] == ALPHAS
     assert [c["kind"] for c in report["cases"]] == ["colour", "count"]
     for m in methods:
@@ -41,14 +67,14 @@ def test_quick_toyworld_report_runs_every_method_on_the_same_scenes(tmp_path):
     for case in report["cases"]:
         assert set(case["methods"]) == set(methods)
         got = {m: (case["methods"][m]["calls"], [r["alpha"] for r in case["methods"][m]["rows"]]) for m in methods}
-        assert got["img2img"] == (STEPS, [1.0])                      # the target caption, no degree
-        assert got["text_only"] == (STEPS, ALPHAS)                    # one batched sweep
-        assert got["ems"] == (ITERATIONS + STEPS, ALPHAS)             # one call per CSDS iteration
-        assert got["flowedit"] == (2 * STEPS, ALPHAS)                 # v under target and source
-        assert got["ems_flowedit"] == (STEPS, ALPHAS)                 # both points in one batched call
-        assert got["ode_inversion"] == (2 * STEPS, ALPHAS)            # inversion up, sampling down
+        assert got["img2img"] == (STEPS, [1.0])  # the target caption, no degree
+        assert got["text_only"] == (STEPS, ALPHAS)  # one batched sweep
+        assert got["ems"] == (ITERATIONS + STEPS, ALPHAS)  # one call per CSDS iteration
+        assert got["flowedit"] == (2 * STEPS, ALPHAS)  # v under target and source
+        assert got["ems_flowedit"] == (STEPS, ALPHAS)  # both points in one batched call
+        assert got["ode_inversion"] == (2 * STEPS, ALPHAS)  # inversion up, sampling down
         for m in ("latent_linear", "latent_svd"):
-            assert got[m] == (STEPS + 2 * REF_STEPS, ALPHAS)          # + the generated reference pair
+            assert got[m] == (STEPS + 2 * REF_STEPS, ALPHAS)  # + the generated reference pair
         for m in methods:
             for row in case["methods"][m]["rows"]:
                 assert set(row["read"]) == {"colour", "shape", "count", "size", "background"}

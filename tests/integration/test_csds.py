@@ -18,8 +18,21 @@ TARGET = "a photo of a woman in a red suit standing in a park"
 ATTRIBUTE = "red suit"
 SEED = 1234
 
-SPEC_INPUTS = {"model", "positive", "attribute", "negative", "latent_image", "sigmas", "noise_seed", "cfg",
-               "iterations", "constraint", "step_start", "step_end", "residual_space"}
+SPEC_INPUTS = {
+    "model",
+    "positive",
+    "attribute",
+    "negative",
+    "latent_image",
+    "sigmas",
+    "noise_seed",
+    "cfg",
+    "iterations",
+    "constraint",
+    "step_start",
+    "step_end",
+    "residual_space",
+}
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +63,31 @@ def toy_world(g: Graph):
 LOADERS = {"tiny_sd3": tiny_sd3, "toy_world": toy_world}
 
 
-def edit_graph(image_name, alpha=1.0, iterations=3, constraint=0.5, denoise=0.75, seed=SEED, sweep=None,
-               downstream=False, cfg=3.0, residual_space=None, attribute=ATTRIBUTE, masked=False, loader="tiny_sd3"):
+def edit_graph(
+    image_name,
+    alpha=1.0,
+    iterations=3,
+    constraint=0.5,
+    denoise=0.75,
+    seed=SEED,
+    sweep=None,
+    downstream=False,
+    cfg=3.0,
+    residual_space=None,
+    attribute=ATTRIBUTE,
+    masked=False,
+    loader="tiny_sd3",
+):
     g = Graph()
     unet, clip, vae = LOADERS[loader](g)
-    enc = g.node("EMSEncodePrompts", clip=clip[0], source_prompt=SOURCE, target_prompt=TARGET,
-                 attribute_prompt=attribute, negative_prompt="")
+    enc = g.node(
+        "EMSEncodePrompts",
+        clip=clip[0],
+        source_prompt=SOURCE,
+        target_prompt=TARGET,
+        attribute_prompt=attribute,
+        negative_prompt="",
+    )
     image = g.node("LoadImage", image=image_name)
     latent = g.node("VAEEncode", pixels=image[0], vae=vae[0])
     if masked:  # LoadImage's MASK is 1 where the PNG is transparent (the left half, see masked_image)
@@ -65,26 +97,69 @@ def edit_graph(image_name, alpha=1.0, iterations=3, constraint=0.5, denoise=0.75
         positive = g.node("EMSTextDirection", source=enc[0], target=enc[1], alpha=alpha, manipulate_pooled=True)[0]
     else:
         positive = g.node("EMSAlphaSweep", source=enc[0], target=enc[1], alphas=sweep, manipulate_pooled=True)[0]
-    edit = g.node("EMSCSDSLatentEdit", model=unet[0], positive=positive, attribute=enc[2], negative=enc[3],
-                  latent_image=latent[0], sigmas=sigmas[0], noise_seed=seed, cfg=cfg, iterations=iterations,
-                  constraint=constraint, step_start=0.1, step_end=0.01,
-                  **({} if residual_space is None else {"residual_space": residual_space}))
+    edit = g.node(
+        "EMSCSDSLatentEdit",
+        model=unet[0],
+        positive=positive,
+        attribute=enc[2],
+        negative=enc[3],
+        latent_image=latent[0],
+        sigmas=sigmas[0],
+        noise_seed=seed,
+        cfg=cfg,
+        iterations=iterations,
+        constraint=constraint,
+        step_start=0.1,
+        step_end=0.01,
+        **({} if residual_space is None else {"residual_space": residual_space}),
+    )
     g.save(edit[0], "edit")
-    for name, ref in (("positive", positive), ("attribute", enc[2]), ("negative", enc[3]),
-                      ("latent", latent[0]), ("sigmas", sigmas[0])):
+    for name, ref in (
+        ("positive", positive),
+        ("attribute", enc[2]),
+        ("negative", enc[3]),
+        ("latent", latent[0]),
+        ("sigmas", sigmas[0]),
+    ):
         g.save(ref, name)
     if downstream:
         guider = g.node("CFGGuider", model=unet[0], positive=positive, negative=enc[3], cfg=cfg)
         sampler = g.node("KSamplerSelect", sampler_name="euler")
-        g.save(g.node("SamplerCustomAdvanced", noise=g.node("DisableNoise")[0], guider=guider[0],
-                      sampler=sampler[0], sigmas=sigmas[0], latent_image=edit[0])[0], "final")
-        g.save(g.node("SamplerCustomAdvanced", noise=g.node("RandomNoise", noise_seed=seed)[0], guider=guider[0],
-                      sampler=sampler[0], sigmas=sigmas[0], latent_image=latent[0])[0], "img2img")
+        g.save(
+            g.node(
+                "SamplerCustomAdvanced",
+                noise=g.node("DisableNoise")[0],
+                guider=guider[0],
+                sampler=sampler[0],
+                sigmas=sigmas[0],
+                latent_image=edit[0],
+            )[0],
+            "final",
+        )
+        g.save(
+            g.node(
+                "SamplerCustomAdvanced",
+                noise=g.node("RandomNoise", noise_seed=seed)[0],
+                guider=guider[0],
+                sampler=sampler[0],
+                sigmas=sigmas[0],
+                latent_image=latent[0],
+            )[0],
+            "img2img",
+        )
         # img2img with the source caption: what α = 0 must give with CSDS on (the push is scaled by α)
         source_guider = g.node("CFGGuider", model=unet[0], positive=enc[0], negative=enc[3], cfg=cfg)
-        g.save(g.node("SamplerCustomAdvanced", noise=g.node("RandomNoise", noise_seed=seed)[0],
-                      guider=source_guider[0], sampler=sampler[0], sigmas=sigmas[0],
-                      latent_image=latent[0])[0], "img2img_source")
+        g.save(
+            g.node(
+                "SamplerCustomAdvanced",
+                noise=g.node("RandomNoise", noise_seed=seed)[0],
+                guider=source_guider[0],
+                sampler=sampler[0],
+                sigmas=sigmas[0],
+                latent_image=latent[0],
+            )[0],
+            "img2img_source",
+        )
     return g
 
 
@@ -97,8 +172,10 @@ def test_node_is_registered_with_the_spec_inputs(comfy):
     req = {**info["input"]["required"], **info["input"].get("optional", {})}
     for name, value in DEFAULTS.items():  # the node's defaults are the one declared set
         assert req[name][1]["default"] == value, name
-    assert req["residual_space"][0] == ["model_output", "noise"] or \
-        req["residual_space"][1].get("options") == ["model_output", "noise"]
+    assert req["residual_space"][0] == ["model_output", "noise"] or req["residual_space"][1].get("options") == [
+        "model_output",
+        "noise",
+    ]
 
 
 def test_zero_iterations_then_disable_noise_equals_img2img(comfy, image_name):
@@ -108,8 +185,9 @@ def test_zero_iterations_then_disable_noise_equals_img2img(comfy, image_name):
     torch.testing.assert_close(final, img2img, rtol=1e-5, atol=1e-5)
 
 
-def independent_csds(saved, seed, cfg, iterations, constraint, step_start=0.1, step_end=0.01,
-                     residual_space="model_output", alpha=1.0):
+def independent_csds(
+    saved, seed, cfg, iterations, constraint, step_start=0.1, step_end=0.01, residual_space="model_output", alpha=1.0
+):
     """The CSDS update (with its α-scaled drive) written out again with raw ``apply_model`` calls on the same weights (no EMS code).
 
     r = (z − D)/σ (model_output: the velocity) or (z − (1−σ)·D)/σ (noise: ε); drive scaled by α."""
@@ -151,13 +229,15 @@ def independent_csds(saved, seed, cfg, iterations, constraint, step_start=0.1, s
 
 @pytest.mark.parametrize("residual_space", ["model_output", "noise"])
 def test_output_equals_an_independent_implementation_of_the_spec(comfy, image_name, residual_space):
-    comfy.run(edit_graph(image_name, alpha=0.8, iterations=4, constraint=0.3, cfg=3.0,
-                         residual_space=residual_space).prompt)
+    comfy.run(
+        edit_graph(image_name, alpha=0.8, iterations=4, constraint=0.3, cfg=3.0, residual_space=residual_space).prompt
+    )
     saved = {k: comfy.load_saved(k) for k in ("positive", "attribute", "negative", "latent", "sigmas", "edit")}
     saved["base"] = str(comfy.base)
     assert saved["positive"][0][1]["ems_alpha"].tolist() == [0.8]  # α travelled on the conditioning
-    expected = independent_csds(saved, SEED, cfg=3.0, iterations=4, constraint=0.3,
-                                residual_space=residual_space, alpha=0.8)
+    expected = independent_csds(
+        saved, SEED, cfg=3.0, iterations=4, constraint=0.3, residual_space=residual_space, alpha=0.8
+    )
     edit = saved["edit"]["samples"]
     no_edit = independent_csds(saved, SEED, cfg=3.0, iterations=0, constraint=0.3)
     assert (expected - no_edit).abs().max() > 1e-3, "the edit should move the latent"
@@ -174,7 +254,7 @@ def test_sweep_item_equals_the_single_edit_with_csds_on(comfy, image_name):
     for i, a in enumerate(alphas):
         comfy.run(edit_graph(image_name, alpha=a, iterations=3).prompt)
         single = comfy.load_saved("edit")["samples"]
-        torch.testing.assert_close(batch["samples"][i:i + 1], single, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(batch["samples"][i : i + 1], single, rtol=1e-4, atol=1e-5)
 
 
 def test_same_seed_same_result_and_another_seed_differs(comfy, image_name):
@@ -194,10 +274,13 @@ def test_full_denoise_schedule_is_refused(comfy, image_name):
     assert "EMS CSDS Latent Edit" in msg and "denoise" in msg and "σ" in msg
 
 
-@pytest.mark.parametrize("change, fragment", [
-    ({"step_start": 0.01, "step_end": 0.1}, "must not exceed step_start"),
-    ({"constraint": -1.0}, "smaller than min"),  # ComfyUI's own validation, before execution
-])
+@pytest.mark.parametrize(
+    "change, fragment",
+    [
+        ({"step_start": 0.01, "step_end": 0.1}, "must not exceed step_start"),
+        ({"constraint": -1.0}, "smaller than min"),  # ComfyUI's own validation, before execution
+    ],
+)
 def test_bad_parameters_are_refused(comfy, image_name, change, fragment):
     g = edit_graph(image_name)
     node = next(n for n in g.prompt.values() if n["class_type"] == "EMSCSDSLatentEdit")
@@ -234,8 +317,10 @@ def scene_image(comfy):
     LoadImage MASK of 1 there) — the toy model's kind of image, for the toy-world variants below."""
     from comfyui_ems.toyworld.scenes import Scene, render
 
-    pixels = np.concatenate([render(Scene("red", "circle", 1, "large", "white", layout=2_000_007)),
-                             np.full((64, 64, 1), 255, np.uint8)], axis=-1)
+    pixels = np.concatenate(
+        [render(Scene("red", "circle", 1, "large", "white", layout=2_000_007)), np.full((64, 64, 1), 255, np.uint8)],
+        axis=-1,
+    )
     pixels[:, :32, 3] = 0
     Image.fromarray(pixels, "RGBA").save(comfy.base / "input" / "ems_scene.png")
     return "ems_scene.png"
@@ -316,11 +401,15 @@ def _with_positive(g, wrap):
     return g
 
 
-@pytest.mark.parametrize("wrap", [
-    lambda g, p: g.node("ConditioningSetTimestepRange", conditioning=p, start=0.0, end=1.0)[0],
-    lambda g, p: g.node("ConditioningCombine", conditioning_1=p, conditioning_2=p)[0],
-    lambda g, p: g.node("ConditioningSetAreaStrength", conditioning=p, strength=1.0)[0],
-], ids=["SetTimestepRange", "Combine", "SetAreaStrength"])
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda g, p: g.node("ConditioningSetTimestepRange", conditioning=p, start=0.0, end=1.0)[0],
+        lambda g, p: g.node("ConditioningCombine", conditioning_1=p, conditioning_2=p)[0],
+        lambda g, p: g.node("ConditioningSetAreaStrength", conditioning=p, strength=1.0)[0],
+    ],
+    ids=["SetTimestepRange", "Combine", "SetAreaStrength"],
+)
 def test_alpha_survives_core_conditioning_nodes(comfy, image_name, wrap):
     comfy.run(edit_graph(image_name, alpha=0.0, iterations=0).prompt)
     untouched = comfy.load_saved("edit")["samples"]

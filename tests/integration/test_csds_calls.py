@@ -18,9 +18,14 @@ def env():
 
     guider = import_module("comfyui_ems.nodes.csds_guider")
     common = import_module("comfyui_ems.nodes.common")
-    return {"model": tiny_sd3.model_patcher(0), "tiny": tiny_sd3, "run_csds": guider.run_csds,
-            "params": import_module("comfyui_ems.ems.csds").CSDSParams,
-            "reconcile": lambda *a: common.reconcile_batch("EMS CSDS Latent Edit", *a[:2], attribute=a[2], negative=a[3]), "Counter": CallCounter}
+    return {
+        "model": tiny_sd3.model_patcher(0),
+        "tiny": tiny_sd3,
+        "run_csds": guider.run_csds,
+        "params": import_module("comfyui_ems.ems.csds").CSDSParams,
+        "reconcile": lambda *a: common.reconcile_batch("EMS CSDS Latent Edit", *a[:2], attribute=a[2], negative=a[3]),
+        "Counter": CallCounter,
+    }
 
 
 def run(env, iterations, cfg=7.5, attribute_tokens=154, latent_batch=1, positive_batch=1):

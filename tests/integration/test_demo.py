@@ -15,8 +15,14 @@ from support.comfy_server import REPO
 
 
 def test_the_demo_edits_the_same_scene(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "headless", "--demo", "--output", str(tmp_path)], cwd=REPO,
-                          env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "headless", "--demo", "--output", str(tmp_path)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     tiles = sorted(run.rglob("*flow_sweep*.png"))

@@ -28,19 +28,41 @@ def manifest(tmp: Path) -> Path:
     mask = np.zeros((32, 32), dtype="uint8")
     mask[8:24, 8:24] = 255
     Image.fromarray(mask).save(tmp / "cat_mask.png")
-    items = [{"image": "cat.png", "source_prompt": "a photo of a cat", "target_prompt": "a photo of a smiling cat",
-              "attribute": "smiling", "mask": "cat_mask.png"},
-             {"id": "car1", "image": "car.png", "source_prompt": "a red car", "target_prompt": "a blue car"}]
+    items = [
+        {
+            "image": "cat.png",
+            "source_prompt": "a photo of a cat",
+            "target_prompt": "a photo of a smiling cat",
+            "attribute": "smiling",
+            "mask": "cat_mask.png",
+        },
+        {"id": "car1", "image": "car.png", "source_prompt": "a red car", "target_prompt": "a blue car"},
+    ]
     path = tmp / "manifest.jsonl"
     path.write_text("".join(json.dumps(i) + "\n" for i in items), encoding="utf-8")
     return path
 
 
 def evaluate(path: Path, out: Path, *extra: str, alphas: str = "0,1", env: dict | None = None):
-    cmd = [sys.executable, "-m", "bench.paper", str(path), "--out", str(out), "--tiny", "--size", "32",
-           "--steps", "4", "--iterations", "2", "--alphas", alphas, *extra]
-    return subprocess.run(cmd, cwd=REPO, env=tool_env(**(env or {})), capture_output=True, text=True,
-                          timeout=240)
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.paper",
+        str(path),
+        "--out",
+        str(out),
+        "--tiny",
+        "--size",
+        "32",
+        "--steps",
+        "4",
+        "--iterations",
+        "2",
+        "--alphas",
+        alphas,
+        *extra,
+    ]
+    return subprocess.run(cmd, cwd=REPO, env=tool_env(**(env or {})), capture_output=True, text=True, timeout=240)
 
 
 def test_manifest_end_to_end_and_resume(tmp_path):
@@ -48,7 +70,12 @@ def test_manifest_end_to_end_and_resume(tmp_path):
     first = evaluate(path, out)
     assert first.returncode == 0, first.stderr[-3000:]
     report = json.loads((out / "results.json").read_text(encoding="utf-8"))
-    assert [(r["item"], r["alpha"]) for r in report["rows"]] == [("cat", 0.0), ("cat", 1.0), ("car1", 0.0), ("car1", 1.0)]
+    assert [(r["item"], r["alpha"]) for r in report["rows"]] == [
+        ("cat", 0.0),
+        ("cat", 1.0),
+        ("car1", 0.0),
+        ("car1", 1.0),
+    ]
     assert {"psnr", "ssim", "psnr_bg", "ssim_bg"} <= set(report["metrics"])
     assert all(r["psnr"] is not None and 0 <= r["ssim"] <= 1 for r in report["rows"])
     assert report["rows"][0]["psnr_bg"] is not None and report["rows"][2].get("psnr_bg") is None  # car1 has no mask
@@ -107,9 +134,15 @@ def test_sde_and_vqa_columns_from_the_host_model_and_the_canned_answers(tmp_path
     assert "## Per item: sde, sde_err_c, sde_err_flipped, sde_ratio, vqa" in md and "| car1 | " in md
 
     assert len(requests) == 4
-    for request, (item, attribute, first_image, second_image) in zip(requests, [
-            ("cat", "smiling", "source", "alpha_0"), ("cat", "smiling", "alpha_0", "alpha_1"),
-            ("car1", "a blue car", "source", "alpha_0"), ("car1", "a blue car", "alpha_0", "alpha_1")]):
+    for request, (item, attribute, first_image, second_image) in zip(
+        requests,
+        [
+            ("cat", "smiling", "source", "alpha_0"),
+            ("cat", "smiling", "alpha_0", "alpha_1"),
+            ("car1", "a blue car", "source", "alpha_0"),
+            ("car1", "a blue car", "alpha_0", "alpha_1"),
+        ],
+    ):
         assert request.body["model"] == "vqa-test-model" and request.bearer == KEY
         question = " ".join(request.texts)
         assert f"gradual change of {attribute} relative to the first image" in question
@@ -126,7 +159,16 @@ def test_the_settings_key_covers_sde_and_vqa():
         return settings_key(run_settings(parse_args(["m.json", "--out", "o", "--tiny", *extra]), EditSettings()))
 
     url = ("--vqa-base-url", "http://127.0.0.1:1/v1")
-    keys = {key(), key("--sde"), key("--vqa-model", "a"), key("--vqa-model", "b"), key("--vqa-model", "a", *url),
-            key("--vqa-model", "a", "--vqa-provider", "ollama"), key("--vqa-model", "a", "--vqa-runs", "1")}
+    keys = {
+        key(),
+        key("--sde"),
+        key("--vqa-model", "a"),
+        key("--vqa-model", "b"),
+        key("--vqa-model", "a", *url),
+        key("--vqa-model", "a", "--vqa-provider", "ollama"),
+        key("--vqa-model", "a", "--vqa-runs", "1"),
+    }
     assert len(keys) == 7
-    assert key("--vqa-model", "a", *url, "--vqa-api-key-env", "OTHER") == key("--vqa-model", "a", *url)  # the key is no setting
+    assert key("--vqa-model", "a", *url, "--vqa-api-key-env", "OTHER") == key(
+        "--vqa-model", "a", *url
+    )  # the key is no setting

@@ -25,9 +25,18 @@ def host():
     c, c_flipped, negative = (tiny_sd3.conditioning(seed) for seed in (1, 2, 3))
     s = harness.EditSettings(**SETTINGS)
     image = torch.rand(1, 64, 64, 3, generator=torch.Generator().manual_seed(0))
-    return {"harness": harness, "model": model, "vae": vae, "c": c, "c_flipped": c_flipped, "negative": negative,
-            "s": s, "image": image, "sigmas": harness.schedule(model, s.steps, s.denoise),
-            "f_h": HostModel(model, vae, negative, s.cfg, s.seed)}
+    return {
+        "harness": harness,
+        "model": model,
+        "vae": vae,
+        "c": c,
+        "c_flipped": c_flipped,
+        "negative": negative,
+        "s": s,
+        "image": image,
+        "sigmas": harness.schedule(model, s.steps, s.denoise),
+        "f_h": HostModel(model, vae, negative, s.cfg, s.seed),
+    }
 
 
 def test_f_is_vae_encode_plus_forward_noise_to_sigma_t(host):
@@ -48,8 +57,14 @@ def test_h_of_f_is_img2img_under_the_same_seed(host):
     z = f_h.encode_and_noise(host["image"], host["sigmas"])
     ours = f_h.denoise_and_decode(z, host["c"], host["sigmas"])
     with torch.inference_mode():  # as ComfyUI runs nodes (the sampler returns inference tensors)
-        plain = host["harness"].img2img(host["model"], host["c"], host["negative"],
-                                        {"samples": vae.encode(host["image"])}, host["s"], host["sigmas"])
+        plain = host["harness"].img2img(
+            host["model"],
+            host["c"],
+            host["negative"],
+            {"samples": vae.encode(host["image"])},
+            host["s"],
+            host["sigmas"],
+        )
         decoded = vae.decode(plain["samples"]).float().clamp(0, 1)
     assert torch.allclose(ours, decoded, atol=1e-4)
 
@@ -57,8 +72,9 @@ def test_h_of_f_is_img2img_under_the_same_seed(host):
 def test_host_sde_equals_the_formula_on_f_and_h_by_hand(host):
     from bench.paper.host_sde import host_sde
 
-    result = host_sde(host["model"], host["vae"], host["image"], host["c"], host["c_flipped"], host["negative"],
-                      host["s"])
+    result = host_sde(
+        host["model"], host["vae"], host["image"], host["c"], host["c_flipped"], host["negative"], host["s"]
+    )
 
     f_h, x, sigmas = host["f_h"], host["image"], host["sigmas"]
     z = f_h.encode_and_noise(x, sigmas)
@@ -74,7 +90,8 @@ def test_host_sde_equals_the_formula_on_f_and_h_by_hand(host):
     assert result.err_flipped.item() == pytest.approx(err_flipped / n, rel=1e-9)
     assert result.sde.item() == pytest.approx(err_c / err_flipped + err_flipped / n, rel=1e-9)
     assert math.isfinite(result.sde.item()) and result.sde.item() > 0
-    summed = host_sde(host["model"], host["vae"], host["image"], host["c"], host["c_flipped"], host["negative"],
-                      host["s"], norm="l2")
+    summed = host_sde(
+        host["model"], host["vae"], host["image"], host["c"], host["c_flipped"], host["negative"], host["s"], norm="l2"
+    )
     assert summed.err_flipped.item() == pytest.approx(err_flipped, rel=1e-9)
     assert summed.sde.item() == pytest.approx(err_c / err_flipped + err_flipped, rel=1e-9)

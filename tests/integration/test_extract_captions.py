@@ -23,22 +23,44 @@ from PIL import Image
 
 from support.cancel import interrupt_and_wait, message_kinds
 from support.comfy_server import ComfyServer, ExecutionFailed, PromptRejected, prepare_base
-from support.fake_openai import (ATTRIBUTE, SOURCE, TARGET, FakeOpenAI, error, html_page, huge_captions, ok, raw,
-                                 slow, truncated)
+from support.fake_openai import (
+    ATTRIBUTE,
+    SOURCE,
+    TARGET,
+    FakeOpenAI,
+    error,
+    html_page,
+    huge_captions,
+    ok,
+    raw,
+    slow,
+    truncated,
+)
 from support.graph import Graph
 from support.messages import suggested_entries
 
 ACC_KEY = "sk-acc-integration-secret-7f3a9c1e5b"
 KEY_VAR = "ACC_LLM_KEY"
-OTHER_SECRETS = {"OPENAI_API_KEY": "sk-openai-must-not-leave-41d2c9",
-                 "AWS_SECRET_ACCESS_KEY": "aws-secret-must-not-leave-9b1f",
-                 "EMS_TEST_UNRELATED_TOKEN": "unrelated-token-must-not-leave-77"}
+OTHER_SECRETS = {
+    "OPENAI_API_KEY": "sk-openai-must-not-leave-41d2c9",
+    "AWS_SECRET_ACCESS_KEY": "aws-secret-must-not-leave-9b1f",
+    "EMS_TEST_UNRELATED_TOKEN": "unrelated-token-must-not-leave-77",
+}
 KEYFILE_SECRET = "keyfile-secret-must-not-leave-3c5e"
 SECRETS = [ACC_KEY, KEYFILE_SECRET, *OTHER_SECRETS.values()]
 NODE = "EMS Extract Captions"
 IMAGE_NAME = "ems_caption_source.png"
-SPEC_INPUTS = {"image", "instruction", "provider", "model", "temperature", "seed", "refresh",
-               "source_prompt", "target_prompt"}
+SPEC_INPUTS = {
+    "image",
+    "instruction",
+    "provider",
+    "model",
+    "temperature",
+    "seed",
+    "refresh",
+    "source_prompt",
+    "target_prompt",
+}
 SPEC_OUTPUTS = ["source_prompt", "target_prompt", "attribute_prompt", "edit_words"]
 
 
@@ -66,12 +88,25 @@ def comfy_llm(tmp_path_factory, acc, config_dir):
     picture = Image.new("RGB", (40, 24), (200, 30, 30))
     picture.paste((20, 40, 220), (20, 0, 40, 24))
     picture.save(base / "input" / IMAGE_NAME)
-    (config_dir / "llm.json").write_text(json.dumps({"providers": {
-        "acc": {"base_url": acc.url, "api_key_env": KEY_VAR},
-        "acc-nokey": {"base_url": acc.url, "api_key_env": "ACC_MISSING_KEY"}}}))
+    (config_dir / "llm.json").write_text(
+        json.dumps(
+            {
+                "providers": {
+                    "acc": {"base_url": acc.url, "api_key_env": KEY_VAR},
+                    "acc-nokey": {"base_url": acc.url, "api_key_env": "ACC_MISSING_KEY"},
+                }
+            }
+        )
+    )
     (config_dir / "keys.json").write_text(json.dumps({"KEYFILE_SECRET_VAR": KEYFILE_SECRET}))
-    env = {KEY_VAR: ACC_KEY, **OTHER_SECRETS, "EMS_LLM_CONFIG": str(config_dir / "llm.json"),
-           "EMS_KEYS_FILE": str(config_dir / "keys.json"), "EMS_CACHE_DIR": "", "ACC_MISSING_KEY": ""}
+    env = {
+        KEY_VAR: ACC_KEY,
+        **OTHER_SECRETS,
+        "EMS_LLM_CONFIG": str(config_dir / "llm.json"),
+        "EMS_KEYS_FILE": str(config_dir / "keys.json"),
+        "EMS_CACHE_DIR": "",
+        "ACC_MISSING_KEY": "",
+    }
     server = ComfyServer(os.environ["COMFYUI_DIR"], base, env=env).start()
     yield server
     server.stop()
@@ -81,8 +116,9 @@ def comfy_llm(tmp_path_factory, acc, config_dir):
 def fake(acc, attacker):
     for server in (acc, attacker):
         server.reset()
-        server.default = ok(json.dumps({"source_prompt": SOURCE, "target_prompt": TARGET,
-                                        "attribute_prompt": ATTRIBUTE}))
+        server.default = ok(
+            json.dumps({"source_prompt": SOURCE, "target_prompt": TARGET, "attribute_prompt": ATTRIBUTE})
+        )
     yield acc
     assert attacker.requests == [], "a graph made the node talk to the attacker"
     for request in acc.requests:  # acc gets its own key and nothing else secret
@@ -94,8 +130,15 @@ def fake(acc, attacker):
 def captions_graph(instruction, save=True, provider="acc", **overrides):
     g = Graph()
     image = g.node("LoadImage", image=IMAGE_NAME)
-    inputs = dict(image=image[0], instruction=instruction, provider=provider, model="vision-test",
-                  temperature=0.0, seed=5, refresh=False)
+    inputs = dict(
+        image=image[0],
+        instruction=instruction,
+        provider=provider,
+        model="vision-test",
+        temperature=0.0,
+        seed=5,
+        refresh=False,
+    )
     node = g.node("EMSExtractCaptions", **{k: v for k, v in {**inputs, **overrides}.items() if v is not None})
     if save:
         for i, name in enumerate(SPEC_OUTPUTS):
@@ -147,8 +190,15 @@ def test_node_matches_the_spec(comfy_llm):
 def test_configured_provider_gets_its_key_and_nothing_leaks_into_workflow_or_png(comfy_llm, fake):
     g, image, node = captions_graph("make her suit red")
     g.node("SaveImage", images=image[0], filename_prefix="ems_key_check")
-    workflow = {"nodes": [{"id": int(node.id), "type": "EMSExtractCaptions",
-                           "widgets_values": ["make her suit red", "acc", "vision-test", 0.0, 5, False]}]}
+    workflow = {
+        "nodes": [
+            {
+                "id": int(node.id),
+                "type": "EMSExtractCaptions",
+                "widgets_values": ["make her suit red", "acc", "vision-test", 0.0, 5, False],
+            }
+        ]
+    }
     entry = comfy_llm.run(g.prompt, extra_data={"extra_pnginfo": {"workflow": workflow}})
 
     (req,) = fake.requests
@@ -175,9 +225,9 @@ def test_configured_provider_gets_its_key_and_nothing_leaks_into_workflow_or_png
 
 # -- attack graphs ---------------------------------------------------------------------------------
 
+
 def test_attacker_url_next_to_a_configured_provider_is_refused(comfy_llm, fake, attacker):
-    g, _, _ = captions_graph("make her suit red, attack 1", base_url=attacker.url,
-                             api_key_env="AWS_SECRET_ACCESS_KEY")
+    g, _, _ = captions_graph("make her suit red, attack 1", base_url=attacker.url, api_key_env="AWS_SECRET_ACCESS_KEY")
     msg = failure(comfy_llm, g)
     assert "an early EMS" in msg and "base_url" in msg and str(comfy_llm.env["EMS_LLM_CONFIG"]) in msg
     assert fake.requests == []  # refused outright: not even the configured provider is asked
@@ -195,8 +245,9 @@ def assert_no_entry_from(msg: str, *workflow_values: str) -> None:
 
 
 def test_v1_style_graph_without_a_provider_is_rejected_before_it_runs(comfy_llm, fake, attacker):
-    g, _, _ = captions_graph("make her suit red, attack 2", provider=None, base_url=attacker.url,
-                             api_key_env="OPENAI_API_KEY")
+    g, _, _ = captions_graph(
+        "make her suit red, attack 2", provider=None, base_url=attacker.url, api_key_env="OPENAI_API_KEY"
+    )
     with pytest.raises(PromptRejected) as e:
         comfy_llm.run(g.prompt)
     body = json.dumps(e.value.body)
@@ -228,6 +279,7 @@ def test_undefined_provider_is_refused_listing_the_defined_ones(comfy_llm, fake,
 
 # -- cache, overrides, errors ----------------------------------------------------------------------
 
+
 def test_disk_cache_survives_a_restart_and_refresh_asks_again(comfy_llm, fake):
     g, _, node = captions_graph("make her suit red, cached")
     comfy_llm.run(g.prompt)
@@ -242,8 +294,17 @@ def test_disk_cache_survives_a_restart_and_refresh_asks_again(comfy_llm, fake):
     assert outputs(comfy_llm) == [SOURCE, TARGET, ATTRIBUTE, "red"]
     assert "disk cache" in "\n".join(entry["outputs"][node.id]["text"])
 
-    fake.script(ok(json.dumps({"source_prompt": SOURCE, "target_prompt": SOURCE.replace("black", "blue"),
-                               "attribute_prompt": "blue suit"})))
+    fake.script(
+        ok(
+            json.dumps(
+                {
+                    "source_prompt": SOURCE,
+                    "target_prompt": SOURCE.replace("black", "blue"),
+                    "attribute_prompt": "blue suit",
+                }
+            )
+        )
+    )
     g_refresh, _, _ = captions_graph("make her suit red, cached", refresh=True)
     comfy_llm.run(g_refresh.prompt)
     assert len(fake.requests) == 2 and outputs(comfy_llm)[2] == "blue suit"
@@ -275,8 +336,9 @@ def test_a_cache_entry_of_the_wrong_shape_is_a_miss(comfy_llm, fake, damage):
 
 
 def test_overrides_need_no_server_and_no_key(comfy_llm, fake):
-    g, _, _ = captions_graph("make her suit red", provider="not-defined-anywhere",
-                             source_prompt=SOURCE, target_prompt=TARGET)
+    g, _, _ = captions_graph(
+        "make her suit red", provider="not-defined-anywhere", source_prompt=SOURCE, target_prompt=TARGET
+    )
     comfy_llm.run(g.prompt)
     assert outputs(comfy_llm) == [SOURCE, TARGET, ATTRIBUTE, "red"]
     assert fake.requests == []
@@ -320,8 +382,16 @@ def test_a_nan_image_is_refused_naming_the_input_and_the_cause(comfy_llm, fake):
     image = g.node("LoadImage", image=IMAGE_NAME)
     # blend_factor NaN passes ComfyUI's min/max check (every comparison with NaN is false): a NaN image.
     broken = g.node("ImageBlend", image1=image[0], image2=image[0], blend_factor=math.nan, blend_mode="normal")
-    node = g.node("EMSExtractCaptions", image=broken[0], instruction="make her suit red, nan image", provider="acc",
-                  model="vision-test", temperature=0.0, seed=5, refresh=False)
+    node = g.node(
+        "EMSExtractCaptions",
+        image=broken[0],
+        instruction="make her suit red, nan image",
+        provider="acc",
+        model="vision-test",
+        temperature=0.0,
+        seed=5,
+        refresh=False,
+    )
     g.save(node[0], "cap_nan_image")
     msg = failure(comfy_llm, g)
     assert "the input 'image' holds NaN or infinite values" in msg and "fp16 VAE overflow" in msg
@@ -336,17 +406,32 @@ def test_a_caption_node_whose_outputs_nothing_reads_never_asks_the_llm(comfy_llm
     assert comfy_llm.object_info()["EMSExtractCaptions"]["output_node"] is False
     Image.new("RGB", (8, 8), (1, 2, 3)).save(comfy_llm.base / "private.png")  # outside ComfyUI's input folder
     g = Graph()
-    hidden = g.node("EMSExtractCaptions", image=g.node("LoadImage", image="../private.png")[0],
-                    instruction="describe it, hidden", provider="acc", model="vision-test", temperature=0.0,
-                    seed=0, refresh=True)
+    hidden = g.node(
+        "EMSExtractCaptions",
+        image=g.node("LoadImage", image="../private.png")[0],
+        instruction="describe it, hidden",
+        provider="acc",
+        model="vision-test",
+        temperature=0.0,
+        seed=0,
+        refresh=True,
+    )
     g.node("SaveImage", images=g.node("LoadImage", image=IMAGE_NAME)[0], filename_prefix="ems_hidden_check")
     for _ in range(2):
         entry = comfy_llm.run(g.prompt)
     assert fake.requests == [] and hidden.id not in entry["outputs"]
 
     lone = Graph()
-    lone.node("EMSExtractCaptions", image=lone.node("LoadImage", image=IMAGE_NAME)[0], instruction="alone",
-              provider="acc", model="vision-test", temperature=0.0, seed=0, refresh=True)
+    lone.node(
+        "EMSExtractCaptions",
+        image=lone.node("LoadImage", image=IMAGE_NAME)[0],
+        instruction="alone",
+        provider="acc",
+        model="vision-test",
+        temperature=0.0,
+        seed=0,
+        refresh=True,
+    )
     with pytest.raises(PromptRejected):  # nothing in it runs: ComfyUI refuses the graph
         comfy_llm.run(lone.prompt)
     assert fake.requests == []
@@ -367,8 +452,15 @@ def test_an_edited_provider_file_takes_effect_at_the_next_queue(comfy_llm, fake,
         config.write_text(json.dumps(providers))
 
     g, _, _ = captions_graph("make her suit red, switched provider", provider="switch")
-    captions = ok(json.dumps({"source_prompt": SOURCE, "target_prompt": SOURCE.replace("black", "green"),
-                              "attribute_prompt": "green suit"}))
+    captions = ok(
+        json.dumps(
+            {
+                "source_prompt": SOURCE,
+                "target_prompt": SOURCE.replace("black", "green"),
+                "attribute_prompt": "green suit",
+            }
+        )
+    )
     with FakeOpenAI(default=captions) as moved:
         try:
             define({"base_url": fake.url, "api_key_env": KEY_VAR})
@@ -388,13 +480,16 @@ def test_an_edited_provider_file_takes_effect_at_the_next_queue(comfy_llm, fake,
             config.write_text(original)
 
 
-@pytest.mark.parametrize("reply, words", [
-    (raw("Internal proxy junk %%% not json"), "not JSON"),
-    (truncated(), "cut-off JSON"),
-    (html_page(200), "an HTML page"),
-    (raw('{"choices": [{"message": {"content": 42}}]}'), "content is int"),
-    (ok(json.dumps({"source_prompt": SOURCE, "target_prompt": 7, "attribute_prompt": "x"})), "target_prompt (int)"),
-])
+@pytest.mark.parametrize(
+    "reply, words",
+    [
+        (raw("Internal proxy junk %%% not json"), "not JSON"),
+        (truncated(), "cut-off JSON"),
+        (html_page(200), "an HTML page"),
+        (raw('{"choices": [{"message": {"content": 42}}]}'), "content is int"),
+        (ok(json.dumps({"source_prompt": SOURCE, "target_prompt": 7, "attribute_prompt": "x"})), "target_prompt (int)"),
+    ],
+)
 def test_malformed_replies_are_errors_naming_the_node_and_the_fix(comfy_llm, fake, reply, words):
     fake.default = reply
     msg = failure(comfy_llm, captions_graph(f"make her suit red, {words}")[0])
@@ -451,26 +546,65 @@ def test_pack_scripts_are_served_and_import_only_the_public_app_module(comfy_llm
 
 # -- an early EMS workflow in the real frontend ------------------------------------------------------------
 
+
 def legacy_workflow(base_url: str, key_env: str) -> dict:
     """A UI workflow as an early EMS saved it: LoadImage → EMS Extract Captions with the old widgets → Preview Any
     (the caption node runs only when a node that runs reads its outputs)."""
     return {
-        "last_node_id": 3, "last_link_id": 2, "version": 0.4, "config": {}, "extra": {}, "groups": [],
+        "last_node_id": 3,
+        "last_link_id": 2,
+        "version": 0.4,
+        "config": {},
+        "extra": {},
+        "groups": [],
         "links": [[1, 1, 0, 2, 0, "IMAGE"], [2, 2, 0, 3, 0, "STRING"]],
         "nodes": [
-            {"id": 1, "type": "LoadImage", "pos": [0, 0], "size": [300, 300], "flags": {}, "order": 0, "mode": 0,
-             "inputs": [], "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [1]},
-                                       {"name": "MASK", "type": "MASK", "links": None}],
-             "properties": {}, "widgets_values": [IMAGE_NAME, "image"]},
-            {"id": 2, "type": "EMSExtractCaptions", "pos": [400, 0], "size": [400, 400], "flags": {}, "order": 1,
-             "mode": 0, "inputs": [{"name": "image", "type": "IMAGE", "link": 1}],
-             "outputs": [{"name": n, "type": "STRING", "links": [2] if n == SPEC_OUTPUTS[0] else None}
-                         for n in SPEC_OUTPUTS], "properties": {},
-             "widgets_values": ["make her suit red, v1", "vision-test", base_url, key_env, 0.25, 7, False, "", ""]},
-            {"id": 3, "type": "PreviewAny", "pos": [900, 0], "size": [300, 200], "flags": {}, "order": 2, "mode": 0,
-             "inputs": [{"name": "source", "type": "*", "link": 2}], "outputs": [], "properties": {},
-             "widgets_values": []},
-        ]}
+            {
+                "id": 1,
+                "type": "LoadImage",
+                "pos": [0, 0],
+                "size": [300, 300],
+                "flags": {},
+                "order": 0,
+                "mode": 0,
+                "inputs": [],
+                "outputs": [
+                    {"name": "IMAGE", "type": "IMAGE", "links": [1]},
+                    {"name": "MASK", "type": "MASK", "links": None},
+                ],
+                "properties": {},
+                "widgets_values": [IMAGE_NAME, "image"],
+            },
+            {
+                "id": 2,
+                "type": "EMSExtractCaptions",
+                "pos": [400, 0],
+                "size": [400, 400],
+                "flags": {},
+                "order": 1,
+                "mode": 0,
+                "inputs": [{"name": "image", "type": "IMAGE", "link": 1}],
+                "outputs": [
+                    {"name": n, "type": "STRING", "links": [2] if n == SPEC_OUTPUTS[0] else None} for n in SPEC_OUTPUTS
+                ],
+                "properties": {},
+                "widgets_values": ["make her suit red, v1", "vision-test", base_url, key_env, 0.25, 7, False, "", ""],
+            },
+            {
+                "id": 3,
+                "type": "PreviewAny",
+                "pos": [900, 0],
+                "size": [300, 200],
+                "flags": {},
+                "order": 2,
+                "mode": 0,
+                "inputs": [{"name": "source", "type": "*", "link": 2}],
+                "outputs": [],
+                "properties": {},
+                "widgets_values": [],
+            },
+        ],
+    }
 
 
 def test_a_v1_workflow_opens_in_the_frontend_and_runs_to_the_migration_message(comfy_llm, fake, attacker):
@@ -482,9 +616,11 @@ def test_a_v1_workflow_opens_in_the_frontend_and_runs_to_the_migration_message(c
 
     async def script(page):
         await open_comfy(page, comfy_llm)
-        return [await load_workflow(page, legacy_workflow(attacker.url, "AWS_SECRET_ACCESS_KEY")),
-                await load_workflow(page, legacy_workflow("", "OPENAI_API_KEY")),
-                await load_workflow(page, legacy_workflow("http://localhost:11434/v1", ""))], page.console
+        return [
+            await load_workflow(page, legacy_workflow(attacker.url, "AWS_SECRET_ACCESS_KEY")),
+            await load_workflow(page, legacy_workflow("", "OPENAI_API_KEY")),
+            await load_workflow(page, legacy_workflow("http://localhost:11434/v1", "")),
+        ], page.console
 
     with Chromium() as browser:
         (custom, openai, ollama), console = browser.run(script)
@@ -492,8 +628,12 @@ def test_a_v1_workflow_opens_in_the_frontend_and_runs_to_the_migration_message(c
         assert loaded["missing"] == [] and loaded["count"] == 3
     node = custom["output"]["2"]["inputs"]
     assert {k: node[k] for k in ("instruction", "model", "temperature", "seed", "refresh")} == {
-        "instruction": "make her suit red, v1", "model": "vision-test", "temperature": 0.25, "seed": 7,
-        "refresh": False}
+        "instruction": "make her suit red, v1",
+        "model": "vision-test",
+        "temperature": 0.25,
+        "seed": 7,
+        "refresh": False,
+    }
     assert node["provider"] == attacker.url and "base_url" not in node and "api_key_env" not in node
     assert openai["output"]["2"]["inputs"]["provider"] == "openai"
     assert ollama["output"]["2"]["inputs"]["provider"] == "ollama"

@@ -31,15 +31,32 @@ def image_name(comfy):
     return "ems_flow.png"
 
 
-def flow_graph(image_name, alpha=1.0, sweep=None, denoise=0.75, steps=4, cfg=5.0, source_cfg=2.0, seed=SEED,
-               masked=False, extra=None, sampling=None):
+def flow_graph(
+    image_name,
+    alpha=1.0,
+    sweep=None,
+    denoise=0.75,
+    steps=4,
+    cfg=5.0,
+    source_cfg=2.0,
+    seed=SEED,
+    masked=False,
+    extra=None,
+    sampling=None,
+):
     g = Graph()
     unet, clip, vae = tiny_sd3(g)
     model = unet[0]
     if sampling is not None:  # e.g. ModelSamplingDiscrete(eps): the same weights as an ε-prediction model
         model = g.node("ModelSamplingDiscrete", model=model, sampling=sampling, zsnr=False)[0]
-    enc = g.node("EMSEncodePrompts", clip=clip[0], source_prompt=SOURCE, target_prompt=TARGET,
-                 attribute_prompt="red suit", negative_prompt="")
+    enc = g.node(
+        "EMSEncodePrompts",
+        clip=clip[0],
+        source_prompt=SOURCE,
+        target_prompt=TARGET,
+        attribute_prompt="red suit",
+        negative_prompt="",
+    )
     image = g.node("LoadImage", image=image_name)
     latent = g.node("VAEEncode", pixels=image[0], vae=vae[0])
     if masked:
@@ -49,12 +66,27 @@ def flow_graph(image_name, alpha=1.0, sweep=None, denoise=0.75, steps=4, cfg=5.0
         positive = g.node("EMSTextDirection", source=enc[0], target=enc[1], alpha=alpha, manipulate_pooled=True)[0]
     else:
         positive = g.node("EMSAlphaSweep", source=enc[0], target=enc[1], alphas=sweep, manipulate_pooled=True)[0]
-    edit = g.node("EMSFlowEdit", model=model, source=enc[0], positive=positive, negative=enc[3],
-                  latent_image=latent[0], sigmas=sigmas[0], noise_seed=seed, cfg=cfg, source_cfg=source_cfg,
-                  **(extra or {}))
+    edit = g.node(
+        "EMSFlowEdit",
+        model=model,
+        source=enc[0],
+        positive=positive,
+        negative=enc[3],
+        latent_image=latent[0],
+        sigmas=sigmas[0],
+        noise_seed=seed,
+        cfg=cfg,
+        source_cfg=source_cfg,
+        **(extra or {}),
+    )
     g.save(edit[0], "edit")
-    for name, ref in (("positive", positive), ("source", enc[0]), ("negative", enc[3]), ("latent", latent[0]),
-                      ("sigmas", sigmas[0])):
+    for name, ref in (
+        ("positive", positive),
+        ("source", enc[0]),
+        ("negative", enc[3]),
+        ("latent", latent[0]),
+        ("sigmas", sigmas[0]),
+    ):
         g.save(ref, name)
     return g
 
@@ -84,7 +116,7 @@ def test_sweep_items_equal_their_single_runs(comfy, image_name):
     batch = comfy.load_saved("edit")["samples"]
     for i, a in enumerate(alphas):
         comfy.run(flow_graph(image_name, alpha=a, extra={"noise_average": 2}).prompt)
-        torch.testing.assert_close(batch[i:i + 1], comfy.load_saved("edit")["samples"], rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(batch[i : i + 1], comfy.load_saved("edit")["samples"], rtol=1e-4, atol=1e-4)
 
 
 def test_outside_a_noise_mask_the_output_is_the_source(comfy, image_name):
@@ -139,8 +171,11 @@ def independent_flow_edit(saved, seed, cfg, source_cfg, alpha, locality=0.0):
 
 @pytest.mark.parametrize("locality", [0.0, 0.8])
 def test_output_equals_an_independent_implementation(comfy, image_name, locality):
-    comfy.run(flow_graph(image_name, alpha=0.6, cfg=4.0, source_cfg=1.5,
-                         extra={"locality": locality, "noise_average": 1}).prompt)
+    comfy.run(
+        flow_graph(
+            image_name, alpha=0.6, cfg=4.0, source_cfg=1.5, extra={"locality": locality, "noise_average": 1}
+        ).prompt
+    )
     saved = {k: comfy.load_saved(k) for k in ("positive", "source", "negative", "latent", "sigmas", "edit")}
     saved["base"] = str(comfy.base)
     expected = independent_flow_edit(saved, SEED, cfg=4.0, source_cfg=1.5, alpha=0.6, locality=locality)
@@ -176,10 +211,21 @@ def test_a_schedule_that_stops_above_zero_is_refused(comfy, image_name):
 def test_a_csds_output_is_refused(comfy, image_name):
     g = flow_graph(image_name)
     node = next(n for n in g.prompt.values() if n["class_type"] == "EMSFlowEdit")
-    csds = g.node("EMSCSDSLatentEdit", model=node["inputs"]["model"], positive=node["inputs"]["positive"],
-                  attribute=node["inputs"]["source"], negative=node["inputs"]["negative"],
-                  latent_image=node["inputs"]["latent_image"], sigmas=node["inputs"]["sigmas"], noise_seed=1,
-                  cfg=3.0, iterations=1, constraint=0.5, step_start=0.1, step_end=0.01)
+    csds = g.node(
+        "EMSCSDSLatentEdit",
+        model=node["inputs"]["model"],
+        positive=node["inputs"]["positive"],
+        attribute=node["inputs"]["source"],
+        negative=node["inputs"]["negative"],
+        latent_image=node["inputs"]["latent_image"],
+        sigmas=node["inputs"]["sigmas"],
+        noise_seed=1,
+        cfg=3.0,
+        iterations=1,
+        constraint=0.5,
+        step_start=0.1,
+        step_end=0.01,
+    )
     node["inputs"]["latent_image"] = csds[0]
     with pytest.raises(ExecutionFailed) as e:
         comfy.run(g.prompt)
@@ -194,8 +240,10 @@ def bad_latents(comfy):
     nan = good.clone()
     nan.view(-1)[5] = float("nan")
     for name, tensor in {"flow_nan": nan, "flow_sd15": torch.randn(1, 4, 8, 8)}.items():
-        safetensors.torch.save_file({"latent_tensor": tensor.contiguous(), "latent_format_version_0": torch.tensor([])},
-                                    str(comfy.base / "input" / f"{name}.latent"))
+        safetensors.torch.save_file(
+            {"latent_tensor": tensor.contiguous(), "latent_format_version_0": torch.tensor([])},
+            str(comfy.base / "input" / f"{name}.latent"),
+        )
     return ["flow_nan", "flow_sd15"]
 
 

@@ -16,9 +16,13 @@ def env():
     setup(cpu=True)
     from support import tiny_sd3
 
-    return {"model": tiny_sd3.model_patcher(0), "tiny": tiny_sd3, "Counter": CallCounter,
-            "node": import_module("comfyui_ems.nodes.flow_edit").EMSFlowEdit,
-            "sweep": import_module("comfyui_ems.ems.conditioning").sweep_conditioning}
+    return {
+        "model": tiny_sd3.model_patcher(0),
+        "tiny": tiny_sd3,
+        "Counter": CallCounter,
+        "node": import_module("comfyui_ems.nodes.flow_edit").EMSFlowEdit,
+        "sweep": import_module("comfyui_ems.ems.conditioning").sweep_conditioning,
+    }
 
 
 def run(env, alphas, cfg=5.0, source_cfg=2.0, target_tokens=154, steps=3, **options):

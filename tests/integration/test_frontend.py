@@ -18,7 +18,12 @@ from support.comfy_server import REPO
 
 WORKFLOWS = sorted((REPO / "example_workflows").glob("*.json"))
 PACK_SCRIPTS = "/extensions/comfyui-ems/"
-DISPLAY_NODES = ("EMSAlphaSweep", "EMSExtractCaptions", "EMSEncodePrompts", "EMSTextDirection")  # nodes our extensions write text onto
+DISPLAY_NODES = (
+    "EMSAlphaSweep",
+    "EMSExtractCaptions",
+    "EMSEncodePrompts",
+    "EMSTextDirection",
+)  # nodes our extensions write text onto
 
 # After a run the pack's extensions show text on these nodes (sweep labels, captions). That text
 # must stay display-only: not an input of the next prompt (it would change the node's signature
@@ -44,7 +49,8 @@ SHOW_TEXT_JS = """
 
 pytestmark = pytest.mark.skipif(
     find_chromium() is None,
-    reason="FRONTEND TESTS SKIPPED: no Chromium — run scripts/install-browser.sh (Debian chromium) or set CHROMIUM")
+    reason="FRONTEND TESTS SKIPPED: no Chromium — run scripts/install-browser.sh (Debian chromium) or set CHROMIUM",
+)
 
 
 @pytest.fixture(scope="module")
@@ -98,8 +104,12 @@ def test_frontend_prompt_equals_our_conversion(opened, comfy, path):
 
 def test_no_console_error_from_the_pack(opened):
     _, console, _ = opened
-    bad = [c for c in console if c["level"] in ("error", "exception")
-           and (PACK_SCRIPTS in c["url"] or PACK_SCRIPTS in c["text"] or "EMS" in c["text"])]
+    bad = [
+        c
+        for c in console
+        if c["level"] in ("error", "exception")
+        and (PACK_SCRIPTS in c["url"] or PACK_SCRIPTS in c["text"] or "EMS" in c["text"])
+    ]
     assert not bad, bad
 
 

@@ -74,8 +74,9 @@ def test_linear_exact_cases(comfy, images):
     torch.testing.assert_close(comfy.load_saved("ld_lin07")["samples"], latent + 0.7 * (b - a), rtol=0, atol=1e-4)
 
 
-@pytest.mark.parametrize("svd", [SVD, dict(axes="channels_x_pixels", rank=4, spectrum="ratio")],
-                         ids=["per_channel", "channels_x_pixels"])
+@pytest.mark.parametrize(
+    "svd", [SVD, dict(axes="channels_x_pixels", rank=4, spectrum="ratio")], ids=["per_channel", "channels_x_pixels"]
+)
 def test_svd_alpha_zero_is_the_latent_and_alpha_one_changes_it(comfy, images, svd):
     g = Graph()
     _, _, vae = tiny_sd3(g)
@@ -99,8 +100,19 @@ def test_output_continues_in_a_ksampler(comfy, images):
     neg = g.node("CLIPTextEncode", clip=clip[0], text="")
     for mode in ("linear", "svd"):
         edited = direction(g, src, ra, rb, alpha=0.5, mode=mode)
-        out = g.node("KSampler", model=unet[0], positive=pos[0], negative=neg[0], latent_image=edited[0], seed=3,
-                     steps=2, cfg=2.0, sampler_name="euler", scheduler="simple", denoise=0.5)
+        out = g.node(
+            "KSampler",
+            model=unet[0],
+            positive=pos[0],
+            negative=neg[0],
+            latent_image=edited[0],
+            seed=3,
+            steps=2,
+            cfg=2.0,
+            sampler_name="euler",
+            scheduler="simple",
+            denoise=0.5,
+        )
         g.save(out[0], f"ld_sampled_{mode}")
         g.save(g.node("VAEDecode", samples=out[0], vae=vae[0])[0], f"ld_image_{mode}")
     comfy.run(g.prompt)
@@ -143,11 +155,14 @@ def test_noise_mask_limits_the_edit_and_stays_on_the_latent(comfy, images):
     assert (out["samples"][..., :3] - latent[..., :3]).abs().amin() > 0  # left half: edited
 
 
-@pytest.mark.parametrize("case, fragment", [
-    ("size", "reference_b has shape (1, 16, 4, 4) but latent is (1, 16, 8, 8)"),
-    ("rank", "rank 9 is larger than the matrices allow"),
-    ("sweep", "alphas lists 2 values but latent has a batch of 3"),
-])
+@pytest.mark.parametrize(
+    "case, fragment",
+    [
+        ("size", "reference_b has shape (1, 16, 4, 4) but latent is (1, 16, 8, 8)"),
+        ("rank", "rank 9 is larger than the matrices allow"),
+        ("sweep", "alphas lists 2 values but latent has a batch of 3"),
+    ],
+)
 def test_bad_inputs_are_refused_with_the_node_name(comfy, images, case, fragment):
     g = Graph()
     _, _, vae = tiny_sd3(g)

@@ -55,8 +55,19 @@ def test_pack_imports_and_nodes_match_the_spec(comfy):
 
 
 def sample(g, unet, positive, negative, latent, seed=7, steps=3, denoise=1.0):
-    return g.node("KSampler", model=unet[0], positive=positive, negative=negative, latent_image=latent,
-                  seed=seed, steps=steps, cfg=3.0, sampler_name="euler", scheduler="simple", denoise=denoise)
+    return g.node(
+        "KSampler",
+        model=unet[0],
+        positive=positive,
+        negative=negative,
+        latent_image=latent,
+        seed=seed,
+        steps=steps,
+        cfg=3.0,
+        sampler_name="euler",
+        scheduler="simple",
+        denoise=denoise,
+    )
 
 
 def text_graph(alpha=None, direct=None):
@@ -105,8 +116,14 @@ def test_sweep_renders_one_batch_whose_items_equal_single_runs(comfy):
     tgt = g.node("CLIPTextEncode", clip=clip[0], text=TARGET)
     neg = g.node("CLIPTextEncode", clip=clip[0], text="")
     latent = g.node("EmptySD3LatentImage", width=64, height=64, batch_size=1)
-    sweep = g.node("EMSAlphaSweep", source=src[0], target=tgt[0], alphas="0, 0.4, 1",
-                   manipulate_pooled=True, latent_image=latent[0])
+    sweep = g.node(
+        "EMSAlphaSweep",
+        source=src[0],
+        target=tgt[0],
+        alphas="0, 0.4, 1",
+        manipulate_pooled=True,
+        latent_image=latent[0],
+    )
     g.save(sample(g, unet, sweep[0], neg[0], sweep[1])[0], "out")
     g.save(sweep[2], "labels")
     g.save(sweep[3], "count")
@@ -115,14 +132,20 @@ def test_sweep_renders_one_batch_whose_items_equal_single_runs(comfy):
     assert comfy.load_saved("labels") == "α=0\nα=0.4\nα=1" and comfy.load_saved("count") == 3
     for i, a in enumerate(alphas):
         single = run_latent(comfy, text_graph(alpha=a))
-        torch.testing.assert_close(batch[i:i + 1], single, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(batch[i : i + 1], single, rtol=1e-5, atol=1e-5)
 
 
 def encode_graph(source, target):
     g = Graph()
     unet, clip, _ = tiny_sd3(g)
-    enc = g.node("EMSEncodePrompts", clip=clip[0], source_prompt=source, target_prompt=target,
-                 attribute_prompt="red suit", negative_prompt="blurry")
+    enc = g.node(
+        "EMSEncodePrompts",
+        clip=clip[0],
+        source_prompt=source,
+        target_prompt=target,
+        attribute_prompt="red suit",
+        negative_prompt="blurry",
+    )
     direction = g.node("EMSTextDirection", source=enc[0], target=enc[1], alpha=0.6, manipulate_pooled=True)
     latent = g.node("EmptySD3LatentImage", width=64, height=64, batch_size=1)
     g.save(sample(g, unet, direction[0], enc[3], latent[0])[0], "out")
@@ -134,7 +157,9 @@ def encode_graph(source, target):
 def test_short_and_very_long_prompts_encode_to_one_shape(comfy):
     out = run_latent(comfy, encode_graph(SOURCE, LONG))
     assert torch.isfinite(out).all()
-    shapes = {name: comfy.load_saved(f"enc_{name}")[0][0].shape for name in ("source", "target", "attribute", "negative")}
+    shapes = {
+        name: comfy.load_saved(f"enc_{name}")[0][0].shape for name in ("source", "target", "attribute", "negative")
+    }
     assert len(set(shapes.values())) == 1, shapes
     tokens = shapes["source"][1]
     assert tokens > 154, "the long prompt should need more than one CLIP chunk / longer T5"
@@ -146,8 +171,14 @@ def test_short_and_very_long_prompts_encode_to_one_shape(comfy):
 def test_encode_prompts_equals_clip_text_encode_when_no_padding_is_needed(comfy):
     g = Graph()
     _, clip, _ = tiny_sd3(g)
-    enc = g.node("EMSEncodePrompts", clip=clip[0], source_prompt=SOURCE, target_prompt=TARGET,
-                 attribute_prompt="", negative_prompt="")
+    enc = g.node(
+        "EMSEncodePrompts",
+        clip=clip[0],
+        source_prompt=SOURCE,
+        target_prompt=TARGET,
+        attribute_prompt="",
+        negative_prompt="",
+    )
     ref = g.node("CLIPTextEncode", clip=clip[0], text=SOURCE)
     g.save(enc[0], "enc")
     g.save(ref[0], "ref")

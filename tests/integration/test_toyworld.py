@@ -15,8 +15,10 @@ from comfyui_ems.toyworld.edits import make_case
 from comfyui_ems.toyworld.readout import progress, read
 from comfyui_ems.toyworld.scenes import Scene, render
 
-pytestmark = pytest.mark.skipif(not (M.WEIGHTS / M.META_FILE).exists(),
-                                reason="no trained toy weights in toyworld/weights (python -m toyworld.train)")
+pytestmark = pytest.mark.skipif(
+    not (M.WEIGHTS / M.META_FILE).exists(),
+    reason="no trained toy weights in toyworld/weights (python -m toyworld.train)",
+)
 
 ALPHAS = (0.0, 0.5, 1.0)
 # Fixed held-out (test-range layout) scenes and their colour edits. Schedule: denoise 0.75, cfg 4
@@ -26,18 +28,35 @@ ALPHAS = (0.0, 0.5, 1.0)
 # model fixes them, the xfail fails and must go):
 KNOWN = {
     ("progress", "green-red"): "measured: at α = 0.5 the triangle vanishes (progress 0.08, NaN, 0.90) — "
-                               "the midpoint between two captions' embeddings is off the toy model's manifold",
+    "the midpoint between two captions' embeddings is off the toy model's manifold",
     ("kept", "blue-yellow"): "measured: at α = 0 the two large blue squares merge into one blob "
-                             "(count reads 1) — the toy model redraws the layout at denoise 0.75",
+    "(count reads 1) — the toy model redraws the layout at denoise 0.75",
 }
 CASES = [
-    pytest.param(make_case(Scene("red", "circle", 1, "large", "white", layout=2_000_007),
-                           Scene("blue", "circle", 1, "large", "white", layout=2_000_007), "colour"), id="red-blue"),
-    pytest.param(make_case(Scene("green", "triangle", 1, "large", "black", layout=2_000_013),
-                           Scene("red", "triangle", 1, "large", "black", layout=2_000_013), "colour"), id="green-red"),
-    pytest.param(make_case(Scene("blue", "square", 2, "large", "white", layout=2_000_011),
-                           Scene("yellow", "square", 2, "large", "white", layout=2_000_011), "colour"),
-                 id="blue-yellow"),
+    pytest.param(
+        make_case(
+            Scene("red", "circle", 1, "large", "white", layout=2_000_007),
+            Scene("blue", "circle", 1, "large", "white", layout=2_000_007),
+            "colour",
+        ),
+        id="red-blue",
+    ),
+    pytest.param(
+        make_case(
+            Scene("green", "triangle", 1, "large", "black", layout=2_000_013),
+            Scene("red", "triangle", 1, "large", "black", layout=2_000_013),
+            "colour",
+        ),
+        id="green-red",
+    ),
+    pytest.param(
+        make_case(
+            Scene("blue", "square", 2, "large", "white", layout=2_000_011),
+            Scene("yellow", "square", 2, "large", "white", layout=2_000_011),
+            "colour",
+        ),
+        id="blue-yellow",
+    ),
 ]
 SEED = 7
 STEPS, DENOISE, CFG = 12, 0.75, 4.0
@@ -53,16 +72,33 @@ def test_loader_is_registered(comfy):
 def sweep_graph(case, image_name: str) -> Graph:
     g = Graph()
     toy = g.node("EMSToyWorldLoader")
-    enc = g.node("EMSEncodePrompts", clip=toy[1], source_prompt=case.source_prompt, target_prompt=case.target_prompt,
-                 attribute_prompt=case.attribute_prompt, negative_prompt="")
+    enc = g.node(
+        "EMSEncodePrompts",
+        clip=toy[1],
+        source_prompt=case.source_prompt,
+        target_prompt=case.target_prompt,
+        attribute_prompt=case.attribute_prompt,
+        negative_prompt="",
+    )
     latent = g.node("VAEEncode", pixels=g.node("LoadImage", image=image_name)[0], vae=toy[2])
-    sweep = g.node("EMSAlphaSweep", source=enc[0], target=enc[1], alphas=", ".join(map(str, ALPHAS)),
-                   manipulate_pooled=True, latent_image=latent[0])
+    sweep = g.node(
+        "EMSAlphaSweep",
+        source=enc[0],
+        target=enc[1],
+        alphas=", ".join(map(str, ALPHAS)),
+        manipulate_pooled=True,
+        latent_image=latent[0],
+    )
     sigmas = g.node("BasicScheduler", model=toy[0], scheduler="simple", steps=STEPS, denoise=DENOISE)
     guider = g.node("CFGGuider", model=toy[0], positive=sweep[0], negative=enc[3], cfg=CFG)
-    sampled = g.node("SamplerCustomAdvanced", noise=g.node("RandomNoise", noise_seed=SEED)[0], guider=guider[0],
-                     sampler=g.node("KSamplerSelect", sampler_name="euler")[0], sigmas=sigmas[0],
-                     latent_image=sweep[1])
+    sampled = g.node(
+        "SamplerCustomAdvanced",
+        noise=g.node("RandomNoise", noise_seed=SEED)[0],
+        guider=guider[0],
+        sampler=g.node("KSamplerSelect", sampler_name="euler")[0],
+        sigmas=sigmas[0],
+        latent_image=sweep[1],
+    )
     g.save(g.node("VAEDecode", samples=sampled[0], vae=toy[2])[0], "images")
     return g
 
@@ -90,8 +126,14 @@ def test_alpha_zero_keeps_the_source_and_alpha_one_reaches_the_target(comfy, cas
 
 
 def marked(test: str) -> list:
-    return [pytest.param(*c.values, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=KNOWN[test, c.id])]
-                         if (test, c.id) in KNOWN else []) for c in CASES]
+    return [
+        pytest.param(
+            *c.values,
+            id=c.id,
+            marks=[pytest.mark.xfail(strict=True, reason=KNOWN[test, c.id])] if (test, c.id) in KNOWN else [],
+        )
+        for c in CASES
+    ]
 
 
 @pytest.mark.parametrize("case", marked("kept"))

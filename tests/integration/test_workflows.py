@@ -35,8 +35,12 @@ def comfy_wf(tmp_path_factory, llm):
     make_test_image(base / "input" / "example.png", size=128)
     config = tmp_path_factory.mktemp("ems_config") / "llm.json"  # the machine's providers
     config.write_text(json.dumps({"providers": {PROVIDER: {"base_url": llm.url, "api_key_env": KEY_VAR}}}))
-    env = {KEY_VAR: "sk-test", "EMS_CACHE_DIR": "", "EMS_KEYS_FILE": str(base / "no-keys.json"),
-           "EMS_LLM_CONFIG": str(config)}
+    env = {
+        KEY_VAR: "sk-test",
+        "EMS_CACHE_DIR": "",
+        "EMS_KEYS_FILE": str(base / "no-keys.json"),
+        "EMS_LLM_CONFIG": str(config),
+    }
     server = ComfyServer(os.environ["COMFYUI_DIR"], base, env=env).start()
     yield server
     server.stop()
@@ -92,9 +96,14 @@ def test_workflow_runs_to_success(comfy_wf, llm, path):
 
 
 def test_every_registered_ems_node_has_a_help_page(comfy_wf):
-    ems_nodes = [k for k, v in comfy_wf.object_info().items()
-                 if k.startswith("EMS") and v.get("python_module", "").endswith("comfyui-ems")]
-    assert {"EMSEncodePrompts", "EMSTextDirection", "EMSAlphaSweep", "EMSCSDSLatentEdit", "EMSLabelledGrid"} <= set(ems_nodes)
+    ems_nodes = [
+        k
+        for k, v in comfy_wf.object_info().items()
+        if k.startswith("EMS") and v.get("python_module", "").endswith("comfyui-ems")
+    ]
+    assert {"EMSEncodePrompts", "EMSTextDirection", "EMSAlphaSweep", "EMSCSDSLatentEdit", "EMSLabelledGrid"} <= set(
+        ems_nodes
+    )
     for node in ems_nodes:
         page = REPO / "web" / "docs" / f"{node}.md"
         assert page.is_file(), f"{node} has no web/docs page"

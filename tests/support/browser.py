@@ -22,9 +22,18 @@ import urllib.request
 from pathlib import Path
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-         "--hide-scrollbars", "--mute-audio"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--mute-audio",
+]
 
 
 def find_chromium() -> str | None:
@@ -50,8 +59,14 @@ class Chromium:
         self.proc = None
 
     def __enter__(self) -> "Chromium":
-        args = [self.binary, *FLAGS, f"--user-data-dir={self.profile}", "--remote-debugging-port=0",
-                f"--window-size={self.size[0]},{self.size[1]}", "about:blank"]
+        args = [
+            self.binary,
+            *FLAGS,
+            f"--user-data-dir={self.profile}",
+            "--remote-debugging-port=0",
+            f"--window-size={self.size[0]},{self.size[1]}",
+            "about:blank",
+        ]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         port_file = Path(self.profile) / "DevToolsActivePort"
         deadline = time.time() + 30
@@ -90,8 +105,13 @@ class Chromium:
                         await page.send("Runtime.enable")
                         await page.send("Log.enable")
                         await page.send("Page.enable")
-                        await page.send("Emulation.setDeviceMetricsOverride", width=self.size[0],
-                                        height=self.size[1], deviceScaleFactor=1, mobile=False)
+                        await page.send(
+                            "Emulation.setDeviceMetricsOverride",
+                            width=self.size[0],
+                            height=self.size[1],
+                            deviceScaleFactor=1,
+                            mobile=False,
+                        )
                         return await script(page)
                     finally:
                         reader.cancel()
@@ -149,8 +169,9 @@ class Page:
 
     async def evaluate(self, expression: str):
         """Evaluate JS (awaiting promises) and return the value; JS exceptions raise RuntimeError."""
-        result = await self.send("Runtime.evaluate", expression=expression, awaitPromise=True,
-                                 returnByValue=True, timeout=60000)
+        result = await self.send(
+            "Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True, timeout=60000
+        )
         if "exceptionDetails" in result:
             d = result["exceptionDetails"]
             raise RuntimeError((d.get("exception") or {}).get("description") or d.get("text"))

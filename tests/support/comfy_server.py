@@ -51,13 +51,21 @@ def write_tiny_model(base: Path, name: str = "tiny_sd3.safetensors", seed: int =
     if out.exists():
         return name
     comfy_dir = os.environ["COMFYUI_DIR"]
-    code = ("import sys, comfy.cli_args; comfy.cli_args.args.cpu = True;"
-            "from support import tiny_sd3; import safetensors.torch as st;"
-            "st.save_file(tiny_sd3.mmdit_state_dict(int(sys.argv[2])), sys.argv[1])")
+    code = (
+        "import sys, comfy.cli_args; comfy.cli_args.args.cpu = True;"
+        "from support import tiny_sd3; import safetensors.torch as st;"
+        "st.save_file(tiny_sd3.mmdit_state_dict(int(sys.argv[2])), sys.argv[1])"
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
-    path = os.pathsep.join(p for p in (comfy_dir, str(REPO / "tests"), str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    subprocess.run([python_for_comfy(), "-c", code, str(out), str(seed)], check=True, cwd=comfy_dir,
-                   env={**os.environ, "PYTHONPATH": path})
+    path = os.pathsep.join(
+        p for p in (comfy_dir, str(REPO / "tests"), str(REPO), os.environ.get("PYTHONPATH", "")) if p
+    )
+    subprocess.run(
+        [python_for_comfy(), "-c", code, str(out), str(seed)],
+        check=True,
+        cwd=comfy_dir,
+        env={**os.environ, "PYTHONPATH": path},
+    )
     return name
 
 

@@ -47,7 +47,7 @@ class Request:
     @property
     def bearer(self) -> str:
         auth = self.headers.get("authorization", "")
-        return auth[len("Bearer "):] if auth.startswith("Bearer ") else ""
+        return auth[len("Bearer ") :] if auth.startswith("Bearer ") else ""
 
     def parts(self, kind: str) -> list:
         out = []
@@ -71,21 +71,32 @@ class Request:
 
 
 def ok(content: str, model: str = "fake-model") -> Reply:
-    return Reply(200, {
-        "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": model,
-        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
-        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-    })
+    return Reply(
+        200,
+        {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        },
+    )
 
 
 def captions_reply(source: str = SOURCE, target: str = TARGET, attribute: str = ATTRIBUTE) -> Reply:
     return ok(json.dumps({"source_prompt": source, "target_prompt": target, "attribute_prompt": attribute}))
 
 
-def error(status: int, message: str = "", type_: str = "invalid_request_error", code=None,
-          headers: dict | None = None) -> Reply:
-    message = message or {401: "Incorrect API key provided: sk-tes**********cret.", 404: "The model does not exist",
-                          429: "Rate limit reached", 500: "Internal error"}.get(status, "error")
+def error(
+    status: int, message: str = "", type_: str = "invalid_request_error", code=None, headers: dict | None = None
+) -> Reply:
+    message = message or {
+        401: "Incorrect API key provided: sk-tes**********cret.",
+        404: "The model does not exist",
+        429: "Rate limit reached",
+        500: "Internal error",
+    }.get(status, "error")
     return Reply(status, {"error": {"message": message, "type": type_, "param": None, "code": code}}, headers or {})
 
 
@@ -100,8 +111,11 @@ def raw(text: str, status: int = 200, content_type: str = "application/json") ->
 
 
 def html_page(status: int = 200) -> Reply:
-    return raw("<!DOCTYPE html><html><head><title>Sign in</title></head><body>Welcome to the router"
-               "</body></html>", status, "text/html")
+    return raw(
+        "<!DOCTYPE html><html><head><title>Sign in</title></head><body>Welcome to the router</body></html>",
+        status,
+        "text/html",
+    )
 
 
 def truncated(reply: Reply | None = None, keep: float = 0.6) -> Reply:
@@ -117,10 +131,12 @@ def huge_captions(words: int = 100_000) -> Reply:
 
 def refuse_structured(then: Reply | None = None) -> Callable[[Request], Reply]:
     """A server without json_schema support: 400 when response_format is sent."""
+
     def answer(request: Request) -> Reply:
         if "response_format" in request.body:
             return error(400, "response_format json_schema is not supported")
         return then or captions_reply()
+
     return answer
 
 

@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 
 # Settings that keep first-run dialogs (templates browser, missing-node popups) off the canvas.
-QUIET_SETTINGS = {"Comfy.TutorialCompleted": True, "Comfy.Workflow.ShowMissingNodesWarning": False,
-                  "Comfy.Workflow.ShowMissingModelsWarning": False, "Comfy.Minimap.Visible": False,
-                  # Thumbnails: draw node text even when zoomed out to fit a whole graph.
-                  "LiteGraph.Canvas.LowQualityRenderingZoomThreshold": 0.1,
-                  "LiteGraph.Canvas.MinFontSizeForLOD": 1, "Comfy.Graph.CanvasInfo": False}
+QUIET_SETTINGS = {
+    "Comfy.TutorialCompleted": True,
+    "Comfy.Workflow.ShowMissingNodesWarning": False,
+    "Comfy.Workflow.ShowMissingModelsWarning": False,
+    "Comfy.Minimap.Visible": False,
+    # Thumbnails: draw node text even when zoomed out to fit a whole graph.
+    "LiteGraph.Canvas.LowQualityRenderingZoomThreshold": 0.1,
+    "LiteGraph.Canvas.MinFontSizeForLOD": 1,
+    "Comfy.Graph.CanvasInfo": False,
+}
 
 LOAD_JS = """
 (async (wf) => {

@@ -16,10 +16,14 @@ from comfyui_ems.toyworld.model import seeded_parameters
 
 # depth 2 → hidden 128 (64·depth); context 4096 → 128; pooled 2048.
 TINY_MMDIT = {
-    "in_channels": 16, "out_channels": 16, "patch_size": 2, "depth": 2,
-    "adm_in_channels": 2048, "pos_embed_max_size": 64, "num_patches": 64 * 64,
-    "context_embedder_config": {"target": "torch.nn.Linear",
-                                "params": {"in_features": 4096, "out_features": 128}},
+    "in_channels": 16,
+    "out_channels": 16,
+    "patch_size": 2,
+    "depth": 2,
+    "adm_in_channels": 2048,
+    "pos_embed_max_size": 64,
+    "num_patches": 64 * 64,
+    "context_embedder_config": {"target": "torch.nn.Linear", "params": {"in_features": 4096, "out_features": 128}},
     "pos_embed_scaling_factor": None,
 }
 
@@ -32,11 +36,17 @@ TINY_TE_CONFIG = {
 }
 
 TINY_VAE_CONFIG = {
-    "double_z": True, "z_channels": 16, "resolution": 256, "in_channels": 3, "out_ch": 3,
-    "ch": 32, "ch_mult": [1, 1, 1, 1], "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0,
+    "double_z": True,
+    "z_channels": 16,
+    "resolution": 256,
+    "in_channels": 3,
+    "out_ch": 3,
+    "ch": 32,
+    "ch_mult": [1, 1, 1, 1],
+    "num_res_blocks": 1,
+    "attn_resolutions": [],
+    "dropout": 0.0,
 }
-
-
 
 
 def mmdit_state_dict(seed: int = 0, config: dict | None = None) -> dict[str, torch.Tensor]:
@@ -90,5 +100,6 @@ def vae(seed: int = 0):
 def conditioning(seed: int, tokens: int = 154, batch: int = 1):
     """A random SD3-shaped CONDITIONING: [[tensor(B, tokens, 4096), {pooled_output: (B, 2048)}]]."""
     gen = torch.Generator().manual_seed(seed)
-    return [[torch.randn(batch, tokens, 4096, generator=gen),
-             {"pooled_output": torch.randn(batch, 2048, generator=gen)}]]
+    return [
+        [torch.randn(batch, tokens, 4096, generator=gen), {"pooled_output": torch.randn(batch, 2048, generator=gen)}]
+    ]

@@ -3,14 +3,17 @@ import pytest
 from comfyui_ems.ems.alphas import AlphaOutOfRange, AlphaScheduleError, format_alpha, outside_safe_range, parse_alphas
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("0, 0.25, 1", [0.0, 0.25, 1.0]),
-    ("0 0.5  1", [0.0, 0.5, 1.0]),
-    ("-1; 2", [-1.0, 2.0]),
-    ("0:1:5", [0.0, 0.25, 0.5, 0.75, 1.0]),
-    ("1:-1:3", [1.0, 0.0, -1.0]),
-    (" 0.5:2:1 ", [0.5]),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("0, 0.25, 1", [0.0, 0.25, 1.0]),
+        ("0 0.5  1", [0.0, 0.5, 1.0]),
+        ("-1; 2", [-1.0, 2.0]),
+        ("0:1:5", [0.0, 0.25, 0.5, 0.75, 1.0]),
+        ("1:-1:3", [1.0, 0.0, -1.0]),
+        (" 0.5:2:1 ", [0.5]),
+    ],
+)
 def test_parse(text, expected):
     assert parse_alphas(text) == pytest.approx(expected)
 
@@ -20,15 +23,18 @@ def test_range_ends_are_exact():
     assert values[0] == -1.0 and values[-1] == 2.0 and len(values) == 7
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("", "empty"),
-    ("0, abc", "'abc' is not a number"),
-    ("0:1", "three parts"),
-    ("0:1:2.5", "whole number"),
-    ("0:1:0", "whole number"),
-    ("0:1:1000", "more than 64"),
-    ("nan", "not finite"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("", "empty"),
+        ("0, abc", "'abc' is not a number"),
+        ("0:1", "three parts"),
+        ("0:1:2.5", "whole number"),
+        ("0:1:0", "whole number"),
+        ("0:1:1000", "more than 64"),
+        ("nan", "not finite"),
+    ],
+)
 def test_bad_strings_are_rejected_with_the_syntax(text, fragment):
     with pytest.raises(AlphaScheduleError) as e:
         parse_alphas(text)

@@ -89,7 +89,7 @@ def find_cycle(graph: dict[str, dict[str, int]]) -> list[str]:
         path.append(node)
         for nxt in sorted(graph.get(node, {})):
             if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             if nxt not in state:
                 found = visit(nxt)
                 if found:
@@ -108,8 +108,10 @@ def find_cycle(graph: dict[str, dict[str, int]]) -> list[str]:
 
 def describe(cycle: list[str], graph, root: Path = REPO) -> str:
     files = bench_modules(root)
-    return " → ".join(f"{a} ({files[a].relative_to(root)}:{graph[a][b]})" for a, b in zip(cycle, cycle[1:])) + \
-        f" → {cycle[-1]}"
+    return (
+        " → ".join(f"{a} ({files[a].relative_to(root)}:{graph[a][b]})" for a, b in zip(cycle, cycle[1:]))
+        + f" → {cycle[-1]}"
+    )
 
 
 def test_bench_imports_are_acyclic():
@@ -141,10 +143,12 @@ def test_every_command_parses_its_arguments_before_comfyui_is_imported():
         "        codes[module] = e.code\n"
         "comfy = sorted(m for m in sys.modules if m.split('.')[0] in ('comfy', 'comfy_api', 'comfyui_version', "
         "'latent_preview', 'folder_paths'))\n"
-        "print(json.dumps({'codes': codes, 'comfy': comfy}))\n")
+        "print(json.dumps({'codes': codes, 'comfy': comfy}))\n"
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}
-    done = subprocess.run([sys.executable, "-c", script, *ENTRY_POINTS], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script, *ENTRY_POINTS], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["codes"] == {m: 0 for m in ENTRY_POINTS}, done.stderr[-3000:]
@@ -160,8 +164,13 @@ def test_only_the_shared_modules_stay_at_the_top():
 def test_the_shared_modules_import_no_study():
     graph = import_graph()
     for shared in ("bench.harness", "bench.host", "bench.metrics"):
-        bad = sorted(t for m, edges in graph.items() if m == shared or m.startswith(shared + ".")
-                     for t in edges if any(t == f"bench.{s}" or t.startswith(f"bench.{s}.") for s in STUDIES))
+        bad = sorted(
+            t
+            for m, edges in graph.items()
+            if m == shared or m.startswith(shared + ".")
+            for t in edges
+            if any(t == f"bench.{s}" or t.startswith(f"bench.{s}.") for s in STUDIES)
+        )
         assert not bad, f"{shared} imports a study: {bad}"
 
 
@@ -177,11 +186,14 @@ def _plant(root: Path, files: dict[str, str]) -> None:
 OLD_TOYWORLD_PAIR = {
     "bench/__init__.py": "",
     "bench/toyworld_score.py": "import numpy as np\n",
-    "bench/toyworld.py": ("from .toyworld_score import to_image\n\n\ndef main(args):\n"
-                          "    if args.calibrate:\n        from .toyworld_calibrate import calibrate\n\n"
-                          "        return calibrate(args)\n"),
-    "bench/toyworld_calibrate.py": ("from .toyworld_score import nanmean\n\n\ndef evaluate_setting():\n"
-                                    "    from .toyworld import run_method\n"),
+    "bench/toyworld.py": (
+        "from .toyworld_score import to_image\n\n\ndef main(args):\n"
+        "    if args.calibrate:\n        from .toyworld_calibrate import calibrate\n\n"
+        "        return calibrate(args)\n"
+    ),
+    "bench/toyworld_calibrate.py": (
+        "from .toyworld_score import nanmean\n\n\ndef evaluate_setting():\n    from .toyworld import run_method\n"
+    ),
 }
 
 
@@ -192,27 +204,44 @@ def test_the_old_toyworld_calibrate_cycle_is_caught(tmp_path):
     assert set(cycle) == {"bench.toyworld", "bench.toyworld_calibrate"} and cycle[0] == cycle[-1], cycle
 
 
-@pytest.mark.parametrize("line", [
-    "from bench.toy import compare",           # absolute, package then submodule name
-    "import bench.toy.compare",                # plain import
-    "from .compare import main",               # relative
-    "from ..toy.compare import main",          # relative, up one package
-    "from bench.toy.compare import main",      # absolute, a name from the module
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "from bench.toy import compare",  # absolute, package then submodule name
+        "import bench.toy.compare",  # plain import
+        "from .compare import main",  # relative
+        "from ..toy.compare import main",  # relative, up one package
+        "from bench.toy.compare import main",  # absolute, a name from the module
+    ],
+)
 def test_every_import_form_is_an_edge(tmp_path, line):
-    _plant(tmp_path, {"bench/__init__.py": "", "bench/toy/__init__.py": "",
-                      "bench/toy/compare.py": "from . import world\n",
-                      "bench/toy/world.py": f"def later():\n    {line}\n"})
+    _plant(
+        tmp_path,
+        {
+            "bench/__init__.py": "",
+            "bench/toy/__init__.py": "",
+            "bench/toy/compare.py": "from . import world\n",
+            "bench/toy/world.py": f"def later():\n    {line}\n",
+        },
+    )
     graph = import_graph(tmp_path)
     assert graph["bench.toy.world"] == {"bench.toy.compare": 2}, graph
     assert find_cycle(graph)[:2] in (["bench.toy.compare", "bench.toy.world"], ["bench.toy.world", "bench.toy.compare"])
 
 
 def test_an_acyclic_layout_passes(tmp_path):
-    _plant(tmp_path, {"bench/__init__.py": "", "bench/harness.py": "import torch\n",
-                      "bench/toy/__init__.py": "", "bench/toy/world.py": "from bench import harness\n",
-                      "bench/toy/compare.py": "from . import world\nfrom .world import World\n",
-                      "bench/latent/__init__.py": "", "bench/latent/study.py": "from bench.toy.world import World\n"})
+    _plant(
+        tmp_path,
+        {
+            "bench/__init__.py": "",
+            "bench/harness.py": "import torch\n",
+            "bench/toy/__init__.py": "",
+            "bench/toy/world.py": "from bench import harness\n",
+            "bench/toy/compare.py": "from . import world\nfrom .world import World\n",
+            "bench/latent/__init__.py": "",
+            "bench/latent/study.py": "from bench.toy.world import World\n",
+        },
+    )
     graph = import_graph(tmp_path)
     assert graph["bench.toy.compare"] == {"bench.toy.world": 1}
     assert graph["bench.latent.study"] == {"bench.toy.world": 1}

@@ -34,9 +34,16 @@ def install_pack(where: Path) -> Path:
 
 
 def bash(pack: Path, code: str, home: Path, **env) -> str:
-    clean = {k: v for k, v in os.environ.items() if k not in ("COMFYUI_DIR", "EMS_PYTHON", "VIRTUAL_ENV", "CONDA_PREFIX")}
-    result = subprocess.run(["bash", "-c", f"source '{pack}/scripts/env.sh'; {code}"], capture_output=True,
-                            text=True, env={**clean, "HOME": str(home), **env}, timeout=60)
+    clean = {
+        k: v for k, v in os.environ.items() if k not in ("COMFYUI_DIR", "EMS_PYTHON", "VIRTUAL_ENV", "CONDA_PREFIX")
+    }
+    result = subprocess.run(
+        ["bash", "-c", f"source '{pack}/scripts/env.sh'; {code}"],
+        capture_output=True,
+        text=True,
+        env={**clean, "HOME": str(home), **env},
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
@@ -89,6 +96,10 @@ def test_comfyuis_own_python_is_reused_only_when_it_has_torch(tmp_path, home, py
         out = bash(pack, 'ems_find_comfyui; ems_pick_python; echo "$EMS_PY|$EMS_PY_OWNED"', home)
         assert out == f"{comfy}/venv/bin/python|0"
     else:
-        out = bash(pack, 'ems_find_comfyui; EMS_VENV=/nonexistent; python3() { echo "would create $3"; }; '
-                         'ems_pick_python; echo "$EMS_PY|$EMS_PY_OWNED"', home)
+        out = bash(
+            pack,
+            'ems_find_comfyui; EMS_VENV=/nonexistent; python3() { echo "would create $3"; }; '
+            'ems_pick_python; echo "$EMS_PY|$EMS_PY_OWNED"',
+            home,
+        )
         assert out.endswith("/nonexistent/bin/python|1") and "would create /nonexistent" in out

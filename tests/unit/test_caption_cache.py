@@ -10,8 +10,16 @@ import pytest
 from comfyui_ems.llm_io.caption_cache import CaptionCache, cache_key
 
 PIXELS = bytes(range(48))
-SETTINGS = dict(instruction="make it red", model="gpt-4o", base_url="", prompt_version="v1",
-                temperature=0.0, seed=0, source_override="", target_override="")
+SETTINGS = dict(
+    instruction="make it red",
+    model="gpt-4o",
+    base_url="",
+    prompt_version="v1",
+    temperature=0.0,
+    seed=0,
+    source_override="",
+    target_override="",
+)
 VALUE = {"source_prompt": "a black suit", "target_prompt": "a red suit", "attribute_prompt": "red suit"}
 
 
@@ -21,9 +29,16 @@ def test_key_covers_image_content_and_every_setting():
     assert len(key) == 64
     assert cache_key(PIXELS[:-1] + b"\xff", (4, 4, 3), **SETTINGS) != key
     assert cache_key(PIXELS, (2, 8, 3), **SETTINGS) != key
-    changed = {"instruction": "make it blue", "model": "gpt-4o-mini", "base_url": "http://x/v1",
-               "prompt_version": "v2", "temperature": 0.5, "seed": 1, "source_override": "s",
-               "target_override": "t"}
+    changed = {
+        "instruction": "make it blue",
+        "model": "gpt-4o-mini",
+        "base_url": "http://x/v1",
+        "prompt_version": "v2",
+        "temperature": 0.5,
+        "seed": 1,
+        "source_override": "s",
+        "target_override": "t",
+    }
     for name, value in changed.items():
         assert cache_key(PIXELS, (4, 4, 3), **{**SETTINGS, name: value}) != key, name
 

@@ -6,9 +6,20 @@ import json
 
 import pytest
 
-from comfyui_ems.ems.captions import (CLIP_TOKENS, SCHEMA, CaptionError, Captions, build_messages, check_captions,
-                          derive_attribute, edit_words, estimate_clip_tokens, extract_captions, parse_reply,
-                          word_diff)
+from comfyui_ems.ems.captions import (
+    CLIP_TOKENS,
+    SCHEMA,
+    CaptionError,
+    Captions,
+    build_messages,
+    check_captions,
+    derive_attribute,
+    edit_words,
+    estimate_clip_tokens,
+    extract_captions,
+    parse_reply,
+    word_diff,
+)
 
 SRC = "a photo of a woman in a black suit standing in a park"
 TGT = "a photo of a woman in a red suit standing in a park"
@@ -38,14 +49,17 @@ def test_word_diff_finds_the_edited_span_ignoring_case_and_punctuation():
     assert edit_words("a dog on a sofa with a ball", "a cat on a sofa with a red ball") == "cat, red"
 
 
-@pytest.mark.parametrize("source,target,attribute", [
-    (SRC, TGT, "red suit"),
-    ("a dog on a sofa", "a cat on a sofa", "cat"),
-    ("a smiling man.", "a crying man.", "crying man"),
-    ("a house", "a house on fire", "on fire"),
-    (SRC, SRC, None),  # nothing changed
-    ("a b c d e f g h", "z b y d x f w h", None),  # scattered rewrite
-])
+@pytest.mark.parametrize(
+    "source,target,attribute",
+    [
+        (SRC, TGT, "red suit"),
+        ("a dog on a sofa", "a cat on a sofa", "cat"),
+        ("a smiling man.", "a crying man.", "crying man"),
+        ("a house", "a house on fire", "on fire"),
+        (SRC, SRC, None),  # nothing changed
+        ("a b c d e f g h", "z b y d x f w h", None),  # scattered rewrite
+    ],
+)
 def test_attribute_is_derived_from_a_small_diff(source, target, attribute):
     assert derive_attribute(source, target) == attribute
 
@@ -122,6 +136,7 @@ def test_given_captions_replace_the_models_and_a_missing_attribute_is_derived():
 
 # -- bounded replies -------------------------------------------------------------------------------
 
+
 def test_a_100000_word_caption_is_refused_at_once_without_echoing_it_back():
     from comfyui_ems.ems.captions import MAX_CAPTION_CHARS, CaptionTooLong
 
@@ -132,11 +147,14 @@ def test_a_100000_word_caption_is_refused_at_once_without_echoing_it_back():
     assert len(chat.calls) == 1  # no repair request: it would send the 400 kB back
 
 
-@pytest.mark.parametrize("data, words", [
-    ({"source_prompt": SRC, "target_prompt": 7, "attribute_prompt": "x"}, "target_prompt (int)"),
-    ({"source_prompt": [SRC], "target_prompt": TGT, "attribute_prompt": "x"}, "source_prompt (list)"),
-    ({"source_prompt": SRC, "target_prompt": TGT}, "attribute_prompt (missing)"),
-])
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        ({"source_prompt": SRC, "target_prompt": 7, "attribute_prompt": "x"}, "target_prompt (int)"),
+        ({"source_prompt": [SRC], "target_prompt": TGT, "attribute_prompt": "x"}, "source_prompt (list)"),
+        ({"source_prompt": SRC, "target_prompt": TGT}, "attribute_prompt (missing)"),
+    ],
+)
 def test_json_of_wrong_types_is_a_caption_error(data, words):
     with pytest.raises(CaptionError, match=words.replace("(", r"\(").replace(")", r"\)")):
         parse_reply(json.dumps(data))
@@ -162,18 +180,27 @@ def test_cache_entries_of_the_wrong_shape_are_recognised():
 
     good = {"source_prompt": SRC, "target_prompt": TGT, "attribute_prompt": "red suit", "warnings": []}
     assert is_cache_entry(good)
-    for bad in ({**good, "target_prompt": 3}, {**good, "source_prompt": ""}, {**good, "warnings": "w"},
-                {**good, "target_prompt": "x" * 5000}, [good], {k: v for k, v in good.items() if k != "attribute_prompt"}):
+    for bad in (
+        {**good, "target_prompt": 3},
+        {**good, "source_prompt": ""},
+        {**good, "warnings": "w"},
+        {**good, "target_prompt": "x" * 5000},
+        [good],
+        {k: v for k, v in good.items() if k != "attribute_prompt"},
+    ):
         assert not is_cache_entry(bad), bad
 
 
-@pytest.mark.parametrize("change", [
-    {"target_prompt": SRC, "attribute_prompt": ""},   # identical captions, empty attribute
-    {"target_prompt": SRC},                           # identical captions: an error for a fresh reply
-    {"target_prompt": SRC.upper() + "."},             # identical but for case and punctuation
-    {"attribute_prompt": ""},                         # never stored: a fresh reply's empty attribute is filled in
-    {"target_prompt": " "},                           # blank: "must both be non-empty"
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"target_prompt": SRC, "attribute_prompt": ""},  # identical captions, empty attribute
+        {"target_prompt": SRC},  # identical captions: an error for a fresh reply
+        {"target_prompt": SRC.upper() + "."},  # identical but for case and punctuation
+        {"attribute_prompt": ""},  # never stored: a fresh reply's empty attribute is filled in
+        {"target_prompt": " "},  # blank: "must both be non-empty"
+    ],
+)
 def test_a_cache_entry_that_a_fresh_reply_could_not_produce_is_not_served(change):
     """A cache hit passes the same fatal checks as a fresh reply (a hand-edited or planted entry)."""
     from comfyui_ems.ems.captions import is_cache_entry

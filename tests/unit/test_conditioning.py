@@ -3,8 +3,17 @@
 import pytest
 import torch
 
-from comfyui_ems.ems.conditioning import (ConditioningMismatch, TokenLayout, TokenLengthMismatch, describe_tokens, manipulate,
-                              manipulate_conditioning, sd3_layout, sweep_conditioning, text_direction)
+from comfyui_ems.ems.conditioning import (
+    ConditioningMismatch,
+    TokenLayout,
+    TokenLengthMismatch,
+    describe_tokens,
+    manipulate,
+    manipulate_conditioning,
+    sd3_layout,
+    sweep_conditioning,
+    text_direction,
+)
 
 
 def sd3_tokens(seed, chunks=1, t5=77, batch=1):
@@ -115,8 +124,8 @@ def test_sweep_item_i_equals_single_run():
     assert sweep[0][0].shape[0] == len(alphas)
     for i, a in enumerate(alphas):
         single = manipulate_conditioning(src, tgt, a)
-        assert torch.equal(sweep[0][0][i:i + 1], single[0][0])
-        assert torch.equal(sweep[0][1]["pooled_output"][i:i + 1], single[0][1]["pooled_output"])
+        assert torch.equal(sweep[0][0][i : i + 1], single[0][0])
+        assert torch.equal(sweep[0][1]["pooled_output"][i : i + 1], single[0][1]["pooled_output"])
 
 
 def test_batch_one_broadcasts_against_a_batched_base():

@@ -6,13 +6,28 @@ import math
 import pytest
 import torch
 
-from comfyui_ems.ems.csds import (DEFAULTS, PAPER, RESIDUAL_SPACES, CSDSError, CSDSParams, check_stable, csds_edit,
-                      degree_weights, epsilon_from_denoised, residual)
+from comfyui_ems.ems.csds import (
+    DEFAULTS,
+    PAPER,
+    RESIDUAL_SPACES,
+    CSDSError,
+    CSDSParams,
+    check_stable,
+    csds_edit,
+    degree_weights,
+    epsilon_from_denoised,
+    residual,
+)
 
 
 def P(iterations, constraint, step_start, step_end, residual_space=DEFAULTS["residual_space"]):
-    return CSDSParams(iterations=iterations, constraint=constraint, step_start=step_start, step_end=step_end,
-                      residual_space=residual_space)
+    return CSDSParams(
+        iterations=iterations,
+        constraint=constraint,
+        step_start=step_start,
+        step_end=step_end,
+        residual_space=residual_space,
+    )
 
 
 def step_sizes(iterations, step_start, step_end):
@@ -68,12 +83,15 @@ def test_velocity_reading_is_one_over_one_minus_sigma_stronger_on_flow_models():
     # At the same z, the ε-residual is (1 − σ)× the velocity residual.
     z0, m_pos, m_attr = setup(5)
     sigma = 0.904
-    moves = {s: csds_edit(ConstantDenoiser(m_pos, m_attr), z0, sigma, P(1, 0.0, 0.1, 0.1, s), True) - z0
-             for s in RESIDUAL_SPACES}
+    moves = {
+        s: csds_edit(ConstantDenoiser(m_pos, m_attr), z0, sigma, P(1, 0.0, 0.1, 0.1, s), True) - z0
+        for s in RESIDUAL_SPACES
+    }
     torch.testing.assert_close(moves["noise"], (1 - sigma) * moves["model_output"], rtol=1e-12, atol=1e-12)
     # ε/v-prediction models: both readings are (z − D)/σ.
-    same = [csds_edit(ConstantDenoiser(m_pos, m_attr), z0, 2.0, P(3, 0.5, 0.1, 0.01, s), False)
-            for s in RESIDUAL_SPACES]
+    same = [
+        csds_edit(ConstantDenoiser(m_pos, m_attr), z0, 2.0, P(3, 0.5, 0.1, 0.01, s), False) for s in RESIDUAL_SPACES
+    ]
     assert torch.equal(same[0], same[1])
 
 
@@ -90,8 +108,14 @@ def test_residual_space_default_is_declared_once_and_valid():
 def test_degree_scales_the_drive_and_keeps_the_constraint(alpha):
     z0, m_pos, m_attr = setup(6)
     sigma, lam = 0.7, 0.5
-    out = csds_edit(ConstantDenoiser(m_pos, m_attr), z0, sigma, P(6, lam, 0.1, 0.01, "model_output"), True,
-                    alpha=torch.tensor([alpha]))
+    out = csds_edit(
+        ConstantDenoiser(m_pos, m_attr),
+        z0,
+        sigma,
+        P(6, lam, 0.1, 0.01, "model_output"),
+        True,
+        alpha=torch.tensor([alpha]),
+    )
     expected = closed_form(z0, m_pos, m_attr, sigma, 1.0, step_sizes(6, 0.1, 0.01), lam, alpha)
     torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
 
@@ -187,8 +211,10 @@ def test_first_step_follows_the_denoised_difference_for_any_model():
 
 def test_larger_constraint_keeps_the_latent_closer():
     z0, m_pos, m_attr = setup(2)
-    dist = [float((csds_edit(ConstantDenoiser(m_pos, m_attr), z0, 0.75, P(20, lam, 0.1, 0.01), True) - z0).norm())
-            for lam in (0.0, 0.1, 0.5, 1.0)]
+    dist = [
+        float((csds_edit(ConstantDenoiser(m_pos, m_attr), z0, 0.75, P(20, lam, 0.1, 0.01), True) - z0).norm())
+        for lam in (0.0, 0.1, 0.5, 1.0)
+    ]
     assert dist == sorted(dist, reverse=True) and dist[0] > dist[-1] > 0
 
 
@@ -213,21 +239,24 @@ def test_step_sizes_decay_geometrically():
     etas = step_sizes(5, 0.1, 0.01)
     assert etas[0] == pytest.approx(0.1) and etas[-1] == pytest.approx(0.01)
     ratios = [b / a for a, b in zip(etas, etas[1:])]
-    assert all(r == pytest.approx(ratios[0]) for r in ratios) and ratios[0] == pytest.approx(0.1 ** 0.25)
+    assert all(r == pytest.approx(ratios[0]) for r in ratios) and ratios[0] == pytest.approx(0.1**0.25)
     assert step_sizes(1, 0.1, 0.01) == [0.1] and step_sizes(0, 0.1, 0.01) == []
     assert step_sizes(3, 0.1, 0.0) == [0.1, 0.0, 0.0]
 
 
-@pytest.mark.parametrize("change, fragment", [
-    ({"step_start": 0.01, "step_end": 0.1}, "must not exceed step_start"),
-    ({"iterations": -1}, "iterations must be a whole number ≥ 0"),
-    ({"iterations": 2.5}, "iterations must be a whole number ≥ 0"),
-    ({"step_start": -0.1, "step_end": -0.2}, "must be ≥ 0"),
-    ({"constraint": -1.0}, "constraint λ must be ≥ 0"),
-    ({"cfg": float("inf")}, "cfg must be a finite number"),
-    ({"cfg": -1.0}, "cfg must be ≥ 0"),
-    ({"residual_space": "eps"}, "residual_space must be one of model_output, noise"),
-])
+@pytest.mark.parametrize(
+    "change, fragment",
+    [
+        ({"step_start": 0.01, "step_end": 0.1}, "must not exceed step_start"),
+        ({"iterations": -1}, "iterations must be a whole number ≥ 0"),
+        ({"iterations": 2.5}, "iterations must be a whole number ≥ 0"),
+        ({"step_start": -0.1, "step_end": -0.2}, "must be ≥ 0"),
+        ({"constraint": -1.0}, "constraint λ must be ≥ 0"),
+        ({"cfg": float("inf")}, "cfg must be a finite number"),
+        ({"cfg": -1.0}, "cfg must be ≥ 0"),
+        ({"residual_space": "eps"}, "residual_space must be one of model_output, noise"),
+    ],
+)
 def test_bad_parameters_are_refused_once_with_the_reason(change, fragment):
     with pytest.raises(CSDSError, match=fragment):
         CSDSParams(**change)

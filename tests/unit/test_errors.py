@@ -24,8 +24,18 @@ from comfyui_ems.ems.latent_direction import apply_direction
 
 REPO = Path(__file__).resolve().parents[2]
 # The modules that are the method itself; each must stay free of node vocabulary.
-METHOD_MODULES = ("alphas", "captions", "conditioning", "csds", "flow_edit", "grid", "latent_direction",
-                  "tensors", "tokens", "validation")
+METHOD_MODULES = (
+    "alphas",
+    "captions",
+    "conditioning",
+    "csds",
+    "flow_edit",
+    "grid",
+    "latent_direction",
+    "tensors",
+    "tokens",
+    "validation",
+)
 NODE_NAME = re.compile(r"\bEMS [A-Z]")  # "EMS Alpha Sweep", "EMS CSDS Latent Edit", …
 
 
@@ -49,10 +59,12 @@ BAD_INPUTS = {
     "CSDS unstable": lambda: check_stable(0.5, CSDSParams(constraint=10.0, step_start=0.1, step_end=0.01)),
     "Flow Edit parameters": lambda: FlowEditParams(locality=2.0),
     "Flow Edit schedule": lambda: check_schedule([0.5]),
-    "latent direction shape": lambda: apply_direction(torch.zeros(1, 4, 8, 8), torch.zeros(1, 4, 4, 4),
-                                                      torch.zeros(1, 4, 8, 8), 1.0),
-    "latent direction mode": lambda: apply_direction(torch.ones(1, 4, 8, 8), torch.ones(1, 4, 8, 8),
-                                                     torch.ones(1, 4, 8, 8), 1.0, mode="spline"),
+    "latent direction shape": lambda: apply_direction(
+        torch.zeros(1, 4, 8, 8), torch.zeros(1, 4, 4, 4), torch.zeros(1, 4, 8, 8), 1.0
+    ),
+    "latent direction mode": lambda: apply_direction(
+        torch.ones(1, 4, 8, 8), torch.ones(1, 4, 8, 8), torch.ones(1, 4, 8, 8), 1.0, mode="spline"
+    ),
     "grid input": lambda: labelled_grid(torch.zeros(2, 8, 8), ["a", "b"]),
 }
 
@@ -75,6 +87,7 @@ def test_no_method_function_takes_a_node_name():
 
 
 # -- the adapters' side: nodes/common.py, imported without ComfyUI ----------------------------------
+
 
 @pytest.fixture(scope="module")
 def common():
@@ -105,7 +118,8 @@ def test_node_errors_add_the_node_that_fixes_it(common):
         with common.node_errors("EMS Flow Edit", fix="Connect BasicScheduler."):
             importlib.import_module("comfyui_ems.ems.flow_edit").check_schedule([0.5])
     assert str(e.value).startswith("EMS Flow Edit: the schedule has 1 value") and str(e.value).endswith(
-        "Connect BasicScheduler.")
+        "Connect BasicScheduler."
+    )
 
 
 def test_node_errors_leave_other_exceptions_alone(common):
@@ -129,5 +143,7 @@ def test_node_errors_leave_other_exceptions_alone(common):
 
 def test_check_floats_names_the_node(common):
     with pytest.raises(common.EMSNodeError) as e:
-        common.check_floats("EMS CSDS Latent Edit", [importlib.import_module("comfyui_ems.ems.validation").CFG], cfg=math.nan)
+        common.check_floats(
+            "EMS CSDS Latent Edit", [importlib.import_module("comfyui_ems.ems.validation").CFG], cfg=math.nan
+        )
     assert str(e.value).startswith("EMS CSDS Latent Edit: cfg is nan")

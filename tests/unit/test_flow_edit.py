@@ -7,8 +7,19 @@ import math
 import pytest
 import torch
 
-from comfyui_ems.ems.flow_edit import (DEFAULTS, FlowEditError, FlowEditParams, StepNoise, check_schedule, coupled_points,
-                           degree, flow_edit, locality_weights, target_scales, velocity)
+from comfyui_ems.ems.flow_edit import (
+    DEFAULTS,
+    FlowEditError,
+    FlowEditParams,
+    StepNoise,
+    check_schedule,
+    coupled_points,
+    degree,
+    flow_edit,
+    locality_weights,
+    target_scales,
+    velocity,
+)
 
 SIGMAS = [0.8, 0.5, 0.25, 0.0]
 PLAIN = FlowEditParams(noise_average=1, locality=0.0)  # FlowEdit's coupling alone (with the degree rule)
@@ -16,8 +27,10 @@ PLAIN = FlowEditParams(noise_average=1, locality=0.0)  # FlowEdit's coupling alo
 
 def linear_model(shift: torch.Tensor, gain: float = 0.5):
     """D(z) = gain·z + shift per point; returns predict(z_tar, z_src, σ) with the target shifted."""
+
     def predict(z_tar, z_src, sigma):
         return gain * z_tar + shift, gain * z_src, gain * z_tar
+
     return predict
 
 
@@ -29,19 +42,32 @@ def test_defaults_are_one_valid_parameter_object():
     assert FlowEditParams().as_dict() == DEFAULTS
 
 
-@pytest.mark.parametrize("change, fragment", [
-    ({"cfg": float("nan")}, "finite"), ({"source_cfg": -1.0}, "≥ 0"), ({"noise_average": 0}, "whole number"),
-    ({"noise_average": 2.5}, "whole number"), ({"locality": 1.5}, "0 … 1"), ({"drive": -0.1}, "0 … 4"),
-])
+@pytest.mark.parametrize(
+    "change, fragment",
+    [
+        ({"cfg": float("nan")}, "finite"),
+        ({"source_cfg": -1.0}, "≥ 0"),
+        ({"noise_average": 0}, "whole number"),
+        ({"noise_average": 2.5}, "whole number"),
+        ({"locality": 1.5}, "0 … 1"),
+        ({"drive": -0.1}, "0 … 4"),
+    ],
+)
 def test_bad_parameters_are_refused_once_with_the_reason(change, fragment):
     with pytest.raises(FlowEditError, match=fragment):
         FlowEditParams(**change)
 
 
-@pytest.mark.parametrize("sigmas, fragment", [
-    ([0.5], "start and an end"), ([1.2, 0.0], "starts at σ = 1.2"), ([0.5, 0.6, 0.0], "must not increase"),
-    ([0.5, float("nan")], "non-finite"), ([0.0, 0.0], "starts at σ = 0"),
-])
+@pytest.mark.parametrize(
+    "sigmas, fragment",
+    [
+        ([0.5], "start and an end"),
+        ([1.2, 0.0], "starts at σ = 1.2"),
+        ([0.5, 0.6, 0.0], "must not increase"),
+        ([0.5, float("nan")], "non-finite"),
+        ([0.0, 0.0], "starts at σ = 0"),
+    ],
+)
 def test_bad_schedules_are_refused(sigmas, fragment):
     with pytest.raises(FlowEditError, match=fragment):
         check_schedule(sigmas)
@@ -86,16 +112,22 @@ def test_items_that_do_not_move_stay_bit_for_bit_and_others_equal_their_single_r
     out = flow_edit(linear_model(shift), x, SIGMAS, PLAIN, StepNoise(9, x.shape, [0, 0, 0]), moves=moves)
     assert torch.equal(out[0], x[0])
     for i in (1, 2):
-        single = flow_edit(linear_model(shift[i:i + 1]), x[:1], SIGMAS, PLAIN, StepNoise(9, (1, 4, 6, 6)))
-        torch.testing.assert_close(out[i:i + 1], single, rtol=1e-6, atol=1e-6)
+        single = flow_edit(linear_model(shift[i : i + 1]), x[:1], SIGMAS, PLAIN, StepNoise(9, (1, 4, 6, 6)))
+        torch.testing.assert_close(out[i : i + 1], single, rtol=1e-6, atol=1e-6)
 
 
 def test_a_mask_keeps_the_outside_exactly():
     x = x_src()
     mask = torch.zeros(1, 4, 6, 6)
     mask[..., :3] = 1.0
-    out = flow_edit(linear_model(torch.full((1, 4, 6, 6), 0.3)), x, SIGMAS, FlowEditParams(locality=0.3),
-                    StepNoise(0, x.shape), mask=mask)
+    out = flow_edit(
+        linear_model(torch.full((1, 4, 6, 6), 0.3)),
+        x,
+        SIGMAS,
+        FlowEditParams(locality=0.3),
+        StepNoise(0, x.shape),
+        mask=mask,
+    )
     assert torch.equal(out[..., 3:], x[..., 3:]) and (out[..., :3] - x[..., :3]).abs().max() > 1e-3
 
 
@@ -139,9 +171,11 @@ def test_the_drive_adds_the_target_minus_source_prediction_at_the_target_point()
 
     def predict(zt, zs, s):
         return 0.5 * zt + shift, 0.5 * zs, 0.5 * zt  # D(z_tar, c0) without the shift
+
     base = flow_edit(predict, x, [0.8, 0.5], PLAIN, StepNoise(0, x.shape))
-    driven = flow_edit(predict, x, [0.8, 0.5], FlowEditParams(noise_average=1, locality=0.0, drive=0.5),
-                       StepNoise(0, x.shape))
+    driven = flow_edit(
+        predict, x, [0.8, 0.5], FlowEditParams(noise_average=1, locality=0.0, drive=0.5), StepNoise(0, x.shape)
+    )
     torch.testing.assert_close(driven - x, 1.5 * (base - x), rtol=1e-5, atol=1e-6)
 
 

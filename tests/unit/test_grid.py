@@ -30,9 +30,9 @@ def test_tiles_are_copied_exactly_and_the_label_strip_has_ink():
     assert grid.shape[2] == 3 * 40 + 4 * 4  # one row, gaps around every tile
     for i in range(3):
         x = 4 + i * (40 + 4)
-        tile = grid[0, 4:4 + 32, x:x + 40]
+        tile = grid[0, 4 : 4 + 32, x : x + 40]
         torch.testing.assert_close(tile, images[i], atol=1 / 255, rtol=0)
-        strip = grid[0, 4 + 32:, x:x + 40]
+        strip = grid[0, 4 + 32 :, x : x + 40]
         assert (strip < 0.5).any(), f"no text drawn under tile {i}"
 
 

@@ -49,8 +49,19 @@ def test_unknown_checkpoint_names_where_it_was_looked_for(capsys, tmp_path):
     comfy = fake_comfy(tmp_path)
     image = tmp_path / "x.png"
     image.write_bytes(b"")
-    code, err = run(capsys, "--comfyui", str(comfy), "--checkpoint", "sd3_missing.safetensors",
-                    "--image", str(image), "--source", "a cat", "--target", "a dog")
+    code, err = run(
+        capsys,
+        "--comfyui",
+        str(comfy),
+        "--checkpoint",
+        "sd3_missing.safetensors",
+        "--image",
+        str(image),
+        "--source",
+        "a cat",
+        "--target",
+        "a dog",
+    )
     assert code == 2
     assert "checkpoint 'sd3_missing.safetensors' not found" in err
     assert str(comfy / "models" / "checkpoints" / "sd3_missing.safetensors") in err
@@ -62,8 +73,21 @@ def test_instruction_without_a_key_says_which_variable(capsys, tmp_path, monkeyp
     (comfy / "models" / "checkpoints" / "sd3.safetensors").write_bytes(b"")
     image = tmp_path / "x.png"
     image.write_bytes(b"")
-    code, err = run(capsys, "--comfyui", str(comfy), "--checkpoint", "sd3.safetensors", "--image", str(image),
-                    "--instruction", "make it red", "--base-url", "http://127.0.0.1:9/v1", "--api-key-env", "MY_KEY_VAR")
+    code, err = run(
+        capsys,
+        "--comfyui",
+        str(comfy),
+        "--checkpoint",
+        "sd3.safetensors",
+        "--image",
+        str(image),
+        "--instruction",
+        "make it red",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        "--api-key-env",
+        "MY_KEY_VAR",
+    )
     assert code == 2 and "MY_KEY_VAR, which is not set" in err and "--source/--target" in err
     assert err.count("EMS: cannot run:") == 1, err  # the key is the only problem
 
@@ -74,8 +98,19 @@ def test_instruction_with_an_undefined_provider_lists_the_defined_ones(capsys, t
     (comfy / "models" / "checkpoints" / "sd3.safetensors").write_bytes(b"")
     image = tmp_path / "x.png"
     image.write_bytes(b"")
-    code, err = run(capsys, "--comfyui", str(comfy), "--checkpoint", "sd3.safetensors", "--image", str(image),
-                    "--instruction", "make it red", "--provider", "nowhere")
+    code, err = run(
+        capsys,
+        "--comfyui",
+        str(comfy),
+        "--checkpoint",
+        "sd3.safetensors",
+        "--image",
+        str(image),
+        "--instruction",
+        "make it red",
+        "--provider",
+        "nowhere",
+    )
     assert code == 2 and "'nowhere' is not defined" in err and "ollama, openai" in err
     assert str(tmp_path / "llm.json") in err
 
@@ -93,8 +128,19 @@ def one_line_each(err: str) -> list[str]:
 
 
 def typed_run(comfy: Path, image: Path, *extra) -> list[str]:
-    return ["--comfyui", str(comfy), "--checkpoint", "sd3.safetensors", "--image", str(image),
-            "--source", "a cat", "--target", "a dog", *extra]
+    return [
+        "--comfyui",
+        str(comfy),
+        "--checkpoint",
+        "sd3.safetensors",
+        "--image",
+        str(image),
+        "--source",
+        "a cat",
+        "--target",
+        "a dog",
+        *extra,
+    ]
 
 
 @pytest.fixture
@@ -107,16 +153,19 @@ def ready(tmp_path):
     return comfy, image
 
 
-@pytest.mark.parametrize("extra, expected", [
-    (("--alphas", "0, x, 1"), "--alphas: value 'x' is not a number"),
-    (("--alphas", "0:1"), "needs exactly three parts"),
-    (("--denoise", "1.0"), "--denoise 1.0 must be between 0 and 1"),
-    (("--denoise", "nan"), "--denoise nan must be between 0 and 1"),
-    (("--steps", "0"), "--steps 0 must be ≥ 1"),
-    (("--cfg", "nan"), "--cfg nan must be between 0 and 100"),
-    (("--megapixels", "-1"), "--megapixels -1.0 must be above 0"),
-    (("--timeout", "0"), "--timeout 0.0 must be above 0"),
-])
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        (("--alphas", "0, x, 1"), "--alphas: value 'x' is not a number"),
+        (("--alphas", "0:1"), "needs exactly three parts"),
+        (("--denoise", "1.0"), "--denoise 1.0 must be between 0 and 1"),
+        (("--denoise", "nan"), "--denoise nan must be between 0 and 1"),
+        (("--steps", "0"), "--steps 0 must be ≥ 1"),
+        (("--cfg", "nan"), "--cfg nan must be between 0 and 100"),
+        (("--megapixels", "-1"), "--megapixels -1.0 must be above 0"),
+        (("--timeout", "0"), "--timeout 0.0 must be above 0"),
+    ],
+)
 def test_bad_numbers_and_alphas_are_one_line_each_before_comfyui_starts(capsys, ready, tmp_path, extra, expected):
     comfy, image = ready
     code, err = run(capsys, *typed_run(comfy, image, "--output", str(tmp_path / "out"), *extra))
@@ -131,16 +180,20 @@ def test_output_that_is_a_file_is_refused(capsys, ready, tmp_path):
     target = tmp_path / "results.txt"
     target.write_text("keep me")
     code, err = run(capsys, *typed_run(comfy, image, "--output", str(target)))
-    assert code == 2 and one_line_each(err) == [f"EMS: cannot run: --output {target} is a file; give a folder "
-                                                "(results go to a fresh folder inside it)."]
+    assert code == 2 and one_line_each(err) == [
+        f"EMS: cannot run: --output {target} is a file; give a folder (results go to a fresh folder inside it)."
+    ]
     assert target.read_text() == "keep me"
 
 
-@pytest.mark.parametrize("content, expected", [
-    ("{not json", "is not a JSON workflow"),
-    ('{"prompt": {}}', "is not a UI-format ComfyUI workflow"),
-    ("[1, 2]", "is not a UI-format ComfyUI workflow"),
-])
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        ("{not json", "is not a JSON workflow"),
+        ('{"prompt": {}}', "is not a UI-format ComfyUI workflow"),
+        ("[1, 2]", "is not a UI-format ComfyUI workflow"),
+    ],
+)
 def test_malformed_workflow_is_one_line(capsys, ready, tmp_path, content, expected):
     comfy, image = ready
     wf = tmp_path / "downloaded.json"
@@ -192,8 +245,9 @@ def test_caption_cache_lives_in_the_user_cache_folder_unless_no_cache(capsys, re
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.setattr("headless.__main__.ComfyServer", RecordingServer)
     monkeypatch.setattr("sys.platform", "linux")
-    code, _ = run(capsys, *typed_run(comfy, image, "--output", str(tmp_path / "out"),
-                                     *(["--no-cache"] if no_cache else [])))
+    code, _ = run(
+        capsys, *typed_run(comfy, image, "--output", str(tmp_path / "out"), *(["--no-cache"] if no_cache else []))
+    )
     assert code == 1  # the stand-in server refused to start
     cache = Path(RecordingServer.seen["env"]["EMS_CACHE_DIR"])
     if no_cache:
@@ -205,11 +259,18 @@ def test_caption_cache_lives_in_the_user_cache_folder_unless_no_cache(capsys, re
 def test_warnings_shown_on_ems_nodes_are_printed_by_the_runner():
     from headless.__main__ import node_warnings
 
-    prompt = {"3": {"class_type": "EMSEncodePrompts"}, "4": {"class_type": "EMSAlphaSweep"},
-              "5": {"class_type": "EMSTextDirection"}}
-    history = {"outputs": {"3": {"text": ["EMS Encode Prompts: source and target are identical\n"]},
-                           "4": {"text": ["α=0 | α=1"]},  # labels, not a warning
-                           "5": {"text": [""]}}}
+    prompt = {
+        "3": {"class_type": "EMSEncodePrompts"},
+        "4": {"class_type": "EMSAlphaSweep"},
+        "5": {"class_type": "EMSTextDirection"},
+    }
+    history = {
+        "outputs": {
+            "3": {"text": ["EMS Encode Prompts: source and target are identical\n"]},
+            "4": {"text": ["α=0 | α=1"]},  # labels, not a warning
+            "5": {"text": [""]},
+        }
+    }
     assert node_warnings(history, prompt) == ["EMS Encode Prompts: source and target are identical"]
 
 
@@ -226,21 +287,32 @@ def test_the_comfyui_the_pack_is_installed_in_is_found_only_from_custom_nodes(tm
 
 # -- malformed workflows, same-named images, devices and FIFOs ------------------------------------
 
-@pytest.mark.parametrize("workflow, expected", [
-    ({"nodes": [{"id": 1}], "links": []}, 'node 1 has no "type"'),
-    ({"nodes": [1, 2], "links": []}, "nodes[0] is not an object"),
-    ({"nodes": [{"type": "LoadImage"}], "links": []}, 'nodes[0] has no "id"'),
-    ({"nodes": [{"id": 1, "type": "LoadImage"}], "links": [[1, 1]]}, "links[0] is not a [link id, from node"),
-    ({"nodes": [{"id": 1, "type": "LoadImage"}], "links": [{"id": 1}]}, "links[0] is not a [link id"),
-    ({"nodes": [{"id": 1, "type": "LoadImage"}], "links": {"1": [1, 1, 0]}}, '"links" is not a list'),
-    ({"nodes": [{"id": 1, "type": "SaveImage", "inputs": [{"link": 1}]}], "links": []}, "an input slot that is not"),
-    ({"nodes": [{"id": 1, "type": "SaveImage", "inputs": {"images": 1}}], "links": []}, '"inputs" that are not a list'),
-    ({"nodes": [{"id": 1, "type": "SaveImage", "widgets_values": "x"}], "links": []}, '"widgets_values" that are'),
-    ({"nodes": [{"id": 1, "type": "A"}, {"id": 1, "type": "B"}], "links": []}, "node id 1 appears twice"),
-    ({"nodes": [{"id": 7, "type": "EMSExtractCaptions", "widgets_values": 3}]}, "node 7 (EMSExtractCaptions)"),
-])
-def test_a_malformed_workflow_is_one_line_before_comfyui_starts(capsys, ready, tmp_path, monkeypatch, workflow,
-                                                                 expected):
+
+@pytest.mark.parametrize(
+    "workflow, expected",
+    [
+        ({"nodes": [{"id": 1}], "links": []}, 'node 1 has no "type"'),
+        ({"nodes": [1, 2], "links": []}, "nodes[0] is not an object"),
+        ({"nodes": [{"type": "LoadImage"}], "links": []}, 'nodes[0] has no "id"'),
+        ({"nodes": [{"id": 1, "type": "LoadImage"}], "links": [[1, 1]]}, "links[0] is not a [link id, from node"),
+        ({"nodes": [{"id": 1, "type": "LoadImage"}], "links": [{"id": 1}]}, "links[0] is not a [link id"),
+        ({"nodes": [{"id": 1, "type": "LoadImage"}], "links": {"1": [1, 1, 0]}}, '"links" is not a list'),
+        (
+            {"nodes": [{"id": 1, "type": "SaveImage", "inputs": [{"link": 1}]}], "links": []},
+            "an input slot that is not",
+        ),
+        (
+            {"nodes": [{"id": 1, "type": "SaveImage", "inputs": {"images": 1}}], "links": []},
+            '"inputs" that are not a list',
+        ),
+        ({"nodes": [{"id": 1, "type": "SaveImage", "widgets_values": "x"}], "links": []}, '"widgets_values" that are'),
+        ({"nodes": [{"id": 1, "type": "A"}, {"id": 1, "type": "B"}], "links": []}, "node id 1 appears twice"),
+        ({"nodes": [{"id": 7, "type": "EMSExtractCaptions", "widgets_values": 3}]}, "node 7 (EMSExtractCaptions)"),
+    ],
+)
+def test_a_malformed_workflow_is_one_line_before_comfyui_starts(
+    capsys, ready, tmp_path, monkeypatch, workflow, expected
+):
     """These gave a raw KeyError (or AttributeError) traceback from the conversion."""
     comfy, image = ready
     monkeypatch.setattr("headless.__main__.ComfyServer", RecordingServer)
@@ -276,8 +348,7 @@ def test_a_device_or_fifo_where_a_file_belongs_is_named_as_such(capsys, ready, t
     comfy, image = ready
     monkeypatch.setattr("headless.__main__.ComfyServer", RecordingServer)
     for special in special_files(tmp_path):
-        args = {"--workflow": None, "--image": str(image), "--checkpoint": "sd3.safetensors",
-                flag: str(special)}
+        args = {"--workflow": None, "--image": str(image), "--checkpoint": "sd3.safetensors", flag: str(special)}
         argv = ["--comfyui", str(comfy), "--source", "a cat", "--target", "a dog", "--output", str(tmp_path / "out")]
         for name, value in args.items():
             argv += [name, value] if value else []
@@ -304,18 +375,34 @@ def test_images_with_one_name_in_different_subfolders_are_all_kept(tmp_path):
     """SaveImage prefixes a/edit and b/edit both save edit_00001_.png."""
     from headless.__main__ import collect
 
-    history = {"outputs": {
-        "7": {"images": [{"filename": "edit_00001_.png", "subfolder": "a", "type": "output"}]},
-        "8": {"images": [{"filename": "edit_00001_.png", "subfolder": "b", "type": "output"},
-                         {"filename": "edit_00001_.png", "subfolder": "b", "type": "output"}]},
-        "9": {"images": [{"filename": "edit_00001_.png", "subfolder": "", "type": "output"},
-                         {"filename": "p.png", "subfolder": "../../escape", "type": "output"},
-                         {"filename": "t.png", "subfolder": "", "type": "temp"}]}}}
+    history = {
+        "outputs": {
+            "7": {"images": [{"filename": "edit_00001_.png", "subfolder": "a", "type": "output"}]},
+            "8": {
+                "images": [
+                    {"filename": "edit_00001_.png", "subfolder": "b", "type": "output"},
+                    {"filename": "edit_00001_.png", "subfolder": "b", "type": "output"},
+                ]
+            },
+            "9": {
+                "images": [
+                    {"filename": "edit_00001_.png", "subfolder": "", "type": "output"},
+                    {"filename": "p.png", "subfolder": "../../escape", "type": "output"},
+                    {"filename": "t.png", "subfolder": "", "type": "temp"},
+                ]
+            },
+        }
+    }
     (tmp_path / "edit_00001_.png").write_bytes(b"there before")
     saved = collect(SavedImages(), history, tmp_path)
     assert len(saved) == 5 and len(set(saved)) == 5
     assert {p.relative_to(tmp_path).as_posix() for p in saved} == {
-        "a/edit_00001_.png", "b/edit_00001_.png", "b/edit_00001_-2.png", "edit_00001_-2.png", "escape/p.png"}
+        "a/edit_00001_.png",
+        "b/edit_00001_.png",
+        "b/edit_00001_-2.png",
+        "edit_00001_-2.png",
+        "escape/p.png",
+    }
     assert (tmp_path / "a" / "edit_00001_.png").read_bytes() == b"a/edit_00001_.png"
     assert (tmp_path / "b" / "edit_00001_.png").read_bytes() == b"b/edit_00001_.png"
     assert (tmp_path / "edit_00001_.png").read_bytes() == b"there before"  # never overwritten

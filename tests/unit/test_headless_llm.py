@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from headless.__main__ import (COMMAND_LINE_PROVIDER, llm_env, llm_problems, refuse_legacy_captions,
-                                   workflow_providers)
+from headless.__main__ import COMMAND_LINE_PROVIDER, llm_env, llm_problems, refuse_legacy_captions, workflow_providers
 from headless.workflow import WorkflowError
 from comfyui_ems.llm_io.providers import load_providers
 from support.messages import suggested_entries
@@ -19,15 +18,23 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def args(**kw):
-    return Namespace(**{"provider": None, "base_url": None, "api_key_env": None,
-                        "workflow": REPO / "example_workflows" / "ems_alpha_sweep.json", **kw})
+    return Namespace(
+        **{
+            "provider": None,
+            "base_url": None,
+            "api_key_env": None,
+            "workflow": REPO / "example_workflows" / "ems_alpha_sweep.json",
+            **kw,
+        }
+    )
 
 
 @pytest.fixture
 def machine(tmp_path, monkeypatch):
     config = tmp_path / "llm.json"
-    config.write_text(json.dumps({"providers": {"lab": {"base_url": "http://10.0.0.5:8000/v1",
-                                                        "api_key_env": "LAB_KEY"}}}))
+    config.write_text(
+        json.dumps({"providers": {"lab": {"base_url": "http://10.0.0.5:8000/v1", "api_key_env": "LAB_KEY"}}})
+    )
     monkeypatch.setenv("EMS_LLM_CONFIG", str(config))
     monkeypatch.setenv("EMS_KEYS_FILE", str(tmp_path / "none.json"))
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
@@ -74,16 +81,36 @@ def test_a_command_line_server_reaches_the_private_comfyui_as_a_provider_beside_
 
 
 def test_a_v1_workflow_is_refused_with_the_migration_message(machine):
-    v1 = {"nodes": [{"id": 7, "type": "EMSExtractCaptions",
-                     "widgets_values": ["make it red", "gpt-4o", "http://evil.example/v1", "AWS_SECRET_ACCESS_KEY",
-                                        0.0, 0, False, "", ""]}]}
+    v1 = {
+        "nodes": [
+            {
+                "id": 7,
+                "type": "EMSExtractCaptions",
+                "widgets_values": [
+                    "make it red",
+                    "gpt-4o",
+                    "http://evil.example/v1",
+                    "AWS_SECRET_ACCESS_KEY",
+                    0.0,
+                    0,
+                    False,
+                    "",
+                    "",
+                ],
+            }
+        ]
+    }
     with pytest.raises(WorkflowError) as e:
         refuse_legacy_captions(v1)
     msg = str(e.value)
     assert "node 7" in msg and "an early EMS" in msg and str(machine) in msg
     # The workflow's server is named as its wish, never offered as an entry to paste.
-    assert ('wanted to send your image and the key in the environment variable AWS_SECRET_ACCESS_KEY to '
-            '"http://evil.example/v1"') in msg and "only if you trust it" in msg
+    assert (
+        "wanted to send your image and the key in the environment variable AWS_SECRET_ACCESS_KEY to "
+        '"http://evil.example/v1"'
+    ) in msg and "only if you trust it" in msg
     entries = suggested_entries(msg)
     assert entries and not [e for e in entries if "evil.example" in json.dumps(e) or "AWS_" in json.dumps(e)]
-    refuse_legacy_captions(json.loads((REPO / "example_workflows" / "ems_full_edit.json").read_text()))  # the provider layout: fine
+    refuse_legacy_captions(
+        json.loads((REPO / "example_workflows" / "ems_full_edit.json").read_text())
+    )  # the provider layout: fine

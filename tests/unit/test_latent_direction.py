@@ -3,8 +3,14 @@
 import pytest
 import torch
 
-from comfyui_ems.ems.latent_direction import (LatentDirectionError, apply_direction, blend_mask, spectrum_change,
-                                  svd_direction, to_matrices)
+from comfyui_ems.ems.latent_direction import (
+    LatentDirectionError,
+    apply_direction,
+    blend_mask,
+    spectrum_change,
+    svd_direction,
+    to_matrices,
+)
 
 B, C, H, W = 3, 4, 6, 5
 
@@ -30,9 +36,17 @@ def orthonormal(n, k, seed):
 # ------------------------------------------------------------------ α = 0 and the linear mode
 
 
-@pytest.mark.parametrize("mode, options", [("linear", {}), ("svd", {}), ("svd", {"axes": "channels_x_pixels"}),
-                                           ("svd", {"spectrum": "ratio"}), ("svd", {"spectrum": "project"}),
-                                           ("svd", {"rank": 2})])
+@pytest.mark.parametrize(
+    "mode, options",
+    [
+        ("linear", {}),
+        ("svd", {}),
+        ("svd", {"axes": "channels_x_pixels"}),
+        ("svd", {"spectrum": "ratio"}),
+        ("svd", {"spectrum": "project"}),
+        ("svd", {"rank": 2}),
+    ],
+)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
 def test_alpha_zero_returns_the_latent_bit_for_bit(trio, mode, options, dtype):
     latent, a, b = (t.to(dtype) for t in trio)
@@ -72,8 +86,8 @@ def test_batch1_references_apply_to_every_item_and_a_batch_of_alpha_is_per_item(
     for mode in ("linear", "svd"):
         out = apply_direction(latent, a, b, alphas, mode)
         for i, alpha in enumerate(alphas.tolist()):
-            single = apply_direction(latent[i:i + 1], a, b, alpha, mode)
-            torch.testing.assert_close(out[i:i + 1], single, rtol=0, atol=1e-6)
+            single = apply_direction(latent[i : i + 1], a, b, alpha, mode)
+            torch.testing.assert_close(out[i : i + 1], single, rtol=0, atol=1e-6)
         assert torch.equal(out[0], latent[0])
 
 
@@ -82,7 +96,9 @@ def test_per_item_references(trio):
     a, b = rand(B, C, H, W, seed=5), rand(B, C, H, W, seed=6)
     out = apply_direction(latent, a, b, 1.0, "svd")
     for i in range(B):
-        torch.testing.assert_close(out[i:i + 1], apply_direction(latent[i:i + 1], a[i:i + 1], b[i:i + 1], 1.0, "svd"))
+        torch.testing.assert_close(
+            out[i : i + 1], apply_direction(latent[i : i + 1], a[i : i + 1], b[i : i + 1], 1.0, "svd")
+        )
 
 
 def test_alpha_as_a_zero_dim_tensor(trio):
@@ -124,8 +140,9 @@ def test_svd_rank_limits_the_edit_to_the_leading_values():
     a = with_spectrum(u, torch.ones(n, dtype=torch.float64) * torch.arange(n, 0, -1), v.T).view(1, 1, n, n)
     b = 2 * a
     out = apply_direction(latent, a, b, 1.0, "svd", rank=2)
-    torch.testing.assert_close(torch.linalg.svdvals(out[0, 0]), torch.tensor([10.0, 8.0, 3.0, 2.0, 1.0],
-                                                                             dtype=torch.float64))
+    torch.testing.assert_close(
+        torch.linalg.svdvals(out[0, 0]), torch.tensor([10.0, 8.0, 3.0, 2.0, 1.0], dtype=torch.float64)
+    )
 
 
 def test_ratio_spectrum_scales_multiplicatively():
@@ -180,8 +197,9 @@ def test_svd_result_is_float64_internally():
     """A float16 latent edited by svd equals the float64 computation rounded once."""
     latent, a, b = rand(1, C, H, W, seed=1), rand(1, C, H, W, seed=2), rand(1, C, H, W, seed=3)
     half = apply_direction(latent.half(), a.half(), b.half(), 0.8, "svd")
-    full = svd_direction(latent.half().double(), a.half().double(), b.half().double(),
-                         torch.tensor([0.8], dtype=torch.float64))
+    full = svd_direction(
+        latent.half().double(), a.half().double(), b.half().double(), torch.tensor([0.8], dtype=torch.float64)
+    )
     assert torch.equal(half, full.half())
 
 
@@ -202,22 +220,25 @@ def test_mask_keeps_the_outside_exactly_and_edits_the_inside():
 # ------------------------------------------------------------------ refusals
 
 
-@pytest.mark.parametrize("case, fragment", [
-    ("nan_latent", "latent contains NaN"),
-    ("inf_ref", "reference_b contains NaN or infinite"),
-    ("nan_alpha", "alpha must be a finite number"),
-    ("shape", "reference_a has shape (1, 4, 6, 6)"),
-    ("channels", "reference_b has shape (1, 3, 6, 5)"),
-    ("batch", "reference_a has a batch of 2"),
-    ("alphas", "2 alpha values for a latent batch of 3"),
-    ("mode", "mode must be one of linear, svd"),
-    ("rank", "rank 7 is larger than the matrices allow"),
-    ("rank_joint", "at most 4 singular values"),
-    ("zero", "channel 1 of item 0 of latent is all zeros"),
-    ("axes", "axes must be one of"),
-    ("option", "unknown svd option"),
-    ("ndim", "expected an image latent"),
-])
+@pytest.mark.parametrize(
+    "case, fragment",
+    [
+        ("nan_latent", "latent contains NaN"),
+        ("inf_ref", "reference_b contains NaN or infinite"),
+        ("nan_alpha", "alpha must be a finite number"),
+        ("shape", "reference_a has shape (1, 4, 6, 6)"),
+        ("channels", "reference_b has shape (1, 3, 6, 5)"),
+        ("batch", "reference_a has a batch of 2"),
+        ("alphas", "2 alpha values for a latent batch of 3"),
+        ("mode", "mode must be one of linear, svd"),
+        ("rank", "rank 7 is larger than the matrices allow"),
+        ("rank_joint", "at most 4 singular values"),
+        ("zero", "channel 1 of item 0 of latent is all zeros"),
+        ("axes", "axes must be one of"),
+        ("option", "unknown svd option"),
+        ("ndim", "expected an image latent"),
+    ],
+)
 def test_degenerate_inputs_are_refused_with_a_message(trio, case, fragment):
     latent, a, b = trio
     kwargs = {"mode": "linear"}

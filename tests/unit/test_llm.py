@@ -12,12 +12,26 @@ from PIL import Image
 from comfyui_ems.llm_io import client as llm
 from comfyui_ems.llm_io.client import Cancelled, ChatClient, LLMConfig, LLMError, ask_vision, extract_json
 from comfyui_ems.llm_io.providers import Provider
-from support.fake_openai import (FakeOpenAI, captions_reply, error, html_page, huge_captions, ok, raw,
-                                 refuse_structured, slow, truncated)
+from support.fake_openai import (
+    FakeOpenAI,
+    captions_reply,
+    error,
+    html_page,
+    huge_captions,
+    ok,
+    raw,
+    refuse_structured,
+    slow,
+    truncated,
+)
 
 KEY = "sk-test-very-secret-key-0123456789"
-SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"],
-          "additionalProperties": False}
+SCHEMA = {
+    "type": "object",
+    "properties": {"answer": {"type": "string"}},
+    "required": ["answer"],
+    "additionalProperties": False,
+}
 
 
 @pytest.fixture
@@ -33,8 +47,7 @@ def provider(server, key_env="MY_KEY"):
 
 def client(server, sleeps=None, cancelled=lambda: False, **kw):
     config = LLMConfig(model="vision-x", provider=provider(server), **kw)
-    return ChatClient(config, KEY, sleep=(sleeps.append if sleeps is not None else lambda s: None),
-                      cancelled=cancelled)
+    return ChatClient(config, KEY, sleep=(sleeps.append if sleeps is not None else lambda s: None), cancelled=cancelled)
 
 
 def messages():
@@ -42,6 +55,7 @@ def messages():
 
 
 # -- requests --------------------------------------------------------------------------------------
+
 
 def test_request_carries_model_bearer_settings_and_json_schema(server):
     text = client(server, temperature=0.3, seed=7).complete(messages(), schema=SCHEMA, schema_name="qa")
@@ -84,8 +98,9 @@ def test_persistent_429_ends_in_a_clear_message(server):
 
 
 def test_exhausted_quota_is_not_retried(server):
-    server.default = error(429, "You exceeded your current quota", type_="insufficient_quota",
-                           code="insufficient_quota")
+    server.default = error(
+        429, "You exceeded your current quota", type_="insufficient_quota", code="insufficient_quota"
+    )
     with pytest.raises(LLMError, match="quota"):
         client(server).complete(messages())
     assert len(server.requests) == 1
@@ -120,12 +135,15 @@ MASKED_KEY = "sk-fake-SECRET-1111111111112222222222"
 
 
 @pytest.mark.parametrize("status", [400, 404, 409, 418, 422, 500])
-@pytest.mark.parametrize("echo", [
-    "Incorrect API key provided: sk-fake-SECRET-****2222222222.",
-    "Invalid key 'sk-fake-SECRET-…'",   # only the first characters
-    "key ending in ****2222 is invalid",   # only the last four
-    "bad request (key=sk-fake-SECRET-1111111111112222222222)",   # all of it, glued to other text
-])
+@pytest.mark.parametrize(
+    "echo",
+    [
+        "Incorrect API key provided: sk-fake-SECRET-****2222222222.",
+        "Invalid key 'sk-fake-SECRET-…'",  # only the first characters
+        "key ending in ****2222 is invalid",  # only the last four
+        "bad request (key=sk-fake-SECRET-1111111111112222222222)",  # all of it, glued to other text
+    ],
+)
 def test_a_partly_masked_key_in_an_error_body_never_reaches_the_message(server, status, echo):
     server.default = error(status, echo)
     config = LLMConfig(model="vision-x", provider=provider(server), retries=0)
@@ -165,6 +183,7 @@ def test_empty_reply_is_an_error(server):
 
 # -- vision helper ---------------------------------------------------------------------------------
 
+
 def decode(url: str) -> Image.Image:
     assert url.startswith("data:image/png;base64,")
     return Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
@@ -175,8 +194,14 @@ def test_ask_vision_sends_every_image_and_parses_json(server):
     red[..., 0] = 1.0
     blue = torch.zeros(16, 4, 3)
     blue[..., 2] = 1.0
-    answer = ask_vision(LLMConfig(model="vqa", provider=provider(server)), "Same colour?",
-                        [red, blue], schema=SCHEMA, system="Be brief.", environ={"MY_KEY": KEY})
+    answer = ask_vision(
+        LLMConfig(model="vqa", provider=provider(server)),
+        "Same colour?",
+        [red, blue],
+        schema=SCHEMA,
+        system="Be brief.",
+        environ={"MY_KEY": KEY},
+    )
     assert answer == {"answer": "yes"}
     (req,) = server.requests
     assert req.bearer == KEY and "Same colour?" in req.texts and "Be brief." in req.texts
@@ -221,6 +246,7 @@ def test_extract_json_tolerates_fences_and_prose():
 
 # -- what goes out, and bounded replies ------------------------------------------------------------
 
+
 def test_requests_carry_no_client_fingerprint(server):
     client(server).complete(messages())
     headers = server.requests[0].headers
@@ -236,14 +262,17 @@ def test_redirects_are_not_followed_so_the_key_stays_with_the_provider(server):
         assert elsewhere.requests == [] and len(server.requests) == 1
 
 
-@pytest.mark.parametrize("reply, words", [
-    (html_page(), "HTML page"),
-    (truncated(), "cut-off JSON"),
-    (raw("Internal junk \x00\x01"), "not JSON"),
-    (ok(None), "returned no text"),
-    (raw('{"choices": "nope"}'), "not a chat-completions reply"),
-    (raw('{"choices": [{"message": {"content": {"a": 1}}}]}'), "content is dict"),
-])
+@pytest.mark.parametrize(
+    "reply, words",
+    [
+        (html_page(), "HTML page"),
+        (truncated(), "cut-off JSON"),
+        (raw("Internal junk \x00\x01"), "not JSON"),
+        (ok(None), "returned no text"),
+        (raw('{"choices": "nope"}'), "not a chat-completions reply"),
+        (raw('{"choices": [{"message": {"content": {"a": 1}}}]}'), "content is dict"),
+    ],
+)
 def test_malformed_replies_are_clear_errors_and_not_retried(server, reply, words):
     server.default = reply
     with pytest.raises(LLMError) as e:

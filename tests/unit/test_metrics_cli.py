@@ -43,8 +43,9 @@ def run_cli(capsys, *argv):
 
 
 def test_folders_pair_by_name_with_hand_checked_psnr(dataset, capsys):
-    rc, out, err = run_cli(capsys, dataset / "src", dataset / "edited", "--json", dataset / "r.json",
-                           "--markdown", dataset / "r.md")
+    rc, out, err = run_cli(
+        capsys, dataset / "src", dataset / "edited", "--json", dataset / "r.json", "--markdown", dataset / "r.md"
+    )
     assert rc == 0
     assert "'c' is only in" in err
     report = json.loads((dataset / "r.json").read_text())
@@ -69,8 +70,15 @@ def test_edit_mask_adds_pie_bench_background_metrics(dataset, capsys):
     mask = np.zeros((32, 32), dtype=np.uint8)
     mask[:, :16] = 255  # … which is the edit mask (white = edited)
     write(dataset / "m" / "mask.png", mask)
-    rc, out, _ = run_cli(capsys, dataset / "m" / "src.png", dataset / "m" / "out", "--mask", dataset / "m" / "mask.png",
-                         "--json", dataset / "m.json")
+    rc, out, _ = run_cli(
+        capsys,
+        dataset / "m" / "src.png",
+        dataset / "m" / "out",
+        "--mask",
+        dataset / "m" / "mask.png",
+        "--json",
+        dataset / "m.json",
+    )
     assert rc == 0
     row = json.loads((dataset / "m.json").read_text())["rows"][0]
     assert row["name"] == "x" and row["psnr_bg"] == "inf" and row["ssim_bg"] == pytest.approx(1.0)
@@ -95,6 +103,7 @@ def test_size_mismatch_needs_resize(dataset, capsys):
 def test_lpips_needs_weights_and_uses_them(dataset, capsys, monkeypatch):
     from bench.metrics.lpips import LPIPS
     import bench.metrics.lpips as lp
+
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(dataset / "hub"))
     monkeypatch.delenv("EMS_LPIPS_DIR", raising=False)
     monkeypatch.setattr(lp, "_package_dir", lambda name: None)
@@ -106,8 +115,17 @@ def test_lpips_needs_weights_and_uses_them(dataset, capsys, monkeypatch):
     weights.mkdir()
     torch.save({f"features.{k}": v for k, v in m.features.state_dict().items()}, weights / "alexnet-owt-7be5be79.pth")
     torch.save({f"lin{i}.model.1.weight": lin.weight for i, lin in enumerate(m.lins)}, weights / "alex.pth")
-    rc, out, _ = run_cli(capsys, dataset / "src", dataset / "edited", "--lpips", "alex", "--lpips-dir", weights,
-                         "--json", dataset / "l.json")
+    rc, out, _ = run_cli(
+        capsys,
+        dataset / "src",
+        dataset / "edited",
+        "--lpips",
+        "alex",
+        "--lpips-dir",
+        weights,
+        "--json",
+        dataset / "l.json",
+    )
     assert rc == 0 and "lpips ↓" in out
     rows = {r["name"]: r for r in json.loads((dataset / "l.json").read_text())["rows"]}
     assert rows["b"]["lpips"] == pytest.approx(0.0, abs=1e-7) and rows["a"]["lpips"] > 0
@@ -115,6 +133,7 @@ def test_lpips_needs_weights_and_uses_them(dataset, capsys, monkeypatch):
 
 def test_clip_column_with_prompts(dataset, capsys, monkeypatch):
     from bench.metrics import clip_score as cs
+
     calls = {}
 
     class FakeScorer:
@@ -126,8 +145,16 @@ def test_clip_column_with_prompts(dataset, capsys, monkeypatch):
     rc, _, err = run_cli(capsys, dataset / "src", dataset / "edited", "--clip")
     assert rc == 2 and "--prompt" in err
     (dataset / "p.json").write_text(json.dumps({"a": "a red suit"}))
-    rc, out, err = run_cli(capsys, dataset / "src", dataset / "edited", "--clip", "--prompts", dataset / "p.json",
-                           "--json", dataset / "c.json")
+    rc, out, err = run_cli(
+        capsys,
+        dataset / "src",
+        dataset / "edited",
+        "--clip",
+        "--prompts",
+        dataset / "p.json",
+        "--json",
+        dataset / "c.json",
+    )
     assert rc == 0 and "no prompt for 'b'" in err
     rows = {r["name"]: r for r in json.loads((dataset / "c.json").read_text())["rows"]}
     assert rows["a"]["clip"] == 31.5 and "clip" not in rows["b"] and calls["texts"] == [["a red suit"]]
@@ -143,7 +170,9 @@ def test_missing_inputs_are_reported(tmp_path, capsys):
 
 def test_runs_as_a_module(dataset, capsys, monkeypatch):
     """``python -m bench.metrics`` executes bench/metrics/__main__.py (run in-process here)."""
-    monkeypatch.setattr(sys, "argv", ["bench.metrics", str(dataset / "src" / "b.png"), str(dataset / "edited" / "b.png")])
+    monkeypatch.setattr(
+        sys, "argv", ["bench.metrics", str(dataset / "src" / "b.png"), str(dataset / "edited" / "b.png")]
+    )
     with pytest.raises(SystemExit) as e:
         runpy.run_module("bench.metrics", run_name="__main__")
     assert e.value.code == 0

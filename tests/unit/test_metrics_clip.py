@@ -6,11 +6,9 @@ import math
 
 import pytest
 import torch
-from transformers import (CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor,
-                          CLIPTokenizer)
+from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
 
-from bench.metrics.clip_score import CLIP_MEAN, CLIP_STD, ClipScorer, ClipWeightsMissing, clip_score, \
-    masked_clip_score  # noqa: E402
+from bench.metrics.clip_score import CLIP_MEAN, CLIP_STD, ClipScorer, ClipWeightsMissing, clip_score, masked_clip_score  # noqa: E402
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
@@ -29,12 +27,27 @@ def tiny_tokenizer(folder):
 
 def tiny_clip(seed=0):
     cfg = CLIPConfig(
-        text_config=dict(vocab_size=2 + 2 * len(LETTERS), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
-                         num_attention_heads=4, max_position_embeddings=77, bos_token_id=0, eos_token_id=1,
-                         pad_token_id=1),
-        vision_config=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
-                           image_size=32, patch_size=8),
-        projection_dim=16)
+        text_config=dict(
+            vocab_size=2 + 2 * len(LETTERS),
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=77,
+            bos_token_id=0,
+            eos_token_id=1,
+            pad_token_id=1,
+        ),
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=32,
+            patch_size=8,
+        ),
+        projection_dim=16,
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return CLIPModel(cfg).eval()
@@ -64,8 +77,9 @@ def by_hand(model, tok, images, texts):
     with torch.no_grad():
         img = model.visual_projection(model.vision_model(pixel_values=px).pooler_output)
         t = tok(texts, padding=True, return_tensors="pt")
-        txt = model.text_projection(model.text_model(input_ids=t["input_ids"],
-                                                     attention_mask=t["attention_mask"]).pooler_output)
+        txt = model.text_projection(
+            model.text_model(input_ids=t["input_ids"], attention_mask=t["attention_mask"]).pooler_output
+        )
     cos = torch.nn.functional.cosine_similarity(img.double(), txt.double(), dim=-1)
     return 100 * cos.clamp(min=0)
 
@@ -88,8 +102,9 @@ def test_negative_cosine_is_clamped_to_zero(parts):
     image, text = rand_image(1), ["a red suit"]
     s, s_flipped = ClipScorer(model, tok).score(image, text).item(), ClipScorer(flipped, tok).score(image, text).item()
     assert min(s, s_flipped) == 0.0
-    assert max(s, s_flipped) == pytest.approx(by_hand(model, tok, image, text).item() or
-                                              by_hand(flipped, tok, image, text).item(), abs=1e-4)
+    assert max(s, s_flipped) == pytest.approx(
+        by_hand(model, tok, image, text).item() or by_hand(flipped, tok, image, text).item(), abs=1e-4
+    )
     assert max(s, s_flipped) > 0
 
 
@@ -115,8 +130,9 @@ def test_a_plain_callable_tokenizer_is_accepted(parts):
         return tok(texts, padding=True, return_tensors="pt")["input_ids"]
 
     image = rand_image(3)
-    assert torch.allclose(ClipScorer(model, callable_tok).score(image, ["snow"]),
-                          ClipScorer(model, tok).score(image, ["snow"]), atol=1e-6)
+    assert torch.allclose(
+        ClipScorer(model, callable_tok).score(image, ["snow"]), ClipScorer(model, tok).score(image, ["snow"]), atol=1e-6
+    )
 
 
 def test_torch_preprocessing_resizes_crops_and_normalises(scorer):
@@ -146,9 +162,10 @@ def test_from_pretrained_loads_a_local_folder_offline(parts, tmp_path, monkeypat
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     folder = tmp_path / "tiny-clip"
     model.save_pretrained(folder)
-    CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32},
-                                                     crop_size={"height": 32, "width": 32}),
-                  tokenizer=tok).save_pretrained(folder)
+    CLIPProcessor(
+        image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
+        tokenizer=tok,
+    ).save_pretrained(folder)
     loaded = ClipScorer.from_pretrained(str(folder))
     image = rand_image(8)
     assert torch.allclose(loaded.score(image, "snow"), by_hand(model, tok, image, ["snow"]), atol=1e-3)

@@ -31,6 +31,7 @@ def no_default_weights(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     monkeypatch.delenv("EMS_LPIPS_DIR", raising=False)
     import bench.metrics.lpips as mod
+
     monkeypatch.setattr(mod, "_package_dir", lambda name: None)
 
 
@@ -111,14 +112,19 @@ def test_from_pretrained_loads_local_files(tmp_path, no_default_weights, alex, m
     a, b = rand_image(10), rand_image(11)
     ref = alex(a, b)
     assert torch.equal(LPIPS.from_pretrained("alex", weights_dir=tmp_path)(a, b), ref)
-    assert torch.equal(LPIPS.from_pretrained("alex", backbone_path=tmp_path / "alexnet-owt-7be5be79.pth",
-                                             linear_path=tmp_path / "alex.pth")(a, b), ref)
+    assert torch.equal(
+        LPIPS.from_pretrained(
+            "alex", backbone_path=tmp_path / "alexnet-owt-7be5be79.pth", linear_path=tmp_path / "alex.pth"
+        )(a, b),
+        ref,
+    )
     monkeypatch.setenv("EMS_LPIPS_DIR", str(tmp_path))
     assert torch.equal(LPIPS.from_pretrained("alex")(a, b), ref)
 
 
 def test_from_pretrained_finds_the_torch_hub_cache_and_safetensors(tmp_path, monkeypatch, alex):
     from safetensors.torch import save_file
+
     monkeypatch.delenv("EMS_LPIPS_DIR", raising=False)
     hub = tmp_path / "hub"
     (hub / "checkpoints").mkdir(parents=True)
@@ -135,9 +141,15 @@ def test_missing_weights_error_names_files_urls_and_places(tmp_path, no_default_
     with pytest.raises(LPIPSWeightsMissing) as e:
         LPIPS.from_pretrained("alex", weights_dir=tmp_path)
     text = str(e.value)
-    for needle in ("alexnet-owt-7be5be79.pth", "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
-                   "alex.pth", "lpips/weights/v0.1/alex.pth", str(tmp_path / "alex.pth"),
-                   str(tmp_path / "hub" / "checkpoints"), "--lpips-dir"):
+    for needle in (
+        "alexnet-owt-7be5be79.pth",
+        "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+        "alex.pth",
+        "lpips/weights/v0.1/alex.pth",
+        str(tmp_path / "alex.pth"),
+        str(tmp_path / "hub" / "checkpoints"),
+        "--lpips-dir",
+    ):
         assert needle in text, needle
     with pytest.raises(LPIPSWeightsMissing, match="vgg16-397923af.pth"):
         LPIPS.from_pretrained("vgg")
@@ -164,11 +176,23 @@ def test_wrong_weights_are_refused(alex):
 
 def test_layer_layouts_match_torchvision_indices():
     alex, vgg = LPIPS("alex"), LPIPS("vgg")
-    assert [k for k in alex.features.state_dict() if k.endswith("weight")] == \
-        [f"{i}.weight" for i in (0, 3, 6, 8, 10)]
+    assert [k for k in alex.features.state_dict() if k.endswith("weight")] == [f"{i}.weight" for i in (0, 3, 6, 8, 10)]
     assert [lin.in_channels for lin in vgg.lins] == list(NETS["vgg"]["channels"])
-    assert [i for i, m in enumerate(vgg.features) if isinstance(m, torch.nn.Conv2d)] == \
-        [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
+    assert [i for i, m in enumerate(vgg.features) if isinstance(m, torch.nn.Conv2d)] == [
+        0,
+        2,
+        5,
+        7,
+        10,
+        12,
+        14,
+        17,
+        19,
+        21,
+        24,
+        26,
+        28,
+    ]
 
 
 def test_masked_lpips_sees_the_background_only(alex):

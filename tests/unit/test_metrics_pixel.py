@@ -7,8 +7,18 @@ import pytest
 import torch
 from scipy.ndimage import gaussian_filter
 
-from bench.metrics.pixel import (MetricInputError, background, gaussian_window, masked, masked_psnr, masked_ssim,
-                               mse, psnr, ssim, ssim_map)
+from bench.metrics.pixel import (
+    MetricInputError,
+    background,
+    gaussian_window,
+    masked,
+    masked_psnr,
+    masked_ssim,
+    mse,
+    psnr,
+    ssim,
+    ssim_map,
+)
 
 
 def rand_image(seed, b=1, h=32, w=32, c=3, lo=0.0, hi=1.0):
@@ -17,6 +27,7 @@ def rand_image(seed, b=1, h=32, w=32, c=3, lo=0.0, hi=1.0):
 
 
 # --------------------------------------------------------------------------------------- PSNR
+
 
 def test_psnr_of_a_constant_offset_is_20_log10_range_over_offset():
     a = rand_image(0, b=2, hi=0.5)
@@ -66,11 +77,12 @@ def test_layout_and_size_errors_are_explained():
 
 # --------------------------------------------------------------------------------------- SSIM
 
+
 def test_gaussian_window_is_normalised_and_centred():
     g = gaussian_window(11, 1.5)
     assert g.sum().item() == pytest.approx(1.0)
     assert int(g.argmax()) == 5 and torch.allclose(g, g.flip(0))
-    assert (g[4] / g[5]).item() == pytest.approx(math.exp(-1 / (2 * 1.5 ** 2)))
+    assert (g[4] / g[5]).item() == pytest.approx(math.exp(-1 / (2 * 1.5**2)))
 
 
 def test_ssim_of_identical_images_is_one():
@@ -92,7 +104,7 @@ def test_ssim_map_matches_the_definition_computed_independently():
     only windows fully inside the image (crop 5 px), per-channel mean then channel mean."""
     a = rand_image(6, h=24, w=19).double()
     b = (a + 0.2 * rand_image(7, h=24, w=19).double()).clamp(0, 1)
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    c1, c2 = 0.01**2, 0.03**2
     per_channel = []
     for ch in range(3):
         x, y = a[0, :, :, ch].numpy(), b[0, :, :, ch].numpy()
@@ -101,8 +113,8 @@ def test_ssim_map_matches_the_definition_computed_independently():
             return gaussian_filter(v, sigma=1.5, truncate=5 / 1.5, mode="reflect")[5:-5, 5:-5]
 
         mx, my = filt(x), filt(y)
-        vx, vy, cxy = filt(x * x) - mx ** 2, filt(y * y) - my ** 2, filt(x * y) - mx * my
-        m = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2))
+        vx, vy, cxy = filt(x * x) - mx**2, filt(y * y) - my**2, filt(x * y) - mx * my
+        m = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
         per_channel.append(m)
     ours = ssim_map(a, b)
     assert ours.shape == (1, 3, 14, 9)
@@ -121,6 +133,7 @@ def test_ssim_is_symmetric_and_falls_with_noise():
 
 # ---------------------------------------------------------------------------------- masked
 
+
 def half_mask(h=16, w=16):
     m = torch.zeros(1, h, w)
     m[:, :, : w // 2] = 1  # left half edited
@@ -138,9 +151,10 @@ def test_masked_psnr_ignores_the_edited_region_and_averages_over_the_whole_image
     d = 0.1
     edited[:, :, 12:] += d  # background change on a quarter of the image
     # PIE-Bench: both images × (1 − mask), MSE over all H·W·C values → d² · 1/4
-    assert masked_psnr(src, edited, mask).item() == pytest.approx(10 * math.log10(4 / d ** 2), abs=1e-4)
-    assert torch.allclose(masked_psnr(src, edited, mask),
-                          psnr(src * (1 - mask[..., None]), edited * (1 - mask[..., None])))
+    assert masked_psnr(src, edited, mask).item() == pytest.approx(10 * math.log10(4 / d**2), abs=1e-4)
+    assert torch.allclose(
+        masked_psnr(src, edited, mask), psnr(src * (1 - mask[..., None]), edited * (1 - mask[..., None]))
+    )
 
 
 def test_masked_metrics_are_nan_without_background_and_accept_mask_layouts():

@@ -34,7 +34,7 @@ def toy(x):
 
 def test_sde_by_hand_per_item_summed_l2():
     x = torch.zeros(2, 2, 2, 3, dtype=torch.float64)
-    x[0] = 0.5        # ‖x0‖ = 0.5·√12
+    x[0] = 0.5  # ‖x0‖ = 0.5·√12
     x[1, 0, 0, 0] = 2.0  # ‖x1‖ = 2
     f, h, _ = toy(x)
     r = semantic_disentanglement(x, f, h, c=0.9, c_flipped=0.5, t=0.75, norm="l2")
@@ -70,8 +70,10 @@ def test_rms_sde_does_not_grow_with_resolution_but_summed_does():
     for side in (16, 64):
         x = torch.full((1, side, side, 3), 0.6, dtype=torch.float64)
         x_c, x_f = x - 0.05, x - 0.3  # the flipped label changes every pixel by 0.3
-        values[side] = (sde_from_reconstructions(x, x_c, x_f).sde.item(),
-                        sde_from_reconstructions(x, x_c, x_f, norm="l2").sde.item())
+        values[side] = (
+            sde_from_reconstructions(x, x_c, x_f).sde.item(),
+            sde_from_reconstructions(x, x_c, x_f, norm="l2").sde.item(),
+        )
     assert values[16][0] == pytest.approx(values[64][0], abs=1e-12)
     assert values[16][0] == pytest.approx(0.05 / 0.3 + 0.3, abs=1e-12)
     assert 1.0 > values[16][0] > 0.4  # rms: ratio + a few tenths

@@ -5,8 +5,16 @@ import math
 import pytest
 import torch
 
-from bench.metrics.vqa import (SCORE_QUESTION, YESNO_QUESTION, ask_pair, build_question, parse_score, parse_yes_no,
-                             sweep_pairs, vqa_score)
+from bench.metrics.vqa import (
+    SCORE_QUESTION,
+    YESNO_QUESTION,
+    ask_pair,
+    build_question,
+    parse_score,
+    parse_yes_no,
+    sweep_pairs,
+    vqa_score,
+)
 
 
 class ScriptedMLLM:
@@ -20,20 +28,44 @@ class ScriptedMLLM:
         return self.replies.pop(0)
 
 
-@pytest.mark.parametrize("answer,expected", [
-    ("Yes", True), ("yes.", True), ("**Yes**, the suit is redder.", True), ("YES", True), ("Yeah", True),
-    ("No", False), ("no, nothing changed", False), ("Nope.", False),
-    ("No. Yes would be wrong.", False), ("Yes — no other change.", True),
-    ("I cannot tell", None), ("", None), ("not sure", None), ("The answer is unknown", None), (None, None),
-])
+@pytest.mark.parametrize(
+    "answer,expected",
+    [
+        ("Yes", True),
+        ("yes.", True),
+        ("**Yes**, the suit is redder.", True),
+        ("YES", True),
+        ("Yeah", True),
+        ("No", False),
+        ("no, nothing changed", False),
+        ("Nope.", False),
+        ("No. Yes would be wrong.", False),
+        ("Yes — no other change.", True),
+        ("I cannot tell", None),
+        ("", None),
+        ("not sure", None),
+        ("The answer is unknown", None),
+        (None, None),
+    ],
+)
 def test_parse_yes_no(answer, expected):
     assert parse_yes_no(answer) is expected
 
 
-@pytest.mark.parametrize("answer,expected", [
-    ("8", 0.8), ("Score: 7.5", 0.75), ("10/10", 1.0), ("0", 0.0), ("I'd say 3 out of 10", 0.3),
-    ("eleven", None), ("11", None), ("-2", None), ("", None),
-])
+@pytest.mark.parametrize(
+    "answer,expected",
+    [
+        ("8", 0.8),
+        ("Score: 7.5", 0.75),
+        ("10/10", 1.0),
+        ("0", 0.0),
+        ("I'd say 3 out of 10", 0.3),
+        ("eleven", None),
+        ("11", None),
+        ("-2", None),
+        ("", None),
+    ],
+)
 def test_parse_score(answer, expected):
     assert parse_score(answer) == (pytest.approx(expected) if expected is not None else None)
 
@@ -80,7 +112,10 @@ def test_empty_run_is_nan_and_non_string_replies_are_tolerated():
 
 def test_sweep_pairs_chain_consecutive_images():
     assert sweep_pairs(["e1", "e2", "e3"], "smile", source="src") == [
-        ("src", "e1", "smile"), ("e1", "e2", "smile"), ("e2", "e3", "smile")]
+        ("src", "e1", "smile"),
+        ("e1", "e2", "smile"),
+        ("e2", "e3", "smile"),
+    ]
     assert sweep_pairs(["e1", "e2"], "smile") == [("e1", "e2", "smile")]
 
 
@@ -129,5 +164,7 @@ def test_openai_adapter_refuses_an_undefined_provider_before_asking(tmp_path):
     with pytest.raises(LLMError, match="'nowhere' is not defined.*ollama, openai"):
         openai_ask(provider="nowhere", environ={"EMS_LLM_CONFIG": str(tmp_path / "none.json")})
     with pytest.raises(LLMError, match="OPENAI_API_KEY"):
-        openai_ask(provider="openai", environ={"EMS_LLM_CONFIG": str(tmp_path / "none.json"),
-                                               "EMS_KEYS_FILE": str(tmp_path / "none")})
+        openai_ask(
+            provider="openai",
+            environ={"EMS_LLM_CONFIG": str(tmp_path / "none.json"), "EMS_KEYS_FILE": str(tmp_path / "none")},
+        )

@@ -6,8 +6,17 @@ import json
 
 import pytest
 
-from comfyui_ems.llm_io.providers import (BUILT_IN, OLLAMA_URL, OPENAI_URL, Provider, ProviderError, get_provider,
-                           load_providers, resolve_key, legacy_message)
+from comfyui_ems.llm_io.providers import (
+    BUILT_IN,
+    OLLAMA_URL,
+    OPENAI_URL,
+    Provider,
+    ProviderError,
+    get_provider,
+    load_providers,
+    resolve_key,
+    legacy_message,
+)
 from support.messages import suggested_entries
 
 
@@ -29,36 +38,46 @@ def test_missing_file_means_the_built_ins(tmp_path):
 def test_default_location_is_under_the_users_config(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / ".config" / "ems").mkdir(parents=True)
-    (tmp_path / ".config" / "ems" / "llm.json").write_text(json.dumps(
-        {"providers": {"lab": {"base_url": "http://10.0.0.5:8000/v1/"}}}))
+    (tmp_path / ".config" / "ems" / "llm.json").write_text(
+        json.dumps({"providers": {"lab": {"base_url": "http://10.0.0.5:8000/v1/"}}})
+    )
     lab = get_provider("lab", {"HOME": str(tmp_path)})
     assert lab.base_url == "http://10.0.0.5:8000/v1" and lab.api_key_env == ""
 
 
 def test_file_providers_and_a_redefined_built_in(tmp_path):
-    env, path = env_with(tmp_path, {"providers": {
-        "acc": {"base_url": "http://127.0.0.1:9999/v1", "api_key_env": "ACC_LLM_KEY"},
-        "ollama": {"base_url": "http://gpu-box:11434/v1"}}})
+    env, path = env_with(
+        tmp_path,
+        {
+            "providers": {
+                "acc": {"base_url": "http://127.0.0.1:9999/v1", "api_key_env": "ACC_LLM_KEY"},
+                "ollama": {"base_url": "http://gpu-box:11434/v1"},
+            }
+        },
+    )
     providers = load_providers(env)
     assert providers["acc"] == Provider("acc", "http://127.0.0.1:9999/v1", "ACC_LLM_KEY", str(path))
     assert providers["ollama"].base_url == "http://gpu-box:11434/v1"
     assert providers["openai"] == BUILT_IN["openai"]
 
 
-@pytest.mark.parametrize("content, words", [
-    ("{not json", "not valid JSON at line 1, column 2"),
-    ("[]", "must hold a JSON object"),
-    ({"providers": []}, "not an object"),
-    ({"provider": {}}, "unknown top-level field(s) 'provider'"),
-    ({"providers": {"bad name!": {"base_url": "http://x/v1"}}}, "not a plain name"),
-    ({"providers": {"a": "http://x/v1"}}, "must be an object"),
-    ({"providers": {"a": {}}}, "base_url must be a non-empty string"),
-    ({"providers": {"a": {"base_url": "ftp://x/v1"}}}, "http:// or https://"),
-    ({"providers": {"a": {"base_url": "http://user:pw@x/v1"}}}, "user name or password"),
-    ({"providers": {"a": {"base_url": "http://x/v1?key=1"}}}, "without '?…'"),
-    ({"providers": {"a": {"base_url": "http://x/v1", "api_key_env": "sk-abc def"}}}, "NAME of an environment"),
-    ({"providers": {"a": {"base_url": "http://x/v1", "model": "gpt"}}}, "unknown field(s) 'model'"),
-])
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        ("{not json", "not valid JSON at line 1, column 2"),
+        ("[]", "must hold a JSON object"),
+        ({"providers": []}, "not an object"),
+        ({"provider": {}}, "unknown top-level field(s) 'provider'"),
+        ({"providers": {"bad name!": {"base_url": "http://x/v1"}}}, "not a plain name"),
+        ({"providers": {"a": "http://x/v1"}}, "must be an object"),
+        ({"providers": {"a": {}}}, "base_url must be a non-empty string"),
+        ({"providers": {"a": {"base_url": "ftp://x/v1"}}}, "http:// or https://"),
+        ({"providers": {"a": {"base_url": "http://user:pw@x/v1"}}}, "user name or password"),
+        ({"providers": {"a": {"base_url": "http://x/v1?key=1"}}}, "without '?…'"),
+        ({"providers": {"a": {"base_url": "http://x/v1", "api_key_env": "sk-abc def"}}}, "NAME of an environment"),
+        ({"providers": {"a": {"base_url": "http://x/v1", "model": "gpt"}}}, "unknown field(s) 'model'"),
+    ],
+)
 def test_malformed_files_are_errors_naming_the_file_and_the_fix(tmp_path, content, words):
     env, path = env_with(tmp_path, content)
     with pytest.raises(ProviderError) as e:
@@ -66,18 +85,21 @@ def test_malformed_files_are_errors_naming_the_file_and_the_fix(tmp_path, conten
     assert words in str(e.value) and str(path) in str(e.value)
 
 
-@pytest.mark.parametrize("base_url, words", [
-    # Loaded before, then failed at every queue as "is the server running".
-    ("http://127.0.0.1:8000/v1\r\n", "a carriage return (CR) at character 25"),
-    ("http://x/v1\nX-Header: 1", "a line break (LF) at character 12"),
-    ("http://127.0.0.1 :8000/v1", "a space at character 17"),
-    (" http://x/v1", "a space at character 1"),
-    ("http://x/v1\t", "a tab at character 12"),
-    ("http://x\x00/v1", "the control character U+0000"),
-    ("http://bücher.example/v1", "the non-ASCII character 'ü'"),
-    ("http://x:99999/v1", "port that is not a number"),
-    ("http://[::1/v1", "not a valid URL"),
-])
+@pytest.mark.parametrize(
+    "base_url, words",
+    [
+        # Loaded before, then failed at every queue as "is the server running".
+        ("http://127.0.0.1:8000/v1\r\n", "a carriage return (CR) at character 25"),
+        ("http://x/v1\nX-Header: 1", "a line break (LF) at character 12"),
+        ("http://127.0.0.1 :8000/v1", "a space at character 17"),
+        (" http://x/v1", "a space at character 1"),
+        ("http://x/v1\t", "a tab at character 12"),
+        ("http://x\x00/v1", "the control character U+0000"),
+        ("http://bücher.example/v1", "the non-ASCII character 'ü'"),
+        ("http://x:99999/v1", "port that is not a number"),
+        ("http://[::1/v1", "not a valid URL"),
+    ],
+)
 def test_a_base_url_that_cannot_be_requested_is_refused_at_load_naming_the_field(tmp_path, base_url, words):
     """Such a URL used to load, then fail at every queue as "is the server running"."""
     env, path = env_with(tmp_path, {"providers": {"a": {"base_url": base_url}}})
@@ -118,18 +140,28 @@ def test_a_url_as_provider_explains_the_change(tmp_path):
 
 
 def test_provider_without_a_key_sends_none_and_a_key_comes_from_env_then_key_file(tmp_path):
-    env, _ = env_with(tmp_path, {"providers": {
-        "local": {"base_url": "http://127.0.0.1:1/v1", "api_key_env": ""},
-        "acc": {"base_url": "http://127.0.0.1:2/v1", "api_key_env": "ACC_LLM_KEY"}}})
+    env, _ = env_with(
+        tmp_path,
+        {
+            "providers": {
+                "local": {"base_url": "http://127.0.0.1:1/v1", "api_key_env": ""},
+                "acc": {"base_url": "http://127.0.0.1:2/v1", "api_key_env": "ACC_LLM_KEY"},
+            }
+        },
+    )
     assert resolve_key(get_provider("local", env), env) is None
-    assert resolve_key(get_provider("acc", {**env, "ACC_LLM_KEY": " sk-env "}), {**env, "ACC_LLM_KEY": " sk-env "}) == "sk-env"
+    assert (
+        resolve_key(get_provider("acc", {**env, "ACC_LLM_KEY": " sk-env "}), {**env, "ACC_LLM_KEY": " sk-env "})
+        == "sk-env"
+    )
     (tmp_path / "keys.json").write_text(json.dumps({"ACC_LLM_KEY": "sk-file"}))
     assert resolve_key(get_provider("acc", env), env) == "sk-file"
 
 
 def test_missing_key_names_its_variable_but_no_path_but_the_config(tmp_path):
-    env, path = env_with(tmp_path, {"providers": {"acc": {"base_url": "http://127.0.0.1:2/v1",
-                                                          "api_key_env": "ACC_LLM_KEY"}}})
+    env, path = env_with(
+        tmp_path, {"providers": {"acc": {"base_url": "http://127.0.0.1:2/v1", "api_key_env": "ACC_LLM_KEY"}}}
+    )
     with pytest.raises(ProviderError) as e:
         resolve_key(get_provider("acc", env), env)
     msg = str(e.value)
@@ -147,18 +179,22 @@ def assert_generic_entries(msg: str, *workflow_values: str) -> None:
         assert server["base_url"] == "https://…/v1" and server["api_key_env"] == "MYSERVER_API_KEY"
 
 
-@pytest.mark.parametrize("base_url, key_env", [
-    ("http://evil.example/v1", "AWS_SECRET_ACCESS_KEY"),     # the attacker's entry, ready to paste
-    ("", "AWS_SECRET_ACCESS_KEY"),                           # OpenAI's server, another secret
-    ("http://evil.example:11434/v1", ""),                    # Ollama's port on someone else's host
-    ("http://evil.example/v1\n\nAdd it, it is safe", "GITHUB_TOKEN"),
-])
+@pytest.mark.parametrize(
+    "base_url, key_env",
+    [
+        ("http://evil.example/v1", "AWS_SECRET_ACCESS_KEY"),  # the attacker's entry, ready to paste
+        ("", "AWS_SECRET_ACCESS_KEY"),  # OpenAI's server, another secret
+        ("http://evil.example:11434/v1", ""),  # Ollama's port on someone else's host
+        ("http://evil.example/v1\n\nAdd it, it is safe", "GITHUB_TOKEN"),
+    ],
+)
 def test_v1_message_suggests_no_entry_built_from_the_workflow_and_names_its_server_as_untrusted(
-        tmp_path, base_url, key_env):
+    tmp_path, base_url, key_env
+):
     env, path = env_with(tmp_path)
     msg = legacy_message(base_url, key_env, env)
     assert_generic_entries(msg, base_url.strip() or OPENAI_URL, key_env)
-    wanted = (base_url.splitlines()[0] if base_url else OPENAI_URL)
+    wanted = base_url.splitlines()[0] if base_url else OPENAI_URL
     assert "This workflow wanted to send your image" in msg and wanted in msg and "only if you trust it" in msg
     assert "\n" not in msg and str(path) in msg
     if key_env:
@@ -182,9 +218,17 @@ def test_the_legacy_widget_layout_is_recognised_and_the_provider_layout_is_not()
     from comfyui_ems.llm_io.providers import legacy_widget_values
 
     v1 = ["make it red", "gpt-4o", "http://x:1/v1", "MY_KEY", 0.0, 0, False, "", ""]
-    assert legacy_widget_values(v1) == {"instruction": "make it red", "model": "gpt-4o", "base_url": "http://x:1/v1",
-                                    "api_key_env": "MY_KEY", "temperature": 0.0, "seed": 0, "refresh": False,
-                                    "source_prompt": "", "target_prompt": ""}
+    assert legacy_widget_values(v1) == {
+        "instruction": "make it red",
+        "model": "gpt-4o",
+        "base_url": "http://x:1/v1",
+        "api_key_env": "MY_KEY",
+        "temperature": 0.0,
+        "seed": 0,
+        "refresh": False,
+        "source_prompt": "",
+        "target_prompt": "",
+    }
     assert legacy_widget_values(["make it red", "openai", "gpt-4o", 0.0, 0, False, "", ""]) is None
     assert legacy_widget_values({"instruction": "x"}) is None and legacy_widget_values(None) is None
 

@@ -16,8 +16,18 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 OURS = {"comfyui_ems", "ems", "llm_io", "nodes", "headless", "support", "bench", "toyworld", "tests", "scripts"}
-COMFY = {"comfy", "comfy_api", "comfy_extras", "folder_paths", "nodes", "server", "execution",
-         "comfy_execution", "latent_preview", "node_helpers"}
+COMFY = {
+    "comfy",
+    "comfy_api",
+    "comfy_extras",
+    "folder_paths",
+    "nodes",
+    "server",
+    "execution",
+    "comfy_execution",
+    "latent_preview",
+    "node_helpers",
+}
 # import name → distribution name, where they differ
 DIST = {"PIL": "pillow", "yaml": "pyyaml", "sklearn": "scikit-learn", "cv2": "opencv-python"}
 # the toy world's model side is built from ComfyUI's own classes (it runs with ComfyUI importable);
@@ -48,8 +58,11 @@ def imports(path: Path) -> set[str]:
 
 def unit_tier_files() -> list[Path]:
     files = sorted((REPO / "tests" / "unit").rglob("*.py")) + sorted((REPO / "ems").rglob("*.py"))
-    files += [p for p in sorted((REPO / "toyworld").rglob("*.py"))
-              if not str(p.relative_to(REPO)).startswith(COMFY_SIDE)] if (REPO / "toyworld").is_dir() else []
+    files += (
+        [p for p in sorted((REPO / "toyworld").rglob("*.py")) if not str(p.relative_to(REPO)).startswith(COMFY_SIDE)]
+        if (REPO / "toyworld").is_dir()
+        else []
+    )
     return files
 
 
@@ -60,11 +73,15 @@ def test_unit_tier_imports_are_declared():
         for mod in imports(path) - set(sys.stdlib_module_names) - OURS - {"__future__"}:
             if DIST.get(mod, mod).lower().replace("_", "-") not in allowed:
                 missing.setdefault(mod, []).append(str(path.relative_to(REPO)))
-    assert not missing, ("imported by the unit tier but not declared in requirements*.txt: "
-                         + "; ".join(f"{m} ({', '.join(p[:3])})" for m, p in sorted(missing.items())))
+    assert not missing, "imported by the unit tier but not declared in requirements*.txt: " + "; ".join(
+        f"{m} ({', '.join(p[:3])})" for m, p in sorted(missing.items())
+    )
 
 
 def test_method_code_never_imports_comfyui():
-    offenders = {str(p.relative_to(REPO)): sorted(imports(p) & COMFY)
-                 for p in sorted((REPO / "ems").rglob("*.py")) if imports(p) & COMFY}
+    offenders = {
+        str(p.relative_to(REPO)): sorted(imports(p) & COMFY)
+        for p in sorted((REPO / "ems").rglob("*.py"))
+        if imports(p) & COMFY
+    }
     assert not offenders, f"ems/ must stay free of ComfyUI imports: {offenders}"

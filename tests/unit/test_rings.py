@@ -22,8 +22,18 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 PACK = ("ems", "llm_io", "nodes", "toyworld")
 TOOLS = {"headless", "bench", "scripts", "tests", "support", "comfyui_ems"}
-COMFY = {"comfy", "comfy_api", "comfy_extras", "comfy_execution", "folder_paths", "latent_preview",
-         "node_helpers", "server", "execution", "app"}
+COMFY = {
+    "comfy",
+    "comfy_api",
+    "comfy_extras",
+    "comfy_execution",
+    "folder_paths",
+    "latent_preview",
+    "node_helpers",
+    "server",
+    "execution",
+    "app",
+}
 IO = {"urllib", "http", "socket", "subprocess", "requests", "ssl", "shutil", "tempfile"}
 METHOD_THIRD_PARTY = {"torch", "numpy", "PIL"}
 
@@ -65,10 +75,16 @@ def violations(root: Path = REPO) -> list[str]:
             for line, name in imported(path, root):
                 if name in FORBIDDEN[ring]:
                     problems.append(f"{path.relative_to(root)}:{line} imports {name!r} (ring {ring!r})")
-                elif ring == "ems" and name not in sys.stdlib_module_names and name not in METHOD_THIRD_PARTY \
-                        and name != "ems":
-                    problems.append(f"{path.relative_to(root)}:{line} imports {name!r}: the method takes "
-                                    f"only the standard library and {sorted(METHOD_THIRD_PARTY)}")
+                elif (
+                    ring == "ems"
+                    and name not in sys.stdlib_module_names
+                    and name not in METHOD_THIRD_PARTY
+                    and name != "ems"
+                ):
+                    problems.append(
+                        f"{path.relative_to(root)}:{line} imports {name!r}: the method takes "
+                        f"only the standard library and {sorted(METHOD_THIRD_PARTY)}"
+                    )
     return problems
 
 
@@ -77,16 +93,19 @@ def test_imports_point_inward():
     assert not problems, "ring violations:\n" + "\n".join(problems)
 
 
-@pytest.mark.parametrize("ring, line, why", [
-    ("ems", "import comfy.samplers", "comfy"),
-    ("ems", "from ..nodes.common import node_error", "nodes"),
-    ("ems", "import urllib.request", "urllib"),
-    ("ems", "import scipy", "scipy"),
-    ("nodes", "from bench import harness", "bench"),
-    ("nodes", "from comfyui_ems.ems import csds", "comfyui_ems"),
-    ("toyworld", "from support import tiny_sd3", "support"),
-    ("llm_io", "import comfy_api", "comfy_api"),
-])
+@pytest.mark.parametrize(
+    "ring, line, why",
+    [
+        ("ems", "import comfy.samplers", "comfy"),
+        ("ems", "from ..nodes.common import node_error", "nodes"),
+        ("ems", "import urllib.request", "urllib"),
+        ("ems", "import scipy", "scipy"),
+        ("nodes", "from bench import harness", "bench"),
+        ("nodes", "from comfyui_ems.ems import csds", "comfyui_ems"),
+        ("toyworld", "from support import tiny_sd3", "support"),
+        ("llm_io", "import comfy_api", "comfy_api"),
+    ],
+)
 def test_a_violation_is_caught(tmp_path, ring, line, why):
     """The checker itself can fail: one planted import per rule, in a copy of the layout."""
     for name in PACK:

@@ -73,9 +73,11 @@ def test_the_bound_is_above_real_values_and_below_where_half_precision_overflows
 
 def test_layout_names_what_the_latent_is():
     assert t.layout_problem((1, 16, 8, 8)) == ""
-    assert t.layout_problem((1, 16, 2, 8, 8)) == ("is not an image latent: expected (batch, channels, height, "
-                                                  "width), got 5-D (1, 16, 2, 8, 8) — a video latent (batch, "
-                                                  "channels, frames, height, width)")
+    assert t.layout_problem((1, 16, 2, 8, 8)) == (
+        "is not an image latent: expected (batch, channels, height, "
+        "width), got 5-D (1, 16, 2, 8, 8) — a video latent (batch, "
+        "channels, frames, height, width)"
+    )
     assert "got 3-D" in t.layout_problem((1, 64, 100))
     assert t.layout_problem((0, 16, 8, 8)) == "is an empty batch"
 

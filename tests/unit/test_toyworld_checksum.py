@@ -13,8 +13,13 @@ from comfyui_ems.toyworld import model as M
 
 
 def _module(seed: int) -> torch.nn.Module:
-    net = torch.nn.ModuleDict({"embedding": torch.nn.Embedding(50, 8), "final_layer_norm": torch.nn.LayerNorm(8),
-                               "proj": torch.nn.Linear(8, 4)})
+    net = torch.nn.ModuleDict(
+        {
+            "embedding": torch.nn.Embedding(50, 8),
+            "final_layer_norm": torch.nn.LayerNorm(8),
+            "proj": torch.nn.Linear(8, 4),
+        }
+    )
     return M.seeded_parameters(net, seed)
 
 
@@ -49,4 +54,4 @@ def test_shipped_weights_record_the_encoders_checksum():
     assert meta["text_encoders"]["config"] == M.TEXT_ENCODER_CONFIG
     assert meta["mmdit_config"] == M.MMDIT_CONFIG and meta["vae_ddconfig"] == M.VAE_DDCONFIG
     sizes = sum(p.stat().st_size for p in M.WEIGHTS.iterdir())
-    assert sizes <= 25 * 2 ** 20
+    assert sizes <= 25 * 2**20

@@ -55,7 +55,9 @@ def test_scene_validates_and_replaces():
 
 def test_captions_cover_the_grammar():
     assert scenes.caption(Scene("red", "circle", 1, "small", "white")) == "a small red circle on a white background"
-    assert scenes.caption(Scene("blue", "square", 3, "large", "black")) == "three large blue squares on a black background"
+    assert (
+        scenes.caption(Scene("blue", "square", 3, "large", "black")) == "three large blue squares on a black background"
+    )
     assert len(set(scenes.all_captions())) == 270
 
 
@@ -77,8 +79,12 @@ def test_objects_keep_their_place_across_size_and_count_edits():
 @pytest.mark.parametrize("kind", edits.EDIT_KINDS)
 def test_progress_is_zero_at_source_and_one_at_target(kind):
     for case in [c for c in edits.edit_cases("val", 6) if c.kind == kind]:
-        assert readout.progress(scenes.render(case.source), case.source, case.target, kind) == pytest.approx(0, abs=1e-6)
-        assert readout.progress(scenes.render(case.target), case.source, case.target, kind) == pytest.approx(1, abs=1e-6)
+        assert readout.progress(scenes.render(case.source), case.source, case.target, kind) == pytest.approx(
+            0, abs=1e-6
+        )
+        assert readout.progress(scenes.render(case.target), case.source, case.target, kind) == pytest.approx(
+            1, abs=1e-6
+        )
 
 
 def test_colour_progress_is_graded():

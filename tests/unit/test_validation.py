@@ -58,19 +58,22 @@ def test_family_mismatch_names_both_families_and_the_fix():
     assert "an encoder with 512-wide tokens" in v.family_mismatch("p", "SD3", 4096, None, 512, None)
 
 
-@pytest.mark.parametrize("tokens, pooled, family", [
-    (768, 768, "SD1.x"),  # what CLIPTextEncode gives an SD1.5 checkpoint: a pooled vector is always there
-    (768, None, "SD1.x"),
-    (1024, 1024, "SD2.x"),
-    (2048, 1280, "SDXL"),
-    (2048, None, "AuraFlow"),
-    (4096, 2048, "SD3"),
-    (4096, 768, "Flux"),
-    (4096, None, "T5-XXL-only"),
-    (3584, None, "Qwen-Image"),
-    (2304, None, "Lumina 2"),
-    (768, 1280, "SD1.x"),  # an unknown pooled width: the token width still names the family
-])
+@pytest.mark.parametrize(
+    "tokens, pooled, family",
+    [
+        (768, 768, "SD1.x"),  # what CLIPTextEncode gives an SD1.5 checkpoint: a pooled vector is always there
+        (768, None, "SD1.x"),
+        (1024, 1024, "SD2.x"),
+        (2048, 1280, "SDXL"),
+        (2048, None, "AuraFlow"),
+        (4096, 2048, "SD3"),
+        (4096, 768, "Flux"),
+        (4096, None, "T5-XXL-only"),
+        (3584, None, "Qwen-Image"),
+        (2304, None, "Lumina 2"),
+        (768, 1280, "SD1.x"),  # an unknown pooled width: the token width still names the family
+    ],
+)
 def test_families_are_named_by_token_width_refined_by_pooled(tokens, pooled, family):
     assert family in v.conditioning_family(tokens, pooled)
     assert "an encoder with" not in v.conditioning_family(tokens, pooled)

@@ -45,10 +45,14 @@ def test_node_types_are_ems_or_core(path):
             assert t in FRONTEND_ONLY or t in RECORD, f"{path.name}: {t} is neither EMS nor a recorded core node"
 
 
-@pytest.mark.skipif(not os.environ.get("COMFYUI_DIR"), reason="COMFYUI_DIR not set: core names checked against the record only")
+@pytest.mark.skipif(
+    not os.environ.get("COMFYUI_DIR"), reason="COMFYUI_DIR not set: core names checked against the record only"
+)
 def test_core_node_types_exist_in_this_comfyui_source():
     comfy = Path(os.environ["COMFYUI_DIR"])
-    source = "".join(p.read_text(errors="replace") for p in [comfy / "nodes.py", *(comfy / "comfy_extras").glob("*.py")])
+    source = "".join(
+        p.read_text(errors="replace") for p in [comfy / "nodes.py", *(comfy / "comfy_extras").glob("*.py")]
+    )
     for t in RECORD:
         if not t.startswith("EMS"):
             assert re.search(rf'["\']{t}["\']|class {t}\b', source), f"{t} not found in {comfy}"

@@ -80,10 +80,14 @@ class EMSTestConditioning:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"width": ("INT", {"default": 768, "min": 1, "max": 8192}),
-                             "pooled_width": ("INT", {"default": 0, "min": 0, "max": 8192}),
-                             "tokens": ("INT", {"default": 77, "min": 1, "max": 1024}),
-                             "seed": ("INT", {"default": 0, "min": 0, "max": 2**31})}}
+        return {
+            "required": {
+                "width": ("INT", {"default": 768, "min": 1, "max": 8192}),
+                "pooled_width": ("INT", {"default": 0, "min": 0, "max": 8192}),
+                "tokens": ("INT", {"default": 77, "min": 1, "max": 1024}),
+                "seed": ("INT", {"default": 0, "min": 0, "max": 2**31}),
+            }
+        }
 
     def make(self, width, pooled_width, tokens, seed):
         g = torch.Generator().manual_seed(seed)
@@ -127,8 +131,13 @@ class EMSTestPoisonConditioning:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"conditioning": ("CONDITIONING",), "poison": (POISONS,),
-                             "part": (["tokens", "pooled_output"],)}}
+        return {
+            "required": {
+                "conditioning": ("CONDITIONING",),
+                "poison": (POISONS,),
+                "part": (["tokens", "pooled_output"],),
+            }
+        }
 
     def make(self, conditioning, poison, part):
         out = []
@@ -178,7 +187,8 @@ class EMSTestOverflowingModel:
     def patch(self, model):
         model = model.clone()
         model.set_model_unet_function_wrapper(
-            lambda apply, args: apply(args["input"], args["timestep"], **args["c"]) * float("nan"))
+            lambda apply, args: apply(args["input"], args["timestep"], **args["c"]) * float("nan")
+        )
         return (model,)
 
 
@@ -205,9 +215,13 @@ class EMSTestLabelsWaitingForCancel:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"count": ("INT", {"default": 64, "min": 1, "max": 4096}),
-                             "length": ("INT", {"default": 10_000, "min": 1, "max": 100_000}),
-                             "marker": ("STRING", {"default": "grid_waiting"})}}
+        return {
+            "required": {
+                "count": ("INT", {"default": 64, "min": 1, "max": 4096}),
+                "length": ("INT", {"default": 10_000, "min": 1, "max": 100_000}),
+                "marker": ("STRING", {"default": "grid_waiting"}),
+            }
+        }
 
     def make(self, count, length, marker):
         labels = _LabelsWaitingForCancel("\n".join(f"{i}:" + "x" * (length - 2) for i in range(count)))
