@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from comfyui_ems.ems.csds import PAPER
 from comfyui_ems.llm_io.files import write_json_atomic
 
 from .methods import has_residual_space
@@ -42,6 +43,8 @@ CAL_ALPHAS = (0.0, 0.5, 1.0)
 DENOISE = (0.4, 0.55, 0.75, 0.9)
 CFG = (3.0, 5.0, 7.5)
 STEP_SCALES = (1 / 3, 1.0, 3.0)  # × the paper's 0.1 → 0.01
+# Stage 2 holds the later stages' parameters at a middle value while it picks space and step size.
+STAGE2_HELD = {"iterations": 10, "constraint": 0.5}
 ITERATIONS = (5, 10, 20)
 CONSTRAINT = (0.1, 0.25, 0.5, 1.0)
 
@@ -117,10 +120,9 @@ def calibrate(world, cases, args) -> int:
                     "ems",
                     **chosen,
                     residual_space=space,
-                    step_start=round(0.1 * scale, 4),
-                    step_end=round(0.01 * scale, 5),
-                    iterations=10,
-                    constraint=0.5,
+                    step_start=round(PAPER.step_start * scale, 4),
+                    step_end=round(PAPER.step_end * scale, 5),
+                    **STAGE2_HELD,
                 )
                 if best is None or better(e, best):
                     best = e
