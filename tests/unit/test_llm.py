@@ -1,4 +1,4 @@
-"""ems/llm.py against a loopback OpenAI-compatible server: requests, retries, errors, bounded replies, Cancel."""
+"""llm_io/client.py against a loopback OpenAI-compatible server: requests, retries, errors, bounded replies, Cancel."""
 
 from __future__ import annotations
 

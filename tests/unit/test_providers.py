@@ -1,4 +1,4 @@
-"""ems/providers.py: the machine's LLM providers file — missing, malformed, unknown keys, no key."""
+"""llm_io/providers.py: the machine's LLM providers file — missing, malformed, unknown keys, no key."""
 
 from __future__ import annotations
 
