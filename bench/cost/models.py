@@ -9,7 +9,7 @@ ComfyUI's modules are imported inside the functions: call them after :func:`benc
 from __future__ import annotations
 
 import torch
-from support import tiny_sd3
+from comfyui_ems.toyworld import tiny_sd3
 
 from comfyui_ems.toyworld.model import seeded_parameters
 

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 import torch
-from support.tiny_sd3 import TINY_MMDIT
+from comfyui_ems.toyworld.tiny_sd3 import TINY_MMDIT
 
 from bench import REPORTS, harness
 from bench.host import CallCounter

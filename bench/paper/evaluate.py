@@ -41,7 +41,7 @@ from typing import Optional
 
 import torch
 from PIL import Image
-from support import tiny_sd3
+from comfyui_ems.toyworld import tiny_sd3
 from tqdm import tqdm
 
 from comfyui_ems.llm_io.client import LLMError

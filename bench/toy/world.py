@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from support import tiny_sd3
+from comfyui_ems.toyworld import tiny_sd3
 
 from comfyui_ems.toyworld import model as toy
 from comfyui_ems.toyworld.comfy_loader import load_toyworld

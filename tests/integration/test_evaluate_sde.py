@@ -17,7 +17,7 @@ def host():
     from bench import harness
 
     harness.setup(cpu=True)
-    from support import tiny_sd3
+    from comfyui_ems.toyworld import tiny_sd3
 
     from bench.paper.host_sde import HostModel
 

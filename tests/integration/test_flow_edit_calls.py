@@ -14,7 +14,7 @@ def env():
     from bench.host import CallCounter, setup
 
     setup(cpu=True)
-    from support import tiny_sd3
+    from comfyui_ems.toyworld import tiny_sd3
 
     return {
         "model": tiny_sd3.model_patcher(0),

@@ -53,7 +53,7 @@ def write_tiny_model(base: Path, name: str = "tiny_sd3.safetensors", seed: int =
     comfy_dir = os.environ["COMFYUI_DIR"]
     code = (
         "import sys, comfy.cli_args; comfy.cli_args.args.cpu = True;"
-        "from support import tiny_sd3; import safetensors.torch as st;"
+        "from comfyui_ems.toyworld import tiny_sd3; import safetensors.torch as st;"
         "st.save_file(tiny_sd3.mmdit_state_dict(int(sys.argv[2])), sys.argv[1])"
     )
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -72,7 +72,7 @@ def write_tiny_model(base: Path, name: str = "tiny_sd3.safetensors", seed: int =
 class ComfyServer(_ComfyServer):
     """The pack's ComfyServer plus a reader for the test pack's saved tensors; the server process
     gets tests/ and the repository on its PYTHONPATH so that the test pack imports
-    ``support.tiny_sd3`` (which initialises through ``comfyui_ems.toyworld.model``)."""
+    ``comfyui_ems.toyworld.tiny_sd3``."""
 
     def __init__(self, comfy_dir, base: Path, env: dict | None = None, **kwargs):
         env = dict(env or {})

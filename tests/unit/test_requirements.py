@@ -32,7 +32,13 @@ COMFY = {
 DIST = {"PIL": "pillow", "yaml": "pyyaml", "sklearn": "scikit-learn", "cv2": "opencv-python"}
 # the toy world's model side is built from ComfyUI's own classes (it runs with ComfyUI importable);
 # only its scenes, readout and edit cases belong to the unit tier
-COMFY_SIDE = ("toyworld/comfy_loader.py", "toyworld/model.py", "toyworld/train.py", "toyworld/quality.py")
+COMFY_SIDE = (
+    "toyworld/comfy_loader.py",
+    "toyworld/model.py",
+    "toyworld/tiny_sd3.py",
+    "toyworld/train.py",
+    "toyworld/quality.py",
+)
 
 
 def declared() -> set[str]:

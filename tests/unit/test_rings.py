@@ -4,6 +4,7 @@
   of the adapters, of the instrument or of the tools, and no network or process module.
 - The adapters (``nodes/``, Extract's transport ``llm_io/``) and the instrument (``toyworld/``)
   never import the tools (``headless``, ``bench``, ``scripts``, ``tests``); ``llm_io`` is ComfyUI-free.
+- The bench and the headless runner never import the test suite (``tests``, ``support``).
 - Pack code imports itself relatively (``from ..ems.csds import …``): inside ComfyUI the pack has
   its folder's name, so ``comfyui_ems`` (the tools' name for it) must never appear there.
 
@@ -21,6 +22,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 PACK = ("ems", "llm_io", "nodes", "toyworld")
+RINGS = PACK + ("bench", "headless")
 TOOLS = {"headless", "bench", "scripts", "tests", "support", "comfyui_ems"}
 COMFY = {
     "comfy",
@@ -43,6 +45,9 @@ FORBIDDEN = {
     "llm_io": TOOLS | COMFY | {"nodes", "toyworld"},
     "nodes": TOOLS,
     "toyworld": TOOLS | {"nodes", "llm_io"},
+    # the tools the pack runs with never lean on the test suite
+    "bench": {"tests", "support"},
+    "headless": {"tests", "support", "bench"},
 }
 
 
@@ -70,7 +75,7 @@ def imported(path: Path, root: Path = REPO) -> list[tuple[int, str]]:
 
 def violations(root: Path = REPO) -> list[str]:
     problems = []
-    for ring in PACK:
+    for ring in RINGS:
         for path in sorted((root / ring).rglob("*.py")):
             for line, name in imported(path, root):
                 if name in FORBIDDEN[ring]:
@@ -103,12 +108,14 @@ def test_imports_point_inward():
         ("nodes", "from bench import harness", "bench"),
         ("nodes", "from comfyui_ems.ems import csds", "comfyui_ems"),
         ("toyworld", "from support import tiny_sd3", "support"),
+        ("bench", "from support.graph import Graph", "support"),
+        ("headless", "import tests.support", "tests"),
         ("llm_io", "import comfy_api", "comfy_api"),
     ],
 )
 def test_a_violation_is_caught(tmp_path, ring, line, why):
     """The checker itself can fail: one planted import per rule, in a copy of the layout."""
-    for name in PACK:
+    for name in RINGS:
         (tmp_path / name).mkdir()
         (tmp_path / name / "__init__.py").write_text("")
     (tmp_path / ring / "planted.py").write_text(line + "\n")

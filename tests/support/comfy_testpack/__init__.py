@@ -11,8 +11,8 @@ import time
 import folder_paths
 import torch
 
-# tests/ is on the server's PYTHONPATH (tests/support/comfy_server.py starts it so).
-from support import tiny_sd3
+# The repository is on the server's PYTHONPATH (tests/support/comfy_server.py starts it so).
+from comfyui_ems.toyworld import tiny_sd3
 
 _CACHE = {}
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from comfyui_ems.toyworld.model import seeded_parameters
+from .model import seeded_parameters
 
 # depth 2 → hidden 128 (64·depth); context 4096 → 128; pooled 2048.
 TINY_MMDIT = {
