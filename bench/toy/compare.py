@@ -239,7 +239,7 @@ def _scalars(d: dict, depth: int = 2) -> dict:
 def model_info(world: World, tiny: bool, weights=None) -> dict:
     dm = world.model.model.diffusion_model
     info = {
-        "kind": "tiny random SD3 (tests/support/tiny_sd3.py)" if tiny else "toy world (toyworld/, trained)",
+        "kind": "tiny random SD3 (toyworld/tiny_sd3.py)" if tiny else "toy world (toyworld/, trained)",
         "mmdit_parameters": sum(p.numel() for p in dm.parameters()),
         "class": type(world.model.model).__name__,
     }
