@@ -1,4 +1,9 @@
-"""EMSAlphaSweep: k edit strengths as one batch, with the same noise for every item."""
+"""EMSAlphaSweep: k edit strengths as one batch, with the same noise for every item.
+
+``spacing`` "even" moves the inner values so that consecutive items change by equal amounts,
+measured by the model itself (``nodes.spacing_probe``: one batched call over a probe grid) and
+placed by ``ems.spacing``; the labels report the α used.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from comfy_api.v0_0_2 import io, ui
 
 from ..ems.alphas import DEFAULT_SWEEP, format_alpha, parse_alphas
 from ..ems.conditioning import sweep_conditioning
+from ..ems.spacing import DEFAULT_DENSITY, SPACINGS, probe_grid, respace
 from .common import (
     CATEGORY,
     LOG,
@@ -18,6 +24,7 @@ from .common import (
     output_is_linked,
     repeat_latent,
 )
+from .spacing_probe import probe_change
 from .text_direction import ALPHA_HELP, base_input, direction_inputs, pooled_input, warn_unsafe
 
 NODE = "EMS Alpha Sweep"
@@ -51,6 +58,25 @@ class EMSAlphaSweep(io.ComfyNode):
                     tooltip="One image's latent (batch 1); comes back repeated once per alpha "
                     "with the same noise index.",
                 ),
+                io.Combo.Input(
+                    "spacing",
+                    options=list(SPACINGS),
+                    default=SPACINGS[0],
+                    optional=True,
+                    tooltip="as typed: the alphas you wrote. even: keep the first and the last, and move the "
+                    "others so that consecutive items change by equal amounts, as the model measures it "
+                    f"(one batched model call on {DEFAULT_DENSITY} probe alphas; needs model, latent_image "
+                    "and sigmas). The labels show the alphas used.",
+                ),
+                io.Model.Input(
+                    "model", optional=True, tooltip="For spacing 'even': the model that will render the sweep."
+                ),
+                io.Sigmas.Input(
+                    "sigmas",
+                    optional=True,
+                    tooltip="For spacing 'even': the SIGMAS your sampler or EMS Flow Edit runs (the probe "
+                    "measures at the first one).",
+                ),
             ],
             outputs=[
                 io.Conditioning.Output(
@@ -72,13 +98,29 @@ class EMSAlphaSweep(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, source, target, alphas, manipulate_pooled, base=None, latent_image=None) -> io.NodeOutput:
+    def execute(
+        cls,
+        source,
+        target,
+        alphas,
+        manipulate_pooled,
+        base=None,
+        latent_image=None,
+        spacing=SPACINGS[0],
+        model=None,
+        sigmas=None,
+    ) -> io.NodeOutput:
         with node_errors(NODE):
             values = parse_alphas(alphas)
         warning = warn_unsafe(NODE, values)
         if latent_image is not None:
             check_latent_layout(NODE, "latent_image", latent_image)
         check_finite_inputs(NODE, source=source, target=target, base=base, latent_image=latent_image)
+        note = ""
+        if spacing == "even":
+            values, note = cls.even(source, target, values, manipulate_pooled, base, latent_image, model, sigmas)
+        elif spacing not in SPACINGS:
+            raise node_error(NODE, f"spacing {spacing!r} is not one of {', '.join(SPACINGS)}.")
         with node_errors(NODE):
             cond = sweep_conditioning(source, target, values, manipulate_pooled, base)
         check_finite_output(NODE, "conditioning", cond)
@@ -117,5 +159,32 @@ class EMSAlphaSweep(io.ComfyNode):
                 warning = "\n".join(w for w in (warning, message) if w)
             latent = repeat_latent(latent_image, len(values))
         labels = "\n".join(format_alpha(a) for a in values)
-        shown = labels if not warning else f"{labels}\n⚠ {warning}"
+        shown = "\n".join(part for part in (labels, note, warning and f"⚠ {warning}") if part)
         return io.NodeOutput(cond, latent, labels, len(values), ui=ui.PreviewText(shown))
+
+    @staticmethod
+    def even(source, target, values, manipulate_pooled, base, latent_image, model, sigmas):
+        """The respaced alphas (inner ones rounded to the labels' 3 decimals) and a one-line note."""
+        missing = [
+            name for name, v in (("model", model), ("latent_image", latent_image), ("sigmas", sigmas)) if v is None
+        ]
+        if missing:
+            raise node_error(
+                NODE,
+                f"spacing 'even' measures the edit with the model, so it needs {', '.join(missing)} connected: "
+                "the model, the VAE Encode latent and the SIGMAS your sampler (or EMS Flow Edit) runs. Or choose "
+                "spacing 'as typed'.",
+            )
+        if sigmas.ndim != 1 or sigmas.numel() < 2 or not float(sigmas[0]) > 0:
+            raise node_error(NODE, "sigmas must be a schedule that starts above 0 (BasicScheduler, denoise < 1).")
+        if latent_image["samples"].shape[0] != 1:
+            raise node_error(NODE, "spacing 'even' edits one image: latent_image must have a batch of 1.")
+        with node_errors(NODE):
+            grid = probe_grid(values)
+            grid_conditioning = sweep_conditioning(source, target, grid, manipulate_pooled, base)
+            placed = respace(values, grid, probe_change(model, grid_conditioning, latent_image, sigmas))
+        used = [values[0], *(round(a, 3) for a in placed.alphas[1:-1]), values[-1]]
+        if placed.flat:
+            return list(values), "even spacing: the model showed no change along alpha; kept as typed."
+        LOG.info("%s: even spacing placed alpha at %s", NODE, ", ".join(f"{a:g}" for a in used))
+        return used, f"even spacing: 1 model call on {len(grid)} probe alphas"

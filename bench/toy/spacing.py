@@ -1,0 +1,264 @@
+"""``python -m bench.toy.spacing``: how even a sweep is, typed as 0 … 1 in even α or spaced ``even``.
+
+    bash scripts/tool.sh -m bench.toy.spacing                          # test split, 12 cases per kind
+    bash scripts/tool.sh -m bench.toy.spacing --per-kind 2 --methods ems_flowedit   # smoke
+
+For each held-out case of the colour, size and background kinds and each method with a degree
+(full EMS on the img2img path, EMS Flow Edit), the five-item sweep is run twice: with α as typed
+(0, 0.25, 0.5, 0.75, 1) and with EMS Alpha Sweep's ``even`` spacing (the node's own probe,
+``nodes.spacing_probe``, and ``ems.spacing.respace``). Every output is read back with the toy
+world's readout. Measures (ours), per sweep:
+
+- **progress fraction** q_i = (p_i − p_0) / (p_4 − p_0) of the readout's progress p against the
+  requested fraction f_i = i/4; **within ±0.1** when all three inner items are; max and mean |q − f|;
+  sweeps whose ends do not differ (|p_4 − p_0| < 0.25: the edit did not happen) are counted apart;
+- **monotone**: p never falls by more than 0.02 from one item to the next;
+- **triangle deficit** on the pixel RMS distance d: for each inner item,
+  (d(x_{i−1}, x_i) + d(x_i, x_{i+1}) − d(x_{i−1}, x_{i+1})) / d(x_{i−1}, x_{i+1}) (0 when the three
+  lie on a line in order; a stand-in for the DreamSim deficit, whose weights are not available);
+- **step evenness**: the coefficient of variation of the four consecutive distances d(x_i, x_{i+1});
+- **cost**: model calls and batch items of the probe and of the sweep, counted.
+
+Each mean comes with a 95 % bootstrap interval over cases. Writes ``bench/reports/toyworld-spacing.md``
+and ``.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from comfyui_ems.ems.spacing import DEFAULT_DENSITY, probe_grid, respace
+from comfyui_ems.llm_io.files import write_json_atomic
+from comfyui_ems.toyworld.edits import edit_cases
+from comfyui_ems.toyworld.readout import progress
+
+from bench import REPORTS, harness
+
+from .front import bootstrap
+from .methods import ToySettings
+from .world import World, load_models, model_identity, run_method
+
+ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+KINDS = ("colour", "size", "background")
+METHODS = ("ems", "ems_flowedit")
+SPACINGS = ("as typed", "even")
+TOLERANCE = 0.1
+NO_EDIT = 0.25  # |p_last − p_0| below this: the sweep's ends do not differ, so no fraction is defined
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--per-kind", type=int, default=12)
+    ap.add_argument("--kinds", default=",".join(KINDS))
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--density", type=int, default=DEFAULT_DENSITY, help="probe grid points")
+    ap.add_argument("--cpu", action="store_true")
+    ap.add_argument("--out-dir", type=Path, default=REPORTS)
+    ap.add_argument("--tag", default="toyworld-spacing")
+    return ap.parse_args(argv)
+
+
+def sweep_sigmas(world: World, method: str, s: ToySettings) -> torch.Tensor:
+    """The schedule the method's sampler runs (the probe measures at its first σ)."""
+    denoise = s.fe_denoise if method == "ems_flowedit" else s.denoise
+    return harness.schedule(world.model, s.steps, denoise, s.scheduler)
+
+
+def even_alphas(world: World, method: str, case, s: ToySettings, density: int) -> tuple[list[float], dict]:
+    """EMS Alpha Sweep's even spacing for this case: the probe, counted, and the respaced α."""
+    inp = world.inputs(case)
+    source, target = inp["conds"][0], inp["conds"][1]
+    grid = probe_grid(list(ALPHAS), density)
+    conditioning = harness.pack_module("ems.conditioning").sweep_conditioning(source, target, grid)
+    probe = harness.pack_module("nodes.spacing_probe").probe_change
+    world.counter.reset()
+    start = time.perf_counter()
+    with torch.inference_mode():
+        features = probe(world.model, conditioning, inp["latent"], sweep_sigmas(world, method, s))
+    cost = {
+        "calls": len(world.counter.log),
+        "items": sum(b for _, b in world.counter.log),
+        "seconds": time.perf_counter() - start,
+    }
+    placed = respace(list(ALPHAS), grid, features)
+    return placed.alphas, {**cost, "change": placed.change, "flat": placed.flat}
+
+
+def pixel_distance(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)) / 255.0)
+
+
+def sweep_measures(images: np.ndarray, case) -> dict:
+    """The measures of one five-item sweep (see the module doc)."""
+    p = [progress(img, case.source, case.target, case.kind) for img in images]
+    d = [pixel_distance(images[i], images[i + 1]) for i in range(len(images) - 1)]
+    deficits = []
+    for i in range(1, len(images) - 1):
+        far = pixel_distance(images[i - 1], images[i + 1])
+        deficits.append((d[i - 1] + d[i] - far) / far if far > 1e-9 else float("nan"))
+    out = {
+        "progress": p,
+        "steps": d,
+        "monotone": bool(all(b >= a - 0.02 for a, b in zip(p, p[1:]))) if all(np.isfinite(p)) else False,
+        "deficit": float(np.nanmean(deficits)) if deficits else float("nan"),
+        "step_cv": float(np.std(d) / np.mean(d)) if np.mean(d) > 1e-9 else float("nan"),
+        "edited": bool(np.isfinite(p[0]) and np.isfinite(p[-1]) and abs(p[-1] - p[0]) >= NO_EDIT),
+    }
+    if out["edited"]:
+        q = [(x - p[0]) / (p[-1] - p[0]) for x in p]
+        f = [i / (len(p) - 1) for i in range(len(p))]
+        dev = [abs(a - b) for a, b in zip(q[1:-1], f[1:-1])]
+        out.update(
+            fraction=q, max_dev=float(max(dev)), mean_dev=float(np.mean(dev)), within=bool(max(dev) <= TOLERANCE)
+        )
+    return out
+
+
+def summarize(rows: list[dict]) -> dict:
+    edited = [r for r in rows if r["edited"]]
+    return {
+        "sweeps": len(rows),
+        "edited": len(edited),
+        "within": bootstrap([float(r["within"]) for r in edited]),
+        "max_dev": bootstrap([r["max_dev"] for r in edited]),
+        "mean_dev": bootstrap([r["mean_dev"] for r in edited]),
+        "monotone": bootstrap([float(r["monotone"]) for r in rows]),
+        "deficit": bootstrap([r["deficit"] for r in rows]),
+        "step_cv": bootstrap([r["step_cv"] for r in rows]),
+        "fraction": [float(np.mean([r["fraction"][i] for r in edited])) if edited else float("nan") for i in range(5)],
+        "progress": [float(np.nanmean([r["progress"][i] for r in rows])) for i in range(5)],
+    }
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    harness.setup(cpu=args.cpu or not torch.cuda.is_available())
+    kinds, methods = args.kinds.split(","), args.methods.split(",")
+    cases = [c for c in edit_cases(args.split, args.per_kind) if c.kind in kinds]
+    world = World(load_models(False), seed=ToySettings.seed, model_id=model_identity())
+    s = ToySettings()
+    started = time.time()
+    results = []
+    for n, case in enumerate(cases):
+        for method in methods:
+            entry = {
+                "kind": case.kind,
+                "case": n,
+                "method": method,
+                "source": case.source.attributes(),
+                "target": getattr(case.target, case.kind),
+            }
+            for spacing in SPACINGS:
+                probe = None
+                alphas = list(ALPHAS)
+                if spacing == "even":
+                    alphas, probe = even_alphas(world, method, case, s, args.density)
+                images, cost = run_method(world, method, case, alphas, s)
+                pixels = (images.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+                entry[spacing] = {"alphas": alphas, "cost": cost, "probe": probe, **sweep_measures(pixels, case)}
+            results.append(entry)
+        print(f"[{n + 1}/{len(cases)}] {case.kind} {time.time() - started:.0f}s", file=sys.stderr, flush=True)
+    summary = {
+        method: {
+            kind: {
+                sp: summarize([r[sp] for r in results if r["method"] == method and r["kind"] == kind])
+                for sp in SPACINGS
+            }
+            for kind in [*kinds, "all"]
+        }
+        for method in methods
+    }
+    for method in methods:  # "all": pooled over the kinds
+        for sp in SPACINGS:
+            summary[method]["all"][sp] = summarize([r[sp] for r in results if r["method"] == method])
+    report = {
+        "command": "bash scripts/tool.sh -m bench.toy.spacing " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "date": datetime.date.today().isoformat(),
+        "split": args.split,
+        "per_kind": args.per_kind,
+        "density": args.density,
+        "alphas": list(ALPHAS),
+        "settings": s.as_dict(),
+        "seconds": time.time() - started,
+        "summary": summary,
+        "results": results,
+    }
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(args.out_dir / f"{args.tag}.json", report)
+    (args.out_dir / f"{args.tag}.md").write_text(markdown(report), encoding="utf-8")
+    print(markdown(report))
+    return 0
+
+
+def _ci(v) -> str:
+    mean, lo, hi = v
+    return "–" if not np.isfinite(mean) else f"{mean:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+def _pct(v) -> str:
+    mean, lo, hi = v
+    return "–" if not np.isfinite(mean) else f"{100 * mean:.0f} % [{100 * lo:.0f}, {100 * hi:.0f}]"
+
+
+def markdown(report: dict) -> str:
+    lines = [
+        "# Toy world: even α steps (EMS Alpha Sweep `spacing`)",
+        "",
+        f"`{report['command']}` — {report['date']}, {report['split']} split, {report['per_kind']} cases per "
+        f"kind, probe grid of {report['density']} points, {report['seconds'] / 60:.0f} min.",
+        "",
+        "Five-item sweeps 0 … 1, typed as 0, 0.25, 0.5, 0.75, 1 (*as typed*) or spaced *even*. "
+        "q = the readout's progress as a fraction of the way from the first item to the last; "
+        f"*within* = all three inner items within ±{TOLERANCE} of 0.25 / 0.5 / 0.75 (over the sweeps whose "
+        f"ends differ by ≥ {NO_EDIT} in progress). Triangle deficit and step CV on pixel RMS distances "
+        "(ours; 0 is best for both). Means with 95 % bootstrap intervals over cases.",
+        "",
+    ]
+    for method, kinds in report["summary"].items():
+        lines += [
+            f"## {method}",
+            "",
+            "| kind | spacing | sweeps (edited) | within ±0.1 | max \\|q − f\\| | mean q at 0.25 / 0.5 / 0.75 "
+            "| monotone | triangle deficit | step CV |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for kind, by in kinds.items():
+            for sp, v in by.items():
+                q = " / ".join(f"{x:.2f}" for x in v["fraction"][1:4])
+                lines.append(
+                    f"| {kind} | {sp} | {v['sweeps']} ({v['edited']}) | {_pct(v['within'])} | "
+                    f"{_ci(v['max_dev'])} | {q} | {_pct(v['monotone'])} | {_ci(v['deficit'])} | "
+                    f"{_ci(v['step_cv'])} |"
+                )
+        lines.append("")
+    costs = {}
+    for r in report["results"]:
+        for sp in SPACINGS:
+            c = costs.setdefault((r["method"], sp), {"calls": [], "items": [], "probe_calls": [], "probe_items": []})
+            c["calls"].append(r[sp]["cost"]["calls"])
+            c["items"].append(r[sp]["cost"]["items"])
+            if r[sp]["probe"]:
+                c["probe_calls"].append(r[sp]["probe"]["calls"])
+                c["probe_items"].append(r[sp]["probe"]["items"])
+    lines += [
+        "## Cost (model calls, counted)",
+        "",
+        "| method | spacing | sweep calls (items) | probe calls (items) |",
+        "|---|---|---|---|",
+    ]
+    for (method, sp), c in costs.items():
+        probe = f"{np.mean(c['probe_calls']):.0f} ({np.mean(c['probe_items']):.0f})" if c["probe_calls"] else "–"
+        lines.append(f"| {method} | {sp} | {np.mean(c['calls']):.0f} ({np.mean(c['items']):.0f}) | {probe} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
