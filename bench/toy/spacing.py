@@ -4,7 +4,8 @@
     bash scripts/tool.sh -m bench.toy.spacing --per-kind 2 --methods ems_flowedit   # smoke
 
 For each held-out case of the colour, size and background kinds and each method with a degree
-(full EMS on the img2img path, EMS Flow Edit), the five-item sweep is run twice: with α as typed
+(full EMS on the img2img path, EMS Flow Edit, the text-only ablation, the FlowEdit baseline and the
+ODE-inversion start, as :mod:`bench.toy.methods` defines them), the five-item sweep is run twice: with α as typed
 (0, 0.25, 0.5, 0.75, 1) and with EMS Alpha Sweep's ``even`` spacing (the node's own probe,
 ``nodes.spacing_probe``, and ``ems.spacing.respace``). Every output is read back with the toy
 world's readout. Measures (ours), per sweep:
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import sys
 import time
 from pathlib import Path
@@ -47,7 +49,14 @@ from .world import World, load_models, model_identity, run_method
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 KINDS = ("colour", "size", "background")
-METHODS = ("ems", "ems_flowedit")
+METHODS = ("ems", "ems_flowedit", "text_only", "flowedit", "ode_inversion")
+LABELS = {
+    "ems": "full EMS (img2img + CSDS)",
+    "ems_flowedit": "EMS Flow Edit",
+    "text_only": "text only (img2img with c̃)",
+    "flowedit": "FlowEdit baseline",
+    "ode_inversion": "ODE inversion, then c̃",
+}
 SPACINGS = ("as typed", "even")
 TOLERANCE = 0.1
 NO_EDIT = 0.25  # |p_last − p_0| below this: the sweep's ends do not differ, so no fraction is defined
@@ -63,6 +72,7 @@ def parse_args(argv=None):
     ap.add_argument("--cpu", action="store_true")
     ap.add_argument("--out-dir", type=Path, default=REPORTS)
     ap.add_argument("--tag", default="toyworld-spacing")
+    ap.add_argument("--markdown-from", type=Path, help="re-render the report from its JSON and stop")
     return ap.parse_args(argv)
 
 
@@ -140,6 +150,10 @@ def summarize(rows: list[dict]) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.markdown_from:
+        report = json.loads(args.markdown_from.read_text(encoding="utf-8"))
+        (args.out_dir / f"{args.tag}.md").write_text(markdown(report), encoding="utf-8")
+        return 0
     harness.setup(cpu=args.cpu or not torch.cuda.is_available())
     kinds, methods = args.kinds.split(","), args.methods.split(",")
     cases = [c for c in edit_cases(args.split, args.per_kind) if c.kind in kinds]
@@ -223,8 +237,12 @@ def markdown(report: dict) -> str:
         "",
     ]
     for method, kinds in report["summary"].items():
+        placed = [r["even"]["alphas"] for r in report["results"] if r["method"] == method]
+        mean_placed = " / ".join(f"{np.mean([a[i] for a in placed]):.2f}" for i in (1, 2, 3)) if placed else "–"
         lines += [
-            f"## {method}",
+            f"## {LABELS.get(method, method)} (`{method}`)",
+            "",
+            f"Inner α placed by `even`, mean over all cases: {mean_placed} (typed: 0.25 / 0.5 / 0.75).",
             "",
             "| kind | spacing | sweeps (edited) | within ±0.1 | max \\|q − f\\| | mean q at 0.25 / 0.5 / 0.75 "
             "| monotone | triangle deficit | step CV |",
@@ -250,6 +268,8 @@ def markdown(report: dict) -> str:
                 c["probe_items"].append(r[sp]["probe"]["items"])
     lines += [
         "## Cost (model calls, counted)",
+        "",
+        "Per five-item sweep, means over the cases; `even` adds the probe's one call to the sweep's own.",
         "",
         "| method | spacing | sweep calls (items) | probe calls (items) |",
         "|---|---|---|---|",
