@@ -1,8 +1,11 @@
-"""α schedules for sweeps: ``"0, 0.25, 0.5, 1"`` or ``"start:stop:count"`` (inclusive)."""
+"""α schedules for sweeps: ``"0, 0.25, 0.5, 1"``, ``"start:stop:count"`` (inclusive), or
+``"start:auto:count"`` (``-auto`` for the opposite direction), whose stop the model measures."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Optional
 
 from .validation import ALPHA, SAFE_ALPHA, InputError, outside_safe_alpha
 
@@ -33,14 +36,50 @@ def _number(text: str, what: str) -> float:
     return value
 
 
+@dataclass(frozen=True)
+class AutoRange:
+    """``"start:auto:count"``: count values from start to a stop found by measurement (``sign``
+    +1 toward the edit, −1 away from it)."""
+
+    start: float
+    sign: int
+    count: int
+
+
+def parse_auto(text: str, max_count: int = MAX_SWEEP) -> Optional[AutoRange]:
+    """The automatic range a schedule asks for, or None for an ordinary schedule."""
+    parts = [p.strip() for p in (text or "").split(":")]
+    if len(parts) != 3 or parts[1].lower() not in ("auto", "+auto", "-auto"):
+        return None
+    start = _in_range(_number(parts[0], "start"))
+    count = _number(parts[2], "count")
+    if count != int(count) or not 2 <= count <= max_count:
+        raise AlphaScheduleError(
+            f"count {parts[2]!r} of an automatic range must be a whole number from 2 to {max_count}."
+        )
+    sign = -1 if parts[1].lower() == "-auto" else 1
+    limit = SAFE_RANGE[1] if sign > 0 else SAFE_RANGE[0]
+    if (limit - start) * sign < 1.0:
+        raise AlphaScheduleError(
+            f"an automatic range from {start:g} has less than one unit of alpha before {limit:g}, the end of the "
+            "range where images usually hold; start nearer 0."
+        )
+    return AutoRange(start, sign, int(count))
+
+
 def parse_alphas(text: str, max_count: int = MAX_SWEEP) -> list[float]:
     """Parse an α schedule into a list of floats.
 
     - ``"a, b, c"`` (commas, semicolons or whitespace) → ``[a, b, c]`` in the order written;
     - ``"start:stop:count"`` → ``count`` evenly spaced values from start to stop inclusive.
 
-    Every value must lie in ``ALPHA``'s range (±10, the same as a single α's).
+    Every value must lie in ``ALPHA``'s range (±10, the same as a single α's). An automatic range
+    (``parse_auto``) has no values until it is measured, so it is refused here.
     """
+    if parse_auto(text, max_count) is not None:
+        raise AlphaScheduleError(
+            "an automatic range (start:auto:count) needs the model to measure it; use it in EMS Alpha Sweep."
+        )
     return [_in_range(a) for a in _parse(text, max_count)]
 
 

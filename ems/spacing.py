@@ -34,6 +34,16 @@ DEFAULT_DENSITY = 17
 MAX_DENSITY = 129
 
 
+# The automatic range (ours): probe every AUTO_STEP from the start to the end of the range where
+# images usually hold, and stop before the response turns away from the edit's own direction
+# (cosine of a step with the first unit's change below TURN_COS: the picture starts changing in
+# other ways, which is how it breaks) or fades (a step's rate below FADE_RATE of the first unit's
+# mean rate: the edit has saturated). It never stops before one unit, the full edit.
+AUTO_STEP = 0.125
+TURN_COS = 0.5
+FADE_RATE = 0.25
+
+
 class SpacingError(InputError):
     pass
 
@@ -115,3 +125,45 @@ def respace(alphas: Sequence[float], grid: Sequence[float], features: torch.Tens
     placed = invert(grid, s, [share * total for share in shares[1:-1]])
     change = [float(v) / total for v in s]
     return Respaced([first, *placed, last], list(map(float, grid)), change, False)
+
+
+def auto_grid(start: float, sign: int, limit: float) -> list[float]:
+    """Probe α from ``start`` toward ``limit`` every ``AUTO_STEP`` (``start + sign`` is a grid point)."""
+    steps = int(math.floor(abs(limit - start) / AUTO_STEP + 1e-9))
+    if steps * AUTO_STEP < 1.0:
+        raise SpacingError(f"an automatic range needs at least one unit of alpha between {start:g} and {limit:g}.")
+    return [start + sign * AUTO_STEP * j for j in range(steps + 1)]
+
+
+@dataclass(frozen=True)
+class AutoStop:
+    alpha: float
+    index: int  # of ``alpha`` in the grid
+    reason: str  # "turns away", "fades" or "range end"
+
+
+def auto_stop(grid: Sequence[float], features: torch.Tensor) -> AutoStop:
+    """Where an automatic range ends (see ``TURN_COS`` / ``FADE_RATE``), on the probe of ``auto_grid``.
+
+    ``features`` (N, ...): the model's response at each grid point."""
+    if len(grid) != features.shape[0] or len(grid) < 3:
+        raise SpacingError(f"the probe has {features.shape[0]} results for {len(grid)} grid points.")
+    flat = features.reshape(features.shape[0], -1).double()
+    if not torch.isfinite(flat).all():
+        raise SpacingError("the model's probe prediction is not finite; check the model and the latent.")
+    unit_index = int(round(1.0 / AUTO_STEP))
+    unit = flat[unit_index] - flat[0]
+    unit_rate = float(unit.pow(2).mean().sqrt())  # the mean change per unit of α over the full edit
+    if unit_rate == 0.0:
+        return AutoStop(float(grid[unit_index]), unit_index, "fades")
+    steps = flat[1:] - flat[:-1]
+    for j in range(unit_index, len(steps)):  # the step from grid[j] to grid[j + 1]
+        step = steps[j]
+        rate = float(step.pow(2).mean().sqrt()) / AUTO_STEP
+        norm = float(step.norm()) * float(unit.norm())
+        cos = float(step @ unit) / norm if norm > 0 else 0.0
+        if rate < FADE_RATE * unit_rate:  # first: a step that barely moves has no direction to judge
+            return AutoStop(float(grid[j]), j, "fades")
+        if cos < TURN_COS:
+            return AutoStop(float(grid[j]), j, "turns away")
+    return AutoStop(float(grid[-1]), len(grid) - 1, "range end")

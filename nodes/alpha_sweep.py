@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from comfy_api.v0_0_2 import io, ui
 
-from ..ems.alphas import DEFAULT_SWEEP, format_alpha, parse_alphas
+from ..ems.alphas import DEFAULT_SWEEP, SAFE_RANGE, format_alpha, parse_alphas, parse_auto
 from ..ems.conditioning import sweep_conditioning
-from ..ems.spacing import DEFAULT_DENSITY, SPACINGS, probe_grid, respace
+from ..ems.spacing import DEFAULT_DENSITY, SPACINGS, auto_grid, auto_stop, probe_grid, respace
 from .common import (
     CATEGORY,
     LOG,
@@ -47,8 +47,9 @@ class EMSAlphaSweep(io.ComfyNode):
                 io.String.Input(
                     "alphas",
                     default=DEFAULT_SWEEP,
-                    tooltip='Strengths to render: a list "0, 0.5, 1" or a range '
-                    '"start:stop:count" such as "-1:2:7" (inclusive). ' + ALPHA_HELP,
+                    tooltip='Strengths to render: a list "0, 0.5, 1", a range "start:stop:count" such as '
+                    '"-1:2:7" (inclusive), or "0:auto:5" to go as far as the edit holds, measured by the model '
+                    "(needs model, latent_image and sigmas; -auto for the opposite edit). " + ALPHA_HELP,
                 ),
                 pooled_input(),
                 base_input(),
@@ -110,17 +111,19 @@ class EMSAlphaSweep(io.ComfyNode):
         model=None,
         sigmas=None,
     ) -> io.NodeOutput:
+        if spacing not in SPACINGS:
+            raise node_error(NODE, f"spacing {spacing!r} is not one of {', '.join(SPACINGS)}.")
         with node_errors(NODE):
-            values = parse_alphas(alphas)
-        warning = warn_unsafe(NODE, values)
+            auto = parse_auto(alphas)
+            values = None if auto else parse_alphas(alphas)
         if latent_image is not None:
             check_latent_layout(NODE, "latent_image", latent_image)
         check_finite_inputs(NODE, source=source, target=target, base=base, latent_image=latent_image)
         note = ""
-        if spacing == "even":
-            values, note = cls.even(source, target, values, manipulate_pooled, base, latent_image, model, sigmas)
-        elif spacing not in SPACINGS:
-            raise node_error(NODE, f"spacing {spacing!r} is not one of {', '.join(SPACINGS)}.")
+        if auto is not None or spacing == "even":
+            probe = Probe(source, target, manipulate_pooled, base, latent_image, model, sigmas, auto is not None)
+            values, note = probe.measure(values, auto, spacing == "even")
+        warning = warn_unsafe(NODE, values)
         with node_errors(NODE):
             cond = sweep_conditioning(source, target, values, manipulate_pooled, base)
         check_finite_output(NODE, "conditioning", cond)
@@ -162,29 +165,63 @@ class EMSAlphaSweep(io.ComfyNode):
         shown = "\n".join(part for part in (labels, note, warning and f"⚠ {warning}") if part)
         return io.NodeOutput(cond, latent, labels, len(values), ui=ui.PreviewText(shown))
 
-    @staticmethod
-    def even(source, target, values, manipulate_pooled, base, latent_image, model, sigmas):
-        """The respaced alphas (inner ones rounded to the labels' 3 decimals) and a one-line note."""
-        missing = [
-            name for name, v in (("model", model), ("latent_image", latent_image), ("sigmas", sigmas)) if v is None
-        ]
+
+class Probe:
+    """What the model measures for a sweep: an automatic range's stop and/or even spacing, from one
+    batched probe call (``nodes.spacing_probe``), placed by ``ems.spacing``."""
+
+    def __init__(self, source, target, manipulate_pooled, base, latent_image, model, sigmas, auto: bool):
+        what = "an automatic range (start:auto:count)" if auto else "spacing 'even'"
+        missing = [n for n, v in (("model", model), ("latent_image", latent_image), ("sigmas", sigmas)) if v is None]
         if missing:
             raise node_error(
                 NODE,
-                f"spacing 'even' measures the edit with the model, so it needs {', '.join(missing)} connected: "
-                "the model, the VAE Encode latent and the SIGMAS your sampler (or EMS Flow Edit) runs. Or choose "
-                "spacing 'as typed'.",
+                f"{what} measures the edit with the model, so it needs {', '.join(missing)} connected: the "
+                "model, the VAE Encode latent and the SIGMAS your sampler (or EMS Flow Edit) runs. Or type the "
+                "alphas and choose spacing 'as typed'.",
             )
         if sigmas.ndim != 1 or sigmas.numel() < 2 or not float(sigmas[0]) > 0:
             raise node_error(NODE, "sigmas must be a schedule that starts above 0 (BasicScheduler, denoise < 1).")
         if latent_image["samples"].shape[0] != 1:
-            raise node_error(NODE, "spacing 'even' edits one image: latent_image must have a batch of 1.")
+            raise node_error(NODE, f"{what} edits one image: latent_image must have a batch of 1.")
+        self.args = (source, target, manipulate_pooled, base)
+        self.latent, self.model, self.sigmas = latent_image, model, sigmas
+
+    def response(self, grid: list[float]):
+        source, target, manipulate_pooled, base = self.args
+        conditioning = sweep_conditioning(source, target, grid, manipulate_pooled, base)
+        return probe_change(self.model, conditioning, self.latent, self.sigmas)
+
+    def measure(self, values, auto, even: bool) -> tuple[list[float], str]:
+        """(the alphas to render, inner ones rounded to the labels' 3 decimals; a one-line note)."""
         with node_errors(NODE):
-            grid = probe_grid(values)
-            grid_conditioning = sweep_conditioning(source, target, grid, manipulate_pooled, base)
-            placed = respace(values, grid, probe_change(model, grid_conditioning, latent_image, sigmas))
-        used = [values[0], *(round(a, 3) for a in placed.alphas[1:-1]), values[-1]]
-        if placed.flat:
-            return list(values), "even spacing: the model showed no change along alpha; kept as typed."
-        LOG.info("%s: even spacing placed alpha at %s", NODE, ", ".join(f"{a:g}" for a in used))
-        return used, f"even spacing: 1 model call on {len(grid)} probe alphas"
+            if auto is not None:
+                limit = SAFE_RANGE[1] if auto.sign > 0 else SAFE_RANGE[0]
+                grid = auto_grid(auto.start, auto.sign, limit)
+                features = self.response(grid)
+                probed = len(grid)
+                stop = auto_stop(grid, features)
+                grid, features = grid[: stop.index + 1], features[: stop.index + 1]
+                values = [auto.start + (stop.alpha - auto.start) * i / (auto.count - 1) for i in range(auto.count)]
+                values = [round(a, 3) for a in values]
+                why = {
+                    "turns away": "the response turns away from the edit beyond it",
+                    "fades": "the edit saturates beyond it",
+                    "range end": "the end of the range where images usually hold",
+                }[stop.reason]
+                note = f"automatic range: stops at α={stop.alpha:g} ({why})"
+            else:
+                grid = probe_grid(values)
+                features = self.response(grid)
+                probed, note = len(grid), ""
+            if even:
+                placed = respace(values, grid, features)
+                if placed.flat:
+                    note = "; ".join(
+                        p for p in (note, "even spacing: the model showed no change; kept evenly typed") if p
+                    )
+                else:
+                    values = [values[0], *(round(a, 3) for a in placed.alphas[1:-1]), values[-1]]
+                    note = "; ".join(p for p in (note, "even spacing") if p)
+        LOG.info("%s: %s; alphas %s", NODE, note, ", ".join(f"{a:g}" for a in values))
+        return values, f"{note} (1 model call on {probed} probe alphas)"

@@ -22,6 +22,10 @@ world's readout. Measures (ours), per sweep:
 
 Each mean comes with a 95 % bootstrap interval over cases. Writes ``bench/reports/toyworld-spacing.md``
 and ``.json``.
+
+``--auto`` measures the automatic range instead (``"0:auto:5"``): per case, where the probe stops
+and why, and the edit read back at α = 1 and at the stop (target reached, other attributes kept);
+it writes ``toyworld-spacing-auto.md`` / ``.json``.
 """
 
 from __future__ import annotations
@@ -35,8 +39,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
-from comfyui_ems.ems.spacing import DEFAULT_DENSITY, probe_grid, respace
+from comfyui_ems.ems.spacing import (
+    AUTO_STEP,
+    DEFAULT_DENSITY,
+    FADE_RATE,
+    TURN_COS,
+    auto_grid,
+    auto_stop,
+    probe_grid,
+    respace,
+)
+from comfyui_ems.ems.grid import labelled_grid
+from comfyui_ems.ems.validation import SAFE_ALPHA
 from comfyui_ems.llm_io.files import write_json_atomic
 from comfyui_ems.toyworld.edits import edit_cases
 from comfyui_ems.toyworld.readout import progress
@@ -45,6 +61,7 @@ from bench import REPORTS, harness
 
 from .front import bootstrap
 from .methods import ToySettings
+from .score import score_images
 from .world import World, load_models, model_identity, run_method
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -73,6 +90,13 @@ def parse_args(argv=None):
     ap.add_argument("--out-dir", type=Path, default=REPORTS)
     ap.add_argument("--tag", default="toyworld-spacing")
     ap.add_argument("--markdown-from", type=Path, help="re-render the report from its JSON and stop")
+    ap.add_argument("--auto", action="store_true", help="measure the automatic range (0:auto:count) instead")
+    ap.add_argument(
+        "--pictures",
+        type=int,
+        default=0,
+        help="draw N cases per kind, as typed above even, and stop (toyworld-spacing.png)",
+    )
     return ap.parse_args(argv)
 
 
@@ -159,6 +183,10 @@ def main(argv=None) -> int:
     cases = [c for c in edit_cases(args.split, args.per_kind) if c.kind in kinds]
     world = World(load_models(False), seed=ToySettings.seed, model_id=model_identity())
     s = ToySettings()
+    if args.auto:
+        return auto_study(world, cases, [m for m in methods if m in ("ems", "ems_flowedit")], s, args, argv)
+    if args.pictures:
+        return pictures(world, cases, methods[0], s, args)
     started = time.time()
     results = []
     for n, case in enumerate(cases):
@@ -210,6 +238,108 @@ def main(argv=None) -> int:
     (args.out_dir / f"{args.tag}.md").write_text(markdown(report), encoding="utf-8")
     print(markdown(report))
     return 0
+
+
+def pictures(world: World, cases, method: str, s: ToySettings, args) -> int:
+    """For ``args.pictures`` cases per kind: the sweep as typed, and under it the sweep spaced even,
+    each tile labelled with its α (tiles enlarged 3×)."""
+    rows, seen = [], {}
+    for case in cases:
+        if seen.get(case.kind, 0) >= args.pictures:
+            continue
+        seen[case.kind] = seen.get(case.kind, 0) + 1
+        for spacing in SPACINGS:
+            alphas = list(ALPHAS) if spacing == "as typed" else even_alphas(world, method, case, s, args.density)[0]
+            images, _ = run_method(world, method, case, alphas, s)
+            big = torch.nn.functional.interpolate(images.permute(0, 3, 1, 2), scale_factor=3, mode="nearest")
+            labels = [f"{spacing[:5]} {case.kind} α={a:.2f}" for a in alphas]
+            rows.append(labelled_grid(big.permute(0, 2, 3, 1).float(), labels, columns=len(alphas))[0])
+    width = max(r.shape[1] for r in rows)
+    padded = [torch.nn.functional.pad(r, (0, 0, 0, width - r.shape[1]), value=1.0) for r in rows]
+    picture = (torch.cat(padded, dim=0).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    path = args.out_dir / f"{args.tag}.png"
+    Image.fromarray(picture).save(path)
+    print(path)
+    return 0
+
+
+def auto_study(world: World, cases, methods, s: ToySettings, args, argv) -> int:
+    """Where the automatic range stops on each case, and what the edit looks like there."""
+    started = time.time()
+    rows = []
+    for n, case in enumerate(cases):
+        inp = world.inputs(case)
+        source, target = inp["conds"][0], inp["conds"][1]
+        for method in methods:
+            grid = auto_grid(0.0, 1, SAFE_ALPHA[1])
+            conditioning = harness.pack_module("ems.conditioning").sweep_conditioning(source, target, grid)
+            probe = harness.pack_module("nodes.spacing_probe").probe_change
+            with torch.inference_mode():
+                features = probe(world.model, conditioning, inp["latent"], sweep_sigmas(world, method, s))
+            stop = auto_stop(grid, features)
+            images, _ = run_method(world, method, case, [1.0, stop.alpha], s)
+            pixels = (images.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+            scored = score_images(case, method, [1.0, stop.alpha], pixels, inp["pixels"])
+            rows.append(
+                {
+                    "kind": case.kind,
+                    "case": n,
+                    "method": method,
+                    "stop": stop.alpha,
+                    "reason": stop.reason,
+                    "at_1": {k: scored[0][k] for k in ("reached", "kept", "progress")},
+                    "at_stop": {k: scored[1][k] for k in ("reached", "kept", "progress")},
+                }
+            )
+        print(f"[{n + 1}/{len(cases)}] {case.kind} {time.time() - started:.0f}s", file=sys.stderr, flush=True)
+    report = {
+        "command": "bash scripts/tool.sh -m bench.toy.spacing " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "date": datetime.date.today().isoformat(),
+        "split": args.split,
+        "per_kind": args.per_kind,
+        "seconds": time.time() - started,
+        "rows": rows,
+    }
+    tag = f"{args.tag}-auto"
+    write_json_atomic(args.out_dir / f"{tag}.json", report)
+    (args.out_dir / f"{tag}.md").write_text(auto_markdown(report), encoding="utf-8")
+    print(auto_markdown(report))
+    return 0
+
+
+def auto_markdown(report: dict) -> str:
+    lines = [
+        "# Toy world: the automatic range (EMS Alpha Sweep `start:auto:count`)",
+        "",
+        f"`{report['command']}` — {report['date']}, {report['split']} split, {report['per_kind']} cases per kind, "
+        f"{report['seconds'] / 60:.0f} min.",
+        "",
+        f"The probe runs every {AUTO_STEP} from α = 0 to {SAFE_ALPHA[1]:g} (one batched call) and stops before the "
+        f"response turns away from the full edit's direction (cosine < {TURN_COS}) or fades (a step's rate below "
+        f"{FADE_RATE} of the full edit's mean rate) — our criterion. Then the edit is rendered at α = 1 and at the "
+        "stop and read back: *reached* = the target value is read, *kept* = share of the other attributes read as "
+        "the source's. Means with 95 % bootstrap intervals over cases.",
+        "",
+        "| method | kind | cases | stop α: mean [CI] (min … max) | reasons | reached at 1 → at stop | kept at 1 → at stop |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    rows = report["rows"]
+    for method in dict.fromkeys(r["method"] for r in rows):
+        for kind in [*dict.fromkeys(r["kind"] for r in rows), "all"]:
+            rs = [r for r in rows if r["method"] == method and (kind == "all" or r["kind"] == kind)]
+            stops = [r["stop"] for r in rs]
+            reasons = ", ".join(
+                f"{k} {sum(r['reason'] == k for r in rs)}"
+                for k in ("turns away", "fades", "range end")
+                if any(r["reason"] == k for r in rs)
+            )
+            lines.append(
+                f"| {LABELS.get(method, method)} | {kind} | {len(rs)} | {_ci(bootstrap(stops))} ({min(stops):g} … "
+                f"{max(stops):g}) | {reasons} | {_pct(bootstrap([float(r['at_1']['reached']) for r in rs]))} → "
+                f"{_pct(bootstrap([float(r['at_stop']['reached']) for r in rs]))} | "
+                f"{_pct(bootstrap([r['at_1']['kept'] for r in rs]))} → {_pct(bootstrap([r['at_stop']['kept'] for r in rs]))} |"
+            )
+    return "\n".join(lines) + "\n"
 
 
 def _ci(v) -> str:

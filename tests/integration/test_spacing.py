@@ -46,13 +46,11 @@ def run_even(env, alphas="0, 0.25, 0.5, 0.75, 1"):
     return counter.calls, out, (model, source, target, latent, sigmas)
 
 
-def independent_placement(env, model, source, target, latent, sigmas):
+def raw_predictions(env, model, source, target, latent, sigmas, grid):
     """The probe written out again: noise_scaling of the latent with the fixed seed's noise at σ0,
-    one raw apply_model per grid α (cond only), rms steps, piecewise-linear inversion."""
+    one raw apply_model per grid α (cond only)."""
     import comfy.sample
 
-    spacing = env["spacing"]
-    grid = spacing.probe_grid(TYPED, spacing.DEFAULT_DENSITY)
     base = model.model
     ms = base.model_sampling
     sigma = float(sigmas[0])
@@ -65,6 +63,14 @@ def independent_placement(env, model, source, target, latent, sigmas):
             (cond,) = env["sweep"](source, target, [a])
             out = base.apply_model(x, torch.tensor([sigma]), c_crossattn=cond[0], y=cond[1]["pooled_output"])
             preds.append(out[0])
+    return preds
+
+
+def independent_placement(env, model, source, target, latent, sigmas):
+    """rms steps of the raw predictions, piecewise-linear inversion at the typed shares."""
+    spacing = env["spacing"]
+    grid = spacing.probe_grid(TYPED, spacing.DEFAULT_DENSITY)
+    preds = raw_predictions(env, model, source, target, latent, sigmas, grid)
     s = [0.0]
     for p, q in zip(preds, preds[1:]):
         s.append(s[-1] + math.sqrt(float((q.double() - p.double()).pow(2).mean())))
@@ -89,6 +95,27 @@ def test_even_spacing_is_one_batched_probe_call_and_matches_an_independent_place
     # the conditioning is the sweep at exactly the reported α
     reference = env["sweep"](inputs[1], inputs[2], used)
     torch.testing.assert_close(cond[0][0], reference[0][0])
+
+
+def test_an_automatic_range_is_one_probe_call_and_stops_where_an_independent_reading_does(env):
+    calls, out, inputs = run_even(env, alphas="0:auto:5")
+    spacing = env["spacing"]
+    grid = spacing.auto_grid(0.0, 1, 3.0)
+    assert calls == [len(grid)], calls
+    used = [float(line.split("=")[1]) for line in out.result[2].splitlines()]
+    # the stop, read again from raw predictions: the first step past α = 1 that fades or turns away
+    preds = [p.double().flatten() for p in raw_predictions(env, *inputs, grid)]
+    unit = preds[8] - preds[0]
+    stop = grid[-1]
+    for j in range(8, len(grid) - 1):
+        step = preds[j + 1] - preds[j]
+        rate = math.sqrt(float(step.pow(2).mean())) / spacing.AUTO_STEP
+        cos = float(step @ unit) / (float(step.norm()) * float(unit.norm()))
+        if rate < spacing.FADE_RATE * math.sqrt(float(unit.pow(2).mean())) or cos < spacing.TURN_COS:
+            stop = grid[j]
+            break
+    assert used[0] == 0.0 and used[-1] == pytest.approx(stop) and stop >= 1.0
+    assert len(used) == 5 and used == sorted(used)  # even spacing on top: still the one call
 
 
 def test_as_typed_calls_no_model(env):

@@ -24,7 +24,16 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 STUDIES = ("cost", "paper", "toy", "latent")
 # every command of bench/: ``python -m <module>``
-ENTRY_POINTS = ("bench", "bench.cost", "bench.paper", "bench.toy", "bench.toy.front", "bench.latent", "bench.metrics")
+ENTRY_POINTS = (
+    "bench",
+    "bench.cost",
+    "bench.paper",
+    "bench.toy",
+    "bench.toy.front",
+    "bench.toy.spacing",
+    "bench.latent",
+    "bench.metrics",
+)
 
 
 def module_name(path: Path, root: Path) -> str:

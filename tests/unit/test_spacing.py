@@ -94,3 +94,55 @@ def test_values_that_cannot_be_spaced_are_refused_with_the_fix(alphas):
 def test_a_non_finite_probe_is_refused():
     with pytest.raises(SpacingError, match="not finite"):
         respace([0.0, 1.0], [0.0, 0.5, 1.0], torch.tensor([[0.0], [float("nan")], [1.0]]))
+
+
+# -- the automatic range ------------------------------------------------------------------------------
+
+from comfyui_ems.ems.alphas import AlphaScheduleError, parse_alphas, parse_auto  # noqa: E402
+from comfyui_ems.ems.spacing import AUTO_STEP, auto_grid, auto_stop  # noqa: E402
+
+
+def path_response(grid, position):
+    """Features at ``position(α)``, a point in a 2-D plane embedded in the latent: the edit moves
+    along the first axis, 'breaking' moves along the second."""
+    e1 = torch.zeros(2, 4, 4, dtype=torch.float64)
+    e2 = torch.zeros(2, 4, 4, dtype=torch.float64)
+    e1[0] = 1.0
+    e2[1] = 1.0
+    return torch.stack([x * e1 + y * e2 for x, y in map(position, grid)])
+
+
+def test_the_auto_grid_reaches_one_unit_and_the_limit():
+    grid = auto_grid(0.0, 1, 3.0)
+    assert grid[int(1 / AUTO_STEP)] == 1.0 and grid[-1] == 3.0 and len(grid) == 25
+    assert auto_grid(0.5, -1, -2.0)[int(1 / AUTO_STEP)] == -0.5
+
+
+def test_a_response_that_turns_away_stops_before_the_turn():
+    grid = auto_grid(0.0, 1, 3.0)
+    stop = auto_stop(grid, path_response(grid, lambda a: (min(a, 1.5), max(0.0, a - 1.5) * 3)))
+    assert stop.reason == "turns away" and stop.alpha == 1.5
+
+
+def test_a_saturating_response_stops_where_it_fades():
+    grid = auto_grid(0.0, 1, 3.0)
+    stop = auto_stop(grid, path_response(grid, lambda a: (a if a <= 2 else 2 + 0.1 * (a - 2), 0.0)))
+    assert stop.reason == "fades" and stop.alpha == 2.0
+
+
+def test_a_response_that_holds_goes_to_the_end_and_never_stops_before_one_unit():
+    grid = auto_grid(0.0, 1, 3.0)
+    assert auto_stop(grid, path_response(grid, lambda a: (a, 0.0))).reason == "range end"
+    early = auto_stop(grid, path_response(grid, lambda a: (min(a, 0.5), 0.0)))  # nothing after 0.5
+    assert early.alpha == 1.0 and early.reason == "fades"
+
+
+def test_auto_ranges_parse_and_ordinary_schedules_do_not():
+    assert parse_auto("0:auto:5").sign == 1 and parse_auto("0 : -auto : 4").sign == -1
+    assert parse_auto("0:1:5") is None and parse_auto("0, 1") is None
+    with pytest.raises(AlphaScheduleError, match="from 2 to"):
+        parse_auto("0:auto:1")
+    with pytest.raises(AlphaScheduleError, match="less than one unit"):
+        parse_auto("2.5:auto:5")
+    with pytest.raises(AlphaScheduleError, match="needs the model"):
+        parse_alphas("0:auto:5")
