@@ -156,6 +156,24 @@ def sweep_measures(images: np.ndarray, case) -> dict:
     return out
 
 
+def summaries(results: list[dict]) -> dict:
+    """{method: {kind or "all": {spacing: summarize(...)}}} over the per-sweep results."""
+    out = {}
+    for method in dict.fromkeys(r["method"] for r in results):
+        mine = [r for r in results if r["method"] == method]
+        kinds = [*dict.fromkeys(r["kind"] for r in mine), "all"]
+        out[method] = {
+            kind: {sp: summarize([r[sp] for r in mine if kind == "all" or r["kind"] == kind]) for sp in SPACINGS}
+            for kind in kinds
+        }
+    return out
+
+
+def _nanmean(values) -> float:
+    v = [x for x in values if x is not None and np.isfinite(x)]
+    return float(np.mean(v)) if v else float("nan")
+
+
 def summarize(rows: list[dict]) -> dict:
     edited = [r for r in rows if r["edited"]]
     return {
@@ -167,8 +185,8 @@ def summarize(rows: list[dict]) -> dict:
         "monotone": bootstrap([float(r["monotone"]) for r in rows]),
         "deficit": bootstrap([r["deficit"] for r in rows]),
         "step_cv": bootstrap([r["step_cv"] for r in rows]),
-        "fraction": [float(np.mean([r["fraction"][i] for r in edited])) if edited else float("nan") for i in range(5)],
-        "progress": [float(np.nanmean([r["progress"][i] for r in rows])) for i in range(5)],
+        "fraction": [_nanmean([r["fraction"][i] for r in edited]) for i in range(5)],
+        "progress": [_nanmean([r["progress"][i] for r in rows]) for i in range(5)],
     }
 
 
@@ -176,6 +194,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.markdown_from:
         report = json.loads(args.markdown_from.read_text(encoding="utf-8"))
+        report["summary"] = summaries(report["results"])  # the summary as this version computes it
+        write_json_atomic(args.out_dir / f"{args.tag}.json", report)
         (args.out_dir / f"{args.tag}.md").write_text(markdown(report), encoding="utf-8")
         return 0
     harness.setup(cpu=args.cpu or not torch.cuda.is_available())
@@ -208,19 +228,7 @@ def main(argv=None) -> int:
                 entry[spacing] = {"alphas": alphas, "cost": cost, "probe": probe, **sweep_measures(pixels, case)}
             results.append(entry)
         print(f"[{n + 1}/{len(cases)}] {case.kind} {time.time() - started:.0f}s", file=sys.stderr, flush=True)
-    summary = {
-        method: {
-            kind: {
-                sp: summarize([r[sp] for r in results if r["method"] == method and r["kind"] == kind])
-                for sp in SPACINGS
-            }
-            for kind in [*kinds, "all"]
-        }
-        for method in methods
-    }
-    for method in methods:  # "all": pooled over the kinds
-        for sp in SPACINGS:
-            summary[method]["all"][sp] = summarize([r[sp] for r in results if r["method"] == method])
+    summary = summaries(results)
     report = {
         "command": "bash scripts/tool.sh -m bench.toy.spacing " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": datetime.date.today().isoformat(),
@@ -252,13 +260,13 @@ def pictures(world: World, cases, method: str, s: ToySettings, args) -> int:
             alphas = list(ALPHAS) if spacing == "as typed" else even_alphas(world, method, case, s, args.density)[0]
             images, _ = run_method(world, method, case, alphas, s)
             big = torch.nn.functional.interpolate(images.permute(0, 3, 1, 2), scale_factor=3, mode="nearest")
-            labels = [f"{spacing[:5]} {case.kind} α={a:.2f}" for a in alphas]
+            labels = [f"{'typed' if spacing == 'as typed' else 'even'} {case.kind} α={a:.2f}" for a in alphas]
             rows.append(labelled_grid(big.permute(0, 2, 3, 1).float(), labels, columns=len(alphas))[0])
     width = max(r.shape[1] for r in rows)
     padded = [torch.nn.functional.pad(r, (0, 0, 0, width - r.shape[1]), value=1.0) for r in rows]
     picture = (torch.cat(padded, dim=0).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
     path = args.out_dir / f"{args.tag}.png"
-    Image.fromarray(picture).save(path)
+    Image.fromarray(picture).save(path, optimize=True)
     print(path)
     return 0
 
@@ -342,6 +350,30 @@ def auto_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def findings(report: dict) -> list[str]:
+    """The target (≥ 80 % of colour, size and background sweeps within ±0.1 with even spacing) per
+    shipped method and kind, read from the summary; and whether even placed α alike for all."""
+    lines = ["## Against the target", ""]
+    for method in ("ems", "ems_flowedit"):
+        if method not in report["summary"]:
+            continue
+        parts = []
+        for kind in KINDS:
+            by = report["summary"][method].get(kind)
+            if by:
+                typed, even = by["as typed"]["within"][0], by["even"]["within"][0]
+                verdict = "met" if even >= 0.8 else "not met"
+                parts.append(f"{kind} {100 * typed:.0f} % → {100 * even:.0f} % ({verdict})")
+        lines.append(f"- {LABELS[method]}, sweeps within ±{TOLERANCE}, as typed → even: " + "; ".join(parts) + ".")
+    placements = {m: [r["even"]["alphas"] for r in report["results"] if r["method"] == m] for m in report["summary"]}
+    if len({json.dumps(v) for v in placements.values()}) == 1 and len(placements) > 1:
+        lines.append(
+            "- `even` placed the same α for every method: the probe depends only on the model, the "
+            "captions, the latent and the first σ, and every method here starts from the same σ."
+        )
+    return lines + [""]
+
+
 def _ci(v) -> str:
     mean, lo, hi = v
     return "–" if not np.isfinite(mean) else f"{mean:.2f} [{lo:.2f}, {hi:.2f}]"
@@ -366,6 +398,12 @@ def markdown(report: dict) -> str:
         "(ours; 0 is best for both). Means with 95 % bootstrap intervals over cases.",
         "",
     ]
+    lines += [
+        "Pictures: [toyworld-spacing.png](toyworld-spacing.png) — two scenes per kind with EMS Flow Edit, each "
+        "sweep as typed above the same sweep spaced even (`--pictures 2 --methods ems_flowedit`).",
+        "",
+    ]
+    lines += findings(report)
     for method, kinds in report["summary"].items():
         placed = [r["even"]["alphas"] for r in report["results"] if r["method"] == method]
         mean_placed = " / ".join(f"{np.mean([a[i] for a in placed]):.2f}" for i in (1, 2, 3)) if placed else "–"
