@@ -5,7 +5,8 @@ runs on the toy model with only the loader swapped (at the toy's 64×64: feed it
 or scale an image to 64×64 with ImageScale; other sizes run, but the model has only seen 64×64).
 The MODEL is loaded by ComfyUI's own SD3 detection from the MMDiT state dict, the VAE is ComfyUI's
 AutoencoderKL, the CLIP is ComfyUI's sd3_clip with SD3's tokenizers; the encoders' weights are
-rebuilt from their seed and checked against the checksum recorded at training.
+rebuilt from their seed and checked by what they compute: the embeddings of fixed probe captions,
+within a tolerance, against those recorded at training (``model.verify_probes``).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def load_toyworld(weights: Path | None = None):
     if unet is None or not isinstance(unet.model.model_config, comfy.supported_models.SD3):
         raise ToyWorldError(f"ComfyUI did not recognise {files[0].name} as SD3 (this ComfyUI is too old or new?).")
     vae = M.comfy_vae(_load_state_dict(files[1]))
-    clip = M.build_text_encoders(expected_sha256=meta["text_encoders"]["sha256"])
+    clip = M.build_text_encoders(expected=meta["text_encoders"])
     _CACHE.clear()
     _CACHE[key] = (unet, clip, vae)
     return _CACHE[key]

@@ -131,14 +131,76 @@ def verify_checksum(module: torch.nn.Module, expected_sha256: str, what: str) ->
             f"EMS toy world: {what} hash to {got[:16]}…, not to {expected_sha256[:16]}… as when the toy "
             "model was trained. This PyTorch's random generator (or ComfyUI's text-encoder layout) "
             "differs from the one used for training, so the trained MMDiT would get conditioning it "
-            "never saw. Retrain with `python -m toyworld.train` on this machine."
+            "never saw. Retrain with `make toy-train` on this machine."
         )
 
 
-def build_text_encoders(expected_sha256: str | None = None):
+# The rebuilt encoders are checked by what they compute, not by their bytes: an upstream change to
+# ComfyUI's CLIP/T5 modules that keeps the computation (a renamed parameter in the same order, an
+# added buffer, another kernel's rounding) still loads; one that changes it fails, naming the
+# caption that moved and by how much. Captions of the toy grammar and the empty prompt; each
+# embedding is kept as a fixed seeded projection to PROBE_SIZE numbers (tokens and pooled).
+PROBE_CAPTIONS = (
+    "two large red circles on a white background",
+    "one small blue square on a black background",
+    "three small green triangles on a gray background",
+    "",
+)
+PROBE_SIZE = 16
+PROBE_SEED = 7
+PROBE_TOLERANCE = 1e-3  # relative L2: float noise is ~1e-6, a changed encoder moves by ~1
+
+
+def probe_fingerprint(encode, captions=PROBE_CAPTIONS) -> dict[str, list[float]]:
+    """{caption: PROBE_SIZE projections of its token embedding, then PROBE_SIZE of its pooled one};
+    ``encode(text)`` → (tokens (1, T, D), pooled (1, P))."""
+    out = {}
+    for text in captions:
+        tokens, pooled = encode(text)
+        parts = []
+        for tensor in (tokens, pooled):
+            flat = tensor.detach().reshape(-1).to(torch.float64).cpu()
+            gen = torch.Generator().manual_seed(PROBE_SEED + flat.numel())  # one projection per size
+            projection = torch.randn(PROBE_SIZE, flat.numel(), generator=gen, dtype=torch.float64) / flat.numel() ** 0.5
+            parts += (projection @ flat).tolist()
+        out[text] = parts
+    return out
+
+
+def verify_probes(found: dict, expected: dict, what: str) -> None:
+    """Raise ChecksumMismatch (naming the caption, the deviation and what to do) unless every probe
+    caption's fingerprint is within PROBE_TOLERANCE of the recorded one."""
+    for text, want in expected.items():
+        got = found.get(text)
+        if got is None or len(got) != len(want):
+            raise ChecksumMismatch(f"EMS toy world: {what}: no fingerprint for the probe caption {text!r}.")
+        a, b = torch.tensor(got, dtype=torch.float64), torch.tensor(want, dtype=torch.float64)
+        error = float((a - b).norm() / b.norm().clamp_min(1e-12))
+        if not error <= PROBE_TOLERANCE:
+            raise ChecksumMismatch(
+                f"EMS toy world: {what} embed the caption {text!r} {error:.2g} away (relative) from what the "
+                f"encoders computed when the toy model was trained (tolerance {PROBE_TOLERANCE:g}). ComfyUI's "
+                "text-encoder modules (or this PyTorch's random generator) changed in a way that changes the "
+                "computation, so the trained MMDiT would get conditioning it never saw. Run the pack with the "
+                "ComfyUI version it was trained with (0.3.64), or retrain with `make toy-train`."
+            )
+
+
+def clip_encoder(clip):
+    """``encode(text)`` for :func:`probe_fingerprint` from a ComfyUI CLIP."""
+
+    def encode(text: str):
+        return clip.encode_from_tokens(clip.tokenize(text), return_pooled=True)
+
+    return encode
+
+
+def build_text_encoders(expected: dict | None = None):
     """The frozen SD3-layout text encoders as a ComfyUI CLIP, rebuilt from TEXT_ENCODER_SEED.
 
-    With ``expected_sha256`` the rebuilt weights must hash to it, else ChecksumMismatch.
+    ``expected``: the weights' record of them (``text_encoders`` in toyworld.json). With its
+    ``probes`` the rebuilt encoders must compute those fingerprints (``verify_probes``); a record
+    without probes falls back to the weights' hash (``sha256``). Else ChecksumMismatch.
     """
     ensure_comfy()
     import comfy.sd
@@ -151,10 +213,12 @@ def build_text_encoders(expected_sha256: str | None = None):
 
     clip = comfy.sd.CLIP(Target(), model_options={**TEXT_ENCODER_CONFIG, "dtype": torch.float32})
     seeded_parameters(clip.cond_stage_model, TEXT_ENCODER_SEED)
-    if expected_sha256 is not None:
-        verify_checksum(
-            clip.cond_stage_model, expected_sha256, f"the text encoders rebuilt from seed {TEXT_ENCODER_SEED}"
-        )
+    what = f"the text encoders rebuilt from seed {TEXT_ENCODER_SEED}"
+    if expected is not None and expected.get("probes"):
+        with torch.inference_mode():
+            verify_probes(probe_fingerprint(clip_encoder(clip), tuple(expected["probes"])), expected["probes"], what)
+    elif expected is not None:
+        verify_checksum(clip.cond_stage_model, expected["sha256"], what)
     return clip
 
 

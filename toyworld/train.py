@@ -306,6 +306,8 @@ def main(argv=None) -> int:
     log("text encoders: rebuilding from seed and encoding the caption grammar")
     clip = M.build_text_encoders()
     te_sha = M.parameters_sha256(clip.cond_stage_model)
+    with torch.inference_mode():
+        te_probes = M.probe_fingerprint(M.clip_encoder(clip))  # what the loader checks the rebuilt encoders by
     cached = torch.load(args.text_cache) if args.text_cache and args.text_cache.exists() else None
     if cached is not None and cached["sha256"] == te_sha:
         texts, context, pooled = cached["texts"], cached["context"], cached["pooled"]
@@ -346,6 +348,7 @@ def main(argv=None) -> int:
             "config": M.TEXT_ENCODER_CONFIG,
             "seed": M.TEXT_ENCODER_SEED,
             "sha256": te_sha,
+            "probes": te_probes,
             "torch": torch.__version__,
         },
         "training": {

@@ -154,3 +154,24 @@ def test_colour_progress_grows_with_alpha(comfy, case):
     p = [progress(img, case.source, case.target, "colour") for img in sweep(comfy, case)]
     assert all(b > a for a, b in zip(p, p[1:])), (case.source_prompt, case.target_prompt, p)
     assert p[0] < 0.3 and p[-1] > 0.5, p
+
+
+def test_the_real_rebuilt_encoders_pass_their_probes_and_a_changed_computation_is_named():
+    """In-process, on the shipped weights' record: the rebuilt CLIP-L/CLIP-G/T5 compute the recorded
+    probe embeddings; an added buffer (an upstream layout change that computes nothing new) still
+    passes; a changed weight (an upstream change to the computation) fails naming the caption."""
+    import json
+
+    from bench.host import setup
+
+    setup(cpu=True)
+    record = json.loads((M.WEIGHTS / M.META_FILE).read_text())["text_encoders"]
+    clip = M.build_text_encoders(expected=record)  # raises unless the probes match
+    clip.cond_stage_model.register_buffer("upstream_added", torch.zeros(3))
+    with torch.inference_mode():
+        M.verify_probes(M.probe_fingerprint(M.clip_encoder(clip)), record["probes"], "with a buffer added")
+    with torch.no_grad():
+        weight = next(p for n, p in sorted(clip.cond_stage_model.named_parameters()) if n.endswith("weight"))
+        weight.mul_(1.5)
+    with torch.inference_mode(), pytest.raises(M.ChecksumMismatch, match="away \\(relative\\)"):
+        M.verify_probes(M.probe_fingerprint(M.clip_encoder(clip)), record["probes"], "with a weight changed")

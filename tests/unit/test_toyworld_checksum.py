@@ -1,6 +1,7 @@
-"""The toy world's frozen text encoders are rebuilt from a seed and must hash to the recorded value
-(toyworld/model.py). Checked here on a small module; the real encoders are checked against the
-shipped weights in tests/integration/test_toyworld.py."""
+"""The toy world's frozen text encoders are rebuilt from a seed and checked by what they compute
+(fixed probe captions' embeddings against those recorded at training; toyworld/model.py), with the
+weights' hash as the fallback. Checked here on a stand-in encoder, including simulated upstream layout
+changes; the real encoders are loaded against the shipped weights in tests/integration/test_toyworld.py."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def test_rebuilding_from_the_seed_gives_the_same_weights():
 def test_a_changed_generator_fails_loudly():
     expected = M.parameters_sha256(_module(3))
     M.verify_checksum(_module(3), expected, "test weights")
-    with pytest.raises(M.ChecksumMismatch, match="Retrain with `python -m toyworld.train`"):
+    with pytest.raises(M.ChecksumMismatch, match="Retrain with `make toy-train`"):
         M.verify_checksum(_module(4), expected, "test weights")
 
 
@@ -55,3 +56,61 @@ def test_shipped_weights_record_the_encoders_checksum():
     assert meta["mmdit_config"] == M.MMDIT_CONFIG and meta["vae_ddconfig"] == M.VAE_DDCONFIG
     sizes = sum(p.stat().st_size for p in M.WEIGHTS.iterdir())
     assert sizes <= 25 * 2**20
+
+
+# -- verified by what the encoders compute ----------------------------------------------------------
+
+
+class Encoder(torch.nn.Module):
+    """A stand-in text encoder with ComfyUI's shape of output: (tokens (1, T, D), pooled (1, P))."""
+
+    def __init__(self, names=("embedding", "final_layer_norm", "proj"), buffer=False):
+        super().__init__()
+        self.names = names
+        setattr(self, names[0], torch.nn.Embedding(50, 8))
+        setattr(self, names[1], torch.nn.LayerNorm(8))
+        setattr(self, names[2], torch.nn.Linear(8, 4))
+        if buffer:  # an upstream addition that computes nothing new
+            self.register_buffer("position_ids", torch.arange(77))
+
+    def encode(self, text: str):
+        ids = torch.tensor([[ord(c) % 50 for c in text or " "]])
+        tokens = getattr(self, self.names[1])(getattr(self, self.names[0])(ids))
+        return tokens, getattr(self, self.names[2])(tokens.mean(dim=1))
+
+
+def rebuilt(**layout) -> Encoder:
+    return M.seeded_parameters(Encoder(**layout), M.TEXT_ENCODER_SEED)
+
+
+def test_an_added_buffer_or_a_rename_that_keeps_the_order_still_loads():
+    trained = rebuilt()
+    recorded = M.probe_fingerprint(trained.encode)
+    for layout in ({"buffer": True}, {"names": ("embedding", "final_layer_norm", "projection")}):
+        upstream = rebuilt(**layout)
+        M.verify_probes(M.probe_fingerprint(upstream.encode), recorded, "test encoders")
+    # the parameter-bytes hash would have refused the rename for nothing
+    renamed = rebuilt(names=("embedding", "final_layer_norm", "projection"))
+    assert M.parameters_sha256(renamed) != M.parameters_sha256(trained)
+
+
+def test_a_layout_change_that_changes_the_computation_fails_naming_the_caption_and_the_fix():
+    recorded = M.probe_fingerprint(rebuilt().encode)
+    moved = rebuilt(names=("token_embedding", "final_layer_norm", "proj"))  # now seeded after 'proj'
+    with pytest.raises(M.ChecksumMismatch) as e:
+        M.verify_probes(M.probe_fingerprint(moved.encode), recorded, "test encoders")
+    message = str(e.value)
+    assert repr(M.PROBE_CAPTIONS[0]) in message and "away (relative)" in message
+    assert "0.3.64" in message and "make toy-train" in message
+
+
+def test_float_noise_is_within_the_tolerance():
+    recorded = M.probe_fingerprint(rebuilt().encode)
+    noisy = {k: [x * (1 + 1e-6) for x in v] for k, v in recorded.items()}
+    M.verify_probes(noisy, recorded, "test encoders")
+
+
+def test_shipped_weights_record_the_encoders_probes():
+    meta = json.loads((M.WEIGHTS / M.META_FILE).read_text())
+    probes = meta["text_encoders"]["probes"]
+    assert tuple(probes) == M.PROBE_CAPTIONS and all(len(v) == 2 * M.PROBE_SIZE for v in probes.values())
