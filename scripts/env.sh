@@ -66,7 +66,9 @@ ems_fetch_comfyui() {
 # Does $1 (a python) import every module named after it?
 ems_py_has() { local py="$1"; shift; "$py" -c "import $(IFS=,; echo "$*")" >/dev/null 2>&1; }
 
-# Sets EMS_PY and EMS_PY_OWNED (1 = our .venv, which we may install into).
+# Sets EMS_PY and EMS_PY_OWNED (1 = our .venv, which we may install into). Before creating the
+# .venv it says what will be installed, where and roughly how large ($EMS_PLAN, set by
+# ems_prepare); EMS_NO_INSTALL=1 stops there (return 4) with the ways to avoid the download.
 ems_pick_python() {
   EMS_PY_OWNED=0
   if [ -n "${EMS_PYTHON:-}" ]; then EMS_PY="$EMS_PYTHON"; EMS_PY_WHY="\$EMS_PYTHON"; return 0; fi
@@ -83,7 +85,12 @@ ems_pick_python() {
     done
   fi
   EMS_VENV="${EMS_VENV:-$EMS_ROOT/.venv}"
-  [ -x "$EMS_VENV/bin/python" ] || { ems_say "creating $EMS_VENV"; python3 -m venv "$EMS_VENV"; }
+  if [ ! -x "$EMS_VENV/bin/python" ]; then
+    ems_say "no Python with torch to use here, so this will create $EMS_VENV and install ${EMS_PLAN:-torch and the requirements of this pack} into it."
+    ems_say "to use an environment you already have instead: EMS_PYTHON=/path/to/its/python $0 ...; to stop here: EMS_NO_INSTALL=1"
+    if [ "${EMS_NO_INSTALL:-}" = 1 ]; then ems_say "EMS_NO_INSTALL=1: stopping before installing anything."; return 4; fi
+    python3 -m venv "$EMS_VENV"
+  fi
   EMS_PY="$EMS_VENV/bin/python"; EMS_PY_WHY="this project's .venv"; EMS_PY_OWNED=1
 }
 
@@ -111,30 +118,47 @@ ems_install_unit_requirements() {
   ems_pip -r "$EMS_ROOT/requirements.txt" -r "$EMS_ROOT/requirements-dev.txt"
 }
 
+# $1 = run: what the main job needs (no test tools).
 ems_install_comfy_requirements() {
   ems_py_has "$EMS_PY" torchvision || ems_pip $EMS_TORCH_COMFY
   # ComfyUI's own requirements minus torch/torchvision/torchaudio (pinned above).
   grep -vE '^\s*(torch|torchvision|torchaudio)\s*$' "$COMFYUI_DIR/requirements.txt" > "$EMS_VENV/comfy-requirements.txt"
-  ems_pip -r "$EMS_VENV/comfy-requirements.txt" -r "$EMS_ROOT/requirements.txt" -r "$EMS_ROOT/requirements-dev.txt"
+  local dev=(-r "$EMS_ROOT/requirements-dev.txt")
+  [ "${1:-}" = run ] && dev=()
+  ems_pip -r "$EMS_VENV/comfy-requirements.txt" -r "$EMS_ROOT/requirements.txt" "${dev[@]}"
 }
 
 # Find (or fetch) ComfyUI, pick the Python, install what its tier needs. Exports COMFYUI_DIR and
 # COMFYUI_PYTHON, or unsets COMFYUI_DIR when there is no ComfyUI (ComfyUI tiers are then SKIPPED).
+#   ems_prepare          the tests: test tools too, and without ComfyUI the unit tier alone
+#   ems_prepare run      the main job (run.sh): ComfyUI is required — without one it says so in one
+#                        line before installing anything (return 3) — and no test tools are installed
 ems_prepare() {
-  local rc=0
+  local mode="${1:-tests}" rc=0
   ems_find_comfyui || rc=$?
   [ "$rc" = 2 ] && return 2
   if [ "$rc" = 1 ]; then ems_fetch_comfyui || true; fi
   [ -n "${COMFYUI_DIR:-}" ] && ems_is_comfyui "$COMFYUI_DIR" || unset COMFYUI_DIR
-  ems_pick_python
+  if [ "$mode" = run ] && [ -z "${COMFYUI_DIR:-}" ]; then
+    echo "EMS: no ComfyUI here and none could be fetched (no network, and no COMFYUI_ARCHIVE): put this pack in ComfyUI/custom_nodes, or set COMFYUI_DIR to a ComfyUI folder (nothing was installed)." >&2
+    return 3
+  fi
+  if [ -n "${COMFYUI_DIR:-}" ]; then
+    EMS_PLAN="torch and torchvision ($EMS_TORCH_COMFY, CUDA builds: several GB to download) and ComfyUI's requirements"
+  else
+    EMS_PLAN="torch ($EMS_TORCH_UNIT, CPU build: about 200 MB) and the unit tier's test tools"
+  fi
+  [ "$mode" = tests ] && [ -n "${COMFYUI_DIR:-}" ] && EMS_PLAN="$EMS_PLAN, plus the test tools"
+  rc=0; ems_pick_python || rc=$?
+  [ "$rc" = 0 ] || return "$rc"
   if [ -n "${COMFYUI_DIR:-}" ]; then
     ems_say "ComfyUI: $COMFYUI_DIR ($EMS_COMFY_HOW)"
-    if [ "$EMS_PY_OWNED" = 1 ]; then ems_install_comfy_requirements; fi
+    if [ "$EMS_PY_OWNED" = 1 ]; then ems_install_comfy_requirements "$mode"; fi
   else
     ems_say "no ComfyUI found or fetched (set COMFYUI_DIR, or COMFYUI_ARCHIVE to its source archive)"
     if [ "$EMS_PY_OWNED" = 1 ]; then ems_install_unit_requirements; fi
   fi
-  [ "$EMS_PY_OWNED" = 1 ] || ems_pytools
+  [ "$EMS_PY_OWNED" = 1 ] || [ "$mode" = run ] || ems_pytools
   ems_say "Python: $EMS_PY ($EMS_PY_WHY)"
   export COMFYUI_PYTHON="$EMS_PY"
 }

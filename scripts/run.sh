@@ -12,6 +12,6 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
-ems_prepare >&2
+ems_prepare run >&2 || exit $?
 export PYTHONPATH="$EMS_ROOT${PYTHONPATH:+:$PYTHONPATH}"
 exec "$EMS_PY" -m headless "$@"

@@ -33,10 +33,16 @@ def install_pack(where: Path) -> Path:
     return where
 
 
-def bash(pack: Path, code: str, home: Path, **env) -> str:
-    clean = {
-        k: v for k, v in os.environ.items() if k not in ("COMFYUI_DIR", "EMS_PYTHON", "VIRTUAL_ENV", "CONDA_PREFIX")
+def clean_env() -> dict:
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("COMFYUI_DIR", "COMFYUI_ARCHIVE", "EMS_PYTHON", "EMS_NO_INSTALL", "VIRTUAL_ENV", "CONDA_PREFIX")
     }
+
+
+def bash(pack: Path, code: str, home: Path, **env) -> str:
+    clean = clean_env()
     result = subprocess.run(
         ["bash", "-c", f"source '{pack}/scripts/env.sh'; {code}"],
         capture_output=True,
@@ -103,3 +109,32 @@ def test_comfyuis_own_python_is_reused_only_when_it_has_torch(tmp_path, home, py
             home,
         )
         assert out.endswith("/nonexistent/bin/python|1") and "would create /nonexistent" in out
+
+
+def test_the_main_job_without_comfyui_says_so_in_one_line_before_installing_anything(tmp_path, home):
+    """run.sh's set-up on a fresh clone with no ComfyUI and no network: one line, no .venv."""
+    pack = install_pack(tmp_path / "work" / "comfyui-ems")
+    code = (
+        'git() { return 1; }; python3() { if [ "$1" = -m ]; then echo "VENV CREATED"; else command python3 "$@"; fi; }; '
+        'ems_prepare run; echo "rc=$?"'
+    )
+    result = subprocess.run(
+        ["bash", "-c", f"source '{pack}/scripts/env.sh'; {code}"],
+        capture_output=True,
+        text=True,
+        env={**clean_env(), "HOME": str(home)},
+        timeout=60,
+    )
+    assert result.stdout.strip().splitlines()[-1] == "rc=3" and "VENV CREATED" not in result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.startswith("EMS:")]
+    assert len(lines) == 1 and "no ComfyUI here" in lines[0] and "nothing was installed" in lines[0], result.stderr
+    assert not (pack / ".venv").exists()
+
+
+def test_before_creating_an_environment_it_says_what_where_and_how_to_avoid_it(tmp_path, home):
+    comfy = fake_comfyui(tmp_path / "ComfyUI", python_ok=False)
+    pack = install_pack(comfy / "custom_nodes" / "comfyui-ems")
+    out = bash(pack, 'EMS_VENV=/nonexistent; EMS_NO_INSTALL=1 ems_prepare run; echo "rc=$?"', home)
+    assert out.endswith("rc=4"), out
+    assert "will create /nonexistent and install torch and torchvision" in out and "several GB" in out
+    assert "EMS_PYTHON=/path/to/its/python" in out and "EMS_NO_INSTALL=1: stopping before installing anything" in out
