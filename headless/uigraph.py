@@ -31,6 +31,7 @@ class UINode:
     note: str | None = None  # text of a Note/MarkdownNote
     column: int | None = None
     size: list = field(default_factory=list)
+    properties: dict = field(default_factory=dict)  # e.g. {"models": [...]}: what the frontend offers to download
 
     def __getitem__(self, slot: int) -> Ref:
         return Ref(self, slot)
@@ -41,14 +42,14 @@ class UIGraph:
         self.info = object_info
         self.nodes: list[UINode] = []
 
-    def node(self, class_type: str, title: str | None = None, **values) -> UINode:
+    def node(self, class_type: str, title: str | None = None, properties: dict | None = None, **values) -> UINode:
         if class_type not in self.info:
             raise KeyError(f"{class_type} is not registered on this server")
         known = {name for name, _, _ in ordered_inputs(self.info[class_type])}
         unknown = set(values) - known
         if unknown:
             raise KeyError(f"{class_type} has no input(s) {sorted(unknown)}")
-        n = UINode(self, len(self.nodes) + 1, class_type, values, title)
+        n = UINode(self, len(self.nodes) + 1, class_type, values, title, properties=dict(properties or {}))
         self.nodes.append(n)
         return n
 
@@ -169,7 +170,7 @@ class UIGraph:
                     "mode": 0,
                     "inputs": inputs,
                     "outputs": [],
-                    "properties": {"Node name for S&R": n.type},
+                    "properties": {"Node name for S&R": n.type, **n.properties},
                     "widgets_values": self._widgets(n, info),
                     **({"title": n.title} if n.title else {}),
                 }

@@ -34,6 +34,13 @@ NODE_RECORD = REPO / "tests" / "unit" / "data" / "workflow_nodes.json"
 # The paper's schedule (ems/csds.py: PAPER_STEPS, PAPER_DENOISE, PAPER.cfg).
 # (The paper states no CSDS iteration count; the CSDS values below are the node's measured defaults.)
 CKPT = "sd3_medium_incl_clips_t5xxlfp8.safetensors"
+# What the frontend shows for a missing model file (name, where to get it, which models/ folder),
+# the way core templates carry it; the file is gated (accept the licence on its page first).
+SD3_MODEL = {
+    "name": CKPT,
+    "url": f"https://huggingface.co/stabilityai/stable-diffusion-3-medium/resolve/main/{CKPT}",
+    "directory": "checkpoints",
+}
 STEPS, DENOISE, CFG, SEED = PAPER_STEPS, PAPER_DENOISE, PAPER.cfg, 42
 # The CSDS widget values are the node's declared defaults (ems/csds.py DEFAULTS, set by measurement).
 CSDS = {k: CSDS_DEFAULTS[k] for k in ("iterations", "constraint", "step_start", "step_end", "residual_space")}
@@ -88,7 +95,7 @@ that difference *is* the edit direction. The attribute prompt names the change (
 
 
 def load_and_encode(g: UIGraph, image: str = "example.png"):
-    ckpt = g.node("CheckpointLoaderSimple", ckpt_name=CKPT)
+    ckpt = g.node("CheckpointLoaderSimple", properties={"models": [SD3_MODEL]}, ckpt_name=CKPT)
     img = g.node("LoadImage", image=image)
     scaled = g.node("ImageScaleToTotalPixels", image=img[0], upscale_method="lanczos", megapixels=1.0)
     latent = g.node("VAEEncode", pixels=scaled[0], vae=ckpt[2])

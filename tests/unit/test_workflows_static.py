@@ -21,7 +21,7 @@ IDS = [p.stem for p in WORKFLOWS]
 
 def ems_node_ids() -> set[str]:
     """Node ids the pack registers, read from the source (the unit tier never imports ComfyUI)."""
-    sources = [*(REPO / "nodes").glob("*.py"), *(REPO / "toyworld").glob("comfy_*.py")]  # + the toy world's dev nodes
+    sources = list((REPO / "nodes").glob("*.py"))  # the toy world's dev nodes included
     text = "".join(p.read_text() for p in sources)
     return set(re.findall(r'node_id="(EMS\w+)"', text))
 
@@ -108,3 +108,29 @@ def test_paper_defaults_in_the_full_edit():
     names = ("cfg", "iterations", "constraint", "step_start", "step_end", "residual_space")
     assert csds[-6:] == [DEFAULTS[k] for k in names]
     assert by_type["SamplerCustomAdvanced"] and by_type["DisableNoise"]
+
+
+# Loader nodes that read a file from models/ (the toy world's loader reads the pack's own weights).
+FILE_LOADERS = {
+    "CheckpointLoaderSimple": "checkpoints",
+    "UNETLoader": "diffusion_models",
+    "VAELoader": "vae",
+    "CLIPLoader": "text_encoders",
+    "TripleCLIPLoader": "text_encoders",
+}
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=IDS)
+def test_every_model_loader_says_which_file_where_and_from_where(path):
+    """``properties.models`` as core templates carry it: the frontend names a missing file, its
+    folder and its download link (newer backends download it from there)."""
+    for node in load(path)["nodes"]:
+        if node["type"] not in FILE_LOADERS:
+            continue
+        models = node.get("properties", {}).get("models")
+        assert models, f"{path.name}: node {node['id']} ({node['type']}) has no properties.models"
+        names = {m["name"] for m in models}
+        assert node["widgets_values"][0] in names, (path.name, node["widgets_values"][0], names)
+        for m in models:
+            assert m["directory"] == FILE_LOADERS[node["type"]] and m["url"].startswith("https://")
+            assert m["url"].endswith("/" + m["name"]), m
