@@ -587,9 +587,12 @@ def run(args) -> int:
             shutil.copy(server.log_path, out / "comfyui.log")
         if not args.keep_base:
             shutil.rmtree(base, ignore_errors=True)
+    if args.demo:
+        saved += demo.enlarged(saved)
     print(f"EMS: done. {len(saved)} image(s) in {out}:")
     for path in saved:
-        print(f"  {'α grid' if path.name.startswith(('grid', 'bidirectional_grid')) else 'edit':7s} {path}")
+        kind = "α grid" if "grid" in path.name else "edit"
+        print(f"  {kind:7s} {path}")
     if args.demo:
         print("\n".join(demo.readout_report(saved, args.alphas)))
         print(

@@ -106,3 +106,21 @@ def readout_report(saved: list[Path], alphas: str | None) -> list[str]:
     except ValueError:
         labels = None
     return ["EMS: toy-world readout of each tile:"] + [f"  {line}" for line in readout_lines(tiles, labels)]
+
+
+ENLARGE = 4  # the toy's 64 px tiles: a grid a person can read at a glance
+
+
+def enlarged(saved: list[Path], factor: int = ENLARGE) -> list[Path]:
+    """A ``factor``× nearest-neighbour copy of each saved grid (``<name>_x4.png`` beside it)."""
+    out = []
+    for path in saved:
+        path = Path(path)
+        if "grid" not in path.name or path.stem.endswith(f"_x{factor}"):
+            continue
+        with Image.open(path) as image:
+            big = image.resize((image.width * factor, image.height * factor), Image.NEAREST)
+        target = path.with_name(f"{path.stem}_x{factor}.png")
+        big.save(target)
+        out.append(target)
+    return out

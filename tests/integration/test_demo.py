@@ -27,7 +27,10 @@ def test_the_demo_edits_the_same_scene(tmp_path):
     (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     tiles = sorted(run.rglob("*flow_sweep*.png"))
     assert len(tiles) == 5, sorted(p.name for p in run.rglob("*.png"))
-    assert sorted(run.rglob("*flow_grid*.png")), "the labelled grid is saved"
+    grids = sorted(p for p in run.rglob("*flow_grid*.png") if not p.stem.endswith("_x4"))
+    assert grids, "the labelled grid is saved"
+    with Image.open(grids[0]) as grid, Image.open(grids[0].with_name(grids[0].stem + "_x4.png")) as big:
+        assert big.size == (4 * grid.width, 4 * grid.height)  # the demo's enlarged copy, readable at a glance
     lines = [line for line in done.stdout.splitlines() if line.strip().startswith("α=")]
     assert len(lines) == 5, done.stdout[-2000:]
     assert "colour red" in lines[0] and "shape circle" in lines[0] and "count 1" in lines[0], lines[0]
