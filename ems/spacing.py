@@ -79,13 +79,19 @@ def probe_grid(alphas: Sequence[float], density: int = DEFAULT_DENSITY) -> list[
     return [first + (last - first) * j / (density - 1) for j in range(density)]
 
 
+def _flat(features: torch.Tensor) -> torch.Tensor:
+    """(N, ...) → (N, elements) float64, refused when not finite."""
+    flat = features.reshape(features.shape[0], -1).double()
+    if not torch.isfinite(flat).all():
+        raise SpacingError("the model's probe prediction is not finite; check the model and the latent.")
+    return flat
+
+
 def arc_length(features: torch.Tensor) -> torch.Tensor:
     """s (N,) float64: s[0] = 0, s[j] = Σ_{i<j} rms(features[i+1] − features[i])."""
     if features.ndim < 1 or features.shape[0] < 2:
         raise SpacingError("the probe needs at least two grid points.")
-    flat = features.reshape(features.shape[0], -1).double()
-    if not torch.isfinite(flat).all():
-        raise SpacingError("the model's probe prediction is not finite; check the model and the latent.")
+    flat = _flat(features)
     steps = (flat[1:] - flat[:-1]).pow(2).mean(dim=1).sqrt()
     return torch.cat([steps.new_zeros(1), steps.cumsum(0)])
 
@@ -148,9 +154,7 @@ def auto_stop(grid: Sequence[float], features: torch.Tensor) -> AutoStop:
     ``features`` (N, ...): the model's response at each grid point."""
     if len(grid) != features.shape[0] or len(grid) < 3:
         raise SpacingError(f"the probe has {features.shape[0]} results for {len(grid)} grid points.")
-    flat = features.reshape(features.shape[0], -1).double()
-    if not torch.isfinite(flat).all():
-        raise SpacingError("the model's probe prediction is not finite; check the model and the latent.")
+    flat = _flat(features)
     unit_index = int(round(1.0 / AUTO_STEP))
     unit = flat[unit_index] - flat[0]
     unit_rate = float(unit.pow(2).mean().sqrt())  # the mean change per unit of α over the full edit

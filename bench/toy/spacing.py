@@ -61,7 +61,7 @@ from bench import REPORTS, harness
 
 from .front import bootstrap
 from .methods import ToySettings
-from .score import score_images
+from .score import score_images, to_uint8
 from .world import World, load_models, model_identity, run_method
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -106,17 +106,22 @@ def sweep_sigmas(world: World, method: str, s: ToySettings) -> torch.Tensor:
     return harness.schedule(world.model, s.steps, denoise, s.scheduler)
 
 
-def even_alphas(world: World, method: str, case, s: ToySettings, density: int) -> tuple[list[float], dict]:
-    """EMS Alpha Sweep's even spacing for this case: the probe, counted, and the respaced α."""
+def probe_response(world: World, method: str, case, s: ToySettings, grid: list[float]) -> torch.Tensor:
+    """The node's probe (``nodes.spacing_probe``) of this case over ``grid``, at the method's first σ."""
     inp = world.inputs(case)
     source, target = inp["conds"][0], inp["conds"][1]
-    grid = probe_grid(list(ALPHAS), density)
     conditioning = harness.pack_module("ems.conditioning").sweep_conditioning(source, target, grid)
     probe = harness.pack_module("nodes.spacing_probe").probe_change
+    with torch.inference_mode():
+        return probe(world.model, conditioning, inp["latent"], sweep_sigmas(world, method, s))
+
+
+def even_alphas(world: World, method: str, case, s: ToySettings, density: int) -> tuple[list[float], dict]:
+    """EMS Alpha Sweep's even spacing for this case: the probe, counted, and the respaced α."""
+    grid = probe_grid(list(ALPHAS), density)
     world.counter.reset()
     start = time.perf_counter()
-    with torch.inference_mode():
-        features = probe(world.model, conditioning, inp["latent"], sweep_sigmas(world, method, s))
+    features = probe_response(world, method, case, s, grid)
     cost = {
         "calls": len(world.counter.log),
         "items": sum(b for _, b in world.counter.log),
@@ -224,7 +229,7 @@ def main(argv=None) -> int:
                 if spacing == "even":
                     alphas, probe = even_alphas(world, method, case, s, args.density)
                 images, cost = run_method(world, method, case, alphas, s)
-                pixels = (images.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+                pixels = to_uint8(images)
                 entry[spacing] = {"alphas": alphas, "cost": cost, "probe": probe, **sweep_measures(pixels, case)}
             results.append(entry)
         print(f"[{n + 1}/{len(cases)}] {case.kind} {time.time() - started:.0f}s", file=sys.stderr, flush=True)
@@ -264,7 +269,7 @@ def pictures(world: World, cases, method: str, s: ToySettings, args) -> int:
             rows.append(labelled_grid(big.permute(0, 2, 3, 1).float(), labels, columns=len(alphas))[0])
     width = max(r.shape[1] for r in rows)
     padded = [torch.nn.functional.pad(r, (0, 0, 0, width - r.shape[1]), value=1.0) for r in rows]
-    picture = (torch.cat(padded, dim=0).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    picture = to_uint8(torch.cat(padded, dim=0))
     path = args.out_dir / f"{args.tag}.png"
     Image.fromarray(picture).save(path, optimize=True)
     print(path)
@@ -277,16 +282,11 @@ def auto_study(world: World, cases, methods, s: ToySettings, args, argv) -> int:
     rows = []
     for n, case in enumerate(cases):
         inp = world.inputs(case)
-        source, target = inp["conds"][0], inp["conds"][1]
         for method in methods:
             grid = auto_grid(0.0, 1, SAFE_ALPHA[1])
-            conditioning = harness.pack_module("ems.conditioning").sweep_conditioning(source, target, grid)
-            probe = harness.pack_module("nodes.spacing_probe").probe_change
-            with torch.inference_mode():
-                features = probe(world.model, conditioning, inp["latent"], sweep_sigmas(world, method, s))
-            stop = auto_stop(grid, features)
+            stop = auto_stop(grid, probe_response(world, method, case, s, grid))
             images, _ = run_method(world, method, case, [1.0, stop.alpha], s)
-            pixels = (images.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+            pixels = to_uint8(images)
             scored = score_images(case, method, [1.0, stop.alpha], pixels, inp["pixels"])
             rows.append(
                 {
