@@ -7,12 +7,13 @@
 #   make demo        the main job on the toy world: no download
 #   make bench       the cost bench on the CPU (tiny SD3): model calls, time and memory as ratios
 #   make workflows   regenerate example_workflows/*.json from a real server's /object_info
-#   make thumbnails  re-render the workflow thumbnails (needs Chromium: scripts/install-browser.sh)
+#   make thumbnails  re-render the workflow thumbnails: each template run on the toy world (a minute or two)
+#   make icon        redraw the Registry icon (web/icon.png)
 #   make toy-train   retrain the toy world's weights (toyworld/weights; minutes on a GPU, ~45 min on a CPU)
 
 PY ?= python3
 
-.PHONY: test lint format demo bench workflows thumbnails toy-train
+.PHONY: test lint format demo bench workflows thumbnails icon toy-train
 
 test:
 	bash scripts/test.sh
@@ -34,6 +35,9 @@ workflows:
 
 thumbnails:
 	bash scripts/tool.sh -m scripts.render_thumbnails
+
+icon:
+	bash scripts/tool.sh -m scripts.make_icon
 
 toy-train:
 	bash scripts/tool.sh -m comfyui_ems.toyworld.train

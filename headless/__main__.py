@@ -42,12 +42,13 @@ from comfyui_ems.toyworld.settings import TOY
 
 from . import demo
 from .discovery import GivenIsNotComfyUI, find_comfyui
-from .comfy_process import PACK_NAME, REPO, ComfyServer, ExecutionFailed, PromptRejected, prepare_base
+from .comfy_process import PACK_NAME, REPO, ComfyServer, ExecutionFailed, PromptRejected, link_to, prepare_base
+from .uigraph import prompt_to_ui
 from .workflow import WorkflowError, drop_caption_llm, nodes_of, shape_problem, ui_to_api
 
-DEFAULT_WORKFLOW = REPO / "example_workflows" / "ems_alpha_sweep.json"
+DEFAULT_WORKFLOW = REPO / "example_workflows" / "06 Full EMS alpha grid, LLM captions (SD3 + LLM).json"
 # --demo edits the toy scene with EMS Flow Edit: the same scene, only its colour moves.
-DEMO_WORKFLOW = REPO / "example_workflows" / "ems_flow_edit_sweep.json"
+DEMO_WORKFLOW = REPO / "example_workflows" / "04 EMS Flow Edit alpha grid, typed captions (SD3).json"
 # Where ComfyUI is looked for after --comfyui / $COMFYUI_DIR, in scripts/env.sh's order: the ComfyUI
 # this pack is installed in (ComfyUI/custom_nodes/<pack>), beside the checkout, home, the pinned copy.
 IMAGE_TYPES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
@@ -90,7 +91,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--workflow",
         type=Path,
         default=None,
-        help="UI-format workflow to run (default: ems_alpha_sweep; with --demo ems_flow_edit_sweep)",
+        help="UI-format workflow to run (default: 06 Full EMS alpha grid, LLM captions (SD3 + LLM); with --demo 04 EMS Flow Edit alpha grid, typed captions (SD3))",
     )
     ap.add_argument(
         "--output",
@@ -557,7 +558,7 @@ def run(args) -> int:
         image = base / "input" / f"ems_input{src.suffix.lower()}"
         shutil.copy(src, image)
         ckpt = found["checkpoint"]
-        (base / "models" / "checkpoints" / ckpt.name).symlink_to(ckpt)
+        link_to(base / "models" / "checkpoints" / ckpt.name, ckpt)
         ckpt_name = ckpt.name
     print(f"EMS: ComfyUI {comfy}; private base {base}; results → {out}", flush=True)
     # Captions are kept in the user's cache folder (not the private base, deleted after the run), so
@@ -568,12 +569,15 @@ def run(args) -> int:
     )
     try:
         server.start()
-        prompt = build_prompt(
-            args, json.loads(args.workflow.read_text(encoding="utf-8")), server.object_info(), image.name, ckpt_name
-        )
+        info = server.object_info()
+        prompt = build_prompt(args, json.loads(args.workflow.read_text(encoding="utf-8")), info, image.name, ckpt_name)
         (out / "prompt_api.json").write_text(json.dumps(prompt, indent=1, ensure_ascii=False))
+        # The graph that ran, in the UI format: saved beside the results and embedded in every PNG
+        # (as ComfyUI's browser client does), so a result dragged onto the canvas opens as its workflow.
+        ui = prompt_to_ui(prompt, info)
+        (out / "workflow.json").write_text(json.dumps(ui, indent=1, ensure_ascii=False))
         print(f"EMS: running {args.workflow.name} ({len(prompt)} nodes)…", flush=True)
-        history = server.run(prompt, timeout=args.timeout)
+        history = server.run(prompt, timeout=args.timeout, extra_data={"extra_pnginfo": {"workflow": ui}})
         saved = collect(server, history, out)
         for warning in node_warnings(history, prompt):
             print(f"EMS: warning — {warning}", flush=True)

@@ -57,8 +57,29 @@ def prepare_base(base: Path, packs: dict[str, Path] | None = None) -> Path:
     for name, target in (packs if packs is not None else {PACK_NAME: REPO}).items():
         link = base / "custom_nodes" / name
         if not link.exists():
-            link.symlink_to(target, target_is_directory=True)
+            link_to(link, target)
     return base
+
+
+def link_to(link: Path, target: Path) -> None:
+    """``link`` → ``target`` without copying: a symbolic link; where Windows refuses one (it needs
+    Developer Mode or an administrator), a directory junction for a folder, a hard link for a file
+    (same drive). Model files are gigabytes, so there is no copy fallback: the error says why."""
+    target = Path(target).resolve()
+    try:
+        link.symlink_to(target, target_is_directory=target.is_dir())
+        return
+    except OSError as refused:
+        error = refused
+    try:
+        if target.is_dir():
+            import _winapi  # Windows only: a junction needs no privilege
+
+            _winapi.CreateJunction(str(target), str(link))
+        else:
+            os.link(target, link)
+    except (ImportError, OSError) as e:
+        raise OSError(f"cannot link {link} to {target}: {error}; {e}") from None
 
 
 class ComfyServer:

@@ -220,3 +220,32 @@ def default_of(spec: list):
     if choices:
         return choices[0]
     return {"INT": 0, "FLOAT": 0.0, "STRING": "", "BOOLEAN": False}.get(input_type(spec), "")
+
+
+def prompt_to_ui(prompt: dict, object_info: dict) -> dict:
+    """The UI graph of an API-format prompt: what a run embeds in its PNGs as ``workflow``, so the
+    result dragged onto ComfyUI's canvas opens as the graph that made it (not the shipped graph it
+    started from: the headless runner swaps loaders, images and settings). Nodes are laid out by
+    depth; canvas notes are not part of a prompt and are not restored."""
+    g = UIGraph(object_info)
+    made: dict[str, UINode] = {}
+
+    def add(key: str, trail: tuple = ()) -> UINode:
+        if key in made:
+            return made[key]
+        if key in trail:
+            raise ValueError(f"the prompt has a cycle through node {key}")
+        entry = prompt[key]
+        values = {}
+        for name, value in entry["inputs"].items():
+            if isinstance(value, list) and len(value) == 2 and str(value[0]) in prompt:
+                values[name] = add(str(value[0]), (*trail, key))[int(value[1])]
+            else:
+                values[name] = value
+        title = (entry.get("_meta") or {}).get("title")
+        made[key] = g.node(entry["class_type"], title=title, **values)
+        return made[key]
+
+    for key in sorted(prompt, key=lambda k: (len(k), k)):
+        add(key)
+    return g.to_ui()

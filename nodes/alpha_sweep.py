@@ -26,15 +26,20 @@ from .common import (
 )
 from .spacing_probe import probe_change
 from .text_direction import ALPHA_HELP, base_input, direction_inputs, pooled_input, warn_unsafe
+from .schema import EDITING_WORDS, schema
 
 NODE = "EMS Alpha Sweep"
 LATENT_OUTPUT = 1  # index of the 'latent' output
 
 
+SEARCH_ALIASES = [*EDITING_WORDS, "alpha sweep", "strength sweep", "interpolation grid"]
+
+
 class EMSAlphaSweep(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
+        return schema(
+            search_aliases=SEARCH_ALIASES,
             node_id="EMSAlphaSweep",
             display_name="EMS Alpha Sweep",
             category=f"{CATEGORY}/text",

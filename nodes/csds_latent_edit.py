@@ -21,6 +21,7 @@ from .common import (
     node_errors,
     reconcile_batch,
 )
+from .schema import EDITING_WORDS, schema
 
 NODE = "EMS CSDS Latent Edit"
 FLOATS = (v.CFG, v.CONSTRAINT, v.STEP_START, v.STEP_END)
@@ -61,11 +62,15 @@ def check_latent(latent: dict) -> None:
         LOG.warning("%s: latent_image is all zeros; EMS edits a real image (connect VAE Encode).", NODE)
 
 
+SEARCH_ALIASES = [*EDITING_WORDS, "csds", "score distillation", "img2img edit"]
+
+
 class EMSCSDSLatentEdit(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         d = DEFAULTS
-        return io.Schema(
+        return schema(
+            search_aliases=SEARCH_ALIASES,
             node_id="EMSCSDSLatentEdit",
             display_name="EMS CSDS Latent Edit",
             category=f"{CATEGORY}/sample",

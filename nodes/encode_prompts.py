@@ -8,6 +8,7 @@ from ..ems import tokens as ems_tokens
 from ..ems.captions import derive_attribute, edit_words, word_diff
 from ..ems.conditioning import describe_tokens
 from .common import CATEGORY, LOG, check_finite_output, node_error
+from .schema import EDITING_WORDS, schema
 
 NODE = "EMS Encode Prompts"
 PROMPTS = ("source", "target", "attribute", "negative")
@@ -68,10 +69,14 @@ def tokenize_equal(clip, prompts: dict[str, str]):
     return clip, tokens
 
 
+SEARCH_ALIASES = [*EDITING_WORDS, "prompt pair", "source target prompt"]
+
+
 class EMSEncodePrompts(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
+        return schema(
+            search_aliases=SEARCH_ALIASES,
             node_id="EMSEncodePrompts",
             display_name="EMS Encode Prompts",
             category=f"{CATEGORY}/text",

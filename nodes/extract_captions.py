@@ -36,6 +36,7 @@ from ..ems.captions import (
 from ..llm_io.providers import ProviderError, get_provider, resolve_key, legacy_message
 from ..ems.validation import TEMPERATURE
 from .common import CATEGORY, LOG, check_floats, float_input, node_error, node_errors
+from .schema import EDITING_WORDS, schema
 
 NODE = "EMS Extract Captions"
 V1_INPUTS = ("base_url", "api_key_env")
@@ -110,10 +111,14 @@ def image_pixels(image):
         ) from None
 
 
+SEARCH_ALIASES = [*EDITING_WORDS, "llm captions", "vlm caption", "instruction edit"]
+
+
 class EMSExtractCaptions(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
+        return schema(
+            search_aliases=SEARCH_ALIASES,
             node_id="EMSExtractCaptions",
             display_name="EMS Extract Captions (LLM)",
             category=f"{CATEGORY}/extract",

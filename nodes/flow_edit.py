@@ -25,6 +25,7 @@ from .common import (
     reconcile_batch,
 )
 from .flow_edit_guider import is_rectified_flow, run_flow_edit
+from .schema import EDITING_WORDS, schema
 
 NODE = "EMS Flow Edit"
 FLOATS = (v.CFG, v.SOURCE_CFG, v.LOCALITY, v.DRIVE)
@@ -68,11 +69,15 @@ def check_latent(latent: dict) -> None:
         )
 
 
+SEARCH_ALIASES = [*EDITING_WORDS, "flowedit", "inversion-free edit", "flow edit"]
+
+
 class EMSFlowEdit(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         d = DEFAULTS
-        return io.Schema(
+        return schema(
+            search_aliases=SEARCH_ALIASES,
             node_id="EMSFlowEdit",
             display_name="EMS Flow Edit",
             category=f"{CATEGORY}/sample",

@@ -8,14 +8,19 @@ from comfy_api.v0_0_2 import io
 
 from ..ems.grid import labelled_grid, split_labels
 from .common import CATEGORY, check_finite_inputs, node_errors
+from .schema import schema
 
 NODE = "EMS Labelled Grid"
+
+
+SEARCH_ALIASES = ["image grid", "labelled grid", "contact sheet", "alpha grid"]
 
 
 class EMSLabelledGrid(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
+        return schema(
+            search_aliases=SEARCH_ALIASES,
             node_id="EMSLabelledGrid",
             display_name="EMS Labelled Grid",
             category=f"{CATEGORY}/image",

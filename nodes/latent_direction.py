@@ -21,6 +21,7 @@ from .common import (
     node_errors,
     repeat_latent,
 )
+from .schema import EDITING_WORDS, schema
 
 NODE = "EMS Latent Direction"
 ALPHA_LIMIT = 10.0
@@ -50,10 +51,14 @@ def batch_alphas(latent: dict, alpha: float, alphas: str) -> tuple[dict, list[fl
     return latent, values
 
 
+SEARCH_ALIASES = [*EDITING_WORDS, "svd", "singular values", "latent direction", "reference image edit"]
+
+
 class EMSLatentDirection(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
+        return schema(
+            search_aliases=SEARCH_ALIASES,
             node_id="EMSLatentDirection",
             display_name="EMS Latent Direction",
             category=f"{CATEGORY}/latent",

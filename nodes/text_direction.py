@@ -7,6 +7,7 @@ from comfy_api.v0_0_2 import io, ui
 from ..ems import validation as v
 from ..ems.conditioning import manipulate_conditioning
 from .common import CATEGORY, LOG, check_finite_inputs, check_finite_output, check_floats, float_input, node_errors
+from .schema import EDITING_WORDS, schema
 
 NODE = "EMS Text Direction"
 ALPHA_LIMIT = v.ALPHA.hi
@@ -64,10 +65,14 @@ def warn_unsafe(node: str, alphas: list[float]) -> str:
     return message
 
 
+SEARCH_ALIASES = [*EDITING_WORDS, "prompt interpolation", "text direction", "conditioning arithmetic"]
+
+
 class EMSTextDirection(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
+        return schema(
+            search_aliases=SEARCH_ALIASES,
             node_id="EMSTextDirection",
             display_name="EMS Text Direction",
             category=f"{CATEGORY}/text",

@@ -12,6 +12,7 @@ from comfy_api.v0_0_2 import io
 
 from ..toyworld.scenes import ATTRIBUTES, Scene, caption, render
 from .common import node_errors
+from .schema import schema
 
 NODE = "EMS Toy Scene (dev)"
 
@@ -28,10 +29,14 @@ def combo(name: str, default, tooltip: str):
     return io.Combo.Input(name, options=options, default=str(default), tooltip=tooltip)
 
 
+SEARCH_ALIASES = ["toy world", "demo scene", "test image"]
+
+
 class EMSToyScene(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
+        return schema(
+            search_aliases=SEARCH_ALIASES,
             node_id="EMSToyScene",
             display_name=NODE,
             category="EMS/dev",

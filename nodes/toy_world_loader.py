@@ -11,14 +11,19 @@ from comfy_api.v0_0_2 import io
 from ..toyworld.comfy_loader import ToyWorldError, load_toyworld
 from ..toyworld.model import ChecksumMismatch
 from .common import node_errors
+from .schema import schema
 
 NODE = "EMS Toy World Loader (dev)"
+
+
+SEARCH_ALIASES = ["toy world", "demo model", "no download"]
 
 
 class EMSToyWorldLoader(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
+        return schema(
+            search_aliases=SEARCH_ALIASES,
             node_id="EMSToyWorldLoader",
             display_name=NODE,
             category="EMS/dev",

@@ -130,7 +130,7 @@ def typed_prompts(g: UIGraph, clip):
     )
 
 
-def csds_and_sample(g: UIGraph, ckpt, positive, enc, latent, sched):
+def csds_and_sample(g: UIGraph, ckpt, positive, enc, latent, sched, seed=SEED, cfg=CFG):
     edit = g.node(
         "EMSCSDSLatentEdit",
         model=ckpt[0],
@@ -139,11 +139,11 @@ def csds_and_sample(g: UIGraph, ckpt, positive, enc, latent, sched):
         negative=enc[3],
         latent_image=latent[0],
         sigmas=sched[0],
-        noise_seed=SEED,
-        cfg=CFG,
+        noise_seed=seed,
+        cfg=cfg,
         **CSDS,
     )
-    guider = g.node("CFGGuider", model=ckpt[0], positive=positive, negative=enc[3], cfg=CFG)
+    guider = g.node("CFGGuider", model=ckpt[0], positive=positive, negative=enc[3], cfg=cfg)
     sampler = g.node("KSamplerSelect", sampler_name="euler")
     noise = g.node("DisableNoise")
     out = g.node(
@@ -220,7 +220,7 @@ def text_only(g: UIGraph):
     g.note(NOTE_LLM, column=1)
     g.note(
         "### Ablation: text side only\nNo CSDS: plain img2img (**KSampler**, denoise "
-        f"{DENOISE}) conditioned on the EMS text direction. Compare with *ems_full_edit*: the paper "
+        f"{DENOISE}) conditioned on the EMS text direction. Compare with *05 Full EMS edit, LLM captions (SD3 + LLM)*: the paper "
         "reports that without CSDS the edit is weaker and the image drifts more "
         "(PSNR 20.2 vs 20.8, CLIP 31.2 vs 34.3).",
         column=4,
@@ -573,24 +573,22 @@ def flow_edit_sweep(g: UIGraph):
     g.node("SaveImage", images=grid[0], filename_prefix="ems/flow_grid")
 
 
-# The toy world's measured settings (toyworld/settings.py): TOY.
+# The toy world's measured settings (toyworld/settings.py): TOY. Both toy templates edit the same
+# drawn scene (two large red circles) to blue.
+TOY_SOURCE = "two large red circles on a white background"
+TOY_TARGET = "two large blue circles on a white background"
+TOY_ATTRIBUTE = "blue circles"
+
+NOTE_TOY = (
+    "### Toy world — nothing to download\n**EMS Toy World Loader (dev)** is a small model of SD3's "
+    "architecture trained on drawn scenes; **EMS Toy Scene (dev)** draws the scene to edit (64×64). "
+    'Prompts follow the toy grammar: "two large red circles on a white background".\n\n'
+    "A toy, not SD3: use it to see what the method does, then swap in *Load Checkpoint* (and the SD3 "
+    "settings of the matching SD3 template)."
+)
 
 
-def toy_flow_edit_sweep(g: UIGraph):
-    g.note(
-        "### Toy world — nothing to download\n**EMS Toy World Loader (dev)** is a small model of SD3's "
-        "architecture trained on drawn scenes; **EMS Toy Scene (dev)** draws the scene to edit (64×64). "
-        'Prompts follow the toy grammar: "two large red circles on a white background".\n\n'
-        "A toy, not SD3: use it to see what the method does, then swap in *Load Checkpoint*.",
-        column=0,
-    )
-    g.note(NOTE_FLOW_CAPTIONS, column=1)
-    g.note(
-        f"### Toy settings\nMeasured for this toy model: {TOY.steps} steps at denoise {TOY.flow_denoise:g}, "
-        f"cfg {TOY.flow_cfg:g} / source_cfg {TOY.flow_source_cfg:g}, no negative prompt. α = 0 is the drawn "
-        "scene after the toy VAE's round trip, exactly.",
-        column=4,
-    )
+def toy_scene_and_prompts(g: UIGraph):
     toy = g.node("EMSToyWorldLoader")
     scene = g.node(
         "EMSToyScene", colour="red", shape="circle", count="2", size="large", background="white", layout=2_000_007
@@ -599,11 +597,50 @@ def toy_flow_edit_sweep(g: UIGraph):
     enc = g.node(
         "EMSEncodePrompts",
         clip=toy[1],
-        source_prompt="two large red circles on a white background",
-        target_prompt="two large blue circles on a white background",
-        attribute_prompt="blue circles",
+        source_prompt=TOY_SOURCE,
+        target_prompt=TOY_TARGET,
+        attribute_prompt=TOY_ATTRIBUTE,
         negative_prompt="",
     )
+    return toy, scene, latent, enc
+
+
+def toy_alpha_sweep(g: UIGraph):
+    g.note(NOTE_TOY, column=0)
+    g.note(NOTE_MANUAL, column=1)
+    g.note(
+        NOTE_ALPHA + "\n\n**EMS Alpha Sweep** renders every α in one batch with the same noise, "
+        "so the tiles differ only by α.",
+        column=3,
+    )
+    g.note(
+        f"### The paper's pipeline, toy settings\n**EMS CSDS Latent Edit** pushes the noised latent toward "
+        f"the attribute, then **SamplerCustomAdvanced** finishes from the *same* SIGMAS with **DisableNoise**. "
+        f"Measured for this toy model: {TOY.steps} steps at denoise {TOY.denoise:g}, cfg {TOY.cfg:g} "
+        "(SD3's 0.75 / 7.5 give blank or noisy toy tiles), no negative prompt, the node's CSDS defaults.\n\n"
+        "α = 0 is img2img with the source caption: the scene redrawn a little. For α = 0 = the scene "
+        "exactly, see *EMS Flow Edit sweep (toy world)*.",
+        column=5,
+    )
+    toy, _, latent, enc = toy_scene_and_prompts(g)
+    sweep = g.node("EMSAlphaSweep", source=enc[0], target=enc[1], alphas=DEFAULT_SWEEP, manipulate_pooled=True)
+    sched = g.node("BasicScheduler", model=toy[0], scheduler="simple", steps=TOY.steps, denoise=TOY.denoise)
+    decoded = csds_and_sample(g, toy, sweep[0], enc, latent, sched, seed=TOY.seed, cfg=TOY.cfg)
+    g.node("SaveImage", images=decoded[0], filename_prefix="ems/toy_sweep")
+    grid = g.node("EMSLabelledGrid", images=decoded[0], labels=sweep[2], columns=0)
+    g.node("SaveImage", images=grid[0], filename_prefix="ems/toy_grid")
+
+
+def toy_flow_edit_sweep(g: UIGraph):
+    g.note(NOTE_TOY, column=0)
+    g.note(NOTE_FLOW_CAPTIONS, column=1)
+    g.note(
+        f"### Toy settings\nMeasured for this toy model: {TOY.steps} steps at denoise {TOY.flow_denoise:g}, "
+        f"cfg {TOY.flow_cfg:g} / source_cfg {TOY.flow_source_cfg:g}, no negative prompt. α = 0 is the drawn "
+        "scene after the toy VAE's round trip, exactly.",
+        column=4,
+    )
+    toy, _, latent, enc = toy_scene_and_prompts(g)
     sweep = g.node("EMSAlphaSweep", source=enc[0], target=enc[1], alphas=DEFAULT_SWEEP, manipulate_pooled=True)
     sched = g.node("BasicScheduler", model=toy[0], scheduler="simple", steps=TOY.steps, denoise=TOY.flow_denoise)
     flow = dict(
@@ -620,18 +657,21 @@ def toy_flow_edit_sweep(g: UIGraph):
     g.node("SaveImage", images=grid[0], filename_prefix="ems/toy_flow_grid")
 
 
+# The file name is the title the template browser shows (ComfyUI reads no other), and its number the order
+# (the frontend's alphabetical sort; the backend lists in file-system order).
 WORKFLOWS = {
-    "ems_full_edit": full_edit,
-    "ems_alpha_sweep": alpha_sweep,
-    "ems_text_only_ablation": text_only,
-    "ems_manual_prompts": manual_prompts,
-    "ems_multi_attribute": multi_attribute,
-    "ems_bidirectional": bidirectional,
-    "ems_latent_reference": latent_reference,
-    "ems_latent_prompt_pair": latent_prompt_pair,
-    "ems_flow_edit": flow_edit,
-    "ems_flow_edit_sweep": flow_edit_sweep,
-    "ems_toy_flow_edit_sweep": toy_flow_edit_sweep,
+    "01 Toy world, EMS Flow Edit alpha grid (nothing to download)": toy_flow_edit_sweep,
+    "02 Toy world, full EMS method alpha grid (nothing to download)": toy_alpha_sweep,
+    "03 EMS Flow Edit, typed captions (SD3)": flow_edit,
+    "04 EMS Flow Edit alpha grid, typed captions (SD3)": flow_edit_sweep,
+    "05 Full EMS edit, LLM captions (SD3 + LLM)": full_edit,
+    "06 Full EMS alpha grid, LLM captions (SD3 + LLM)": alpha_sweep,
+    "07 Full EMS edit, typed captions (SD3)": manual_prompts,
+    "08 Two edits at once, typed captions (SD3)": multi_attribute,
+    "09 An edit and its opposite, text side only (SD3)": bidirectional,
+    "10 Ablation, text side only, LLM captions (SD3 + LLM)": text_only,
+    "11 Latent edit toward a reference photo (SD3)": latent_reference,
+    "12 Latent edit from a prompt pair (SD3)": latent_prompt_pair,
 }
 
 

@@ -9,7 +9,7 @@ seed for all). They share the same schedule (BasicScheduler(steps, denoise)), CF
 - ``text_only``    EMS Alpha Sweep → img2img with c̃(α) = c0 + α(c1 − c0) (the paper's
                    prompt-only ablation).
 - ``ems``          EMS Alpha Sweep → EMS CSDS Latent Edit → SamplerCustomAdvanced(DisableNoise),
-                   the full method (the shipped ``ems_alpha_sweep`` workflow).
+                   the full method (the shipped ``06 Full EMS alpha grid, LLM captions (SD3 + LLM)`` workflow).
 - ``flowedit``     the FlowEdit-style baseline of :mod:`bench.toy.flowedit`, target c̃(α).
 - ``ode_inversion`` Euler inversion under the source caption, then sampling under c̃(α)
                    (:mod:`bench.toy.ode_inversion`).

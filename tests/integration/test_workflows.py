@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+from urllib.parse import quote
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from comfyui_ems.ems.alphas import parse_alphas
+from comfyui_ems.toyworld.readout import read
 from headless.demo import make_test_image
 from headless.workflow import nodes_of, ui_to_api
 from support.graph import swap_to_tiny_sd3
@@ -46,8 +50,15 @@ def comfy_wf(tmp_path_factory, llm):
     server.stop()
 
 
+def is_toy(prompt: dict) -> bool:
+    return bool(nodes_of(prompt, "EMSToyWorldLoader"))
+
+
 def small(prompt: dict, tag: str) -> dict:
-    """Tiny SD3, loopback LLM, and a CPU-sized run (fewer steps, 128 px) — graph unchanged."""
+    """Tiny SD3, loopback LLM, and a CPU-sized run (fewer steps, 128 px) — graph unchanged. A toy
+    template runs exactly as shipped: it needs nothing, and its settings are the toy's own."""
+    if is_toy(prompt):
+        return prompt
     prompt = swap_to_tiny_sd3(prompt)
     for entry in prompt.values():
         inputs, kind = entry["inputs"], entry["class_type"]
@@ -86,6 +97,8 @@ def test_workflow_runs_to_success(comfy_wf, llm, path):
     if nodes_of(prompt, "EMSExtractCaptions"):
         assert len(llm.requests) > before, "the LLM node must have asked the loopback provider"
         assert llm.requests[-1].bearer == "sk-test"  # the provider's key, from the machine
+    if is_toy(prompt):
+        check_toy_result(comfy_wf, prompt, history)
     for sweep in nodes_of(prompt, "EMSAlphaSweep"):
         # k alphas render as one batch of k, and the sweep is shown as a labelled grid.
         k = len(parse_alphas(prompt[sweep]["inputs"]["alphas"]))
@@ -93,6 +106,26 @@ def test_workflow_runs_to_success(comfy_wf, llm, path):
         for key in saves:
             if "sweep" in prompt[key]["inputs"]["filename_prefix"]:
                 assert len(history["outputs"][key]["images"]) == k
+
+
+def check_toy_result(server, prompt: dict, history: dict) -> None:
+    """A toy template as shipped: a labelled α grid, and tiles that read as the edit — the source
+    colour at α = 0, the target colour at α = 1, the same shape throughout."""
+    (sweep,) = nodes_of(prompt, "EMSAlphaSweep")
+    alphas = parse_alphas(prompt[sweep]["inputs"]["alphas"])
+    saved = {
+        prompt[k]["inputs"]["filename_prefix"]: history["outputs"][k]["images"] for k in nodes_of(prompt, "SaveImage")
+    }
+    (grid,) = [v for k, v in saved.items() if "grid" in k]
+    (tiles,) = [v for k, v in saved.items() if "sweep" in k]
+    assert len(grid) == 1 and len(tiles) == len(alphas)
+    read_back = [
+        read(np.asarray(Image.open(server.base / "output" / i["subfolder"] / i["filename"]).convert("RGB")))
+        for i in tiles
+    ]
+    assert read_back[0]["colour"] == "red", read_back
+    assert read_back[alphas.index(1.0)]["colour"] == "blue", read_back
+    assert all(r["shape"] == "circle" for r in read_back), read_back
 
 
 def test_every_registered_ems_node_has_a_help_page(comfy_wf):
@@ -119,7 +152,7 @@ def test_comfyui_serves_every_workflow_and_its_thumbnail_as_a_template(comfy_wf)
     pack = next(name for name in listed if name.endswith("comfyui-ems"))
     assert sorted(listed[pack]) == sorted(p.stem for p in WORKFLOWS)
     for path in WORKFLOWS:
-        served = comfy_wf.get(f"/api/workflow_templates/{pack}/{path.name}")
+        served = comfy_wf.get(f"/api/workflow_templates/{pack}/{quote(path.name)}")
         assert served == json.loads(path.read_text())
-        with urllib.request.urlopen(f"{comfy_wf.url}/api/workflow_templates/{pack}/{path.stem}.jpg") as r:
+        with urllib.request.urlopen(f"{comfy_wf.url}/api/workflow_templates/{pack}/{quote(path.stem)}.jpg") as r:
             assert r.headers["Content-Type"] == "image/jpeg" and r.read() == path.with_suffix(".jpg").read_bytes()

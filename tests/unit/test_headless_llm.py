@@ -23,7 +23,7 @@ def args(**kw):
             "provider": None,
             "base_url": None,
             "api_key_env": None,
-            "workflow": REPO / "example_workflows" / "ems_alpha_sweep.json",
+            "workflow": REPO / "example_workflows" / "06 Full EMS alpha grid, LLM captions (SD3 + LLM).json",
             **kw,
         }
     )
@@ -112,5 +112,5 @@ def test_a_v1_workflow_is_refused_with_the_migration_message(machine):
     entries = suggested_entries(msg)
     assert entries and not [e for e in entries if "evil.example" in json.dumps(e) or "AWS_" in json.dumps(e)]
     refuse_legacy_captions(
-        json.loads((REPO / "example_workflows" / "ems_full_edit.json").read_text())
+        json.loads((REPO / "example_workflows" / "05 Full EMS edit, LLM captions (SD3 + LLM).json").read_text())
     )  # the provider layout: fine

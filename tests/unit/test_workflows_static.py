@@ -98,7 +98,7 @@ def test_thumbnail_and_no_secrets(path):
 
 
 def test_paper_defaults_in_the_full_edit():
-    wf = load(WORKFLOW_DIR / "ems_full_edit.json")
+    wf = load(WORKFLOW_DIR / "05 Full EMS edit, LLM captions (SD3 + LLM).json")
     by_type = {n["type"]: n for n in wf["nodes"]}
     assert by_type["BasicScheduler"]["widgets_values"][1:] == [50, 0.75]
     assert 7.5 in by_type["CFGGuider"]["widgets_values"]
