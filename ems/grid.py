@@ -7,7 +7,7 @@ done with Pillow so the result is an ordinary IMAGE that SaveImage/PreviewImage 
 from __future__ import annotations
 
 import math
-import os
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -16,20 +16,6 @@ from PIL import Image, ImageDraw, ImageFont
 from .validation import InputError
 
 AUTO_ROW = 8  # up to this many tiles, "auto" puts a sweep in one row, the way people read it
-
-# Fonts that carry Greek (α) and the minus sign on common systems. Pillow's built-in font has
-# neither, so it is only the last resort (and then labels are spelled in ASCII).
-_FONT_CANDIDATES = (
-    "DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    "/Library/Fonts/Arial Unicode.ttf",
-    "/System/Library/Fonts/Supplemental/Arial.ttf",
-    os.path.join(os.environ.get("WINDIR", "C:\\Windows"), "Fonts", "arial.ttf"),
-    "LiberationSans-Regular.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-)
 
 
 class GridError(InputError):
@@ -54,13 +40,9 @@ def split_labels(text: str | None, count: int) -> list[str]:
     return (labels + [""] * count)[:count]
 
 
-def _load_font(size: int) -> tuple[ImageFont.ImageFont, bool]:
-    """A font of roughly ``size`` pixels and whether it can draw non-ASCII (α, −)."""
-    for name in _FONT_CANDIDATES:
-        try:
-            return ImageFont.truetype(name, size), True
-        except OSError:
-            continue
+def builtin_font(size: int) -> tuple[ImageFont.ImageFont, bool]:
+    """Pillow's own font (no file to find), ASCII only: ``(font, False)``. The node hands the grid
+    a system font that can draw α and −; this is the default when none is given."""
     try:
         return ImageFont.load_default(size=size), False
     except TypeError:  # Pillow < 10.1 has no sized default font
@@ -72,7 +54,13 @@ def _ascii(label: str) -> str:
 
 
 def labelled_grid(
-    images: torch.Tensor, labels: list[str], columns: int = 0, gap: int = 4, background: float = 1.0, on_tile=None
+    images: torch.Tensor,
+    labels: list[str],
+    columns: int = 0,
+    gap: int = 4,
+    background: float = 1.0,
+    on_tile=None,
+    load_font: Callable[[int], tuple[ImageFont.ImageFont, bool]] = builtin_font,
 ) -> torch.Tensor:
     """Arrange ``images`` (B, H, W, C) in a grid with ``labels[i]`` under tile i.
 
@@ -80,6 +68,8 @@ def labelled_grid(
     height scales with the tile so labels stay readable on 64 px previews and 1024 px renders.
     ``on_tile(i, count)`` is called before tile i is drawn: the caller's hook for a progress bar
     and for Cancel (it may raise to stop the grid), so this module needs no host application.
+    ``load_font(px)`` returns a font of about ``px`` pixels and whether it draws non-ASCII; without one
+    that does, labels are spelled in ASCII ("alpha=-1").
     """
     if images.ndim != 4:
         raise GridError(f"expected an IMAGE batch (B, H, W, C), got shape {tuple(images.shape)}.")
@@ -88,7 +78,7 @@ def labelled_grid(
     labels = (list(labels) + [""] * count)[:count]
     has_text = any(labels)
     font_px = max(10, min(48, round(height * 0.07)))
-    font, unicode_ok = _load_font(font_px)
+    font, unicode_ok = load_font(font_px)
     if not unicode_ok:
         labels = [_ascii(t) for t in labels]
     strip = font_px + 2 * max(3, font_px // 3) if has_text else 0

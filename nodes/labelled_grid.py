@@ -9,6 +9,7 @@ from comfy_api.v0_0_2 import io
 from ..ems.grid import labelled_grid, split_labels
 from .common import CATEGORY, check_finite_inputs, node_errors
 from .schema import schema
+from .fonts import system_font
 
 NODE = "EMS Labelled Grid"
 
@@ -53,7 +54,11 @@ class EMSLabelledGrid(io.ComfyNode):
         check_finite_inputs(NODE, images=images)
         with node_errors(NODE):
             grid = labelled_grid(
-                images, split_labels(labels, images.shape[0]), columns, on_tile=tile_hook(images.shape[0])
+                images,
+                split_labels(labels, images.shape[0]),
+                columns,
+                on_tile=tile_hook(images.shape[0]),
+                load_font=system_font,
             )
         return io.NodeOutput(grid)
 

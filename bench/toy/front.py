@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from comfyui_ems.ems.grid import _load_font
+from comfyui_ems.nodes.fonts import system_font
 from comfyui_ems.toyworld.edits import EDIT_KINDS, edit_cases
 
 from bench import REPORTS, harness
@@ -130,7 +130,7 @@ def plot(points: list[dict], kind: str, path: Path) -> Path:
     w, h, pad = 720, 480, 60
     img = Image.new("RGB", (w, h), "white")
     draw = ImageDraw.Draw(img)
-    font = _load_font(13)[0]
+    font = system_font(13)[0]
     ys = [p["psnr_out"][0] for p in points if np.isfinite(p["psnr_out"][0])]
     lo, hi = (min(ys) - 1, max(ys) + 1) if ys else (0, 1)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from comfyui_ems.ems.grid import _load_font
+from comfyui_ems.nodes.fonts import system_font
 from comfyui_ems.llm_io.files import write_json_atomic
 from comfyui_ems.toyworld.scenes import Scene, render
 
@@ -27,7 +27,7 @@ def fmt(v, digits=2, pct=False) -> str:
 
 
 def _font(size: int):
-    return _load_font(size)[0]
+    return system_font(size)[0]
 
 
 def grid_picture(

@@ -52,6 +52,7 @@ from comfyui_ems.ems.spacing import (
     respace,
 )
 from comfyui_ems.ems.grid import labelled_grid
+from comfyui_ems.nodes.fonts import system_font
 from comfyui_ems.ems.validation import SAFE_ALPHA
 from comfyui_ems.llm_io.files import write_json_atomic
 from comfyui_ems.toyworld.edits import edit_cases
@@ -266,7 +267,9 @@ def pictures(world: World, cases, method: str, s: ToySettings, args) -> int:
             images, _ = run_method(world, method, case, alphas, s)
             big = torch.nn.functional.interpolate(images.permute(0, 3, 1, 2), scale_factor=3, mode="nearest")
             labels = [f"{'typed' if spacing == 'as typed' else 'even'} {case.kind} α={a:.2f}" for a in alphas]
-            rows.append(labelled_grid(big.permute(0, 2, 3, 1).float(), labels, columns=len(alphas))[0])
+            rows.append(
+                labelled_grid(big.permute(0, 2, 3, 1).float(), labels, columns=len(alphas), load_font=system_font)[0]
+            )
     width = max(r.shape[1] for r in rows)
     padded = [torch.nn.functional.pad(r, (0, 0, 0, width - r.shape[1]), value=1.0) for r in rows]
     picture = to_uint8(torch.cat(padded, dim=0))

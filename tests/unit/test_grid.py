@@ -48,6 +48,19 @@ def test_different_labels_draw_different_pixels():
     assert not torch.equal(a, b)
 
 
+def test_the_method_reads_no_font_file_and_spells_greek_in_ascii_without_one():
+    """ems.grid draws with Pillow's own font unless handed one; the node hands it a system font
+    that draws α (nodes/fonts.py), so the two differ exactly where the label is not ASCII."""
+    from comfyui_ems.nodes.fonts import system_font
+
+    images = torch.ones(1, 64, 64, 3) * 0.5
+    assert torch.equal(labelled_grid(images, ["α=−1"]), labelled_grid(images, ["alpha=-1"]))
+    font, unicode_ok = system_font(12)
+    if unicode_ok:  # a system with DejaVu/Arial/Liberation
+        drawn = labelled_grid(images, ["α=−1"], load_font=system_font)
+        assert not torch.equal(drawn, labelled_grid(images, ["alpha=-1"], load_font=system_font))
+
+
 def test_bad_input_is_refused_clearly():
     with pytest.raises(GridError, match="empty"):
         labelled_grid(torch.zeros(0, 8, 8, 3), [])
@@ -63,7 +76,9 @@ def test_long_labels_are_fitted_with_few_measurements_and_quickly():
 
     from comfyui_ems.ems import grid
 
-    font, _ = grid._load_font(12)
+    from comfyui_ems.nodes.fonts import system_font
+
+    font, _ = system_font(12)
     draw = ImageDraw.Draw(Image.new("RGB", (8, 8)))
     calls = []
     measure = draw.textlength
