@@ -94,3 +94,46 @@ def test_browse_templates_then_queue_the_toy_template_as_shipped(comfy, tmp_path
     saved = [i for out in entry["outputs"].values() for i in out.get("images", []) if i["type"] == "output"]
     grids = [i for i in saved if "toy_flow_grid" in i["filename"]]
     assert len(grids) == 1 and (comfy.base / "output" / grids[0]["subfolder"] / grids[0]["filename"]).is_file()
+
+
+OPEN_PACK_158_JS = """
+(async (label, ours) => {
+  await window.app.extensionManager.command.execute('Comfy.BrowseTemplates');
+  const until = async (f) => { for (let i = 0; i < 200; i++) { const v = f(); if (v) return v; await new Promise(r => setTimeout(r, 100)); } return null; };
+  const nav = await until(() => [...document.querySelectorAll('*')].find(e => e.children.length === 0 && e.textContent.trim() === label));
+  if (!nav) return {};
+  nav.click();
+  const mine = () => { const c = [...document.querySelectorAll('[data-testid^="template-workflow-"]')];
+                       return c.length && c.every(e => ours.includes(e.dataset.testid.slice(18))) ? c : null; };
+  const cards = await until(mine) || [];
+  return {cards: cards.map(c => ({id: c.dataset.testid.slice(18), text: c.innerText}))};
+})
+"""
+
+
+def test_the_newest_frontend_lists_every_template_by_its_title(tmp_path):
+    """Frontend 1.58.1 (PyPI) on the same server: the pack's group carries its label, and each card
+    shows the template's readable title."""
+    from support.browser import Chromium
+    from support.comfy_server import ComfyServer, prepare_base
+    from support.frontend import open_comfy, require_frontend
+
+    static = require_frontend("1.58.1")
+    server = ComfyServer(
+        os.environ["COMFYUI_DIR"], prepare_base(tmp_path / "base"), extra_args=["--front-end-root", str(static)]
+    )
+
+    async def script(page):
+        await open_comfy(page, server)
+        ours = json.dumps([p.stem for p in WORKFLOWS])
+        listed = await page.evaluate(f"({OPEN_PACK_158_JS})({json.dumps(LABEL)}, {ours})")
+        await page.screenshot(tmp_path / "templates-1.58.jpg", quality=80)
+        return listed
+
+    with server, Chromium(1600, 1000) as browser:
+        listed = browser.run(script)
+    if os.environ.get("EMS_SCREENSHOTS"):
+        shutil.copy(tmp_path / "templates-1.58.jpg", Path(os.environ["EMS_SCREENSHOTS"]) / "templates-1.58.jpg")
+    assert listed.get("cards"), f"no '{LABEL}' group in frontend 1.58.1's template browser"
+    assert sorted(c["id"] for c in listed["cards"]) == sorted(p.stem for p in WORKFLOWS)
+    assert all(c["id"] in c["text"] for c in listed["cards"]), listed["cards"]
