@@ -37,6 +37,9 @@ SD3_CLIP_WIDTH = 2048  # CLIP-L (768) ‖ CLIP-G (1280)
 CLIP_CHUNK = 77
 POOLED_KEY = "pooled_output"
 ALPHA_KEY = "ems_alpha"
+# Text encoders that are language models (Qwen-Image's Qwen2.5-VL, Lumina 2's Gemma) mark their pad
+# tokens in a (B, L) mask; ComfyUI drops the key when nothing is masked.
+MASK_KEY = "attention_mask"
 
 
 class ConditioningMismatch(InputError):
@@ -184,14 +187,60 @@ def _manipulate_pooled(alpha: float, extras: dict, manipulate_pooled: bool) -> O
     return manipulate(have["source"], have["target"], alpha, have.get("base"))
 
 
+def union_mask(masks: Sequence[Optional[torch.Tensor]], length: int) -> Optional[torch.Tensor]:
+    """The positions any of the conditionings attends to, (B, length); None (no mask) when that is
+    every position. A missing mask means every position is attended."""
+    present = [m for m in masks if m is not None]
+    if len(present) < len(masks) or not present:
+        return None
+    for m in present:
+        if m.ndim != 2 or m.shape[-1] != length:
+            raise ConditioningMismatch(
+                f"an attention_mask of shape {tuple(m.shape)} does not fit {length} tokens; "
+                "encode the prompts together, to one token length."
+            )
+    union = present[0].bool()
+    for m in present[1:]:
+        a, b = _broadcast_batch(union, m.bool().to(union.device))
+        union = a | b
+    if bool(union.all()):
+        return None
+    return union.to(present[0].dtype)
+
+
+def share_mask(conds: Sequence[list]) -> list[list]:
+    """The conditionings with one attention mask for all, entry by entry: the union of theirs.
+
+    Our rule for language-model encoders: EMS interpolates position by position, so every prompt of
+    an edit must attend to the same positions — where one prompt has words and another only its pad
+    tokens, both attend (the pad tokens' own encodings, never zeros). With equal masks, α = 0 and
+    α = 1 of a text direction are the source and target conditionings exactly.
+    """
+    lists = [_entries(f"prompt {i}", c) for i, c in enumerate(conds)]
+    if len({len(c) for c in lists}) > 1:
+        raise ConditioningMismatch("the prompts encoded to different numbers of entries.")
+    out = [[] for _ in lists]
+    for entries in zip(*lists):
+        masks = [e[1].get(MASK_KEY) for e in entries]
+        shared = union_mask(masks, entries[0][0].shape[1]) if any(m is not None for m in masks) else None
+        for i, e in enumerate(entries):
+            extras = {k: v for k, v in e[1].items() if k != MASK_KEY}
+            if shared is not None:
+                extras[MASK_KEY] = shared
+            out[i].append([e[0], extras])
+    return out
+
+
 def manipulate_conditioning(
     source: list, target: list, alpha: float, manipulate_pooled: bool = True, base: Optional[list] = None
 ) -> list:
     """``base + α·(target − source)`` on every entry of a CONDITIONING (the Manipulate step).
 
-    Tokens and ``pooled_output`` are interpolated; every other extra key comes from the target.
-    Entries are paired by position. Raises :class:`ConditioningMismatch` naming the inputs
-    ('source', 'target', 'base') when they cannot be combined.
+    Tokens and ``pooled_output`` are interpolated; ``attention_mask`` is the union of the inputs'
+    (``share_mask``: equal already when the prompts come from EMS Encode Prompts); every other extra
+    key (Flux's ``guidance``, reference latents, areas …) comes from the target. Entries are paired
+    by position. Raises :class:`ConditioningMismatch` naming the inputs ('source', 'target', 'base')
+    when they cannot be combined.
     """
     out = []
     for src, tgt, bse in _pair_entries(source=source, target=target, base=base):
@@ -205,6 +254,12 @@ def manipulate_conditioning(
         )
         if pooled is not None:
             extras[POOLED_KEY] = pooled
+        masks = [e[1].get(MASK_KEY) for e in (src, tgt, bse) if e is not None]
+        extras.pop(MASK_KEY, None)
+        if any(m is not None for m in masks):
+            mask = union_mask(masks, tokens.shape[1])
+            if mask is not None:
+                extras[MASK_KEY] = mask
         extras[ALPHA_KEY] = torch.full((tokens.shape[0],), float(alpha), dtype=torch.float64)
         out.append([tokens, extras])
     return out

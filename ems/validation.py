@@ -128,13 +128,6 @@ CONDITIONING_FAMILIES = (
     (3584, None, "Qwen-Image (Qwen2.5-VL 7B)"),
     (2304, None, "Lumina 2 (Gemma 2 2B)"),
 )
-ENCODER_FIX = {
-    "SD3": "the SD3 checkpoint's CLIP output, or TripleCLIPLoader with clip_l, clip_g and t5xxl (type sd3)",
-    "SD3.5": "the checkpoint's CLIP output, or TripleCLIPLoader with clip_l, clip_g and t5xxl (type sd3)",
-    "Flux": "DualCLIPLoader with clip_l and t5xxl (type flux)",
-    "SDXL": "the SDXL checkpoint's CLIP output (CLIP-L + CLIP-G)",
-    "SD15": "the SD1.5 checkpoint's CLIP output (CLIP-L)",
-}
 
 
 def conditioning_family(token_width: int, pooled_width) -> str:
@@ -154,12 +147,14 @@ def conditioning_family(token_width: int, pooled_width) -> str:
 
 
 def family_mismatch(
-    input_name: str, model_family: str, model_tokens, model_pooled, cond_tokens: int, cond_pooled
+    input_name: str, model_family: str, model_tokens, model_pooled, cond_tokens: int, cond_pooled, fix: str = ""
 ) -> str:
     """The error message when a conditioning's widths do not fit the model, or "" when they do.
 
-    ``model_tokens`` / ``model_pooled``: the widths the model's text projections take (None =
-    unknown, not checked). ``cond_pooled``: the width of the entry's ``pooled_output`` or None.
+    ``model_family``: the model's readable family name; ``model_tokens`` / ``model_pooled``: the
+    widths the model's text projections take (None = unknown, not checked). ``cond_pooled``: the
+    width of the entry's ``pooled_output`` or None. ``fix``: how to get the right encoder (the
+    caller knows the loaders; the method names none).
     """
     token_bad = model_tokens is not None and cond_tokens != model_tokens
     pooled_bad = model_pooled is not None and cond_pooled != model_pooled
@@ -168,7 +163,7 @@ def family_mismatch(
     expects = f"{model_tokens}-wide tokens" if model_tokens is not None else "its own token width"
     if model_pooled is not None:
         expects += f" and a {model_pooled}-wide pooled vector"
-    fix = ENCODER_FIX.get(model_family, f"the text encoder that belongs to this {model_family} model")
+    fix = fix or f"the text encoder that belongs to this {model_family} model"
     pooled_text = f"{cond_pooled}-wide pooled vector" if cond_pooled else "no pooled vector"
     return (
         f"'{input_name}' comes from {conditioning_family(cond_tokens, cond_pooled)} "

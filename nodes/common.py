@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from ..ems.alphas import AlphaOutOfRange
 from ..ems.conditioning import TokenLengthMismatch
@@ -125,27 +126,65 @@ def check_floats(node: str, ranges, **values) -> dict:
 # -- Model/conditioning families --------------------------------------------------------------------
 
 
-def model_text_widths(model) -> tuple[str, object, object]:
-    """(family, token width, pooled width) the model's text projections take; None = unknown.
+@dataclass(frozen=True)
+class ModelFamily:
+    """How the pack names a detected model family and which text encoder belongs to it."""
 
-    Read from ComfyUI's detected model config: the class name (``SD3``, ``Flux``, ``SDXL``, …) and
-    its ``unet_config`` (SD3: ``context_embedder_config`` in_features and ``adm_in_channels``;
-    Flux: ``context_in_dim`` / ``vec_in_dim``; UNets: ``context_dim``).
+    name: str  # readable, as users know it
+    encoder: str  # the loader setting that gives its text encoder
+    tokens: int | None = None  # token width when ComfyUI's detected config does not record it
+
+
+# ComfyUI's detected model-config class name → the family. SD3 and SD3.5 (Large, Medium) share the
+# class; Flux.1 dev and schnell differ by guidance embedding.
+MODEL_FAMILIES = {
+    "SD3": ModelFamily("SD3/SD3.5", "the checkpoint's CLIP output, or TripleCLIPLoader with clip_l, clip_g and t5xxl"),
+    "Flux": ModelFamily("Flux.1 dev", "DualCLIPLoader with clip_l and t5xxl (type flux)"),
+    "FluxSchnell": ModelFamily("Flux.1 schnell", "DualCLIPLoader with clip_l and t5xxl (type flux)"),
+    "FluxInpaint": ModelFamily("Flux.1 Fill", "DualCLIPLoader with clip_l and t5xxl (type flux)"),
+    "Chroma": ModelFamily("Chroma", "CLIPLoader with t5xxl (type chroma)"),
+    "QwenImage": ModelFamily("Qwen-Image", "CLIPLoader with qwen_2.5_vl_7b (type qwen_image)", tokens=3584),
+    "Lumina2": ModelFamily("Lumina 2", "CLIPLoader with gemma_2_2b (type lumina2)"),
+    "SDXL": ModelFamily("SDXL", "the SDXL checkpoint's CLIP output (CLIP-L + CLIP-G)"),
+    "SD15": ModelFamily("SD1.5", "the SD1.5 checkpoint's CLIP output (CLIP-L)"),
+    "AuraFlow": ModelFamily("AuraFlow", "CLIPLoader with the Pile-T5-XL encoder (type stable_diffusion)"),
+}
+
+
+def model_family(model) -> ModelFamily:
+    """The family of a MODEL, from ComfyUI's detected config class (unknown classes keep their name)."""
+    config = getattr(getattr(model, "model", None), "model_config", None)
+    name = type(config).__name__ if config is not None else "unknown"
+    return MODEL_FAMILIES.get(name, ModelFamily(name, ""))
+
+
+def model_text_widths(model) -> tuple[str, object, object]:
+    """(family name, token width, pooled width) the model's text projections take; None = unknown.
+
+    Read from ComfyUI's detected model config: its class (the family) and ``unet_config`` — SD3:
+    ``context_embedder_config`` in_features and ``adm_in_channels``; Flux and Chroma:
+    ``context_in_dim`` / ``vec_in_dim``; Lumina 2: ``cap_feat_dim``; UNets: ``context_dim``;
+    Qwen-Image records none (its class default, 3584).
     """
-    base = getattr(model, "model", None)
-    config = getattr(base, "model_config", None)
+    family = model_family(model)
+    config = getattr(getattr(model, "model", None), "model_config", None)
     if config is None:
-        return "unknown", None, None
-    family = type(config).__name__
+        return family.name, None, None
     unet = getattr(config, "unet_config", {}) or {}
     embedder = (unet.get("context_embedder_config") or {}).get("params", {})
-    tokens = embedder.get("in_features") or unet.get("context_in_dim") or unet.get("context_dim")
+    tokens = (
+        embedder.get("in_features")
+        or unet.get("context_in_dim")
+        or unet.get("cap_feat_dim")
+        or unet.get("context_dim")
+        or family.tokens
+    )
     pooled = None
     if embedder:  # MMDiT (SD3/SD3.5): the pooled vector is the adm input as it is
         pooled = unet.get("adm_in_channels")
     elif unet.get("vec_in_dim"):  # Flux
         pooled = unet.get("vec_in_dim")
-    return family, (int(tokens) if tokens else None), (int(pooled) if pooled else None)
+    return family.name, (int(tokens) if tokens else None), (int(pooled) if pooled else None)
 
 
 def check_families(node: str, model, **conds) -> None:
@@ -153,12 +192,13 @@ def check_families(node: str, model, **conds) -> None:
     family, tokens, pooled = model_text_widths(model)
     if tokens is None and pooled is None:
         return
+    fix = model_family(model).encoder
     for name, cond in conds.items():
         for entry in cond or []:
             extras = entry[1] if len(entry) > 1 and isinstance(entry[1], dict) else {}
             p = extras.get("pooled_output")
             message = family_mismatch(
-                name, family, tokens, pooled, int(entry[0].shape[-1]), None if p is None else int(p.shape[-1])
+                name, family, tokens, pooled, int(entry[0].shape[-1]), None if p is None else int(p.shape[-1]), fix
             )
             if message:
                 raise node_error(node, message)

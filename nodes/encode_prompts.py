@@ -6,8 +6,8 @@ from comfy_api.v0_0_2 import io, ui
 
 from ..ems import tokens as ems_tokens
 from ..ems.captions import derive_attribute, edit_words, word_diff
-from ..ems.conditioning import describe_tokens
-from .common import CATEGORY, LOG, check_finite_output, node_error
+from ..ems.conditioning import describe_tokens, share_mask
+from .common import CATEGORY, LOG, check_finite_output, node_error, node_errors
 from .schema import EDITING_WORDS, schema
 
 NODE = "EMS Encode Prompts"
@@ -170,6 +170,10 @@ class EMSEncodePrompts(io.ComfyNode):
                 f"this text encoder produced unequal token lengths ({listed}); "
                 "EMS cannot equalise it. Please report the model you use.",
             )
+        # Language-model encoders mark pad tokens: every prompt attends to the same positions, so
+        # a text direction at α = 0 / 1 is the source / target exactly (ems.conditioning.share_mask).
+        with node_errors(NODE):
+            conds = dict(zip(PROMPTS, share_mask([conds[k] for k in PROMPTS])))
         # Warnings go to the log and onto the node (web/js/ems_warnings.js shows the text; API
         # clients find it in /history/<prompt_id> → outputs → <this node's id> → "text").
         # Always a text ("" = nothing to say) so a warning shown on the node clears on the next run.

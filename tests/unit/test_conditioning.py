@@ -171,3 +171,59 @@ def test_conditioning_alpha_reads_broadcasts_and_refuses_disagreement():
     # what ComfyUI's conditioning nodes do to an entry: copy the dict and set keys
     copied = [[one[0][0], {**one[0][1], "strength": 1.0}]]
     assert conditioning_alpha(copied, 1).tolist() == [0.5] and ALPHA_KEY in copied[0][1]
+
+
+# -- language-model encoders: one attention mask for every prompt of an edit ----------------------
+
+
+def lm_cond(seed, length=12, words=None, width=3584):
+    """A Qwen-Image/Lumina-2-shaped conditioning: (1, L, width) tokens, no pooled vector, and the
+    (1, L) mask of its first ``words`` positions (no mask key when every position is a word)."""
+    g = torch.Generator().manual_seed(seed)
+    extras = {"pooled_output": None}
+    if words is not None and words < length:
+        extras["attention_mask"] = (torch.arange(length) < words).long().unsqueeze(0)
+    return [[torch.randn(1, length, width, generator=g), extras]]
+
+
+def test_share_mask_gives_every_prompt_the_union_of_their_masks():
+    from comfyui_ems.ems.conditioning import share_mask
+
+    short, long_, full = lm_cond(0, words=5), lm_cond(1, words=9), lm_cond(2)
+    a, b = share_mask([short, long_])
+    union = (torch.arange(12) < 9).long().unsqueeze(0)
+    assert torch.equal(a[0][1]["attention_mask"], union) and torch.equal(b[0][1]["attention_mask"], union)
+    assert torch.equal(a[0][0], short[0][0])  # the tokens are untouched
+    # a prompt with no mask attends everywhere, so the union is everything: no mask for anyone
+    a, c = share_mask([short, full])
+    assert "attention_mask" not in a[0][1] and "attention_mask" not in c[0][1]
+
+
+def test_with_shared_masks_alpha_0_and_1_are_the_source_and_target_exactly():
+    from comfyui_ems.ems.conditioning import share_mask
+
+    src, tgt = share_mask([lm_cond(0, words=5), lm_cond(1, words=9)])
+    at0 = manipulate_conditioning(src, tgt, 0.0)
+    at1 = manipulate_conditioning(src, tgt, 1.0)
+    assert torch.equal(at0[0][0], src[0][0]) and torch.equal(at0[0][1]["attention_mask"], src[0][1]["attention_mask"])
+    assert torch.equal(at1[0][0], tgt[0][0]) and torch.equal(at1[0][1]["attention_mask"], tgt[0][1]["attention_mask"])
+    sweep = sweep_conditioning(src, tgt, [0.0, 0.5, 1.0])
+    assert sweep[0][1]["attention_mask"].shape == (3, 12)
+
+
+def test_unequal_masks_without_encode_prompts_become_their_union():
+    at = manipulate_conditioning(lm_cond(0, words=5), lm_cond(1, words=9), 0.3)
+    assert torch.equal(at[0][1]["attention_mask"], (torch.arange(12) < 9).long().unsqueeze(0))
+
+
+def test_a_mask_that_does_not_fit_the_tokens_is_refused():
+    bad = lm_cond(1, words=3)
+    bad[0][1]["attention_mask"] = torch.ones(1, 7, dtype=torch.long)
+    with pytest.raises(ConditioningMismatch, match="does not fit 12 tokens"):
+        manipulate_conditioning(lm_cond(0, words=5), bad, 0.5)
+
+
+def test_flux_guidance_and_other_extras_come_from_the_target():
+    src = sd3_cond(0, guidance=3.5)
+    tgt = sd3_cond(1, guidance=2.0)
+    assert manipulate_conditioning(src, tgt, 0.5)[0][1]["guidance"] == 2.0

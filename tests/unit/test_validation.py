@@ -47,9 +47,12 @@ def test_one_safe_range_warning_for_both_alpha_nodes():
 
 
 def test_family_mismatch_names_both_families_and_the_fix():
-    msg = v.family_mismatch("positive", "SD3", 4096, 2048, 768, None)
-    assert msg.startswith("'positive' comes from SD1.x") and "SD3" in msg
-    assert "4096-wide tokens" in msg and "TripleCLIPLoader" in msg
+    msg = v.family_mismatch("positive", "SD3/SD3.5", 4096, 2048, 768, None, fix="the SD3 text encoders")
+    assert msg.startswith("'positive' comes from SD1.x") and "the model is SD3/SD3.5" in msg
+    assert "4096-wide tokens" in msg and msg.endswith("the SD3 text encoders.")
+    assert "the text encoder that belongs to this Chroma model" in v.family_mismatch(
+        "p", "Chroma", 4096, None, 3584, None
+    )
     assert v.family_mismatch("positive", "SD3", 4096, 2048, 4096, 2048) == ""
     flux_into_sd3 = v.family_mismatch("negative", "SD3", 4096, 2048, 4096, 768)
     assert "Flux" in flux_into_sd3 and "'negative'" in flux_into_sd3
