@@ -188,11 +188,14 @@ def _manipulate_pooled(alpha: float, extras: dict, manipulate_pooled: bool) -> O
 
 
 def union_mask(masks: Sequence[Optional[torch.Tensor]], length: int) -> Optional[torch.Tensor]:
-    """The positions any of the conditionings attends to, (B, length); None (no mask) when that is
-    every position. A missing mask means every position is attended."""
+    """The positions any of the conditionings attends to, (B, length); None when none has a mask.
+    A missing mask means every position is attended. The key is kept even when every position is
+    attended: some models read the token count from it (Lumina 2)."""
     present = [m for m in masks if m is not None]
-    if len(present) < len(masks) or not present:
+    if not present:
         return None
+    if len(present) < len(masks):
+        return torch.ones_like(present[0])
     for m in present:
         if m.ndim != 2 or m.shape[-1] != length:
             raise ConditioningMismatch(
@@ -203,8 +206,6 @@ def union_mask(masks: Sequence[Optional[torch.Tensor]], length: int) -> Optional
     for m in present[1:]:
         a, b = _broadcast_batch(union, m.bool().to(union.device))
         union = a | b
-    if bool(union.all()):
-        return None
     return union.to(present[0].dtype)
 
 
@@ -222,7 +223,7 @@ def share_mask(conds: Sequence[list]) -> list[list]:
     out = [[] for _ in lists]
     for entries in zip(*lists):
         masks = [e[1].get(MASK_KEY) for e in entries]
-        shared = union_mask(masks, entries[0][0].shape[1]) if any(m is not None for m in masks) else None
+        shared = union_mask(masks, entries[0][0].shape[1])
         for i, e in enumerate(entries):
             extras = {k: v for k, v in e[1].items() if k != MASK_KEY}
             if shared is not None:
@@ -254,12 +255,10 @@ def manipulate_conditioning(
         )
         if pooled is not None:
             extras[POOLED_KEY] = pooled
-        masks = [e[1].get(MASK_KEY) for e in (src, tgt, bse) if e is not None]
+        mask = union_mask([e[1].get(MASK_KEY) for e in (src, tgt, bse) if e is not None], tokens.shape[1])
         extras.pop(MASK_KEY, None)
-        if any(m is not None for m in masks):
-            mask = union_mask(masks, tokens.shape[1])
-            if mask is not None:
-                extras[MASK_KEY] = mask
+        if mask is not None:
+            extras[MASK_KEY] = mask
         extras[ALPHA_KEY] = torch.full((tokens.shape[0],), float(alpha), dtype=torch.float64)
         out.append([tokens, extras])
     return out
@@ -270,7 +269,7 @@ def _repeat_batch_values(extras: dict, batch: int, times: int) -> dict:
     return {
         k: (
             v.repeat(times, *([1] * (v.ndim - 1)))
-            if torch.is_tensor(v) and v.ndim >= 1 and v.shape[0] == batch and k not in (POOLED_KEY, ALPHA_KEY)
+            if torch.is_tensor(v) and v.ndim >= 1 and v.shape[0] == batch and k not in (POOLED_KEY, ALPHA_KEY, MASK_KEY)
             else v
         )
         for k, v in extras.items()
@@ -283,7 +282,9 @@ def sweep_conditioning(
     """One CONDITIONING whose batch holds ``manipulate_conditioning`` at every α, α-major.
 
     Item ``i·B + b`` equals batch item b of the single run at ``alphas[i]`` (B: the single run's
-    batch, usually 1), so downstream samplers render all edits in one batch.
+    batch, usually 1), so downstream samplers render all edits in one batch. The attention mask (the
+    same union at every α) stays one mask of the single run's batch: ComfyUI repeats it to the
+    batch, and Lumina 2 counts the tokens it attends to from it.
     """
     if not alphas:
         raise ConditioningMismatch("no alpha values to sweep.")
@@ -400,6 +401,12 @@ def stack_batches(conds: Sequence[list], batch: int) -> Optional[list]:
                 return None
         for key in keys:
             values = [e[1][key] for e in entries]
+            if key == MASK_KEY:  # one mask for the whole stack, as ComfyUI gives a batch (Lumina 2
+                # counts its tokens over the mask's batch), so only equal masks stack
+                if not all(torch.is_tensor(v) and torch.equal(v, values[0]) for v in values):
+                    return None
+                stacked[key] = values[0]
+                continue
             if torch.is_tensor(values[0]) and values[0].ndim >= 1 and values[0].shape[0] in (1, batch):
                 if any(
                     not torch.is_tensor(v) or v.shape[1:] != values[0].shape[1:] or v.shape[0] not in (1, batch)

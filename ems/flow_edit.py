@@ -166,8 +166,10 @@ def locality_weights(v_delta: torch.Tensor, threshold: float) -> torch.Tensor:
     """clamp(2d/τ − 1, 0, 1) with d the smoothed, max-normalised channel mean of |V| per item:
     (B, 1, …); 0 where d ≤ τ/2, 1 where d ≥ τ, linear between."""
     d = v_delta.abs().mean(dim=1, keepdim=True)
-    if d.ndim == 4:  # image latents: spread the weight over neighbouring latent pixels
-        d = F.avg_pool2d(d, 3, stride=1, padding=1, count_include_pad=False)
+    if d.ndim in (4, 5):  # image latents (or single frames): spread the weight over neighbouring pixels
+        shape = d.shape
+        d = F.avg_pool2d(d.reshape(-1, 1, *shape[-2:]), 3, stride=1, padding=1, count_include_pad=False)
+        d = d.reshape(shape)
     peak = d.flatten(1).amax(dim=1).clamp_min(torch.finfo(d.dtype).tiny)
     d = d / peak.reshape(-1, *([1] * (d.ndim - 1)))
     return (2.0 * d / threshold - 1.0).clamp(0.0, 1.0)

@@ -118,8 +118,11 @@ def describe_shape(shape) -> str:
 
 
 def layout_problem(shape) -> str:
-    """ "" for an image latent (batch, channels, height, width) with at least one item; else why not."""
+    """ "" for an image latent (batch, channels, height, width) — or one frame of a video-style latent
+    (batch, channels, 1, height, width), as Qwen-Image's VAE gives — with at least one item; else why not."""
     shape = tuple(shape)
+    if len(shape) == 5 and shape[2] == 1:  # one frame: how Qwen-Image's VAE (Wan 2.1) writes an image
+        shape = shape[:2] + shape[3:]
     if len(shape) != 4:
         hint = LAYOUT_HINTS.get(len(shape))
         return (

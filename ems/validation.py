@@ -152,16 +152,18 @@ def family_mismatch(
     """The error message when a conditioning's widths do not fit the model, or "" when they do.
 
     ``model_family``: the model's readable family name; ``model_tokens`` / ``model_pooled``: the
-    widths the model's text projections take (None = unknown, not checked). ``cond_pooled``: the
-    width of the entry's ``pooled_output`` or None. ``fix``: how to get the right encoder (the
-    caller knows the loaders; the method names none).
+    widths the model's text projections take (None = unknown, not checked; pooled 0 = the model
+    takes no pooled vector). ``cond_pooled``: the width of the entry's ``pooled_output`` or None.
+    ``fix``: how to get the right encoder (the caller knows the loaders; the method names none).
     """
     token_bad = model_tokens is not None and cond_tokens != model_tokens
-    pooled_bad = model_pooled is not None and cond_pooled != model_pooled
+    pooled_bad = model_pooled is not None and (cond_pooled or 0) != model_pooled
     if not (token_bad or pooled_bad):
         return ""
     expects = f"{model_tokens}-wide tokens" if model_tokens is not None else "its own token width"
-    if model_pooled is not None:
+    if model_pooled == 0:
+        expects += " and no pooled vector"
+    elif model_pooled is not None:
         expects += f" and a {model_pooled}-wide pooled vector"
     fix = fix or f"the text encoder that belongs to this {model_family} model"
     pooled_text = f"{cond_pooled}-wide pooled vector" if cond_pooled else "no pooled vector"

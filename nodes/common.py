@@ -133,6 +133,7 @@ class ModelFamily:
     name: str  # readable, as users know it
     encoder: str  # the loader setting that gives its text encoder
     tokens: int | None = None  # token width when ComfyUI's detected config does not record it
+    pooled: int | None = None  # 0: takes no pooled vector (a T5 or language-model encoder only)
 
 
 # ComfyUI's detected model-config class name → the family. SD3 and SD3.5 (Large, Medium) share the
@@ -142,9 +143,9 @@ MODEL_FAMILIES = {
     "Flux": ModelFamily("Flux.1 dev", "DualCLIPLoader with clip_l and t5xxl (type flux)"),
     "FluxSchnell": ModelFamily("Flux.1 schnell", "DualCLIPLoader with clip_l and t5xxl (type flux)"),
     "FluxInpaint": ModelFamily("Flux.1 Fill", "DualCLIPLoader with clip_l and t5xxl (type flux)"),
-    "Chroma": ModelFamily("Chroma", "CLIPLoader with t5xxl (type chroma)"),
-    "QwenImage": ModelFamily("Qwen-Image", "CLIPLoader with qwen_2.5_vl_7b (type qwen_image)", tokens=3584),
-    "Lumina2": ModelFamily("Lumina 2", "CLIPLoader with gemma_2_2b (type lumina2)"),
+    "Chroma": ModelFamily("Chroma", "CLIPLoader with t5xxl (type chroma)", pooled=0),
+    "QwenImage": ModelFamily("Qwen-Image", "CLIPLoader with qwen_2.5_vl_7b (type qwen_image)", tokens=3584, pooled=0),
+    "Lumina2": ModelFamily("Lumina 2", "CLIPLoader with gemma_2_2b (type lumina2)", pooled=0),
     "SDXL": ModelFamily("SDXL", "the SDXL checkpoint's CLIP output (CLIP-L + CLIP-G)"),
     "SD15": ModelFamily("SD1.5", "the SD1.5 checkpoint's CLIP output (CLIP-L)"),
     "AuraFlow": ModelFamily("AuraFlow", "CLIPLoader with the Pile-T5-XL encoder (type stable_diffusion)"),
@@ -159,7 +160,8 @@ def model_family(model) -> ModelFamily:
 
 
 def model_text_widths(model) -> tuple[str, object, object]:
-    """(family name, token width, pooled width) the model's text projections take; None = unknown.
+    """(family name, token width, pooled width) the model's text projections take; None = unknown,
+    pooled 0 = none taken.
 
     Read from ComfyUI's detected model config: its class (the family) and ``unet_config`` — SD3:
     ``context_embedder_config`` in_features and ``adm_in_channels``; Flux and Chroma:
@@ -179,12 +181,12 @@ def model_text_widths(model) -> tuple[str, object, object]:
         or unet.get("context_dim")
         or family.tokens
     )
-    pooled = None
+    pooled = family.pooled
     if embedder:  # MMDiT (SD3/SD3.5): the pooled vector is the adm input as it is
         pooled = unet.get("adm_in_channels")
     elif unet.get("vec_in_dim"):  # Flux
         pooled = unet.get("vec_in_dim")
-    return family.name, (int(tokens) if tokens else None), (int(pooled) if pooled else None)
+    return family.name, (int(tokens) if tokens else None), (None if pooled is None else int(pooled))
 
 
 def check_families(node: str, model, **conds) -> None:

@@ -14,6 +14,7 @@ from .common import (
     CATEGORY,
     LOG,
     check_families,
+    model_family,
     check_finite_inputs,
     check_finite_output,
     check_floats,
@@ -42,7 +43,7 @@ def check_model(model, sigmas) -> None:
     if not is_rectified_flow(sampling):
         raise node_error(
             NODE,
-            f"the model samples with {type(sampling).__name__}, not rectified flow. The "
+            f"the model ({model_family(model).name}) samples with {type(sampling).__name__}, not rectified flow. The "
             "coupling needs a flow model (SD3, SD3.5, Flux, AuraFlow, Lumina 2, Qwen-Image…). "
             "For ε/v-prediction models such as SDXL or SD1.5 use EMS CSDS Latent Edit with a "
             "sampler (img2img) instead.",

@@ -54,6 +54,11 @@ def batch_alphas(latent: dict, alpha: float, alphas: str) -> tuple[dict, list[fl
 SEARCH_ALIASES = [*EDITING_WORDS, "svd", "singular values", "latent direction", "reference image edit"]
 
 
+def image_layout(samples: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) from an image latent or a single-frame (B, C, 1, H, W) one."""
+    return samples.squeeze(2) if samples.ndim == 5 else samples
+
+
 class EMSLatentDirection(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -152,8 +157,12 @@ class EMSLatentDirection(io.ComfyNode):
             check_latent_layout(NODE, name, value)
         check_finite_inputs(NODE, latent=latent, reference_a=reference_a, reference_b=reference_b)
         latent, values = batch_alphas(latent, alpha, alphas)
-        samples = latent["samples"]
-        a, b = reference_a["samples"].to(samples.device), reference_b["samples"].to(samples.device)
+        # A single-frame latent (Qwen-Image's VAE: batch, channels, 1, height, width) is edited as the
+        # image it is and given back in its own layout.
+        frames = latent["samples"].ndim == 5
+        samples = image_layout(latent["samples"])
+        a = image_layout(reference_a["samples"]).to(samples.device)
+        b = image_layout(reference_b["samples"]).to(samples.device)
         if a.shape == b.shape and torch.equal(a, b):
             LOG.warning(
                 "%s: reference_a and reference_b are identical, so there is no direction; the latent "
@@ -166,7 +175,7 @@ class EMSLatentDirection(io.ComfyNode):
         # An inpainting mask limits the edit to where the sampler may change the image; it stays
         # on the output so the sampler respects it too.
         edited = blend_mask(samples, edited, latent.get("noise_mask"))
-        out = {**latent, "samples": edited}
+        out = {**latent, "samples": edited.unsqueeze(2) if frames else edited}
         check_finite_output(NODE, "latent", out)
         labels = "\n".join(format_alpha(v) for v in values)
         return io.NodeOutput(out, labels, ui=ui.PreviewText(labels))

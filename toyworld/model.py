@@ -114,6 +114,27 @@ def seeded_parameters(module: torch.nn.Module, seed: int, scale: float = 0.02, d
     return module
 
 
+def fill_saved_buffers(module: torch.nn.Module) -> torch.nn.Module:
+    """Give the saved buffers ComfyUI allocates with ``torch.empty`` the values checkpoints carry.
+
+    The one there is: MMDiT's ``pos_embed`` (SD3/SD3.5 ship the fixed 2-D sin-cos table, which
+    ComfyUI's MMDiT computes with ``get_2d_sincos_pos_embed``). Any other saved buffer is an error, not
+    left as whatever memory held."""
+    parameters = {name for name, _ in module.named_parameters()}
+    for name, buffer in module.state_dict().items():
+        if name in parameters:
+            continue
+        if name != "pos_embed":
+            raise RuntimeError(f"{type(module).__name__}: no initialisation for the saved buffer {name!r}")
+        from comfy.ldm.modules.diffusionmodules.mmdit import get_2d_sincos_pos_embed
+
+        side = round(buffer.shape[1] ** 0.5)
+        table = torch.from_numpy(get_2d_sincos_pos_embed(buffer.shape[2], side)).to(buffer.dtype)
+        with torch.no_grad():
+            module.pos_embed.copy_(table.reshape(buffer.shape))
+    return module
+
+
 def parameters_sha256(module: torch.nn.Module) -> str:
     """SHA-256 over every parameter's float32 bytes, in name order."""
     h = hashlib.sha256()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from .model import seeded_parameters
+from .model import fill_saved_buffers, seeded_parameters
 
 # depth 2 → hidden 128 (64·depth); context 4096 → 128; pooled 2048.
 TINY_MMDIT = {
@@ -57,6 +57,7 @@ def mmdit_state_dict(seed: int = 0, config: dict | None = None) -> dict[str, tor
     model_config = comfy.supported_models.SD3(cfg)
     model = model_config.get_model({}, device="cpu")
     seeded_parameters(model.diffusion_model, seed)
+    fill_saved_buffers(model.diffusion_model)  # pos_embed: ComfyUI allocates it uninitialised
     return {k: v.contiguous() for k, v in model.diffusion_model.state_dict().items()}
 
 

@@ -68,3 +68,32 @@ def test_unequal_token_shapes_cost_a_second_call(env):
     # Why EMSEncodePrompts exists: SD3 batches only identical shapes.
     calls, _ = run(env, iterations=2, attribute_tokens=231)
     assert len(calls) == 4
+
+
+FAMILIES = ["sd35_large", "sd35_medium", "flux_dev", "flux_schnell", "chroma", "qwen_image", "lumina2", "sdxl"]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_one_batched_call_per_iteration_on_every_family(env, family):
+    """Each family's tiny model (toyworld/tiny_families.py) with its own encoder's conditioning, as
+    EMS Encode Prompts gives it: [positive, attribute, negative] in one forward per iteration."""
+    from importlib import import_module
+
+    from comfyui_ems.toyworld import tiny_families
+
+    encode = import_module("comfyui_ems.nodes.encode_prompts").EMSEncodePrompts.execute
+    clip = tiny_families.clip(family)
+    source, target, attribute, negative = encode(
+        clip, "a woman in a black suit", "a woman in a red suit", "red suit", "blurry"
+    ).result
+    counter = env["Counter"]()
+    model = counter.install(tiny_families.model_patcher(family))
+    vae = tiny_families.vae(family)
+    latent = {"samples": vae.encode(torch.rand(1, 64, 64, 3))}
+    sigmas = model.get_model_object("model_sampling").sigmas
+    sigmas = torch.stack([sigmas[int(len(sigmas) * 0.6)], sigmas[int(len(sigmas) * 0.3)], sigmas[0] * 0])
+    latent = env["reconcile"](latent, target, attribute, negative)
+    params = env["params"](cfg=3.0, iterations=3, constraint=0.5, step_start=0.03, step_end=0.003)
+    out = env["run_csds"](model, target, attribute, negative, latent, sigmas, 0, params)
+    assert counter.calls == [3] * 3, counter.calls
+    assert out["samples"].shape == latent["samples"].shape and torch.isfinite(out["samples"]).all()

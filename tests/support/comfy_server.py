@@ -69,6 +69,30 @@ def write_tiny_model(base: Path, name: str = "tiny_sd3.safetensors", seed: int =
     return name
 
 
+def write_family_model(base: Path, family: str, seed: int = 0) -> str:
+    """Write one family's tiny random-weight diffusion model (toyworld/tiny_families.py) into
+    ``base``/models/diffusion_models, where UNETLoader finds and detects it; returns its file name."""
+    name = f"tiny_{family}.safetensors"
+    out = base / "models" / "diffusion_models" / name
+    if out.exists():
+        return name
+    comfy_dir = os.environ["COMFYUI_DIR"]
+    code = (
+        "import sys, comfy.cli_args; comfy.cli_args.args.cpu = True;"
+        "from comfyui_ems.toyworld import tiny_families;"
+        "tiny_families.write_model_file(sys.argv[2], sys.argv[1], int(sys.argv[3]))"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    path = os.pathsep.join(p for p in (comfy_dir, str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    subprocess.run(
+        [python_for_comfy(), "-c", code, str(out), family, str(seed)],
+        check=True,
+        cwd=comfy_dir,
+        env={**os.environ, "PYTHONPATH": path},
+    )
+    return name
+
+
 class ComfyServer(_ComfyServer):
     """The pack's ComfyServer plus a reader for the test pack's saved tensors; the server process
     gets tests/ and the repository on its PYTHONPATH so that the test pack imports

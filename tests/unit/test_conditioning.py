@@ -194,9 +194,13 @@ def test_share_mask_gives_every_prompt_the_union_of_their_masks():
     union = (torch.arange(12) < 9).long().unsqueeze(0)
     assert torch.equal(a[0][1]["attention_mask"], union) and torch.equal(b[0][1]["attention_mask"], union)
     assert torch.equal(a[0][0], short[0][0])  # the tokens are untouched
-    # a prompt with no mask attends everywhere, so the union is everything: no mask for anyone
+    # a prompt with no mask attends everywhere, so the union is everything — kept as a mask of ones
+    # (Lumina 2 reads its token count from the mask)
     a, c = share_mask([short, full])
-    assert "attention_mask" not in a[0][1] and "attention_mask" not in c[0][1]
+    assert torch.equal(a[0][1]["attention_mask"], torch.ones(1, 12, dtype=torch.long))
+    assert torch.equal(c[0][1]["attention_mask"], a[0][1]["attention_mask"])
+    plain = share_mask([lm_cond(3), lm_cond(4)])
+    assert all("attention_mask" not in c[0][1] for c in plain)  # no mask anywhere: none added
 
 
 def test_with_shared_masks_alpha_0_and_1_are_the_source_and_target_exactly():
@@ -208,7 +212,7 @@ def test_with_shared_masks_alpha_0_and_1_are_the_source_and_target_exactly():
     assert torch.equal(at0[0][0], src[0][0]) and torch.equal(at0[0][1]["attention_mask"], src[0][1]["attention_mask"])
     assert torch.equal(at1[0][0], tgt[0][0]) and torch.equal(at1[0][1]["attention_mask"], tgt[0][1]["attention_mask"])
     sweep = sweep_conditioning(src, tgt, [0.0, 0.5, 1.0])
-    assert sweep[0][1]["attention_mask"].shape == (3, 12)
+    assert sweep[0][0].shape[0] == 3 and torch.equal(sweep[0][1]["attention_mask"], src[0][1]["attention_mask"])
 
 
 def test_unequal_masks_without_encode_prompts_become_their_union():
@@ -227,3 +231,12 @@ def test_flux_guidance_and_other_extras_come_from_the_target():
     src = sd3_cond(0, guidance=3.5)
     tgt = sd3_cond(1, guidance=2.0)
     assert manipulate_conditioning(src, tgt, 0.5)[0][1]["guidance"] == 2.0
+
+
+def test_equal_masks_stack_as_one_and_unequal_ones_do_not_stack():
+    from comfyui_ems.ems.conditioning import share_mask, stack_batches
+
+    src, tgt = share_mask([lm_cond(0, words=5), lm_cond(1, words=9)])
+    stacked = stack_batches([src, tgt], batch=1)
+    assert stacked[0][0].shape[0] == 2 and torch.equal(stacked[0][1]["attention_mask"], src[0][1]["attention_mask"])
+    assert stack_batches([lm_cond(0, words=5), lm_cond(1, words=9)], batch=1) is None

@@ -36,6 +36,7 @@ COMFY_SIDE = (
     "toyworld/comfy_loader.py",
     "toyworld/model.py",
     "toyworld/tiny_sd3.py",
+    "toyworld/tiny_families.py",
     "toyworld/train.py",
     "toyworld/quality.py",
 )

@@ -80,6 +80,8 @@ def test_layout_names_what_the_latent_is():
     )
     assert "got 3-D" in t.layout_problem((1, 64, 100))
     assert t.layout_problem((0, 16, 8, 8)) == "is an empty batch"
+    assert t.layout_problem((1, 16, 1, 8, 8)) == ""  # a single frame: Qwen-Image's VAE writes images so
+    assert t.layout_problem((0, 16, 1, 8, 8)) == "is an empty batch"
 
 
 def test_channels_against_the_model():

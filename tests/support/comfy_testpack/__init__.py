@@ -49,6 +49,60 @@ class EMSTestTinySD3VAE:
         return (_cached(("vae", seed), lambda: tiny_sd3.vae(seed)),)
 
 
+class EMSTestTinyFamilyModel:
+    """A tiny random-weight diffusion model of one family, built through that family's ComfyUI model
+    config class — for the families whose tiny file UNETLoader cannot load (ComfyUI's detection
+    hard-codes their sizes; toyworld/tiny_families.py says which)."""
+
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "load"
+    CATEGORY = "_for_testing/ems"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"family": ("STRING", {"default": "flux_dev"}), "seed": ("INT", {"default": 0, "min": 0})}}
+
+    def load(self, family, seed):
+        from comfyui_ems.toyworld import tiny_families
+
+        return (_cached(("family_model", family, seed), lambda: tiny_families.model_patcher(family, seed)),)
+
+
+class EMSTestTinyFamilyCLIP:
+    """A tiny random-weight text encoder of one model family, with that family's real tokenizer
+    and conditioning layout (toyworld/tiny_families.py)."""
+
+    RETURN_TYPES = ("CLIP",)
+    FUNCTION = "load"
+    CATEGORY = "_for_testing/ems"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"family": ("STRING", {"default": "sd3"}), "seed": ("INT", {"default": 0, "min": 0})}}
+
+    def load(self, family, seed):
+        from comfyui_ems.toyworld import tiny_families
+
+        return (_cached(("family_clip", family, seed), lambda: tiny_families.clip(family, seed)),)
+
+
+class EMSTestTinyFamilyVAE:
+    """A tiny random-weight VAE in one model family's latent format."""
+
+    RETURN_TYPES = ("VAE",)
+    FUNCTION = "load"
+    CATEGORY = "_for_testing/ems"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"family": ("STRING", {"default": "sd3"}), "seed": ("INT", {"default": 0, "min": 0})}}
+
+    def load(self, family, seed):
+        from comfyui_ems.toyworld import tiny_families
+
+        return (_cached(("family_vae", family, seed), lambda: tiny_families.vae(family, seed)),)
+
+
 class EMSTestSaveTensor:
     """Saves a LATENT / CONDITIONING / IMAGE / SIGMAS / STRING as a torch file for exact checks."""
 
@@ -242,6 +296,9 @@ def _plain(value):
 NODE_CLASS_MAPPINGS = {
     "EMSTestTinySD3CLIP": EMSTestTinySD3CLIP,
     "EMSTestTinySD3VAE": EMSTestTinySD3VAE,
+    "EMSTestTinyFamilyModel": EMSTestTinyFamilyModel,
+    "EMSTestTinyFamilyCLIP": EMSTestTinyFamilyCLIP,
+    "EMSTestTinyFamilyVAE": EMSTestTinyFamilyVAE,
     "EMSTestSaveTensor": EMSTestSaveTensor,
     "EMSTestConditioning": EMSTestConditioning,
     "EMSTestPoisonImage": EMSTestPoisonImage,
