@@ -44,8 +44,8 @@ def make_test_image(path: Path, size: int | None = None) -> Path:
 
 
 def swap_to_toyworld(prompt: dict) -> dict:
-    """Run an API-format prompt on the toy model: every SD3 loader (CheckpointLoaderSimple, or
-    UNETLoader + TripleCLIPLoader + VAELoader) becomes one EMSToyWorldLoader; the image is fed at
+    """Run an API-format prompt on the toy model: every model loader (CheckpointLoaderSimple, or
+    UNETLoader + TripleCLIPLoader / DualCLIPLoader / CLIPLoader + VAELoader) becomes one EMSToyWorldLoader; the image is fed at
     the toy's own 64×64 (ImageScaleToTotalPixels is bypassed: its smallest setting, 0.01 MP, is
     ~100×100, a size the toy model never saw); the negative prompt is "" (the toy grammar's
     unconditional caption)."""
@@ -64,7 +64,13 @@ def swap_to_toyworld(prompt: dict) -> dict:
         for slot in range(3):
             relink(prompt, [key, slot], [target, slot])
         del prompt[key]
-    for class_type, slot in (("UNETLoader", 0), ("TripleCLIPLoader", 1), ("VAELoader", 2)):
+    for class_type, slot in (
+        ("UNETLoader", 0),
+        ("TripleCLIPLoader", 1),
+        ("DualCLIPLoader", 1),
+        ("CLIPLoader", 1),
+        ("VAELoader", 2),
+    ):
         for key in nodes_of(prompt, class_type):
             relink(prompt, [key, 0], [toy(), slot])
             del prompt[key]

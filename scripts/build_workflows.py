@@ -657,9 +657,207 @@ def toy_flow_edit_sweep(g: UIGraph):
     g.node("SaveImage", images=grid[0], filename_prefix="ems/toy_flow_grid")
 
 
+# -- Other model families -----------------------------------------------------------------------
+# The same EMS graphs on the families people run. Their settings are starting points, not measured:
+# no weights of these models can be had where this pack is built (they are verified on tiny
+# random-weight models of each family: tests/integration/test_families.py).
+HF = "https://huggingface.co"
+
+
+def model_file(name: str, repo_path: str, directory: str) -> dict:
+    return {"name": name, "url": f"{HF}/{repo_path}/{name}", "directory": directory}
+
+
+def file_loader(g: UIGraph, class_type: str, files: list[dict], **values):
+    return g.node(class_type, properties={"models": files}, **values)
+
+
+def typed_family_prompts(g: UIGraph, clip, negative: str = NEGATIVE):
+    return g.node(
+        "EMSEncodePrompts",
+        clip=clip,
+        source_prompt=SOURCE_CAPTION,
+        target_prompt=TARGET_CAPTION,
+        attribute_prompt="red suit",
+        negative_prompt=negative,
+    )
+
+
+def image_latent(g: UIGraph, vae):
+    img = g.node("LoadImage", image="example.png")
+    scaled = g.node("ImageScaleToTotalPixels", image=img[0], upscale_method="lanczos", megapixels=1.0)
+    return g.node("VAEEncode", pixels=scaled[0], vae=vae)
+
+
+def family_flow_grid(g: UIGraph, model, clip, vae, steps: int, denoise: float, flow: dict, prefix: str, guidance=None):
+    latent = image_latent(g, vae)
+    enc = typed_family_prompts(g, clip, negative="" if guidance is not None else NEGATIVE)
+    sweep = g.node("EMSAlphaSweep", source=enc[0], target=enc[1], alphas=DEFAULT_SWEEP, manipulate_pooled=True)
+    source, positive = enc[0], sweep[0]
+    if guidance is not None:  # Flux: the distilled guidance, the same on both sides of the edit
+        source = g.node("FluxGuidance", title="FluxGuidance (source)", conditioning=enc[0], guidance=guidance)[0]
+        positive = g.node("FluxGuidance", title="FluxGuidance (edit)", conditioning=sweep[0], guidance=guidance)[0]
+    sched = g.node("BasicScheduler", model=model, scheduler="simple", steps=steps, denoise=denoise)
+    edit = g.node(
+        "EMSFlowEdit",
+        model=model,
+        source=source,
+        positive=positive,
+        negative=enc[3],
+        latent_image=latent[0],
+        sigmas=sched[0],
+        noise_seed=SEED,
+        **flow,
+    )
+    decoded = g.node("VAEDecode", samples=edit[0], vae=vae)
+    grid = g.node("EMSLabelledGrid", images=decoded[0], labels=sweep[2], columns=0)
+    g.node("SaveImage", images=grid[0], filename_prefix=f"ems/{prefix}_grid")
+
+
+NOTE_FAMILY = """### Not measured on this model
+The pack is verified on every family with tiny random-weight models (exact α = 0 / 1, sweep = single
+runs, one batched model call per step) and measured only in its toy world. These settings are
+starting points: sweep α and try a few denoise values on your own images."""
+
+
+def sd35_flow_grid(g: UIGraph):
+    text_encoders = "Comfy-Org/stable-diffusion-3.5-fp8/resolve/main/text_encoders"
+    g.note(
+        "### SD3.5 Large\nFiles: `sd3.5_large.safetensors` (Stability AI, gated: accept the licence on its page) in "
+        "`models/checkpoints`; `clip_l`, `clip_g` and `t5xxl_fp16` in `models/text_encoders`. SD3.5 Medium: the "
+        "same graph with `sd3.5_medium.safetensors`.\n\nSD3's EMS Flow Edit settings (FlowEdit's SD3 pair).",
+        column=0,
+    )
+    g.note(NOTE_FAMILY, column=1)
+    ckpt = file_loader(
+        g,
+        "CheckpointLoaderSimple",
+        [model_file("sd3.5_large.safetensors", "stabilityai/stable-diffusion-3.5-large/resolve/main", "checkpoints")],
+        ckpt_name="sd3.5_large.safetensors",
+    )
+    clip = file_loader(
+        g,
+        "TripleCLIPLoader",
+        [
+            model_file(n, text_encoders, "text_encoders")
+            for n in ("clip_l.safetensors", "clip_g.safetensors", "t5xxl_fp16.safetensors")
+        ],
+        clip_name1="clip_l.safetensors",
+        clip_name2="clip_g.safetensors",
+        clip_name3="t5xxl_fp16.safetensors",
+    )
+    family_flow_grid(g, ckpt[0], clip[0], ckpt[2], STEPS, FLOW_DENOISE, FLOW, "sd35_flow")
+
+
+def flux_flow_grid(g: UIGraph):
+    g.note(
+        "### Flux.1 dev\nFiles: `flux1-dev.safetensors` (Black Forest Labs, gated) in `models/diffusion_models`, "
+        "`clip_l` and `t5xxl_fp16` in `models/text_encoders`, `ae.safetensors` in `models/vae`.\n\n"
+        "**Guidance-distilled**: Flux.1 dev takes its guidance as a number on the conditioning (FluxGuidance), "
+        "not as classifier-free guidance. So EMS Flow Edit runs with cfg 1 and source_cfg 1 (no negative "
+        "branch: one model call per point, half of CFG's) and the *same* FluxGuidance on the source and the "
+        "edit, so that the edit comes from the text direction alone (α = 0 is your image exactly either way). "
+        "Flux.1 schnell: the same graph with `flux1-schnell.safetensors`, 4 steps.",
+        column=0,
+    )
+    g.note(NOTE_FAMILY, column=1)
+    unet = file_loader(
+        g,
+        "UNETLoader",
+        [model_file("flux1-dev.safetensors", "black-forest-labs/FLUX.1-dev/resolve/main", "diffusion_models")],
+        unet_name="flux1-dev.safetensors",
+        weight_dtype="default",
+    )
+    encoders = "comfyanonymous/flux_text_encoders/resolve/main"
+    clip = file_loader(
+        g,
+        "DualCLIPLoader",
+        [model_file(n, encoders, "text_encoders") for n in ("clip_l.safetensors", "t5xxl_fp16.safetensors")],
+        clip_name1="clip_l.safetensors",
+        clip_name2="t5xxl_fp16.safetensors",
+        type="flux",
+    )
+    vae = file_loader(
+        g,
+        "VAELoader",
+        [model_file("ae.safetensors", "black-forest-labs/FLUX.1-dev/resolve/main", "vae")],
+        vae_name="ae.safetensors",
+    )
+    flow = dict(FLOW, cfg=1.0, source_cfg=1.0)
+    family_flow_grid(g, unet[0], clip[0], vae[0], 28, 0.75, flow, "flux_flow", guidance=3.5)
+
+
+def qwen_flow_grid(g: UIGraph):
+    repo = "Comfy-Org/Qwen-Image_ComfyUI/resolve/main/split_files"
+    g.note(
+        "### Qwen-Image\nFiles (Comfy-Org's repackaging): `qwen_image_fp8_e4m3fn.safetensors` in "
+        "`models/diffusion_models`, `qwen_2.5_vl_7b_fp8_scaled.safetensors` in `models/text_encoders`, "
+        "`qwen_image_vae.safetensors` in `models/vae`.\n\nQwen-Image uses real classifier-free guidance, so "
+        "EMS Flow Edit keeps a target / source pair (4 / 1.5 here, our starting point). Its latents are single "
+        "video-style frames; every EMS node takes them.",
+        column=0,
+    )
+    g.note(NOTE_FAMILY, column=1)
+    unet = file_loader(
+        g,
+        "UNETLoader",
+        [model_file("qwen_image_fp8_e4m3fn.safetensors", f"{repo}/diffusion_models", "diffusion_models")],
+        unet_name="qwen_image_fp8_e4m3fn.safetensors",
+        weight_dtype="default",
+    )
+    clip = file_loader(
+        g,
+        "CLIPLoader",
+        [model_file("qwen_2.5_vl_7b_fp8_scaled.safetensors", f"{repo}/text_encoders", "text_encoders")],
+        clip_name="qwen_2.5_vl_7b_fp8_scaled.safetensors",
+        type="qwen_image",
+    )
+    vae = file_loader(
+        g,
+        "VAELoader",
+        [model_file("qwen_image_vae.safetensors", f"{repo}/vae", "vae")],
+        vae_name="qwen_image_vae.safetensors",
+    )
+    flow = dict(FLOW, cfg=4.0, source_cfg=1.5)
+    family_flow_grid(g, unet[0], clip[0], vae[0], 30, FLOW_DENOISE, flow, "qwen_flow")
+
+
+def sdxl_csds_grid(g: UIGraph):
+    g.note(
+        "### SDXL\nFile: `sd_xl_base_1.0.safetensors` (Stability AI) in `models/checkpoints`.\n\nSDXL predicts "
+        "noise (ε), not a flow, so EMS Flow Edit does not apply (it refuses SDXL); this is the paper's "
+        "pipeline instead: text direction + CSDS + sampler, with the same SIGMAS for both halves and "
+        "DisableNoise. CSDS runs on ε models with `residual_space` noise.",
+        column=0,
+    )
+    g.note(NOTE_FAMILY, column=1)
+    g.note(NOTE_SIGMAS, column=4)
+    ckpt = file_loader(
+        g,
+        "CheckpointLoaderSimple",
+        [
+            model_file(
+                "sd_xl_base_1.0.safetensors", "stabilityai/stable-diffusion-xl-base-1.0/resolve/main", "checkpoints"
+            )
+        ],
+        ckpt_name="sd_xl_base_1.0.safetensors",
+    )
+    latent = image_latent(g, ckpt[2])
+    enc = typed_family_prompts(g, ckpt[1])
+    sweep = g.node("EMSAlphaSweep", source=enc[0], target=enc[1], alphas=DEFAULT_SWEEP, manipulate_pooled=True)
+    sched = g.node("BasicScheduler", model=ckpt[0], scheduler="karras", steps=30, denoise=0.6)
+    decoded = csds_and_sample(g, ckpt, sweep[0], enc, latent, sched, cfg=7.0)
+    grid = g.node("EMSLabelledGrid", images=decoded[0], labels=sweep[2], columns=0)
+    g.node("SaveImage", images=grid[0], filename_prefix="ems/sdxl_csds_grid")
+
+
 # The file name is the title the template browser shows (ComfyUI reads no other), and its number the order
 # (the frontend's alphabetical sort; the backend lists in file-system order).
 WORKFLOWS = {
+    "13 EMS Flow Edit alpha grid on SD3.5 Large (SD3.5)": sd35_flow_grid,
+    "14 EMS Flow Edit alpha grid on Flux.1 dev (Flux)": flux_flow_grid,
+    "15 EMS Flow Edit alpha grid on Qwen-Image (Qwen-Image)": qwen_flow_grid,
+    "16 Full EMS alpha grid on SDXL, CSDS (SDXL)": sdxl_csds_grid,
     "01 Toy world, EMS Flow Edit alpha grid (nothing to download)": toy_flow_edit_sweep,
     "02 Toy world, full EMS method alpha grid (nothing to download)": toy_alpha_sweep,
     "03 EMS Flow Edit, typed captions (SD3)": flow_edit,

@@ -37,7 +37,18 @@ OPEN_PACK_JS = """
   // the pack's own view: every card one of the pack's templates
   const mine = () => { const c = [...document.querySelectorAll('[data-testid^="template-workflow-"]')];
                        return c.length && c.every(e => ours.includes(e.dataset.testid.slice(18))) ? c : null; };
-  const cards = await until(mine) || [...document.querySelectorAll('[data-testid^="template-workflow-"]')];
+  await until(mine);
+  // the list pages in as it is scrolled: scroll to its end until no more cards come
+  let count = -1;
+  for (let i = 0; i < 30; i++) {
+    const shown = [...document.querySelectorAll('[data-testid^="template-workflow-"]')];
+    if (shown.length === count) break;
+    count = shown.length;
+    shown[shown.length - 1].scrollIntoView();
+    await new Promise(r => setTimeout(r, 700));
+  }
+  const cards = [...document.querySelectorAll('[data-testid^="template-workflow-"]')];
+  cards[0].scrollIntoView();
   await new Promise(r => setTimeout(r, 1500));  // thumbnails
   return {cards: [...(cards || [])].map(c => ({id: c.dataset.testid, text: c.innerText,
           thumbs: [...c.querySelectorAll('img')].map(i => ({src: i.src, ok: i.complete && i.naturalWidth > 0}))}))};

@@ -16,8 +16,8 @@ from comfyui_ems.ems.alphas import parse_alphas
 from comfyui_ems.toyworld.readout import read
 from headless.demo import make_test_image
 from headless.workflow import nodes_of, ui_to_api
-from support.graph import swap_to_tiny_sd3
-from support.comfy_server import REPO, ComfyServer, prepare_base, write_tiny_model
+from support.graph import swap_to_tiny_family, swap_to_tiny_sd3
+from support.comfy_server import REPO, ComfyServer, prepare_base, write_family_model, write_tiny_model
 from support.fake_openai import FakeOpenAI
 
 WORKFLOWS = sorted((REPO / "example_workflows").glob("*.json"))
@@ -36,6 +36,7 @@ def llm():
 def comfy_wf(tmp_path_factory, llm):
     base = prepare_base(tmp_path_factory.mktemp("comfy_workflows"))
     write_tiny_model(base)
+    write_family_model(base, "sd35_large")
     make_test_image(base / "input" / "example.png", size=128)
     config = tmp_path_factory.mktemp("ems_config") / "llm.json"  # the machine's providers
     config.write_text(json.dumps({"providers": {PROVIDER: {"base_url": llm.url, "api_key_env": KEY_VAR}}}))
@@ -50,16 +51,25 @@ def comfy_wf(tmp_path_factory, llm):
     server.stop()
 
 
+# The model family a shipped workflow is for, from its title; the others are SD3's.
+FAMILY_OF_TITLE = {"(SD3.5)": "sd35_large", "(Flux)": "flux_dev", "(Qwen-Image)": "qwen_image", "(SDXL)": "sdxl"}
+
+
+def family_of(path) -> str | None:
+    return next((f for suffix, f in FAMILY_OF_TITLE.items() if path.stem.endswith(suffix)), None)
+
+
 def is_toy(prompt: dict) -> bool:
     return bool(nodes_of(prompt, "EMSToyWorldLoader"))
 
 
-def small(prompt: dict, tag: str) -> dict:
-    """Tiny SD3, loopback LLM, and a CPU-sized run (fewer steps, 128 px) — graph unchanged. A toy
-    template runs exactly as shipped: it needs nothing, and its settings are the toy's own."""
+def small(prompt: dict, tag: str, family: str | None = None) -> dict:
+    """Tiny SD3 (or the workflow's family's tiny model), loopback LLM, and a CPU-sized run (fewer
+    steps, 128 px) — graph unchanged. A toy template runs exactly as shipped: it needs nothing, and
+    its settings are the toy's own."""
     if is_toy(prompt):
         return prompt
-    prompt = swap_to_tiny_sd3(prompt)
+    prompt = swap_to_tiny_family(prompt, family) if family else swap_to_tiny_sd3(prompt)
     for entry in prompt.values():
         inputs, kind = entry["inputs"], entry["class_type"]
         if kind == "EMSExtractCaptions":
@@ -84,7 +94,7 @@ def test_there_are_at_least_four_workflows_using_all_main_nodes():
 @pytest.mark.parametrize("path", WORKFLOWS, ids=[p.stem for p in WORKFLOWS])
 def test_workflow_runs_to_success(comfy_wf, llm, path):
     info = comfy_wf.object_info()
-    prompt = small(ui_to_api(json.loads(path.read_text()), info), path.stem)
+    prompt = small(ui_to_api(json.loads(path.read_text()), info), path.stem, family_of(path))
     assert not nodes_of(prompt, "CheckpointLoaderSimple")
     before = len(llm.requests)
     history = comfy_wf.run(prompt, timeout=900)

@@ -63,3 +63,51 @@ def swap_to_tiny_sd3(prompt: dict, unet_name: str = "tiny_sd3.safetensors", seed
         for key in nodes_of(prompt, loader):
             prompt[key] = {"class_type": replacement, "inputs": {"seed": seed}}
     return prompt
+
+
+# Families whose tiny diffusion model UNETLoader can load (ComfyUI's detection reads their sizes from
+# the file); the others are built through their model config class by EMSTestTinyFamilyModel.
+DETECTED_FAMILIES = ("sd3", "sd35_large", "sd35_medium")
+
+
+def swap_to_tiny_family(prompt: dict, family: str, seed: int = 0) -> dict:
+    """Replace every model, text-encoder and VAE loader with ``family``'s tiny random-weight model
+    (toyworld/tiny_families.py, through the test pack): CheckpointLoaderSimple's three outputs and
+    UNETLoader / CLIPLoader / DualCLIPLoader / TripleCLIPLoader / VAELoader one by one."""
+    prompt = copy.deepcopy(prompt)
+    if family in DETECTED_FAMILIES:
+        model = {
+            "class_type": "UNETLoader",
+            "inputs": {"unet_name": f"tiny_{family}.safetensors", "weight_dtype": "default"},
+        }
+    else:
+        model = {"class_type": "EMSTestTinyFamilyModel", "inputs": {"family": family, "seed": seed}}
+    parts = (
+        model,
+        {"class_type": "EMSTestTinyFamilyCLIP", "inputs": {"family": family, "seed": seed}},
+        {"class_type": "EMSTestTinyFamilyVAE", "inputs": {"family": family, "seed": seed}},
+    )
+    made: dict[int, str] = {}
+
+    def part(slot: int) -> str:
+        if slot not in made:
+            made[slot] = new_id(prompt)
+            prompt[made[slot]] = copy.deepcopy(parts[slot])
+        return made[slot]
+
+    for key in nodes_of(prompt, "CheckpointLoaderSimple"):
+        for slot in range(3):
+            relink(prompt, [key, slot], [part(slot), 0])
+        del prompt[key]
+    for loaders, slot in (
+        (("UNETLoader",), 0),
+        (("CLIPLoader", "DualCLIPLoader", "TripleCLIPLoader"), 1),
+        (("VAELoader",), 2),
+    ):
+        for loader in loaders:
+            for key in nodes_of(prompt, loader):
+                if key in made.values():  # one of ours (UNETLoader for a detected family)
+                    continue
+                relink(prompt, [key, 0], [part(slot), 0])
+                del prompt[key]
+    return prompt

@@ -116,6 +116,7 @@ FILE_LOADERS = {
     "UNETLoader": "diffusion_models",
     "VAELoader": "vae",
     "CLIPLoader": "text_encoders",
+    "DualCLIPLoader": "text_encoders",
     "TripleCLIPLoader": "text_encoders",
 }
 
@@ -130,7 +131,8 @@ def test_every_model_loader_says_which_file_where_and_from_where(path):
         models = node.get("properties", {}).get("models")
         assert models, f"{path.name}: node {node['id']} ({node['type']}) has no properties.models"
         names = {m["name"] for m in models}
-        assert node["widgets_values"][0] in names, (path.name, node["widgets_values"][0], names)
+        files = [v for v in node["widgets_values"] if isinstance(v, str) and v.endswith((".safetensors", ".ckpt"))]
+        assert files and set(files) <= names, (path.name, files, names)  # every file it loads
         for m in models:
             assert m["directory"] == FILE_LOADERS[node["type"]] and m["url"].startswith("https://")
             assert m["url"].endswith("/" + m["name"]), m
