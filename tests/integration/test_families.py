@@ -131,7 +131,10 @@ def test_text_direction_is_exact_and_a_sweep_item_is_its_single_run(server, fami
     torch.testing.assert_close(batch[1:2], load(f"{family}_half")["samples"], rtol=1e-4, atol=1e-4)
 
 
-def flow_edit_graph(family: str, alpha: float = 0.0):
+def flow_edit_graph(family: str, alpha: float = 0.0, guidance=None, **options):
+    """EMS Flow Edit of the family's test image along the text direction at ``alpha``; saves the
+    input latent (``<family>_flow_in``) and the edit (``<family>_flow_out``). ``guidance``: a
+    (source, edit) pair of FluxGuidance values."""
     g = Graph()
     unet, clip, _, latent = loaders(g, family)
     enc = g.node(
@@ -142,21 +145,30 @@ def flow_edit_graph(family: str, alpha: float = 0.0):
         attribute_prompt="",
         negative_prompt="",
     )
-    d = g.node("EMSTextDirection", source=enc[0], target=enc[1], alpha=alpha, manipulate_pooled=True)
-    sigmas = g.node("BasicScheduler", model=unet[0], scheduler="simple", steps=3, denoise=0.6)
+    source, positive = (
+        enc[0],
+        g.node("EMSTextDirection", source=enc[0], target=enc[1], alpha=alpha, manipulate_pooled=True)[0],
+    )
+    if guidance is not None:
+        source = g.node("FluxGuidance", conditioning=source, guidance=guidance[0])[0]
+        positive = g.node("FluxGuidance", conditioning=positive, guidance=guidance[1])[0]
+    settings = {"steps": 3, "denoise": 0.6, "cfg": 3.0, "source_cfg": 2.0, "locality": 0.8, **options}
+    sigmas = g.node(
+        "BasicScheduler", model=unet[0], scheduler="simple", steps=settings["steps"], denoise=settings["denoise"]
+    )
     edit = g.node(
         "EMSFlowEdit",
         model=unet[0],
-        source=enc[0],
-        positive=d[0],
+        source=source,
+        positive=positive,
         negative=enc[3],
         latent_image=latent[0],
         sigmas=sigmas[0],
         noise_seed=0,
-        cfg=3.0,
-        source_cfg=2.0,
+        cfg=settings["cfg"],
+        source_cfg=settings["source_cfg"],
         noise_average=1,
-        locality=0.8,
+        locality=settings["locality"],
         drive=0.0,
     )
     g.save(latent[0], f"{family}_flow_in")
@@ -249,40 +261,18 @@ def test_latent_direction_on_each_latent_format(server, family, mode):
 
 def flux_small_edit(server, source_guidance: float, edit_guidance: float, alpha: float = 0.05) -> float:
     """RMS change of EMS Flow Edit on the tiny Flux.1 dev at a small α, cfg 1 (guidance-distilled)."""
-    g = Graph()
-    unet, clip, _, latent = loaders(g, "flux_dev")
-    enc = g.node(
-        "EMSEncodePrompts",
-        clip=clip[0],
-        source_prompt=SOURCE,
-        target_prompt=TARGET,
-        attribute_prompt="",
-        negative_prompt="",
-    )
-    d = g.node("EMSTextDirection", source=enc[0], target=enc[1], alpha=alpha, manipulate_pooled=True)
-    source = g.node("FluxGuidance", conditioning=enc[0], guidance=source_guidance)
-    positive = g.node("FluxGuidance", conditioning=d[0], guidance=edit_guidance)
-    sigmas = g.node("BasicScheduler", model=unet[0], scheduler="simple", steps=4, denoise=0.75)
-    edit = g.node(
-        "EMSFlowEdit",
-        model=unet[0],
-        source=source[0],
-        positive=positive[0],
-        negative=enc[3],
-        latent_image=latent[0],
-        sigmas=sigmas[0],
-        noise_seed=0,
+    g = flow_edit_graph(
+        "flux_dev",
+        alpha,
+        (source_guidance, edit_guidance),
+        steps=4,
+        denoise=0.75,
         cfg=1.0,
         source_cfg=1.0,
-        noise_average=1,
         locality=0.0,
-        drive=0.0,
     )
-    name = f"flux_guidance_{source_guidance}_{edit_guidance}"
-    g.save(latent[0], f"{name}_in")
-    g.save(edit[0], name)
     server.run(g.prompt, timeout=600)
-    src, out = server.load_saved(f"{name}_in")["samples"], server.load_saved(name)["samples"]
+    src, out = server.load_saved("flux_dev_flow_in")["samples"], server.load_saved("flux_dev_flow_out")["samples"]
     return float((out - src).pow(2).mean().sqrt())
 
 

@@ -46,33 +46,15 @@ def prepare_base(base: Path, with_testpack: bool = True) -> Path:
 
 def write_tiny_model(base: Path, name: str = "tiny_sd3.safetensors", seed: int = 0) -> str:
     """Write the tiny random-weight SD3 MMDiT into ``base``/models/diffusion_models (where UNETLoader
-    looks), built in a child process of ComfyUI's Python (ComfyUI and tests/ on its PYTHONPATH)."""
-    out = base / "models" / "diffusion_models" / name
-    if out.exists():
-        return name
-    comfy_dir = os.environ["COMFYUI_DIR"]
-    code = (
-        "import sys, comfy.cli_args; comfy.cli_args.args.cpu = True;"
-        "from comfyui_ems.toyworld import tiny_sd3; import safetensors.torch as st;"
-        "st.save_file(tiny_sd3.mmdit_state_dict(int(sys.argv[2])), sys.argv[1])"
-    )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    path = os.pathsep.join(
-        p for p in (comfy_dir, str(REPO / "tests"), str(REPO), os.environ.get("PYTHONPATH", "")) if p
-    )
-    subprocess.run(
-        [python_for_comfy(), "-c", code, str(out), str(seed)],
-        check=True,
-        cwd=comfy_dir,
-        env={**os.environ, "PYTHONPATH": path},
-    )
-    return name
+    looks) under ``name``: ``write_family_model``'s SD3."""
+    return write_family_model(base, "sd3", seed, name)
 
 
-def write_family_model(base: Path, family: str, seed: int = 0) -> str:
+def write_family_model(base: Path, family: str, seed: int = 0, name: str = "") -> str:
     """Write one family's tiny random-weight diffusion model (toyworld/tiny_families.py) into
-    ``base``/models/diffusion_models, where UNETLoader finds and detects it; returns its file name."""
-    name = f"tiny_{family}.safetensors"
+    ``base``/models/diffusion_models, where UNETLoader finds and detects it, built in a child process
+    of ComfyUI's Python; returns its file name (default ``tiny_<family>.safetensors``)."""
+    name = name or f"tiny_{family}.safetensors"
     out = base / "models" / "diffusion_models" / name
     if out.exists():
         return name
