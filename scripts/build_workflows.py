@@ -161,6 +161,18 @@ def scheduler(g: UIGraph, ckpt, denoise: float = DENOISE):
     return g.node("BasicScheduler", model=ckpt[0], scheduler="simple", steps=STEPS, denoise=denoise)
 
 
+def save_grid(g: UIGraph, decoded, labels, name: str):
+    """An α batch as one labelled grid, saved as ``ems/<name>``."""
+    grid = g.node("EMSLabelledGrid", images=decoded[0], labels=labels, columns=0)
+    g.node("SaveImage", images=grid[0], filename_prefix=f"ems/{name}")
+
+
+def save_sweep(g: UIGraph, decoded, labels, prefix: str = ""):
+    """An α batch saved tile by tile (``ems/<prefix>sweep``) and as a labelled grid (``ems/<prefix>grid``)."""
+    g.node("SaveImage", images=decoded[0], filename_prefix=f"ems/{prefix}sweep")
+    save_grid(g, decoded, labels, f"{prefix}grid")
+
+
 def full_edit(g: UIGraph):
     g.note(NOTE_MODEL, column=0)
     g.note(NOTE_LLM, column=1)
@@ -210,9 +222,7 @@ def alpha_sweep(g: UIGraph):
         "EMSAlphaSweep", source=enc[0], target=enc[1], alphas="0, 0.25, 0.5, 0.75, 1, 1.25", manipulate_pooled=True
     )
     decoded = csds_and_sample(g, ckpt, sweep[0], enc, latent, scheduler(g, ckpt))
-    g.node("SaveImage", images=decoded[0], filename_prefix="ems/sweep")
-    grid = g.node("EMSLabelledGrid", images=decoded[0], labels=sweep[2], columns=0)
-    g.node("SaveImage", images=grid[0], filename_prefix="ems/grid")
+    save_sweep(g, decoded, sweep[2])
 
 
 def text_only(g: UIGraph):
@@ -356,8 +366,7 @@ def bidirectional(g: UIGraph):
         denoise=DENOISE,
     )
     decoded = g.node("VAEDecode", samples=out[0], vae=ckpt[2])
-    grid = g.node("EMSLabelledGrid", images=decoded[0], labels=sweep[2], columns=0)
-    g.node("SaveImage", images=grid[0], filename_prefix="ems/bidirectional_grid")
+    save_grid(g, decoded, sweep[2], "bidirectional_grid")
 
 
 NOTE_LATENT_MODES = """### linear or svd
@@ -424,8 +433,7 @@ def latent_reference(g: UIGraph):
         denoise=0.55,
     )
     decoded = g.node("VAEDecode", samples=out[0], vae=ckpt[2])
-    grid = g.node("EMSLabelledGrid", images=decoded[0], labels=moved[1], columns=0)
-    g.node("SaveImage", images=grid[0], filename_prefix="ems/latent_reference_grid")
+    save_grid(g, decoded, moved[1], "latent_reference_grid")
 
 
 def latent_prompt_pair(g: UIGraph):
@@ -526,11 +534,12 @@ the words you edit. Their difference *is* the edit; EMS Flow Edit moves only tha
 The attribute prompt is not used by EMS Flow Edit (it is CSDS's)."""
 
 
-def flow_edit_tail(g: UIGraph, model, vae, positive, enc, latent, sched, seed=SEED, flow=None):
+def flow_edit_tail(g: UIGraph, model, vae, positive, enc, latent, sched, seed=SEED, flow=None, source=None):
+    """EMS Flow Edit (source: ``enc``'s, unless given) and its decode."""
     edit = g.node(
         "EMSFlowEdit",
         model=model,
-        source=enc[0],
+        source=enc[0] if source is None else source,
         positive=positive,
         negative=enc[3],
         latent_image=latent[0],
@@ -568,9 +577,7 @@ def flow_edit_sweep(g: UIGraph):
     sweep = g.node("EMSAlphaSweep", source=enc[0], target=enc[1], alphas=DEFAULT_SWEEP, manipulate_pooled=True)
     sched = scheduler(g, ckpt, FLOW_DENOISE)
     decoded = flow_edit_tail(g, ckpt[0], ckpt[2], sweep[0], enc, latent, sched)
-    g.node("SaveImage", images=decoded[0], filename_prefix="ems/flow_sweep")
-    grid = g.node("EMSLabelledGrid", images=decoded[0], labels=sweep[2], columns=0)
-    g.node("SaveImage", images=grid[0], filename_prefix="ems/flow_grid")
+    save_sweep(g, decoded, sweep[2], "flow_")
 
 
 # The toy world's measured settings (toyworld/settings.py): TOY. Both toy templates edit the same
@@ -626,9 +633,7 @@ def toy_alpha_sweep(g: UIGraph):
     sweep = g.node("EMSAlphaSweep", source=enc[0], target=enc[1], alphas=DEFAULT_SWEEP, manipulate_pooled=True)
     sched = g.node("BasicScheduler", model=toy[0], scheduler="simple", steps=TOY.steps, denoise=TOY.denoise)
     decoded = csds_and_sample(g, toy, sweep[0], enc, latent, sched, seed=TOY.seed, cfg=TOY.cfg)
-    g.node("SaveImage", images=decoded[0], filename_prefix="ems/toy_sweep")
-    grid = g.node("EMSLabelledGrid", images=decoded[0], labels=sweep[2], columns=0)
-    g.node("SaveImage", images=grid[0], filename_prefix="ems/toy_grid")
+    save_sweep(g, decoded, sweep[2], "toy_")
 
 
 def toy_flow_edit_sweep(g: UIGraph):
@@ -652,9 +657,7 @@ def toy_flow_edit_sweep(g: UIGraph):
         drive=TOY.flow_drive,
     )
     decoded = flow_edit_tail(g, toy[0], toy[2], sweep[0], enc, latent, sched, seed=TOY.seed, flow=flow)
-    g.node("SaveImage", images=decoded[0], filename_prefix="ems/toy_flow_sweep")
-    grid = g.node("EMSLabelledGrid", images=decoded[0], labels=sweep[2], columns=0)
-    g.node("SaveImage", images=grid[0], filename_prefix="ems/toy_flow_grid")
+    save_sweep(g, decoded, sweep[2], "toy_flow_")
 
 
 # -- Other model families -----------------------------------------------------------------------
@@ -698,20 +701,8 @@ def family_flow_grid(g: UIGraph, model, clip, vae, steps: int, denoise: float, f
         source = g.node("FluxGuidance", title="FluxGuidance (source)", conditioning=enc[0], guidance=guidance)[0]
         positive = g.node("FluxGuidance", title="FluxGuidance (edit)", conditioning=sweep[0], guidance=guidance)[0]
     sched = g.node("BasicScheduler", model=model, scheduler="simple", steps=steps, denoise=denoise)
-    edit = g.node(
-        "EMSFlowEdit",
-        model=model,
-        source=source,
-        positive=positive,
-        negative=enc[3],
-        latent_image=latent[0],
-        sigmas=sched[0],
-        noise_seed=SEED,
-        **flow,
-    )
-    decoded = g.node("VAEDecode", samples=edit[0], vae=vae)
-    grid = g.node("EMSLabelledGrid", images=decoded[0], labels=sweep[2], columns=0)
-    g.node("SaveImage", images=grid[0], filename_prefix=f"ems/{prefix}_grid")
+    decoded = flow_edit_tail(g, model, vae, positive, enc, latent, sched, flow=flow, source=source)
+    save_grid(g, decoded, sweep[2], f"{prefix}_grid")
 
 
 NOTE_FAMILY = """### Not measured on this model
@@ -847,8 +838,7 @@ def sdxl_csds_grid(g: UIGraph):
     sweep = g.node("EMSAlphaSweep", source=enc[0], target=enc[1], alphas=DEFAULT_SWEEP, manipulate_pooled=True)
     sched = g.node("BasicScheduler", model=ckpt[0], scheduler="karras", steps=30, denoise=0.6)
     decoded = csds_and_sample(g, ckpt, sweep[0], enc, latent, sched, cfg=7.0)
-    grid = g.node("EMSLabelledGrid", images=decoded[0], labels=sweep[2], columns=0)
-    g.node("SaveImage", images=grid[0], filename_prefix="ems/sdxl_csds_grid")
+    save_grid(g, decoded, sweep[2], "sdxl_csds_grid")
 
 
 # The file name is the title the template browser shows (ComfyUI reads no other), and its number the order

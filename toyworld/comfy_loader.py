@@ -1,5 +1,9 @@
 """The toy world in ComfyUI: ``load_toyworld()`` (the node "EMS Toy World Loader (dev)" is nodes/toy_world_loader.py).
 
+Two architectures share the scenes and the VAE: the SD3-family toy (below) and the Flux toy
+(``family="flux"``, :mod:`.model_flux`): ComfyUI's Flux class built through Flux.1 dev's config
+class, with a Flux CLIP (CLIP-L + T5, 256 tokens) and the VAE in Flux's latent format.
+
 It returns what CheckpointLoaderSimple returns for SD3 — MODEL, CLIP, VAE — so every EMS workflow
 runs on the toy model with only the loader swapped (at the toy's 64×64: feed it EMS Toy Scene (dev),
 or scale an image to 64×64 with ImageScale; other sizes run, but the model has only seen 64×64).
@@ -18,6 +22,7 @@ import safetensors.torch
 import torch
 
 from . import model as M
+from . import model_flux as MF
 
 _CACHE: dict = {}
 
@@ -35,19 +40,31 @@ def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return {k: v.float() for k, v in safetensors.torch.load_file(str(path)).items()}
 
 
-def load_toyworld(weights: Path | None = None):
-    """(model, clip, vae) as ComfyUI objects: a ModelPatcher detected as SD3, an SD3 CLIP, a VAE.
+FAMILIES = ("sd3", "flux")  # the toy's architectures: SD3's MMDiT (the default) and Flux (model_flux)
 
-    Cached per weights folder and file times (rebuilding the encoders takes ~15 s on a CPU).
+
+def load_toyworld(weights: Path | None = None, family: str = "sd3"):
+    """(model, clip, vae) as ComfyUI objects. ``family`` "sd3": a ModelPatcher detected as SD3, an SD3
+    CLIP; "flux": ComfyUI's Flux (Flux.1 dev's config class) with a Flux CLIP (CLIP-L + T5). Both
+    share one VAE, in the family's latent format.
+
+    Cached per family, weights folder and file times (rebuilding the encoders takes ~15 s on a CPU).
     Raises ToyWorldError when the weights are missing and model.ChecksumMismatch when the rebuilt
     text encoders are not the ones the model was trained with.
     """
+    if family not in FAMILIES:
+        raise ToyWorldError(f"unknown toy family {family!r}; choose one of {', '.join(FAMILIES)}")
     weights = Path(weights or M.WEIGHTS)
-    files = [weights / M.MMDIT_FILE, weights / M.VAE_FILE, weights / M.META_FILE]
-    key = (str(weights), tuple(f.stat().st_mtime_ns if f.exists() else 0 for f in files))
+    if family == "flux":
+        files = [weights / MF.FLUX_FILE, weights / M.VAE_FILE, weights / MF.FLUX_META_FILE]
+    else:
+        files = [weights / M.MMDIT_FILE, weights / M.VAE_FILE, weights / M.META_FILE]
+    key = (family, str(weights), tuple(f.stat().st_mtime_ns if f.exists() else 0 for f in files))
     if key in _CACHE:
         return _CACHE[key]
     M.ensure_comfy()
+    if family == "flux":
+        return _remember(key, _load_flux(files))
     import comfy.sd
     import comfy.supported_models
 
@@ -59,6 +76,24 @@ def load_toyworld(weights: Path | None = None):
         raise ToyWorldError(f"ComfyUI did not recognise {files[0].name} as SD3 (this ComfyUI is too old or new?).")
     vae = M.comfy_vae(_load_state_dict(files[1]))
     clip = M.build_text_encoders(expected=meta["text_encoders"])
+    return _remember(key, (unet, clip, vae))
+
+
+def _load_flux(files: list[Path]):
+    if not files[2].exists():
+        raise ToyWorldError(
+            f"no {MF.FLUX_META_FILE} in {files[2].parent}; train the Flux toy with "
+            "`make toy-train` (or `python -m toyworld.train --family flux`)."
+        )
+    meta = json.loads(files[2].read_text())
+    unet = MF.model_patcher(_load_state_dict(files[0]))
+    vae = M.comfy_vae(MF.flux_vae_state_dict(_load_state_dict(files[1])))
+    clip = MF.build_text_encoders(expected=meta["text_encoders"])
+    return unet, clip, vae
+
+
+def _remember(key, loaded):
+    """One entry: the loaded models are large next to the time a reload takes."""
     _CACHE.clear()
-    _CACHE[key] = (unet, clip, vae)
-    return _CACHE[key]
+    _CACHE[key] = loaded
+    return loaded

@@ -6,7 +6,8 @@ Measured through ComfyUI's own objects and sampler (``load_toyworld`` + ``comfy.
 - text-to-image: one image per held-out scene's caption (the split's 270 captions, i.e. every
   combination of the grammar with held-out layouts), read back with ``toyworld.readout``;
   accuracy per attribute, and of all five at once.
-Writes ``toyworld/weights/quality.json`` (or --out) and prints a summary.
+Writes ``toyworld/weights/quality.json`` (``quality_flux.json`` with ``--family flux``; or --out)
+and prints a summary.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 from PIL import Image
 
 from . import model as M
-from .comfy_loader import load_toyworld
+from .comfy_loader import FAMILIES, load_toyworld
 from .readout import read
 from .scenes import ATTRIBUTES, caption, render, split
 
@@ -92,13 +93,17 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--cfg", type=float, nargs="+", default=[3.0])
     ap.add_argument("--limit", type=int, default=0, help="a seeded random subset of N scenes (0 = all 270)")
+    ap.add_argument("--family", choices=FAMILIES, default="sd3", help="which toy model (both share the VAE)")
     ap.add_argument("--weights", type=Path, default=M.WEIGHTS)
-    ap.add_argument("--out", type=Path, default=M.WEIGHTS / "quality.json")
+    ap.add_argument(
+        "--out", type=Path, default=None, help="default: quality.json (sd3) or quality_flux.json in --weights"
+    )
     ap.add_argument("--grid", type=Path, default=None, help="also save a PNG of the first 40 generations")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     start = time.time()
-    model, clip, vae = load_toyworld(args.weights)
+    out = args.out or args.weights / ("quality.json" if args.family == "sd3" else f"quality_{args.family}.json")
+    model, clip, vae = load_toyworld(args.weights, family=args.family)
     scenes = split(args.split)
     if args.limit:  # a seeded random subset (a stride would pick one background and size only)
         pick = np.random.default_rng(0).choice(len(scenes), size=min(args.limit, len(scenes)), replace=False)
@@ -106,6 +111,7 @@ def main(argv=None) -> int:
     renders = np.stack([render(s) for s in scenes])
     recon = vae_roundtrip(vae, renders)
     result = {
+        "family": args.family,
         "split": args.split,
         "scenes": len(scenes),
         "sampler": "euler",
@@ -133,8 +139,8 @@ def main(argv=None) -> int:
                 args.grid.with_name(f"{args.grid.stem}_cfg{cfg}{args.grid.suffix}")
             )
     result["seconds"] = round(time.time() - start, 1)
-    args.out.write_text(json.dumps(result, indent=1))
-    print(f"→ {args.out} ({result['seconds']:.0f} s)")
+    out.write_text(json.dumps(result, indent=1))
+    print(f"→ {out} ({result['seconds']:.0f} s)")
     return 0
 
 

@@ -72,11 +72,12 @@ class FamilySpec:
     detection: str  # "full" | "class" | "none" (module docstring)
     text_encoder: str  # key of _TEXT_ENCODERS
     te_options: Mapping  # model_options shrinking the text encoders
-    vae: str  # "kl" | "wan21"
-    latent_channels: int
-    flow: bool  # flow-matching (CONST) rather than eps prediction
-    token_width: int  # conditioning tokens, as the real family produces them
-    pooled_width: int | None  # pooled_output width; None where the family has none
+    # Defaults: what most families share (a KL VAE with 16 channels, flow matching, T5-wide tokens).
+    vae: str = "kl"  # "kl" | "wan21"
+    latent_channels: int = 16
+    flow: bool = True  # flow-matching (CONST) rather than eps prediction
+    token_width: int = 4096  # conditioning tokens, as the real family produces them
+    pooled_width: int | None = None  # pooled_output width; None where the family has none
     extra_cond_keys: frozenset = field(default_factory=frozenset)  # what else the text encoder adds
 
     @property
@@ -120,10 +121,6 @@ FAMILIES: dict[str, FamilySpec] = {
         detection="full",
         text_encoder="sd3",
         te_options=_SD3_TE,
-        vae="kl",
-        latent_channels=16,
-        flow=True,
-        token_width=4096,
         pooled_width=2048,
     ),
     "sd35_large": FamilySpec(
@@ -132,10 +129,6 @@ FAMILIES: dict[str, FamilySpec] = {
         detection="full",
         text_encoder="sd3",
         te_options=_SD3_TE,
-        vae="kl",
-        latent_channels=16,
-        flow=True,
-        token_width=4096,
         pooled_width=2048,
     ),
     "sd35_medium": FamilySpec(
@@ -145,10 +138,6 @@ FAMILIES: dict[str, FamilySpec] = {
         detection="full",
         text_encoder="sd3",
         te_options=_SD3_TE,
-        vae="kl",
-        latent_channels=16,
-        flow=True,
-        token_width=4096,
         pooled_width=2048,
     ),
     "flux_dev": FamilySpec(
@@ -157,10 +146,6 @@ FAMILIES: dict[str, FamilySpec] = {
         detection="class",
         text_encoder="flux",
         te_options=_frozen({"clip_l_model_config": _CLIP_L, "t5xxl_model_config": _T5}),
-        vae="kl",
-        latent_channels=16,
-        flow=True,
-        token_width=4096,
         pooled_width=768,
     ),
     "flux_schnell": FamilySpec(
@@ -169,10 +154,6 @@ FAMILIES: dict[str, FamilySpec] = {
         detection="class",
         text_encoder="flux",
         te_options=_frozen({"clip_l_model_config": _CLIP_L, "t5xxl_model_config": _T5}),
-        vae="kl",
-        latent_channels=16,
-        flow=True,
-        token_width=4096,
         pooled_width=768,
     ),
     "chroma": FamilySpec(
@@ -192,11 +173,6 @@ FAMILIES: dict[str, FamilySpec] = {
         detection="class",
         text_encoder="chroma",
         te_options=_frozen({"t5xxl_model_config": _T5}),
-        vae="kl",
-        latent_channels=16,
-        flow=True,
-        token_width=4096,
-        pooled_width=None,
     ),
     "qwen_image": FamilySpec(
         config_class="QwenImage",
@@ -226,10 +202,7 @@ FAMILIES: dict[str, FamilySpec] = {
             }
         ),
         vae="wan21",
-        latent_channels=16,
-        flow=True,
         token_width=3584,
-        pooled_width=None,
     ),
     "lumina2": FamilySpec(
         config_class="Lumina2",
@@ -264,11 +237,7 @@ FAMILIES: dict[str, FamilySpec] = {
                 }
             }
         ),
-        vae="kl",
-        latent_channels=16,
-        flow=True,
         token_width=2304,
-        pooled_width=None,
         extra_cond_keys=frozenset({"attention_mask"}),
     ),
     "sdxl": FamilySpec(
@@ -298,7 +267,6 @@ FAMILIES: dict[str, FamilySpec] = {
         detection="none",
         text_encoder="sdxl",
         te_options=_frozen({"clip_l_model_config": _CLIP_L, "clip_g_model_config": _CLIP_L}),
-        vae="kl",
         latent_channels=4,
         flow=False,
         token_width=2048,

@@ -1,4 +1,6 @@
-"""Train the toy world's model: ``python -m toyworld.train`` (seeded, reproducible, CPU).
+"""Train the toy world's models: ``python -m toyworld.train`` (seeded, reproducible, CPU): the
+SD3-family toy (steps 1–4), then the Flux toy on the same scenes and VAE (:mod:`.train_flux`);
+``--family`` picks one.
 
 1. Text: rebuild the frozen SD3-layout encoders from their seed, record the SHA-256 of their
    weights, and encode every caption of the grammar (270) plus "" once, exactly as ComfyUI's
@@ -28,45 +30,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-import safetensors.torch
 import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
 from . import model as M
-from .scenes import ATTRIBUTES, RESOLUTION, all_captions, caption, objects_mask, random_scene, render, split
+from .scenes import ATTRIBUTES, RESOLUTION, all_captions, caption, render, split
+from .training import CFG_DROPOUT, SEED, encode_mean, images_to_tensor, log, lr_at, save_fp16, scene_pool
 
-SEED = 0
 SHIFT = 3.0  # comfy.supported_models.SD3.sampling_settings
 SCALE, SHIFT_FACTOR = 1.5305, 0.0609  # comfy.latent_formats.SD3
-CFG_DROPOUT = 0.1
 LATENT_NOISE = 0.1  # decoder-side robustness noise, relative to the latent std (see train_vae)
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def images_to_tensor(images: np.ndarray) -> torch.Tensor:
-    """(N, H, W, 3) uint8 → (N, 3, H, W) in [-1, 1] (ComfyUI's VAE input range)."""
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-
-
-def scene_pool(n: int, seed: int) -> tuple[list, np.ndarray, np.ndarray]:
-    """n random training scenes, their renders (N, H, W, 3) and object masks (N, H, W)."""
-    rng = np.random.default_rng(seed)
-    scenes = [random_scene(rng) for _ in range(n)]
-    images = np.stack([render(s) for s in scenes])
-    masks = np.stack([objects_mask(s) for s in scenes])
-    return scenes, images, masks
-
-
-def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
-    """Linear warm-up, then cosine decay to 10 % of the peak."""
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(1, steps - warmup)
-    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 # ---------------------------------------------------------------- text
@@ -159,13 +133,6 @@ def train_vae(steps: int, batch: int, lr: float, pool: int, seed: int) -> tuple[
         "seconds": round(time.time() - start, 1),
         "final_reconstruction_loss": float(np.mean(losses[-50:])),
     }
-
-
-@torch.no_grad()
-def encode_mean(vae, x: torch.Tensor, chunk: int = 64) -> torch.Tensor:
-    """Posterior means (raw latents, before SD3's process_in) of images in [-1, 1]."""
-    out = [vae.quant_conv(vae.encoder(x[i : i + chunk])).chunk(2, dim=1)[0] for i in range(0, len(x), chunk)]
-    return torch.cat(out)
 
 
 @torch.no_grad()
@@ -276,11 +243,6 @@ def train_mmdit(
 # ---------------------------------------------------------------- main
 
 
-def save_fp16(module: torch.nn.Module, path: Path) -> None:
-    sd = {k: v.detach().to(torch.float16).contiguous() for k, v in module.state_dict().items()}
-    safetensors.torch.save_file(sd, str(path))
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--vae-steps", type=int, default=1500)
@@ -295,12 +257,32 @@ def main(argv=None) -> int:
         "(saves the text step on reruns; the embeddings are the same either way)",
     )
     ap.add_argument("--pool", type=int, default=4096, help="training scenes encoded for the MMDiT")
+    ap.add_argument(
+        "--family",
+        choices=("all", "sd3", "flux"),
+        default="all",
+        help="which toy model: the SD3-family one (VAE + MMDiT), the Flux one (reuses the VAE in --out), or both",
+    )
+    ap.add_argument("--flux-steps", type=int, default=10000)
+    ap.add_argument("--flux-batch", type=int, default=32)
     ap.add_argument("--out", type=Path, default=M.WEIGHTS)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    torch.manual_seed(SEED)
     M.ensure_comfy()
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.family in ("all", "sd3"):
+        train_sd3(args)
+    if args.family in ("all", "flux"):
+        from .train_flux import train_stage
+
+        train_stage(args.out, args.pool, args.flux_steps, args.flux_batch, args.threads)
+    return 0
+
+
+def train_sd3(args) -> None:
+    """Text, VAE and MMDiT of the SD3-family toy (steps 1–4 of the module docstring)."""
+    torch.manual_seed(SEED)
     t0 = time.time()
 
     log("text encoders: rebuilding from seed and encoding the caption grammar")
@@ -319,7 +301,6 @@ def main(argv=None) -> int:
     t_text = time.time() - t0
     log(f"text: {len(texts)} captions in {t_text:.0f} s; encoders sha256 {te_sha[:16]}…")
 
-    args.out.mkdir(parents=True, exist_ok=True)
     vae, vae_record = train_vae(args.vae_steps, args.vae_batch, 2e-3, pool=2048, seed=SEED + 10)
     scenes, images, _ = scene_pool(args.pool, SEED + 20)
     x = images_to_tensor(images)
@@ -362,7 +343,6 @@ def main(argv=None) -> int:
     }
     (args.out / M.META_FILE).write_text(json.dumps(meta, indent=1))
     log(f"done in {time.time() - t0:.0f} s → {args.out}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from comfyui_ems.toyworld import model as toy
+from comfyui_ems.toyworld.comfy_loader import FAMILIES
 from comfyui_ems.toyworld.edits import EDIT_KINDS, edit_cases
 from comfyui_ems.toyworld.readout import read
 
@@ -43,7 +44,16 @@ from .calibrate import calibrate
 from .methods import reference_pair
 from .report import write_report
 from .score import score_images, sweep_scores, to_image, to_uint8
-from .world import DEFAULTS, World, available_methods, cached_method, load_models, model_identity, settings_from
+from .world import (
+    DEFAULTS,
+    FAMILY_FILES,
+    World,
+    available_methods,
+    cached_method,
+    load_models,
+    model_identity,
+    settings_from,
+)
 
 ALPHAS = (-1.0, -0.5, 0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
 QUICK_ALPHAS = (0.0, 0.5, 1.0)
@@ -77,6 +87,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         "3 iterations, 4 constraint); skipped stages use the values given",
     )
     ap.add_argument("--tiny", action="store_true", help="tiny random SD3 instead of the trained toy model")
+    ap.add_argument(
+        "--family", choices=FAMILIES, default="sd3", help="which trained toy model (default sd3; flux: the Flux toy)"
+    )
     ap.add_argument("--weights", type=Path, default=None, help="toy model weights folder (default toyworld/weights)")
     ap.add_argument("--split", default=None, help="scene split (default test; val with --calibrate)")
     ap.add_argument("--per-kind", type=int, help="cases per edit kind (default 8, --quick 1, --full 20)")
@@ -130,6 +143,7 @@ def parse_args(argv=None) -> argparse.Namespace:
             + ("-calibration" if args.calibrate else "")
             + ("-quick" if args.quick else "")
             + ("-tiny" if args.tiny else "")
+            + ("" if args.family == "sd3" else f"-{args.family}")
         )
     return args
 
@@ -236,15 +250,15 @@ def _scalars(d: dict, depth: int = 2) -> dict:
     return out
 
 
-def model_info(world: World, tiny: bool, weights=None) -> dict:
+def model_info(world: World, tiny: bool, weights=None, family: str = "sd3") -> dict:
     dm = world.model.model.diffusion_model
     info = {
-        "kind": "tiny random SD3 (toyworld/tiny_sd3.py)" if tiny else "toy world (toyworld/, trained)",
+        "kind": "tiny random SD3 (toyworld/tiny_sd3.py)" if tiny else f"toy world (toyworld/, trained, {family})",
         "mmdit_parameters": sum(p.numel() for p in dm.parameters()),
         "class": type(world.model.model).__name__,
     }
     if not tiny:
-        meta = Path(weights or toy.WEIGHTS) / toy.META_FILE
+        meta = Path(weights or toy.WEIGHTS) / FAMILY_FILES[family][2]
         info["weights"] = str(meta.parent)
         if meta.exists():  # the training record (steps, time, quality), as the trainer wrote it
             record = json.loads(meta.read_text(encoding="utf-8"))
@@ -260,9 +274,9 @@ def main(argv=None) -> int:
     print(f"toyworld: loading the {'tiny random' if args.tiny else 'toy'} model", file=sys.stderr)
     t0 = time.perf_counter()
     world = World(
-        load_models(args.tiny, args.seed, args.weights),
+        load_models(args.tiny, args.seed, args.weights, args.family),
         args.seed,
-        model_identity(args.tiny, args.seed, args.weights),
+        model_identity(args.tiny, args.seed, args.weights, args.family),
         None if args.no_cache else args.cache,
     )
     load_seconds = time.perf_counter() - t0
@@ -284,7 +298,7 @@ def main(argv=None) -> int:
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": "python -m bench.toy " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": machine_info(),
-        "model": model_info(world, args.tiny, args.weights),
+        "model": model_info(world, args.tiny, args.weights, args.family),
         "settings": s.as_dict(),
         "split": args.split,
         "per_kind": args.per_kind,

@@ -35,9 +35,12 @@ DIST = {"PIL": "pillow", "yaml": "pyyaml", "sklearn": "scikit-learn", "cv2": "op
 COMFY_SIDE = (
     "toyworld/comfy_loader.py",
     "toyworld/model.py",
+    "toyworld/model_flux.py",
+    "toyworld/train_flux.py",
     "toyworld/tiny_sd3.py",
     "toyworld/tiny_families.py",
     "toyworld/train.py",
+    "toyworld/training.py",
     "toyworld/quality.py",
 )
 

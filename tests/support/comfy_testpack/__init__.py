@@ -49,58 +49,50 @@ class EMSTestTinySD3VAE:
         return (_cached(("vae", seed), lambda: tiny_sd3.vae(seed)),)
 
 
-class EMSTestTinyFamilyModel:
-    """A tiny random-weight diffusion model of one family, built through that family's ComfyUI model
-    config class — for the families whose tiny file UNETLoader cannot load (ComfyUI's detection
-    hard-codes their sizes; toyworld/tiny_families.py says which)."""
-
-    RETURN_TYPES = ("MODEL",)
-    FUNCTION = "load"
-    CATEGORY = "_for_testing/ems"
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"family": ("STRING", {"default": "flux_dev"}), "seed": ("INT", {"default": 0, "min": 0})}}
+def tiny_family_loader(name: str, output: str, builder: str, default: str, doc: str):
+    """A test node loading one part (MODEL, CLIP or VAE) of a tiny random-weight model of one family:
+    ``toyworld.tiny_families.<builder>(family, seed)``, cached per family and seed."""
 
     def load(self, family, seed):
         from comfyui_ems.toyworld import tiny_families
 
-        return (_cached(("family_model", family, seed), lambda: tiny_families.model_patcher(family, seed)),)
+        build = getattr(tiny_families, builder)
+        return (_cached((builder, family, seed), lambda: build(family, seed)),)
+
+    def input_types(cls):
+        return {"required": {"family": ("STRING", {"default": default}), "seed": ("INT", {"default": 0, "min": 0})}}
+
+    attrs = {"RETURN_TYPES": (output,), "FUNCTION": "load", "CATEGORY": "_for_testing/ems", "__doc__": doc}
+    return type(
+        name,
+        (),
+        {
+            **attrs,
+            "INPUT_TYPES": classmethod(input_types),
+            "load": load,
+        },
+    )
 
 
-class EMSTestTinyFamilyCLIP:
-    """A tiny random-weight text encoder of one model family, with that family's real tokenizer
-    and conditioning layout (toyworld/tiny_families.py)."""
-
-    RETURN_TYPES = ("CLIP",)
-    FUNCTION = "load"
-    CATEGORY = "_for_testing/ems"
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"family": ("STRING", {"default": "sd3"}), "seed": ("INT", {"default": 0, "min": 0})}}
-
-    def load(self, family, seed):
-        from comfyui_ems.toyworld import tiny_families
-
-        return (_cached(("family_clip", family, seed), lambda: tiny_families.clip(family, seed)),)
-
-
-class EMSTestTinyFamilyVAE:
-    """A tiny random-weight VAE in one model family's latent format."""
-
-    RETURN_TYPES = ("VAE",)
-    FUNCTION = "load"
-    CATEGORY = "_for_testing/ems"
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"family": ("STRING", {"default": "sd3"}), "seed": ("INT", {"default": 0, "min": 0})}}
-
-    def load(self, family, seed):
-        from comfyui_ems.toyworld import tiny_families
-
-        return (_cached(("family_vae", family, seed), lambda: tiny_families.vae(family, seed)),)
+# For the families whose tiny file UNETLoader cannot load (ComfyUI's detection hard-codes their sizes;
+# toyworld/tiny_families.py says which), the model is built through the family's model config class.
+EMSTestTinyFamilyModel = tiny_family_loader(
+    "EMSTestTinyFamilyModel",
+    "MODEL",
+    "model_patcher",
+    "flux_dev",
+    "A tiny random-weight diffusion model of one family, built through that family's ComfyUI model config class.",
+)
+EMSTestTinyFamilyCLIP = tiny_family_loader(
+    "EMSTestTinyFamilyCLIP",
+    "CLIP",
+    "clip",
+    "sd3",
+    "A tiny random-weight text encoder of one model family, with that family's real tokenizer and conditioning layout.",
+)
+EMSTestTinyFamilyVAE = tiny_family_loader(
+    "EMSTestTinyFamilyVAE", "VAE", "vae", "sd3", "A tiny random-weight VAE in one model family's latent format."
+)
 
 
 class EMSTestSaveTensor:
