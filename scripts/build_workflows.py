@@ -590,6 +590,8 @@ NOTE_TOY = (
     "### Toy world — nothing to download\n**EMS Toy World Loader (dev)** is a small model of SD3's "
     "architecture trained on drawn scenes; **EMS Toy Scene (dev)** draws the scene to edit (64×64). "
     'Prompts follow the toy grammar: "two large red circles on a white background".\n\n'
+    "Its *family* widget switches to the same toy trained in Flux's architecture (same scenes, "
+    "grammar and settings).\n\n"
     "A toy, not SD3: use it to see what the method does, then swap in *Load Checkpoint* (and the SD3 "
     "settings of the matching SD3 template)."
 )

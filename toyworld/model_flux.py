@@ -65,10 +65,11 @@ def model_config():
     M.ensure_comfy()
     import comfy.supported_models
 
-    return comfy.supported_models.Flux(json_copy(FLUX_CONFIG))
+    return comfy.supported_models.Flux(_config_copy(FLUX_CONFIG))
 
 
-def json_copy(value):
+def _config_copy(value: dict) -> dict:
+    """A fresh copy (lists too): ComfyUI may edit the config it is given; FLUX_CONFIG stays as written."""
     return {k: list(v) if isinstance(v, list) else v for k, v in value.items()}
 
 
@@ -79,7 +80,7 @@ def new_flux() -> torch.nn.Module:
     import comfy.ops
     from comfy.ldm.flux.model import Flux
 
-    net = Flux(**json_copy(FLUX_CONFIG), dtype=torch.float32, device="cpu", operations=comfy.ops.disable_weight_init)
+    net = Flux(**_config_copy(FLUX_CONFIG), dtype=torch.float32, device="cpu", operations=comfy.ops.disable_weight_init)
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for name, p in sorted(net.named_parameters(), key=lambda kv: kv[0]):

@@ -263,7 +263,7 @@ def main(argv=None) -> int:
         default="all",
         help="which toy model: the SD3-family one (VAE + MMDiT), the Flux one (reuses the VAE in --out), or both",
     )
-    ap.add_argument("--flux-steps", type=int, default=10000)
+    ap.add_argument("--flux-steps", type=int, default=15000)
     ap.add_argument("--flux-batch", type=int, default=32)
     ap.add_argument("--out", type=Path, default=M.WEIGHTS)
     ap.add_argument("--threads", type=int, default=2)
