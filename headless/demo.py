@@ -56,7 +56,7 @@ def swap_to_toyworld(prompt: dict) -> dict:
         nonlocal loader
         if loader is None:
             loader = new_id(prompt)
-            prompt[loader] = {"class_type": "EMSToyWorldLoader", "inputs": {}}
+            prompt[loader] = {"class_type": "EMSToyWorldLoader", "inputs": {"family": "SD3"}}
         return loader
 
     for key in nodes_of(prompt, "CheckpointLoaderSimple"):
