@@ -31,12 +31,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy import ndimage
 
 from . import model as M
 from .scenes import ATTRIBUTES, RESOLUTION, all_captions, caption, render, split
-from .training import CFG_DROPOUT, SEED, encode_mean, images_to_tensor, log, lr_at, save_fp16, scene_pool
+from .training import SEED, encode_mean, fit_flow, images_to_tensor, log, lr_at, save_fp16, scene_pool
 
 SHIFT = 3.0  # comfy.supported_models.SD3.sampling_settings
 SCALE, SHIFT_FACTOR = 1.5305, 0.0609  # comfy.latent_formats.SD3
@@ -193,51 +192,14 @@ def train_mmdit(
     for p in embedder.parameters():
         p.requires_grad_(False)
     net.context_embedder = torch.nn.Identity()
-    params = [p for p in net.parameters() if p.requires_grad]
-    ema = [p.detach().clone() for p in params]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0, betas=(0.9, 0.99))
-    gen = torch.Generator().manual_seed(seed + 1)
+
+    def predict(x_t, sigma, cap, gen):
+        return net(x_t, sigma * 1000.0, y=pooled[cap], context=embedded[cap])
+
     empty = len(context) - 1
-    start, losses = time.time(), []
-    for step in range(steps):
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, steps, lr, warmup=100)
-        idx = torch.randint(0, len(x0_all), (batch,), generator=gen)
-        x0 = x0_all[idx]
-        cap = caption_idx[idx].clone()
-        cap[torch.rand(batch, generator=gen) < CFG_DROPOUT] = empty
-        noise = torch.randn(x0.shape, generator=gen)
-        sigma = sample_sigmas(batch, gen)
-        s = sigma[:, None, None, None]
-        x_t = (1 - s) * x0 + s * noise
-        out = net(x_t, sigma * 1000.0, y=pooled[cap], context=embedded[cap])
-        loss = F.mse_loss(out, noise - x0)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        decay = min(0.999, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for e, p in zip(ema, params):
-                e.lerp_(p.detach(), 1 - decay)
-        losses.append(float(loss))
-        if step % 50 == 0 or step == steps - 1:
-            log(
-                f"mmdit step {step}/{steps} loss {np.mean(losses[-50:]):.4f} "
-                f"({(time.time() - start) / (step + 1):.2f} s/step)"
-            )
-    with torch.no_grad():
-        for e, p in zip(ema, params):
-            p.copy_(e)
+    record = fit_flow(net, predict, sample_sigmas, x0_all, caption_idx, empty, steps, batch, lr, seed, "mmdit", 50)
     net.context_embedder = embedder
-    return net, {
-        "steps": steps,
-        "batch": batch,
-        "lr": lr,
-        "seconds": round(time.time() - start, 1),
-        "final_loss": float(np.mean(losses[-100:])),
-        "ema": 0.999,
-    }
+    return net, record
 
 
 # ---------------------------------------------------------------- main

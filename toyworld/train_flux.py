@@ -33,15 +33,13 @@ import math
 import time
 from pathlib import Path
 
-import numpy as np
 import safetensors.torch
 import torch
-import torch.nn.functional as F
 
 from . import model as M
 from . import model_flux as MF
 from .scenes import all_captions, caption
-from .training import CFG_DROPOUT, SEED, encode_mean, images_to_tensor, log, lr_at, save_fp16, scene_pool
+from .training import SEED, encode_mean, fit_flow, images_to_tensor, log, save_fp16, scene_pool
 
 KEEP_TOKENS = 12
 FLUX_SHIFT = 1.15  # comfy.model_sampling.ModelSamplingFlux's default (Flux.1 dev's sampling_settings)
@@ -115,54 +113,19 @@ def train_flux(
     for p in txt_in.parameters():
         p.requires_grad_(False)
     net.txt_in = torch.nn.Identity()
-    params = [p for p in net.parameters() if p.requires_grad]
-    ema = [p.detach().clone() for p in params]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0, betas=(0.9, 0.99))
-    gen = torch.Generator().manual_seed(seed + 1)
-    empty = len(tokens) - 1
     low, high = MF.GUIDANCE_RANGE
-    start, losses = time.time(), []
-    for step in range(steps):
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, steps, lr, warmup=100)
-        idx = torch.randint(0, len(x0_all), (batch,), generator=gen)
-        x0 = x0_all[idx]
-        cap = caption_idx[idx].clone()
-        cap[torch.rand(batch, generator=gen) < CFG_DROPOUT] = empty
-        noise = torch.randn(x0.shape, generator=gen)
-        sigma = sample_sigmas(batch, gen)
-        guidance = low + (high - low) * torch.rand(batch, generator=gen)
-        s = sigma[:, None, None, None]
-        x_t = (1 - s) * x0 + s * noise
+
+    def predict(x_t, sigma, cap, gen):
+        guidance = low + (high - low) * torch.rand(len(cap), generator=gen)
         with trainable():
-            out = net(x_t, sigma, embedded[cap], y=pooled[cap], guidance=guidance, attention_mask=mask)
-        loss = F.mse_loss(out, noise - x0)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        decay = min(0.999, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for e, p in zip(ema, params):
-                e.lerp_(p.detach(), 1 - decay)
-        losses.append(loss.item())
-        if step % 100 == 0 or step == steps - 1:
-            log(
-                f"flux step {step}/{steps} loss {np.mean(losses[-100:]):.4f} "
-                f"({(time.time() - start) / (step + 1):.2f} s/step)"
-            )
-    with torch.no_grad():
-        for e, p in zip(ema, params):
-            p.copy_(e)
+            return net(x_t, sigma, embedded[cap], y=pooled[cap], guidance=guidance, attention_mask=mask)
+
+    empty = len(tokens) - 1
+    record = fit_flow(net, predict, sample_sigmas, x0_all, caption_idx, empty, steps, batch, lr, seed, "flux")
     net.txt_in = txt_in
     probe = torch.tensor([0, len(tokens) // 2, empty])
     return net, {
-        "steps": steps,
-        "batch": batch,
-        "lr": lr,
-        "seconds": round(time.time() - start, 1),
-        "final_loss": float(np.mean(losses[-100:])),
-        "ema": 0.999,
+        **record,
         "guidance_range": list(MF.GUIDANCE_RANGE),
         "keep_tokens": KEEP_TOKENS,
         "compact_error": compact_error(net, tokens[probe], pooled[probe]),
