@@ -43,6 +43,16 @@ def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
 FAMILIES = ("sd3", "flux")  # the toy's architectures: SD3's MMDiT (the default) and Flux (model_flux)
 
 
+def weight_files(family: str = "sd3", weights: Path | None = None) -> list[Path]:
+    """[diffusion model, VAE, record] of a toy family in ``weights`` (default toyworld/weights); both
+    families share the VAE."""
+    weights = Path(weights or M.WEIGHTS)
+    names = (
+        (MF.FLUX_FILE, M.VAE_FILE, MF.FLUX_META_FILE) if family == "flux" else (M.MMDIT_FILE, M.VAE_FILE, M.META_FILE)
+    )
+    return [weights / n for n in names]
+
+
 def load_toyworld(weights: Path | None = None, family: str = "sd3"):
     """(model, clip, vae) as ComfyUI objects. ``family`` "sd3": a ModelPatcher detected as SD3, an SD3
     CLIP; "flux": ComfyUI's Flux (Flux.1 dev's config class) with a Flux CLIP (CLIP-L + T5). Both
@@ -55,10 +65,7 @@ def load_toyworld(weights: Path | None = None, family: str = "sd3"):
     if family not in FAMILIES:
         raise ToyWorldError(f"unknown toy family {family!r}; choose one of {', '.join(FAMILIES)}")
     weights = Path(weights or M.WEIGHTS)
-    if family == "flux":
-        files = [weights / MF.FLUX_FILE, weights / M.VAE_FILE, weights / MF.FLUX_META_FILE]
-    else:
-        files = [weights / M.MMDIT_FILE, weights / M.VAE_FILE, weights / M.META_FILE]
+    files = weight_files(family, weights)
     key = (family, str(weights), tuple(f.stat().st_mtime_ns if f.exists() else 0 for f in files))
     if key in _CACHE:
         return _CACHE[key]

@@ -305,6 +305,28 @@ def new_mmdit():
     return model
 
 
+def patcher_from_config(config, state_dict: dict[str, torch.Tensor], dtype=torch.float32):
+    """A ModelPatcher as ``comfy.sd.load_diffusion_model_state_dict`` makes one after its detection step,
+    with the model config given: for families whose detection hard-codes their full sizes (Flux and
+    the others of ``tiny_families``). The weights must fit the model key for key."""
+    ensure_comfy()
+    import comfy.model_management as mm
+    import comfy.model_patcher
+
+    load_device, offload_device = mm.get_torch_device(), mm.unet_offload_device()
+    config.set_inference_dtype(dtype, mm.unet_manual_cast(dtype, load_device, config.supported_inference_dtypes))
+    model = config.get_model(state_dict, "").to(offload_device)
+    expected = set(model.diffusion_model.state_dict())
+    if set(state_dict) != expected:
+        missing, unexpected = sorted(expected - set(state_dict)), sorted(set(state_dict) - expected)
+        raise RuntimeError(
+            f"the weights do not fit ComfyUI's {type(config).__name__} model: missing {missing[:3]}, "
+            f"unexpected {unexpected[:3]}"
+        )
+    model.load_model_weights(state_dict, "")
+    return comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=offload_device)
+
+
 def load_meta() -> dict:
     path = WEIGHTS / META_FILE
     if not path.exists():

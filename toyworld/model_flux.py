@@ -152,17 +152,4 @@ def flux_vae_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def model_patcher(state_dict: dict[str, torch.Tensor], dtype=torch.float32):
     """The trained toy Flux as a ModelPatcher (what UNETLoader returns for Flux.1 dev): ComfyUI's
     Flux model with Flux.1 dev's model sampling and latent format."""
-    M.ensure_comfy()
-    import comfy.model_management as mm
-    import comfy.model_patcher
-
-    config = model_config()
-    load_device, offload_device = mm.get_torch_device(), mm.unet_offload_device()
-    config.set_inference_dtype(dtype, mm.unet_manual_cast(dtype, load_device, config.supported_inference_dtypes))
-    model = config.get_model(state_dict, "").to(offload_device)
-    missing, unexpected = model.diffusion_model.load_state_dict(state_dict, strict=False)
-    if missing or unexpected:
-        raise RuntimeError(
-            f"the toy Flux weights do not fit ComfyUI's Flux class: missing {missing[:3]}, unexpected {unexpected[:3]}"
-        )
-    return comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=offload_device)
+    return M.patcher_from_config(model_config(), state_dict, dtype)

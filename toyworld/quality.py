@@ -87,6 +87,11 @@ def accuracy(scenes, images: np.ndarray) -> dict[str, float]:
     return acc
 
 
+def quality_file(weights: Path, family: str = "sd3") -> Path:
+    """Where ``main`` writes a family's measurements by default: quality.json, or quality_<family>.json."""
+    return weights / ("quality.json" if family == "sd3" else f"quality_{family}.json")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--split", default="test")
@@ -102,7 +107,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     start = time.time()
-    out = args.out or args.weights / ("quality.json" if args.family == "sd3" else f"quality_{args.family}.json")
+    out = args.out or quality_file(args.weights, args.family)
     model, clip, vae = load_toyworld(args.weights, family=args.family)
     scenes = split(args.split)
     if args.limit:  # a seeded random subset (a stride would pick one background and size only)

@@ -59,7 +59,7 @@ from types import MappingProxyType
 
 import torch
 
-from .model import fill_saved_buffers, seeded_parameters
+from .model import fill_saved_buffers, patcher_from_config, seeded_parameters
 from .tiny_sd3 import TINY_MMDIT, TINY_TE_CONFIG, TINY_VAE_CONFIG
 
 
@@ -329,22 +329,10 @@ def model_patcher(family: str, seed: int = 0, dtype=torch.float32):
     if spec.detection == "full":
         patcher = comfy.sd.load_diffusion_model_state_dict(sd, model_options={"dtype": dtype})
     else:
-        patcher = _load(model_config(family), sd, dtype)
+        patcher = patcher_from_config(model_config(family), sd, dtype)
     if type(patcher.model.model_config).__name__ != spec.config_class:  # pragma: no cover - a ComfyUI change
         raise RuntimeError(f"{family}: ComfyUI built a {type(patcher.model.model_config).__name__} model")
     return patcher
-
-
-def _load(config, sd: dict, dtype):
-    """``comfy.sd.load_diffusion_model_state_dict`` after its detection step, with ``config`` given."""
-    import comfy.model_management as mm
-    import comfy.model_patcher
-
-    load_device, offload_device = mm.get_torch_device(), mm.unet_offload_device()
-    config.set_inference_dtype(dtype, mm.unet_manual_cast(dtype, load_device, config.supported_inference_dtypes))
-    model = config.get_model(sd, "").to(offload_device)
-    model.load_model_weights(sd, "")
-    return comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=offload_device)
 
 
 def write_model_file(family: str, path, seed: int = 0) -> str:

@@ -31,8 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from comfyui_ems.toyworld import model as toy
-from comfyui_ems.toyworld.comfy_loader import FAMILIES
+from comfyui_ems.toyworld.comfy_loader import FAMILIES, weight_files
 from comfyui_ems.toyworld.edits import EDIT_KINDS, edit_cases
 from comfyui_ems.toyworld.readout import read
 
@@ -44,16 +43,7 @@ from .calibrate import calibrate
 from .methods import reference_pair
 from .report import write_report
 from .score import score_images, sweep_scores, to_image, to_uint8
-from .world import (
-    DEFAULTS,
-    FAMILY_FILES,
-    World,
-    available_methods,
-    cached_method,
-    load_models,
-    model_identity,
-    settings_from,
-)
+from .world import DEFAULTS, World, available_methods, cached_method, load_models, model_identity, settings_from
 
 ALPHAS = (-1.0, -0.5, 0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
 QUICK_ALPHAS = (0.0, 0.5, 1.0)
@@ -258,7 +248,7 @@ def model_info(world: World, tiny: bool, weights=None, family: str = "sd3") -> d
         "class": type(world.model.model).__name__,
     }
     if not tiny:
-        meta = Path(weights or toy.WEIGHTS) / FAMILY_FILES[family][2]
+        meta = weight_files(family, weights)[2]
         info["weights"] = str(meta.parent)
         if meta.exists():  # the training record (steps, time, quality), as the trainer wrote it
             record = json.loads(meta.read_text(encoding="utf-8"))

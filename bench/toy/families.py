@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import platform
 import sys
 import tempfile
 import time
@@ -28,17 +29,20 @@ from PIL import Image, ImageDraw
 
 from comfyui_ems.nodes.fonts import system_font
 from comfyui_ems.toyworld import model as toy
+from comfyui_ems.toyworld.comfy_loader import weight_files
+from comfyui_ems.toyworld.quality import quality_file
 from comfyui_ems.toyworld.edits import edit_cases
 from comfyui_ems.toyworld.scenes import Scene, render
 
 from bench import REPORTS, harness
 
-from .front import fmt_ci, point_scores, roundtrip
+from .front import fmt_ci, is_roundtrip, point_scores
 from .methods import ToySettings
 from .score import score_images, sweep_scores
-from .world import FAMILY_FILES, World, cached_method, load_models, model_identity
+from .world import World, cached_method, load_models, model_identity
 
 FAMILY_LABELS = {"sd3": "SD3 toy (MMDiT)", "flux": "Flux toy (Flux class)"}
+FAMILY_SHORT = {"sd3": "SD3 toy", "flux": "Flux toy"}  # the pictures' column heads
 METHODS = ("text_only", "ems", "ems_flowedit")
 METHOD_LABELS = {
     "text_only": "text-only EMS (α sweep → img2img)",
@@ -47,6 +51,7 @@ METHOD_LABELS = {
 }
 KINDS = ("colour", "size", "background")
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+METHOD_SHORT = {"text_only": "text-only", "ems": "CSDS", "ems_flowedit": "Flow Edit"}
 SHOWN = (0.0, 0.5, 1.0)  # the α columns of the pictures
 
 
@@ -61,7 +66,7 @@ def run_family(family: str, cases, methods, s: ToySettings, cache: Path | None, 
         for case in cases:
             pixels, _ = cached_method(world, method, case, ALPHAS, s, references=None)
             rows = score_images(case, method, ALPHAS, pixels, world.inputs(case)["pixels"])
-            same = bool(np.abs(pixels[0].astype(np.int16) - roundtrip(world, case).astype(np.int16)).max() <= 1)
+            same = is_roundtrip(world, case, pixels[ALPHAS.index(0.0)])
             per_kind.setdefault(case.kind, []).append((rows, sweep_scores(rows), same))
             images[method].append(pixels)
         for kind, case_rows in per_kind.items():
@@ -71,8 +76,8 @@ def run_family(family: str, cases, methods, s: ToySettings, cache: Path | None, 
 
 
 def training_record(family: str, weights: Path) -> dict:
-    meta = json.loads((weights / FAMILY_FILES[family][2]).read_text(encoding="utf-8"))
-    quality = weights / ("quality.json" if family == "sd3" else f"quality_{family}.json")
+    meta = json.loads(weight_files(family, weights)[2].read_text(encoding="utf-8"))
+    quality = quality_file(weights, family)
     return {
         "training": meta.get("training", {}),
         "quality": json.loads(quality.read_text(encoding="utf-8")) if quality.exists() else None,
@@ -96,19 +101,14 @@ def picture(cases, results: dict, methods, kind: str, path: Path, rows: int = 3)
     x0 = left + tile + group_gap
     for g, (family, method) in enumerate(groups):
         x = x0 + g * group_w
-        draw.text((x, 24), FAMILY_LABELS[family].split(" (")[0], fill=(0, 0, 0), font=small)
-        draw.text(
-            (x, 38),
-            {"text_only": "text-only", "ems": "CSDS", "ems_flowedit": "Flow Edit"}[method],
-            fill=(0, 0, 0),
-            font=small,
-        )
+        draw.text((x, 24), FAMILY_SHORT[family], fill=(0, 0, 0), font=small)
+        draw.text((x, 38), METHOD_SHORT[method], fill=(0, 0, 0), font=small)
     draw.text((left, 38), "source", fill=(0, 0, 0), font=small)
     draw.text((x0 + len(groups) * group_w, 38), "target", fill=(0, 0, 0), font=small)
     for r, i in enumerate(picked):
         case, y = cases[i], top + r * (tile + gap)
         src, dst = getattr(case.source, kind), getattr(case.target, kind)
-        draw.text((6, y + size_mid(tile)), f"{src} → {dst}", fill=(0, 0, 0), font=small)
+        draw.text((6, y + tile // 2 - 8), f"{src} → {dst}", fill=(0, 0, 0), font=small)
         canvas.paste(_tile(render(case.source), tile), (left, y))
         for g, (family, method) in enumerate(groups):
             for j, a in enumerate(shown):
@@ -118,10 +118,6 @@ def picture(cases, results: dict, methods, kind: str, path: Path, rows: int = 3)
         canvas.paste(_tile(render(target), tile), (x0 + len(groups) * group_w, y))
     canvas.save(path)
     return path
-
-
-def size_mid(tile: int) -> int:
-    return tile // 2 - 8
 
 
 def _tile(pixels, size: int) -> Image.Image:
@@ -227,8 +223,6 @@ def main(argv=None) -> int:
     s = ToySettings()
     start = time.perf_counter()
     results = {f: run_family(f, cases, methods, s, args.cache, args.weights) for f in args.families.split(",")}
-    import platform
-
     report = {
         "command": "python -m bench.toy.families " + " ".join(argv if argv is not None else sys.argv[1:]),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -106,11 +106,17 @@ _ROUNDTRIPS: dict = {}
 
 
 def roundtrip(world, case) -> np.ndarray:
-    """The source scene after the toy VAE's round trip, (H, W, 3) uint8: what "no edit" decodes to."""
-    key = (case.source, case.kind, case.target)
+    """The source scene after the world's VAE round trip, (H, W, 3) uint8: what "no edit" decodes to."""
+    key = (world.model_id, case.source, case.kind, case.target)
     if key not in _ROUNDTRIPS:
         _ROUNDTRIPS[key] = to_uint8(world.decode(world.inputs(case)["latent"]))[0]
     return _ROUNDTRIPS[key]
+
+
+def is_roundtrip(world, case, image: np.ndarray) -> bool:
+    """Is ``image`` (uint8) the source's round trip, to 1 of 255? The sweep is decoded as a batch, the
+    round trip alone (float rounding)."""
+    return bool(np.abs(image.astype(np.int16) - roundtrip(world, case).astype(np.int16)).max() <= 1)
 
 
 def on_front(points: list[dict]) -> None:
@@ -300,9 +306,7 @@ def main(argv=None) -> int:
             for case in cases:
                 pixels, _ = cached_method(world, method, case, list(alphas), s, lambda: (None, None))
                 rows = score_images(case, method, alphas, pixels, world.inputs(case)["pixels"])
-                # ≤ 1 of 255: the sweep is decoded as a batch, the round trip alone (float rounding)
-                zero = pixels[alphas.index(0.0)].astype(np.int16)
-                same = bool(np.abs(zero - roundtrip(world, case).astype(np.int16)).max() <= 1)
+                same = is_roundtrip(world, case, pixels[alphas.index(0.0)])
                 per_kind.setdefault(case.kind, []).append((rows, sweep_scores(rows), same))
                 shown.append(
                     {

@@ -19,9 +19,7 @@ import numpy as np
 import torch
 from comfyui_ems.toyworld import tiny_sd3
 
-from comfyui_ems.toyworld import model as toy
-from comfyui_ems.toyworld import model_flux as toy_flux
-from comfyui_ems.toyworld.comfy_loader import load_toyworld
+from comfyui_ems.toyworld.comfy_loader import load_toyworld, weight_files
 from comfyui_ems.toyworld.scenes import render
 
 from bench import harness
@@ -60,24 +58,13 @@ def settings_from(args, **changes):
     return ToySettings(**base)
 
 
-# The weight files of each toy family (toyworld.comfy_loader.FAMILIES); both share the VAE.
-FAMILY_FILES = {
-    "sd3": (toy.MMDIT_FILE, toy.VAE_FILE, toy.META_FILE),
-    "flux": (toy_flux.FLUX_FILE, toy.VAE_FILE, toy_flux.FLUX_META_FILE),
-}
-
-
 def model_identity(tiny: bool = False, seed: int = 0, weights=None, family: str = "sd3") -> str:
     """What the results depend on besides settings: the tiny model's seed, or the weight files."""
     if tiny:
         return f"tiny-{seed}"
-    folder = Path(weights or toy.WEIGHTS)
-    stamp = [
-        f"{f}:{(folder / f).stat().st_size}:{(folder / f).stat().st_mtime_ns}"
-        for f in FAMILY_FILES[family]
-        if (folder / f).exists()
-    ]
-    return f"{folder.resolve()}|{'|'.join(stamp)}"
+    files = weight_files(family, weights)
+    stamp = [f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files if f.exists()]
+    return f"{files[0].parent.resolve()}|{'|'.join(stamp)}"
 
 
 def load_models(tiny: bool, seed: int = 0, weights=None, family: str = "sd3"):
