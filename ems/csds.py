@@ -10,6 +10,9 @@ the drive term is scaled per batch item by that item's α:
     g_k     = α · [r(z_k, attr) − r(z_k, c̃)] + λ·[r(z_k, c̃) − r(z_0, c̃)]
     z_{k+1} = z_k − η_k · m ⊙ g_k                     (m: the latent noise mask, 1 without one)
 
+(v3 options below: the drive may be r(c̃) − r(c0) instead, η may be given in image units, and the
+drive may be confined to where it is large.)
+
 **Residual space** (``residual_space``). r is computed from the host's *denoised* prediction D:
 ``r = (z − w·D) / σ``.
 - ``"model_output"``: w = 1. For rectified-flow models this is the flow velocity v, what SD3's
@@ -36,6 +39,23 @@ along T) and flattening toward α = 1 when the attribute adds nothing beyond the
 exactly zero). α = 1 is exactly the paper's update. A positive without α gets the full push
 (weight 1), the unscaled update.
 
+**Drive** (``drive``; v3). ``"attribute"``: the paper's r(attr) − r(c̃), scaled by α (above).
+``"target_vs_source"`` (ours, Delta-Denoising-Score style): r(c̃) − r(c0), with c0 the source
+caption: it moves z along D_c̃ − D_c0 ≈ α·(D_c1 − D_c0), linear in α and zero at α = 0 without a
+degree rule, and it needs no attribute prompt, so it cannot point where the model's reading of a
+short prompt points (the toy world v2's failure). The node then takes the source conditioning.
+
+**Step units** (``step_units``; v3). ``"latent"``: η is a step in the residual's space, so the
+same η pushes harder at lower σ (1/σ) and in proportion to cfg (the CFG'd difference is cfg× the
+unguided one). ``"image"`` (ours): η_k = s_k·σ·a(σ)/(w·cfg), which makes one step move the implied
+clean image by s_k × the *unguided* prediction difference — the same push at every denoise, cfg and
+residual space; s is then a plain fraction (Σ s_k ≈ 1 moves the image by the whole difference).
+
+**Locality** (``locality`` = τ > 0; v3, ours): the drive term is weighted per item and step by
+:func:`ems.locality.locality_weights` of the drive itself, so the push acts where the two
+predictions differ (for target_vs_source, where c̃ and c0 disagree — the edit's region) and not where
+they agree; combined with any latent noise mask.
+
 **Stable ranges.** The proximal term's z-Jacobian is (I − w·J_D)/σ, with J_D = ∂D/∂z a scaled
 posterior covariance (Tweedie), positive semi-definite; its eigenvalues μ lie in [·, 1/σ]. One step
 multiplies the proximal error by (1 − η·λ·μ): it cannot overshoot while η·λ ≤ σ and diverges
@@ -54,12 +74,19 @@ from typing import Callable, Optional
 
 import torch
 
+from .locality import locality_weights
 from .validation import InputError
 
 # predict(z) → (D(z, positive), D(z, attribute)): CFG-guided denoised predictions at σ.
 Predict = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 RESIDUAL_SPACES = ("model_output", "noise")
+# What the drive pushes toward: the attribute prompt against c̃ (the paper), or c̃ against the source
+# caption c0 (Delta-Denoising-Score style; linear in α, zero at α = 0).
+DRIVES = ("attribute", "target_vs_source")
+# What step_start / step_end measure: a step in the residual's space (v1/v2), or the push on the
+# implied clean image per unit of the unguided prediction difference (transfers across denoise and cfg).
+STEP_UNITS = ("latent", "image")
 
 
 class CSDSError(InputError):
@@ -88,9 +115,12 @@ class CSDSParams:
     step_start: float = 0.03
     step_end: float = 0.003
     residual_space: str = "noise"
+    drive: str = "attribute"
+    step_units: str = "latent"
+    locality: float = 0.0
 
     def __post_init__(self):
-        for name in ("cfg", "constraint", "step_start", "step_end"):
+        for name in ("cfg", "constraint", "step_start", "step_end", "locality"):
             value = getattr(self, name)
             if not _finite_number(value):
                 raise CSDSError(f"{name} must be a finite number (got {value!r}).")
@@ -110,6 +140,12 @@ class CSDSParams:
             raise CSDSError(
                 f"residual_space must be one of {', '.join(RESIDUAL_SPACES)} (got {self.residual_space!r})."
             )
+        if self.drive not in DRIVES:
+            raise CSDSError(f"drive must be one of {', '.join(DRIVES)} (got {self.drive!r}).")
+        if self.step_units not in STEP_UNITS:
+            raise CSDSError(f"step_units must be one of {', '.join(STEP_UNITS)} (got {self.step_units!r}).")
+        if not 0.0 <= self.locality <= 1.0:
+            raise CSDSError(f"locality must lie in 0 … 1 (got {self.locality:g}); 0 is off.")
 
     def step_sizes(self) -> list[float]:
         """Geometric decay from step_start to step_end over ``iterations`` steps (N = 1 → [start])."""
@@ -122,6 +158,22 @@ class CSDSParams:
             return [0.0] * n
         ratio = end / start
         return [float(start) * ratio ** (k / (n - 1)) for k in range(n)]
+
+    def latent_step_sizes(self, sigma: float, flow: bool) -> list[float]:
+        """The step sizes η_k the update applies in the residual's space at noise level σ.
+
+        ``step_units = "latent"``: the widgets' values as they are. ``"image"``: s_k·σ·a(σ)/(w·cfg),
+        so that one step moves the implied clean image x̂0 = (z − σ·n)/a(σ) by s_k times the
+        *unguided* prediction difference, whatever σ, cfg and residual space (module doc).
+        """
+        sizes = self.step_sizes()
+        if self.step_units == "latent":
+            return sizes
+        if self.cfg == 0:  # both CFG'd predictions are the negative's: the drive is zero anyway
+            return [0.0] * len(sizes)
+        a = signal_scale(sigma, flow)
+        w = 1.0 if self.residual_space == "model_output" else a
+        return [s_k * sigma * a / (w * self.cfg) for s_k in sizes]
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -171,12 +223,21 @@ def check_sigma(sigma: float, flow: bool) -> None:
         )
 
 
-def check_stable(sigma: float, params: CSDSParams) -> None:
-    """Refuse λ·η_0 > σ, where the proximal term can overshoot and, past 2σ, diverge (module doc).
+def check_stable(sigma: float, params: CSDSParams, flow: bool = True) -> None:
+    """Refuse λ·η_0 > σ, where the proximal term can overshoot and, past 2σ, diverge (module doc);
+    η_0 is the first step in the residual's space (``latent_step_sizes``).
 
     With no iteration nothing can diverge, so any λ and η pass."""
-    constraint, step_start = params.constraint, params.step_start
-    if params.iterations > 0 and constraint * step_start > sigma:
+    if params.iterations == 0:
+        return
+    constraint, step_start = params.constraint, params.latent_step_sizes(sigma, flow)[0]
+    if constraint * step_start > sigma:
+        if params.step_units == "image":
+            raise CSDSError(
+                f"constraint × (step_start in latent units) = {constraint:g} × {step_start:.4g} exceeds σ = "
+                f"{sigma:.4g}, the first sigma: the constraint term would overshoot every step and can diverge. "
+                f"Lower constraint or step_start (at most {params.step_start * sigma / (constraint * step_start):.3g})."
+            )
         raise CSDSError(
             f"constraint × step_start = {constraint:g} × {step_start:g} = {constraint * step_start:g} exceeds "
             f"σ = {sigma:.4g}, the first sigma: the constraint term would overshoot every step and can "
@@ -197,6 +258,16 @@ def degree_weights(alpha: Optional[torch.Tensor], batch: int) -> torch.Tensor:
     return alpha
 
 
+def drive_weights(alpha: Optional[torch.Tensor], batch: int, drive: str) -> torch.Tensor:
+    """Per-item weight of the drive term, shape (batch,). ``attribute``: the degree rule (α, or 1
+    without one). ``target_vs_source``: 1, or 0 where α is exactly 0 — the drive already carries α
+    through c̃, and α = 0 must stay *no edit* even if a batched call's float noise tells c̃ = c0 apart."""
+    weights = degree_weights(alpha, batch)
+    if drive == "target_vs_source":
+        return (weights != 0).to(weights.dtype)
+    return weights
+
+
 def csds_edit(
     predict: Predict,
     z0: torch.Tensor,
@@ -210,28 +281,34 @@ def csds_edit(
 ) -> torch.Tensor:
     """Run ``params.iterations`` CSDS iterations on the noised latent ``z0`` (B, C, H, W) at noise level σ.
 
-    ``predict`` is called exactly once per iteration; r(z_0, positive) is taken from the first
-    call, so N iterations cost N calls. ``alpha`` (B,) or scalar: the degree of each item (None =
-    1 for all). ``mask`` (broadcastable to z0, values in [0, 1]): where the latent may change.
-    ``callback(k, z_k, denoised_positive)`` after each step (progress/preview). Returns z_N with
-    z0's shape and dtype; items with α = 0 come back as z0 exactly. ``params.cfg`` is the
-    caller's: it is already inside ``predict``.
+    ``predict(z)`` returns (D(z, positive), D(z, reference)) where the reference is the attribute
+    (``drive = "attribute"``) or the source caption c0 (``"target_vs_source"``); it is called exactly
+    once per iteration; r(z_0, positive) is taken from the first call, so N iterations cost N calls.
+    ``alpha`` (B,) or scalar: the degree of each item (None = 1 for all). ``mask`` (broadcastable
+    to z0, values in [0, 1]): where the latent may change. ``callback(k, z_k, denoised_positive)``
+    after each step (progress/preview). Returns z_N with z0's shape and dtype; items with α = 0 come
+    back as z0 exactly. ``params.cfg`` is the caller's: it is already inside ``predict``.
     """
     check_sigma(sigma, flow)
-    check_stable(sigma, params)
-    etas = params.step_sizes()
-    weights = degree_weights(alpha, z0.shape[0]).to(device=z0.device, dtype=z0.dtype)
+    check_stable(sigma, params, flow)
+    etas = params.latent_step_sizes(sigma, flow)
+    weights = drive_weights(alpha, z0.shape[0], params.drive).to(device=z0.device, dtype=z0.dtype)
     weights = weights.reshape(-1, *([1] * (z0.ndim - 1)))
     constraint, space = params.constraint, params.residual_space
     z = z0
     r_pos_0 = None
     for k, eta in enumerate(etas):
-        d_pos, d_attr = predict(z)
+        d_pos, d_ref = predict(z)
         r_pos = residual(z, d_pos, sigma, flow, space)
-        r_attr = residual(z, d_attr, sigma, flow, space)
+        r_ref = residual(z, d_ref, sigma, flow, space)
         if r_pos_0 is None:
             r_pos_0 = r_pos
-        g = weights * (r_attr - r_pos) + constraint * (r_pos - r_pos_0)
+        # Both readings move z along (what the reference denoises to) − (what it should not):
+        # attribute: D_attr − D_c̃; target_vs_source: D_c̃ − D_c0 (module doc for the sign).
+        pushed = r_ref - r_pos if params.drive == "attribute" else r_pos - r_ref
+        if params.locality > 0:
+            pushed = pushed * locality_weights(pushed, params.locality)
+        g = weights * pushed + constraint * (r_pos - r_pos_0)
         if mask is not None:
             g = mask * g
         z = z - eta * g

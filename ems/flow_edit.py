@@ -45,9 +45,9 @@ from dataclasses import asdict, dataclass
 from typing import Callable, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from .conditioning import conditioning_alpha, items_equal
+from .locality import locality_weights
 from .validation import InputError
 
 MAX_NOISE_AVERAGE = 16
@@ -160,19 +160,6 @@ def coupled_points(
 def velocity(z: torch.Tensor, denoised: torch.Tensor, sigma: float) -> torch.Tensor:
     """v = (z − D)/σ, the flow velocity implied by a denoised prediction."""
     return (z - denoised) / sigma
-
-
-def locality_weights(v_delta: torch.Tensor, threshold: float) -> torch.Tensor:
-    """clamp(2d/τ − 1, 0, 1) with d the smoothed, max-normalised channel mean of |V| per item:
-    (B, 1, …); 0 where d ≤ τ/2, 1 where d ≥ τ, linear between."""
-    d = v_delta.abs().mean(dim=1, keepdim=True)
-    if d.ndim in (4, 5):  # image latents (or single frames): spread the weight over neighbouring pixels
-        shape = d.shape
-        d = F.avg_pool2d(d.reshape(-1, 1, *shape[-2:]), 3, stride=1, padding=1, count_include_pad=False)
-        d = d.reshape(shape)
-    peak = d.flatten(1).amax(dim=1).clamp_min(torch.finfo(d.dtype).tiny)
-    d = d / peak.reshape(-1, *([1] * (d.ndim - 1)))
-    return (2.0 * d / threshold - 1.0).clamp(0.0, 1.0)
 
 
 class StepNoise:

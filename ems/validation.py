@@ -72,7 +72,7 @@ STEP_START = FloatRange("step_start", 0.0, 1.0, "larger steps make the CSDS upda
 STEP_END = FloatRange("step_end", 0.0, 1.0, "larger steps make the CSDS update diverge")
 TEMPERATURE = FloatRange("temperature", 0.0, 2.0, "the range OpenAI-compatible servers accept")
 SOURCE_CFG = FloatRange("source_cfg", 0.0, 100.0, "classifier-free guidance scale of the source point")
-LOCALITY = FloatRange("locality", 0.0, 1.0, "a share of the largest velocity difference; 0 = off")
+LOCALITY = FloatRange("locality", 0.0, 1.0, "a share of the largest prediction difference; 0 = off")
 DRIVE = FloatRange("drive", 0.0, 4.0, "beyond a few times the coupling's own velocity it overshoots")
 
 # Every float input of every EMS node, by name: the HTTP-tier test checks each FLOAT widget the

@@ -46,10 +46,11 @@ def is_flow(model_sampling) -> bool:
 
 
 class CSDSGuider(comfy.samplers.CFGGuider):
-    """Holds the positive (c̃), attribute and negative conds; predicts both CFG'd denoised in one call."""
+    """Holds the positive (c̃), the drive's reference (the attribute, or the source caption for the
+    target_vs_source drive) and the negative; predicts both CFG'd denoised in one call."""
 
-    def set_conds(self, positive, attribute, negative):
-        self.inner_set_conds({"positive": positive, "attribute": attribute, "negative": negative})
+    def set_conds(self, positive, reference, negative):
+        self.inner_set_conds({"positive": positive, "reference": reference, "negative": negative})
 
     def predict_noise(self, x, timestep, model_options={}, seed=None):  # noqa: B006 - CFGGuider's own signature
         # Used as an ordinary guider this is plain CFG on the positive.
@@ -64,19 +65,19 @@ class CSDSGuider(comfy.samplers.CFGGuider):
             seed=seed,
         )
 
-    def predict_positive_and_attribute(self, x, timestep, model_options, seed=None):
-        """(D(x, positive), D(x, attribute)), each CFG-guided against the negative.
+    def predict_positive_and_reference(self, x, timestep, model_options, seed=None):
+        """(D(x, positive), D(x, reference)), each CFG-guided against the negative.
 
-        One ``calc_cond_batch`` over [positive, attribute, negative]: with equal token shapes that
+        One ``calc_cond_batch`` over [positive, reference, negative]: with equal token shapes that
         is a single batched model call (split only if memory demands it).
         """
-        positive, attribute = self.conds.get("positive"), self.conds.get("attribute")
+        positive, reference = self.conds.get("positive"), self.conds.get("reference")
         negative = self.conds.get("negative")
         skip_negative = math.isclose(self.cfg, 1.0) and not model_options.get("disable_cfg1_optimization", False)
-        conds = [positive, attribute, None if skip_negative else negative]
-        d_pos, d_attr, d_neg = comfy.samplers.calc_cond_batch(self.inner_model, conds, x, timestep, model_options)
+        conds = [positive, reference, None if skip_negative else negative]
+        d_pos, d_ref, d_neg = comfy.samplers.calc_cond_batch(self.inner_model, conds, x, timestep, model_options)
         out = []
-        for cond, d_cond in ((positive, d_pos), (attribute, d_attr)):
+        for cond, d_cond in ((positive, d_pos), (reference, d_ref)):
             pair = [d_cond, d_neg]
             for fn in model_options.get("sampler_pre_cfg_function", []):
                 pair = fn(
@@ -119,7 +120,7 @@ def csds_sampler(
     options, seed = extra_args.get("model_options", {}), extra_args.get("seed")
 
     def predict(z):
-        return guider.predict_positive_and_attribute(z, sigma * s_in, options, seed)
+        return guider.predict_positive_and_reference(z, sigma * s_in, options, seed)
 
     def on_step(k, z, denoised):
         if preview is not None:
@@ -142,9 +143,12 @@ def keep_unmasked_source(out: torch.Tensor, samples: torch.Tensor, noise_mask) -
 
 
 def run_csds(
-    model, positive, attribute, negative, latent: dict, sigmas: torch.Tensor, noise_seed: int, params: CSDSParams
+    model, positive, reference, negative, latent: dict, sigmas: torch.Tensor, noise_seed: int, params: CSDSParams
 ) -> dict:
     """The node's computation on a validated, batch-reconciled LATENT; returns the output LATENT.
+
+    ``reference`` is the drive's other conditioning: the attribute (``params.drive == "attribute"``)
+    or the source caption c0 (``"target_vs_source"``).
 
     The degree per item is read here, once, from ``positive`` (its recorded ``ems_alpha``) and
     handed to the loop; a positive without one gets the full push (``ConditioningMismatch`` when
@@ -157,7 +161,7 @@ def run_csds(
         LOG.info("EMS CSDS Latent Edit: degree from the positive's α: %s", ", ".join(f"{float(a):g}" for a in alpha))
     noise = comfy.sample.prepare_noise(samples, noise_seed, latent.get("batch_index"))
     guider = CSDSGuider(model)
-    guider.set_conds(positive, attribute, negative)
+    guider.set_conds(positive, reference, negative)
     guider.set_cfg(params.cfg)
     preview = latent_preview.prepare_callback(model, params.iterations) if params.iterations > 0 else None
     sampler = comfy.samplers.KSAMPLER(
@@ -180,6 +184,7 @@ def run_csds(
         "sigma": float(sigmas[0]),
         "fingerprint": latent_fingerprint(result["samples"]),
         "residual_space": params.residual_space,
+        "drive": params.drive,
         "iterations": params.iterations,
         "alpha": None if alpha is None else [float(a) for a in alpha],
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from comfy_api.v0_0_2 import io
 
 from ..ems import validation as v
-from ..ems.csds import DEFAULTS, RESIDUAL_SPACES, CSDSParams, check_sigma, check_stable
+from ..ems.csds import DEFAULTS, DRIVES, RESIDUAL_SPACES, STEP_UNITS, CSDSParams, check_sigma, check_stable
 from .csds_guider import is_flow, run_csds
 from .common import (
     CATEGORY,
@@ -24,14 +24,34 @@ from .common import (
 from .schema import EDITING_WORDS, schema
 
 NODE = "EMS CSDS Latent Edit"
-FLOATS = (v.CFG, v.CONSTRAINT, v.STEP_START, v.STEP_END)
+FLOATS = (v.CFG, v.CONSTRAINT, v.STEP_START, v.STEP_END, v.LOCALITY)
 
 
-def parameters(cfg, iterations, constraint, step_start, step_end, residual_space) -> CSDSParams:
+def parameters(
+    cfg, iterations, constraint, step_start, step_end, residual_space, drive, step_units, locality
+) -> CSDSParams:
     """The widgets' values as one validated parameter object (the widget ranges, then the method's)."""
-    values = check_floats(NODE, FLOATS, cfg=cfg, constraint=constraint, step_start=step_start, step_end=step_end)
+    values = check_floats(
+        NODE, FLOATS, cfg=cfg, constraint=constraint, step_start=step_start, step_end=step_end, locality=locality
+    )
     with node_errors(NODE):
-        return CSDSParams(iterations=int(iterations), residual_space=residual_space, **values)
+        return CSDSParams(
+            iterations=int(iterations), residual_space=residual_space, drive=drive, step_units=step_units, **values
+        )
+
+
+def drive_reference(params: CSDSParams, attribute, source):
+    """The conditioning the drive compares the positive with: the attribute, or the source caption."""
+    if params.drive == "attribute":
+        return attribute
+    if source is None:
+        raise node_error(
+            NODE,
+            "drive is target_vs_source, which pushes from the source caption toward the positive, but no "
+            "source is connected. Connect EMS Encode Prompts' source output to `source` (or set drive to "
+            "attribute).",
+        )
+    return source
 
 
 def check_schedule(model, sigmas, params: CSDSParams) -> None:
@@ -45,8 +65,9 @@ def check_schedule(model, sigmas, params: CSDSParams) -> None:
         )
     sigma = float(sigmas[0])
     with node_errors(NODE):
-        check_sigma(sigma, is_flow(model.get_model_object("model_sampling")))
-        check_stable(sigma, params)
+        flow = is_flow(model.get_model_object("model_sampling"))
+        check_sigma(sigma, flow)
+        check_stable(sigma, params, flow)
 
 
 def check_latent(latent: dict) -> None:
@@ -90,7 +111,11 @@ class EMSCSDSLatentEdit(io.ComfyNode):
                     "scales the image-side push per item; a plain "
                     "prompt gets the full push.",
                 ),
-                io.Conditioning.Input("attribute", tooltip="The attribute conditioning CSDS pushes toward."),
+                io.Conditioning.Input(
+                    "attribute",
+                    tooltip="The attribute conditioning CSDS pushes toward (drive = attribute; "
+                    "unused with target_vs_source).",
+                ),
                 io.Conditioning.Input(
                     "negative",
                     tooltip="Negative conditioning for CFG (same token length as positive for one batched call).",
@@ -159,6 +184,41 @@ class EMSCSDSLatentEdit(io.ComfyNode):
                     "the noise ε (this pack's first reading; about (1 − σ)× weaker on flow models). "
                     "Identical for ε/v-prediction models.",
                 ),
+                io.Combo.Input(
+                    "drive",
+                    options=list(DRIVES),
+                    default=d["drive"],
+                    optional=True,
+                    tooltip="What the image side pushes toward. attribute: the attribute prompt "
+                    "against the positive (the paper), scaled by α. target_vs_source: the positive "
+                    "against the source caption (connect `source`): linear in α, zero at α = 0, "
+                    "needs no attribute prompt.",
+                ),
+                io.Conditioning.Input(
+                    "source",
+                    optional=True,
+                    tooltip="The source caption's conditioning c0 (EMS Encode Prompts' source), for "
+                    "drive = target_vs_source.",
+                ),
+                io.Combo.Input(
+                    "step_units",
+                    options=list(STEP_UNITS),
+                    default=d["step_units"],
+                    optional=True,
+                    tooltip="latent: step sizes are steps in the residual's space (they push harder "
+                    "at low denoise and high cfg). image: each step moves the image by that share "
+                    "of the prompts' unguided prediction difference — the same push at every "
+                    "denoise and cfg.",
+                ),
+                float_input(
+                    v.LOCALITY,
+                    d["locality"],
+                    0.01,
+                    optional=True,
+                    tooltip="0 = off. Above 0, the push is weighted by where the drive's two "
+                    "predictions differ, full weight from this share of the largest difference up: "
+                    "keeps more of what the edit does not touch.",
+                ),
             ],
             outputs=[
                 io.Latent.Output(
@@ -186,17 +246,25 @@ class EMSCSDSLatentEdit(io.ComfyNode):
         step_start,
         step_end,
         residual_space=DEFAULTS["residual_space"],
+        drive=DEFAULTS["drive"],
+        source=None,
+        step_units=DEFAULTS["step_units"],
+        locality=DEFAULTS["locality"],
     ) -> io.NodeOutput:
-        params = parameters(cfg, iterations, constraint, step_start, step_end, residual_space)
+        params = parameters(
+            cfg, iterations, constraint, step_start, step_end, residual_space, drive, step_units, locality
+        )
         check_schedule(model, sigmas, params)
-        check_families(NODE, model, positive=positive, attribute=attribute, negative=negative)
+        reference = drive_reference(params, attribute, source)
+        name = "attribute" if params.drive == "attribute" else "source"
+        check_families(NODE, model, positive=positive, **{name: reference}, negative=negative)
         # Shape and values before the model sees them: a wrong latent otherwise ends in a traceback
         # from deep inside the model, a NaN one in a black image marked success.
         check_latent_layout(NODE, "latent_image", latent_image, model)
-        check_finite_inputs(NODE, positive=positive, attribute=attribute, negative=negative, latent_image=latent_image)
+        check_finite_inputs(NODE, positive=positive, **{name: reference}, negative=negative, latent_image=latent_image)
         check_latent(latent_image)
-        latent = reconcile_batch(NODE, latent_image, positive, attribute=attribute, negative=negative)
+        latent = reconcile_batch(NODE, latent_image, positive, **{name: reference}, negative=negative)
         with node_errors(NODE):  # run_csds reads the positive's α (and refuses one it cannot read)
-            result = run_csds(model, positive, attribute, negative, latent, sigmas, noise_seed, params)
+            result = run_csds(model, positive, reference, negative, latent, sigmas, noise_seed, params)
         check_finite_output(NODE, "latent", result)
         return io.NodeOutput(result)

@@ -1,7 +1,7 @@
 """EMSToyWorldLoader: the toy world's model as MODEL, CLIP, VAE — what Load Checkpoint gives for SD3.
 
 A dev node: the toy world (toyworld/) is an instrument, a small SD3-architecture model (or, with
-``family`` Flux, a Flux one) trained on drawn scenes, so every EMS workflow can run and be looked at
+``family`` Flux, a Flux one; SD3 v3, the SD3 toy trained further on partial captions) trained on drawn scenes, so every EMS workflow can run and be looked at
 with no SD3 weights. ``family`` is optional, so graphs saved before it existed load the SD3 toy.
 """
 
@@ -18,7 +18,8 @@ NODE = "EMS Toy World Loader (dev)"
 
 
 SEARCH_ALIASES = ["toy world", "demo model", "no download"]
-FAMILY_CHOICES = {"SD3": "sd3", "Flux": "flux"}  # shown → toyworld.comfy_loader's family
+# shown → toyworld.comfy_loader's family; "SD3 v3": the SD3 toy fine-tuned on partial captions
+FAMILY_CHOICES = {"SD3": "sd3", "Flux": "flux", "SD3 v3": "sd3v3"}
 
 
 class EMSToyWorldLoader(io.ComfyNode):
@@ -43,8 +44,9 @@ class EMSToyWorldLoader(io.ComfyNode):
                     options=list(FAMILY_CHOICES),
                     default="SD3",
                     optional=True,
-                    tooltip="Which toy model: SD3 (MMDiT, loaded as SD3) or Flux (ComfyUI's Flux class, "
-                    "Flux.1 dev's config: T5 + CLIP-L, guidance embedding). Same scenes, grammar and VAE.",
+                    tooltip="Which toy model: SD3 (MMDiT, loaded as SD3), Flux (ComfyUI's Flux class, "
+                    "Flux.1 dev's config: T5 + CLIP-L, guidance embedding), or SD3 v3 (the SD3 toy trained further "
+                    "to read partial captions too, e.g. 'two circles'). Same scenes, grammar and VAE.",
                 ),
             ],
             outputs=[
@@ -72,6 +74,6 @@ class EMSToyWorldLoader(io.ComfyNode):
     def execute(cls, family: str = "SD3") -> io.NodeOutput:
         with node_errors(NODE, ToyWorldError, ChecksumMismatch, FileNotFoundError):
             if family not in FAMILY_CHOICES:
-                raise ToyWorldError(f"family {family!r} is not a toy model; choose {' or '.join(FAMILY_CHOICES)}")
+                raise ToyWorldError(f"family {family!r} is not a toy model; choose one of {', '.join(FAMILY_CHOICES)}")
             model, clip, vae = load_toyworld(family=FAMILY_CHOICES[family])
         return io.NodeOutput(model, clip, vae)

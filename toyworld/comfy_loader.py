@@ -40,22 +40,26 @@ def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return {k: v.float() for k, v in safetensors.torch.load_file(str(path)).items()}
 
 
-FAMILIES = ("sd3", "flux")  # the toy's architectures: SD3's MMDiT (the default) and Flux (model_flux)
+# The toy models: SD3's MMDiT (the default), Flux (model_flux), and toy world v3 — the SD3 toy
+# fine-tuned on partial captions (train_v3), the instrument for the image side.
+FAMILIES = ("sd3", "flux", "sd3v3")
+_FILES = {
+    "sd3": (M.MMDIT_FILE, M.VAE_FILE, M.META_FILE),
+    "flux": (MF.FLUX_FILE, M.VAE_FILE, MF.FLUX_META_FILE),
+    "sd3v3": (M.V3_MMDIT_FILE, M.V3_VAE_FILE, M.V3_META_FILE),
+}
 
 
 def weight_files(family: str = "sd3", weights: Path | None = None) -> list[Path]:
-    """[diffusion model, VAE, record] of a toy family in ``weights`` (default toyworld/weights); both
-    families share the VAE."""
+    """[diffusion model, VAE, record] of a toy model in ``weights`` (default toyworld/weights). The SD3
+    and Flux toys share one VAE; v3's has the same encoder and a decoder trained further."""
     weights = Path(weights or M.WEIGHTS)
-    names = (
-        (MF.FLUX_FILE, M.VAE_FILE, MF.FLUX_META_FILE) if family == "flux" else (M.MMDIT_FILE, M.VAE_FILE, M.META_FILE)
-    )
-    return [weights / n for n in names]
+    return [weights / n for n in _FILES[family]]
 
 
 def load_toyworld(weights: Path | None = None, family: str = "sd3"):
-    """(model, clip, vae) as ComfyUI objects. ``family`` "sd3": a ModelPatcher detected as SD3, an SD3
-    CLIP; "flux": ComfyUI's Flux (Flux.1 dev's config class) with a Flux CLIP (CLIP-L + T5). Both
+    """(model, clip, vae) as ComfyUI objects. ``family`` "sd3" (and "sd3v3", toy world v3): a
+    ModelPatcher detected as SD3, an SD3 CLIP; "flux": ComfyUI's Flux (Flux.1 dev's config class) with a Flux CLIP (CLIP-L + T5). Both
     share one VAE, in the family's latent format.
 
     Cached per family, weights folder and file times (rebuilding the encoders takes ~15 s on a CPU).
@@ -76,7 +80,7 @@ def load_toyworld(weights: Path | None = None, family: str = "sd3"):
     import comfy.supported_models
 
     if not files[2].exists():
-        raise ToyWorldError(f"no {M.META_FILE} in {weights}; regenerate the weights with `make toy-train`.")
+        raise ToyWorldError(f"no {files[2].name} in {weights}; regenerate the weights with `make toy-train`.")
     meta = json.loads(files[2].read_text())
     unet = comfy.sd.load_diffusion_model_state_dict(_load_state_dict(files[0]), model_options={"dtype": torch.float32})
     if unet is None or not isinstance(unet.model.model_config, comfy.supported_models.SD3):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .scenes import _NUMBER_WORDS, _PLURAL, ATTRIBUTES, Scene, caption, split as scene_split
+from .scenes import ATTRIBUTES, Scene, caption, partial_caption, split as scene_split
 
 EDIT_KINDS = ("colour", "shape", "count", "size", "background")
 
@@ -27,23 +27,22 @@ class EditCase:
     attribute_prompt: str
 
 
-def _noun(scene: Scene) -> str:
-    return scene.shape if scene.count == 1 else _PLURAL[scene.shape]
+# What each kind's attribute prompt names: the edited attribute with the object noun (our choice),
+# i.e. a partial caption of the target; toy world v3 trains on these.
+ATTRIBUTE_NAMED: dict[str, frozenset[str]] = {
+    "colour": frozenset({"colour", "shape"}),
+    "shape": frozenset({"shape"}),
+    "count": frozenset({"count", "shape"}),
+    "size": frozenset({"size", "shape"}),
+    "background": frozenset({"background"}),
+}
 
 
 def attribute_prompt(target: Scene, kind: str) -> str:
     """The words the edit adds, with their noun: what EMS's attribute prompt describes."""
-    if kind == "colour":
-        return f"{target.colour} {_noun(target)}"
-    if kind == "shape":
-        return _noun(target)
-    if kind == "count":
-        return f"{_NUMBER_WORDS[target.count]} {_noun(target)}"
-    if kind == "size":
-        return f"{target.size} {_noun(target)}"
-    if kind == "background":
-        return f"{target.background} background"
-    raise ValueError(f"unknown edit kind {kind!r}; expected one of {EDIT_KINDS}")
+    if kind not in ATTRIBUTE_NAMED:
+        raise ValueError(f"unknown edit kind {kind!r}; expected one of {EDIT_KINDS}")
+    return partial_caption(target, ATTRIBUTE_NAMED[kind])
 
 
 def _eligible(scene: Scene, kind: str) -> bool:

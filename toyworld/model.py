@@ -33,6 +33,10 @@ WEIGHTS = Path(__file__).resolve().parent / "weights"
 MMDIT_FILE = "toyworld_mmdit.safetensors"
 VAE_FILE = "toyworld_vae.safetensors"
 META_FILE = "toyworld.json"
+# Toy world v3: the MMDiT fine-tuned on partial captions (train_v3); same VAE and text encoders.
+V3_MMDIT_FILE = "toyworld_v3_mmdit.safetensors"
+V3_VAE_FILE = "toyworld_v3_vae.safetensors"  # the same encoder, its decoder trained further
+V3_META_FILE = "toyworld_v3.json"
 
 MMDIT_CONFIG = {
     "in_channels": 16,

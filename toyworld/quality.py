@@ -5,7 +5,9 @@ Measured through ComfyUI's own objects and sampler (``load_toyworld`` + ``comfy.
   the readout accuracy per attribute after that round trip (the ceiling of any edit's preservation);
 - text-to-image: one image per held-out scene's caption (the split's 270 captions, i.e. every
   combination of the grammar with held-out layouts), read back with ``toyworld.readout``;
-  accuracy per attribute, and of all five at once.
+  accuracy per attribute, and of all five at once;
+- text-to-image from the edit benchmark's attribute prompts ("two circles") against the full target
+  captions, per edit kind: can the model read a prompt that names one attribute (toy world v3)?
 Writes ``toyworld/weights/quality.json`` (``quality_flux.json`` with ``--family flux``; or --out)
 and prints a summary.
 """
@@ -23,6 +25,7 @@ from PIL import Image
 
 from . import model as M
 from .comfy_loader import FAMILIES, load_toyworld
+from .edits import EDIT_KINDS, edit_cases
 from .readout import read
 from .scenes import ATTRIBUTES, caption, render, split
 
@@ -87,6 +90,31 @@ def accuracy(scenes, images: np.ndarray) -> dict[str, float]:
     return acc
 
 
+def attribute_prompts(model, clip, vae, split_name: str, per_kind: int, steps: int, cfg: float) -> dict:
+    """Per edit kind: how often text-to-image reads the target's value of the edited attribute from
+    the edit's attribute prompt ("two circles") and from the full target caption, over the edit
+    cases of ``split_name`` (the ones the edit benchmark uses), and their ratio."""
+    cases = edit_cases(split_name, per_kind)
+    prompts = [c.attribute_prompt for c in cases] + [c.target_prompt for c in cases]
+    images = text_to_image(model, clip, vae, prompts, steps=steps, cfg=cfg)
+    out = {}
+    for kind in EDIT_KINDS:
+        idx = [i for i, c in enumerate(cases) if c.kind == kind]
+
+        def rate(offset, idx=idx, kind=kind):
+            hits = [read(images[offset + i])[kind] == getattr(cases[i].target, kind) for i in idx]
+            return float(np.mean(hits))
+
+        short, full = rate(0), rate(len(cases))
+        out[kind] = {
+            "cases": len(idx),
+            "attribute_prompt": short,
+            "full_caption": full,
+            "ratio": short / full if full > 0 else float("nan"),
+        }
+    return out
+
+
 def quality_file(weights: Path, family: str = "sd3") -> Path:
     """Where ``main`` writes a family's measurements by default: quality.json, or quality_<family>.json."""
     return weights / ("quality.json" if family == "sd3" else f"quality_{family}.json")
@@ -98,12 +126,18 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--cfg", type=float, nargs="+", default=[3.0])
     ap.add_argument("--limit", type=int, default=0, help="a seeded random subset of N scenes (0 = all 270)")
-    ap.add_argument("--family", choices=FAMILIES, default="sd3", help="which toy model (both share the VAE)")
+    ap.add_argument("--family", choices=FAMILIES, default="sd3", help="which toy model (all share the VAE)")
     ap.add_argument("--weights", type=Path, default=M.WEIGHTS)
     ap.add_argument(
-        "--out", type=Path, default=None, help="default: quality.json (sd3) or quality_flux.json in --weights"
+        "--out", type=Path, default=None, help="default: quality.json (sd3) or quality_<family>.json in --weights"
     )
     ap.add_argument("--grid", type=Path, default=None, help="also save a PNG of the first 40 generations")
+    ap.add_argument(
+        "--attribute-cases",
+        type=int,
+        default=20,
+        help="edit cases per kind for text-to-image from attribute prompts vs full captions (0 = skip)",
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     start = time.time()
@@ -142,6 +176,18 @@ def main(argv=None) -> int:
             rows = [np.pad(r, ((0, 0), (0, 640 - r.shape[1]), (0, 0))) for r in rows]
             Image.fromarray(np.concatenate(rows)).save(
                 args.grid.with_name(f"{args.grid.stem}_cfg{cfg}{args.grid.suffix}")
+            )
+    if args.attribute_cases:
+        cfg = args.cfg[0]
+        result["attribute_prompts"] = {
+            "cfg": cfg,
+            "kinds": attribute_prompts(model, clip, vae, args.split, args.attribute_cases, args.steps, cfg),
+        }
+        for kind, r in result["attribute_prompts"]["kinds"].items():
+            print(
+                f"{kind}: attribute prompt {r['attribute_prompt']:.0%}, full caption {r['full_caption']:.0%} "
+                f"(ratio {r['ratio']:.2f}, {r['cases']} cases, cfg {cfg:g})",
+                flush=True,
             )
     result["seconds"] = round(time.time() - start, 1)
     out.write_text(json.dumps(result, indent=1))

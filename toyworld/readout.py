@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .scenes import BACKGROUND_COLOURS, OBJECT_COLOURS, RADIUS, RESOLUTION, Scene, objects_mask, render
+from .scenes import BACKGROUND_COLOURS, OBJECT_COLOURS, RADIUS, RESOLUTION, Scene, centres, objects_mask, render
 
 _OBJECT_NAMES = list(OBJECT_COLOURS)
 _BACKGROUND_NAMES = list(BACKGROUND_COLOURS)
@@ -186,3 +186,22 @@ def object_mask(image: np.ndarray, scene: Scene, dilate: int = 2) -> np.ndarray:
     if dilate > 0:
         mask = ndimage.binary_dilation(mask, iterations=dilate)
     return mask
+
+
+PLACEMENT_TOLERANCE = 3.0  # pixels at 64 px: objects are ≥ 24 px apart, a blurred outline moves ~1–2
+
+
+def placed(image: np.ndarray, scene: Scene, tolerance: float = PLACEMENT_TOLERANCE) -> float:
+    """Share of ``scene``'s objects that ``image`` still shows where the scene put them: an object
+    is placed when some component's bounding-box centre lies within ``tolerance`` pixels (scaled
+    with the resolution) of its drawn centre. Positions are content no caption names, so this is
+    what a text-only edit cannot restore once it is redrawn. Bounding-box centres coincide with the
+    drawn centre for every shape (a triangle's centroid does not), so a shape edit keeps them."""
+    scale = _scale(image)
+    boxes = []
+    for comp in components(image):
+        ys, xs = np.nonzero(comp)
+        boxes.append(((xs.min() + xs.max() + 1) / 2, (ys.min() + ys.max() + 1) / 2))
+    targets = centres(scene.layout, image.shape[0])[: scene.count]
+    hits = [any(np.hypot(bx - cx, by - cy) <= tolerance * scale for bx, by in boxes) for cx, cy in targets]
+    return float(np.mean(hits))

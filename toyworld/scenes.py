@@ -81,9 +81,44 @@ def caption(scene: Scene) -> str:
     return f"{_NUMBER_WORDS[scene.count]} {scene.size} {scene.colour} {noun} on a {scene.background} background"
 
 
+def partial_caption(scene: Scene, named: frozenset[str] | set[str]) -> str:
+    """The caption naming only the attributes in ``named`` (a subset of ATTRIBUTES); "" names none.
+
+    Toy world v3 trains on these (our grammar): the number word only when count is named, the noun's
+    plural still follows the count (as in "purple circles"); "shape(s)" when the shape is not named;
+    the background phrase alone when no object attribute is named. With every attribute named it
+    is :func:`caption`; the edit benchmark's attribute prompts are partial captions too
+    (``toyworld.edits.attribute_prompt``).
+    """
+    unknown = set(named) - set(ATTRIBUTES)
+    if unknown:
+        raise ValueError(f"unknown attributes {sorted(unknown)}; expected some of {tuple(ATTRIBUTES)}")
+    words = []
+    if "count" in named:
+        words.append(_NUMBER_WORDS[scene.count])
+    words += [getattr(scene, a) for a in ("size", "colour") if a in named]
+    plural = scene.count > 1
+    if words or "shape" in named:
+        words.append(
+            (_PLURAL[scene.shape] if plural else scene.shape) if "shape" in named else ("shapes" if plural else "shape")
+        )
+    if "background" in named:
+        words.append(f"on a {scene.background} background" if words else f"{scene.background} background")
+    return " ".join(words)
+
+
 def all_captions() -> list[str]:
     """Every caption of the grammar (270), in a fixed order."""
     return [caption(Scene(*combo)) for combo in itertools.product(*ATTRIBUTES.values())]
+
+
+def all_partial_captions() -> list[str]:
+    """Every partial caption of every scene combination, "" excluded, in a fixed order (deduplicated)."""
+    subsets = [frozenset(c) for r in range(1, len(ATTRIBUTES) + 1) for c in itertools.combinations(ATTRIBUTES, r)]
+    seen = dict.fromkeys(
+        partial_caption(Scene(*combo), named) for combo in itertools.product(*ATTRIBUTES.values()) for named in subsets
+    )
+    return list(seen)
 
 
 def centres(layout: int, resolution: int = RESOLUTION) -> list[tuple[float, float]]:

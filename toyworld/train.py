@@ -1,6 +1,6 @@
 """Train the toy world's models: ``python -m toyworld.train`` (seeded, reproducible, CPU): the
-SD3-family toy (steps 1–4), then the Flux toy on the same scenes and VAE (:mod:`.train_flux`);
-``--family`` picks one.
+SD3-family toy (steps 1–4), then the Flux toy on the same scenes and VAE (:mod:`.train_flux`), then
+toy world v3, the SD3 toy fine-tuned on partial captions (:mod:`.train_v3`); ``--family`` picks one.
 
 1. Text: rebuild the frozen SD3-layout encoders from their seed, record the SHA-256 of their
    weights, and encode every caption of the grammar (270) plus "" once, exactly as ComfyUI's
@@ -45,11 +45,16 @@ LATENT_NOISE = 0.1  # decoder-side robustness noise, relative to the latent std 
 # ---------------------------------------------------------------- text
 
 
+def encode_captions_of(clip, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """tokens (N, 154, 4096) and pooled (N, 2048) of ``texts``, exactly as CLIPTextEncode computes them."""
+    conds, pooleds = zip(*(M.encode(clip, t) for t in texts))
+    return torch.cat(conds).float(), torch.cat(pooleds).float()
+
+
 def encode_captions(clip) -> tuple[list[str], torch.Tensor, torch.Tensor]:
     """Every caption of the grammar plus "" (last): tokens (N, 154, 4096), pooled (N, 2048)."""
     texts = all_captions() + [""]
-    conds, pooleds = zip(*(M.encode(clip, t) for t in texts))
-    return texts, torch.cat(conds).float(), torch.cat(pooleds).float()
+    return texts, *encode_captions_of(clip, texts)
 
 
 # ---------------------------------------------------------------- VAE
@@ -59,6 +64,19 @@ def edge_band(masks: np.ndarray) -> np.ndarray:
     """(N, H, W) bool: the two-pixel band around every object outline (inside and out)."""
     ring = np.ones((1, 3, 3), bool)
     return ndimage.binary_dilation(masks, ring) & ~ndimage.binary_erosion(masks, ring)
+
+
+def pixel_weights(masks: np.ndarray) -> torch.Tensor:
+    """(N, 1, H, W) loss weights: 1, +4 on objects, +4 on their outlines (``edge_band``)."""
+    objects = torch.from_numpy(masks).float()
+    outlines = torch.from_numpy(edge_band(masks)).float()
+    return (1.0 + 4.0 * objects + 4.0 * outlines)[:, None]
+
+
+def reconstruction_loss(recon: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Weighted pixel L1 + L2."""
+    err = recon - x
+    return (weight * (err.abs() + err.pow(2))).mean()
 
 
 def init_vae(vae: torch.nn.Module, seed: int) -> None:
@@ -94,9 +112,7 @@ def train_vae(steps: int, batch: int, lr: float, pool: int, seed: int) -> tuple[
     gen = torch.Generator().manual_seed(seed)
     _, images, masks = scene_pool(pool, seed + 1)
     x_all = images_to_tensor(images)
-    weight_all = (1.0 + 4.0 * torch.from_numpy(masks).float() + 4.0 * torch.from_numpy(edge_band(masks)).float())[
-        :, None
-    ]
+    weight_all = pixel_weights(masks)
     opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0, betas=(0.9, 0.99))
     rng = np.random.default_rng(seed + 2)
     start, losses = time.time(), []
@@ -108,8 +124,7 @@ def train_vae(steps: int, batch: int, lr: float, pool: int, seed: int) -> tuple[
         mean = vae.quant_conv(vae.encoder(x)).chunk(2, dim=1)[0]
         z = mean + LATENT_NOISE * mean.detach().std() * torch.randn(mean.shape, generator=gen)
         recon = vae.decoder(vae.post_quant_conv(z))
-        err = recon - x
-        rec = (w * (err.abs() + err.pow(2))).mean()
+        rec = reconstruction_loss(recon, x, w)
         pull = 0.5 * mean.pow(2).mean()
         loss = rec + 1e-4 * pull
         opt.zero_grad(set_to_none=True)
@@ -181,11 +196,14 @@ def train_mmdit(
     batch: int,
     lr: float,
     seed: int,
+    net: torch.nn.Module | None = None,
+    captions=None,
 ) -> tuple[torch.nn.Module, dict]:
     """x0_all: (N, 16, h, w) latents after process_in; caption_idx: (N,) rows of context/pooled
-    (the last row is ""); context: (C, 154, 4096); pooled: (C, 2048)."""
+    (the last row is ""); context: (C, 154, 4096); pooled: (C, 2048). ``net``: start from this MMDiT
+    (default: a new one); ``captions``: see ``training.fit_flow``."""
     torch.manual_seed(seed)
-    net = M.new_mmdit()
+    net = M.new_mmdit() if net is None else net
     embedder = net.context_embedder
     with torch.no_grad():  # frozen context embedder: embed every caption once
         embedded = torch.cat([embedder(context[i : i + 16]) for i in range(0, len(context), 16)])
@@ -197,7 +215,9 @@ def train_mmdit(
         return net(x_t, sigma * 1000.0, y=pooled[cap], context=embedded[cap])
 
     empty = len(context) - 1
-    record = fit_flow(net, predict, sample_sigmas, x0_all, caption_idx, empty, steps, batch, lr, seed, "mmdit", 50)
+    record = fit_flow(
+        net, predict, sample_sigmas, x0_all, caption_idx, empty, steps, batch, lr, seed, "mmdit", 50, captions
+    )
     net.context_embedder = embedder
     return net, record
 
@@ -221,12 +241,18 @@ def main(argv=None) -> int:
     ap.add_argument("--pool", type=int, default=4096, help="training scenes encoded for the MMDiT")
     ap.add_argument(
         "--family",
-        choices=("all", "sd3", "flux"),
+        choices=("all", "sd3", "flux", "sd3v3"),
         default="all",
-        help="which toy model: the SD3-family one (VAE + MMDiT), the Flux one (reuses the VAE in --out), or both",
+        help="which toy model: the SD3-family one (VAE + MMDiT), the Flux one (reuses the VAE in --out), "
+        "toy world v3 (the SD3 toy fine-tuned on partial captions; reuses the SD3 toy in --out), or all three",
     )
     ap.add_argument("--flux-steps", type=int, default=15000)
     ap.add_argument("--flux-batch", type=int, default=32)
+    ap.add_argument("--v3-steps", type=int, default=7000)
+    ap.add_argument("--v3-decoder-steps", type=int, default=1200)
+    ap.add_argument(
+        "--v3-parts", default="mmdit,decoder", help="toy world v3's parts to train (the record keeps the others)"
+    )
     ap.add_argument("--out", type=Path, default=M.WEIGHTS)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
@@ -239,6 +265,11 @@ def main(argv=None) -> int:
         from .train_flux import train_stage
 
         train_stage(args.out, args.pool, args.flux_steps, args.flux_batch, args.threads)
+    if args.family in ("all", "sd3v3"):
+        from .train_v3 import train_stage as train_v3
+
+        parts = tuple(p for p in args.v3_parts.split(",") if p)
+        train_v3(args.out, args.pool, args.v3_steps, args.mmdit_batch, args.threads, args.v3_decoder_steps, parts)
     return 0
 
 

@@ -58,13 +58,15 @@ def fit_flow(
     seed: int,
     name: str,
     log_every: int = 100,
+    captions=None,
 ) -> dict:
     """Rectified flow on (N, C, h, w) latents ``x0_all`` captioned by ``caption_idx`` (``empty``: the
     row of ""): x_σ = (1 − σ)·x0 + σ·noise, ``predict(x_σ, σ, captions, gen)`` regressed onto
     noise − x0 (ComfyUI computes denoised = x_σ − σ·output). CFG_DROPOUT of the captions become "",
     AdamW with warm-up and cosine decay, gradients clipped at 1, EMA 0.999 copied into ``net`` at the
     end. ``gen`` is the loop's generator, seeded ``seed + 1``, for whatever else a model draws.
-    Returns the training record."""
+    ``captions(idx, gen)``, when given, picks each drawn latent's caption row instead of
+    ``caption_idx[idx]`` (toy world v3's partial captions). Returns the training record."""
     params = [p for p in net.parameters() if p.requires_grad]
     ema = [p.detach().clone() for p in params]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0, betas=(0.9, 0.99))
@@ -75,7 +77,7 @@ def fit_flow(
             g["lr"] = lr_at(step, steps, lr, warmup=100)
         idx = torch.randint(0, len(x0_all), (batch,), generator=gen)
         x0 = x0_all[idx]
-        cap = caption_idx[idx].clone()
+        cap = caption_idx[idx].clone() if captions is None else captions(idx, gen)
         cap[torch.rand(batch, generator=gen) < CFG_DROPOUT] = empty
         noise = torch.randn(x0.shape, generator=gen)
         sigma = sample_sigmas(batch, gen)

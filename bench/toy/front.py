@@ -102,6 +102,17 @@ def point_scores(case_rows: list[tuple[list[dict], dict, bool]]) -> dict:
     }
 
 
+def picture_row(case, method: str, pixels: np.ndarray) -> dict:
+    """One case's images as :func:`bench.toy.report.grid_picture` takes them."""
+    return {
+        "kind": case.kind,
+        "source": case.source.attributes(),
+        "target": case.target.attributes(),
+        "layout": case.source.layout,
+        "images": {method: pixels},
+    }
+
+
 _ROUNDTRIPS: dict = {}
 
 
@@ -256,6 +267,11 @@ def write(points: list[dict], meta: dict, out: Path, tag: str) -> Path:
                 f"{fmt_ci(p['monotone_0_1'], True)} | {prog} |"
             )
         lines.append("")
+    return save_report(lines, meta, points, out, tag)
+
+
+def save_report(lines: list[str], meta: dict, points: list[dict], out: Path, tag: str) -> Path:
+    """``<tag>.md`` from ``lines`` and ``<tag>.json`` with the meta and every point; returns the .md."""
     md = out / f"{tag}.md"
     md.write_text("\n".join(lines) + "\n", encoding="utf-8")
     (out / f"{tag}.json").write_text(json.dumps({"meta": meta, "points": points}, indent=1), encoding="utf-8")
@@ -308,15 +324,7 @@ def main(argv=None) -> int:
                 rows = score_images(case, method, alphas, pixels, world.inputs(case)["pixels"])
                 same = is_roundtrip(world, case, pixels[alphas.index(0.0)])
                 per_kind.setdefault(case.kind, []).append((rows, sweep_scores(rows), same))
-                shown.append(
-                    {
-                        "kind": case.kind,
-                        "source": case.source.attributes(),
-                        "target": case.target.attributes(),
-                        "layout": case.source.layout,
-                        "images": {method: pixels},
-                    }
-                )
+                shown.append(picture_row(case, method, pixels))
             if args.pictures:
                 args.out_dir.mkdir(parents=True, exist_ok=True)
                 grid_picture(

@@ -15,9 +15,10 @@ seed for all). They share the same schedule (BasicScheduler(steps, denoise)), CF
                    (:mod:`bench.toy.ode_inversion`).
 - ``ems_flowedit`` EMS Alpha Sweep → EMS Flow Edit (the node's own computation, ``run_flow_edit``)
                    on its own schedule (``fe_denoise``) and CFG pair.
-- ``latent_linear`` / ``latent_svd``  EMS Latent Direction on the clean latent, then img2img
-                   with the *source* caption, so the image-side direction alone is measured. Its
-                   reference pair: the toy model's own text-to-image generations for the source
+- ``latent_linear`` / ``latent_svd``  EMS Latent Direction on the clean latent, then (``latent_stage``)
+                   img2img with c̃(α) — compare with ``text_only`` for what the direction adds —,
+                   with the source caption (the v2 protocol: at denoise 0.55 it redraws most of
+                   the edit away), or nothing (the edited latent decoded). Its reference pair: the toy model's own text-to-image generations for the source
                    and the target caption with the same seed (what a user without a second photo
                    would do; ``reference="render"`` uses the drawn scenes instead — an oracle).
 
@@ -62,6 +63,10 @@ class ToySettings:
     seed: int = TOY.seed
     reference: str = "generated"  # latent directions: "generated" pair or "render" (oracle) pair
     reference_steps: int = 12  # text-to-image steps for the generated reference pair
+    # latent directions: what follows the edited clean latent — "sweep": img2img with c̃(α) (the
+    # direction next to the text edit it accompanies), "source": img2img with the source caption
+    # (the v2 protocol, which redraws the edit away), "decode": nothing (the latent itself, decoded)
+    latent_stage: str = "sweep"
     # EMS Flow Edit (ems_flowedit): its schedule and options; the node's defaults otherwise.
     fe_denoise: float = TOY.flow_denoise
     fe_cfg: float = TOY.flow_cfg
@@ -69,6 +74,10 @@ class ToySettings:
     fe_noise_average: int = TOY.flow_noise_average
     fe_locality: float = TOY.flow_locality
     fe_drive: float = TOY.flow_drive
+    # CSDS v3 options (ems): the drive, the step sizes' units, locality; the node's defaults otherwise.
+    csds_drive: str = NODE_CSDS.drive
+    csds_step_units: str = NODE_CSDS.step_units
+    csds_locality: float = NODE_CSDS.locality
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -106,6 +115,9 @@ def csds_params(s: ToySettings):
         step_start=s.step_start,
         step_end=s.step_end,
         residual_space=s.residual_space,
+        drive=s.csds_drive,
+        step_units=s.csds_step_units,
+        locality=s.csds_locality,
     )
 
 
@@ -137,7 +149,8 @@ def ems(model, conds, latent, alphas, s: ToySettings, sigmas, counter=None, **_)
     positive = sweep(conds, alphas)
     latent = repeated(latent, len(alphas))
     _phase(counter, "csds")
-    z = run_csds(model, positive, conds[2], conds[3], latent, sigmas, s.seed, csds_params(s))
+    reference = conds[2] if s.csds_drive == "attribute" else conds[0]  # the attribute, or the source caption
+    z = run_csds(model, positive, reference, conds[3], latent, sigmas, s.seed, csds_params(s))
     _phase(counter, "sampling")
     return harness.sample(model, positive, conds[3], z, sigmas, s.cfg, None, s.sampler)
 
@@ -212,8 +225,11 @@ def _latent_direction(mode: str) -> Callable:
         edited = repeated(latent, len(alphas))
         alpha = torch.tensor([float(a) for a in alphas], dtype=torch.float64)
         edited["samples"] = apply_direction(edited["samples"], ref_a["samples"], ref_b["samples"], alpha, mode=mode)
+        if s.latent_stage == "decode":
+            return edited
+        positive = sweep(conds, alphas) if s.latent_stage == "sweep" else conds[0]
         _phase(counter, "sampling")
-        return harness.sample(model, conds[0], conds[3], edited, sigmas, s.cfg, s.seed, s.sampler)
+        return harness.sample(model, positive, conds[3], edited, sigmas, s.cfg, s.seed, s.sampler)
 
     method.__name__ = f"latent_{mode}"
     return method

@@ -20,6 +20,14 @@ TILE_SCALE = 2  # 64-px scenes drawn at 128 px, nearest neighbour (pixels stay r
 GRID_ROWS_PER_KIND = 2  # scenes per edit kind in a picture
 
 
+# What follows a latent direction in the toy bench (methods.ToySettings.latent_stage).
+LATENT_STAGES = {
+    "sweep": "img2img with c̃(α)",
+    "source": "img2img with the source caption",
+    "decode": "the edited latent decoded as it is",
+}
+
+
 def fmt(v, digits=2, pct=False) -> str:
     if v is None or (isinstance(v, float) and (math.isnan(v) or math.isinf(v))):
         return "–"
@@ -254,7 +262,8 @@ def write_report(report: dict, results: list[dict], out_dir: Path, tag: str) -> 
         f"Settings (every method): BasicScheduler {s['steps']} steps, denoise {s['denoise']}, {s['sampler']}/"
         f"{s['scheduler']}, CFG {s['cfg']}, seed {s['seed']}; CSDS {s['iterations']} iterations, λ = {s['constraint']}, "
         f"step {s['step_start']} → {s['step_end']}, residual space `{s['residual_space']}`; latent directions' "
-        f"reference pair: {s['reference']} ({s['reference_steps']} text-to-image steps).\n",
+        f"reference pair: {s['reference']} ({s['reference_steps']} text-to-image steps), then "
+        f"{LATENT_STAGES.get(s.get('latent_stage', 'source'), s.get('latent_stage'))}.\n",
         f"Ceiling: the toy VAE alone (encode → decode of the source) gives PSNR {fmt(recon_psnr, 1)} dB and "
         f"reads back every attribute of {fmt(recon_same, pct=True)} of the sources.\n",
     ]

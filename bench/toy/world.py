@@ -47,6 +47,9 @@ DEFAULTS = {
         "fe_noise_average",
         "fe_locality",
         "fe_drive",
+        "csds_drive",
+        "csds_step_units",
+        "csds_locality",
     )
 }
 
@@ -139,10 +142,19 @@ def run_method(world: World, method: str, case, alphas, s, references=None) -> t
 # Settings each method's result depends on (besides the case, α and the model): the cache key.
 SHARED_KEYS = ("steps", "denoise", "cfg", "sampler", "scheduler", "seed")
 METHOD_KEYS = {
-    "ems": ("iterations", "constraint", "step_start", "step_end", "residual_space"),
+    "ems": (
+        "iterations",
+        "constraint",
+        "step_start",
+        "step_end",
+        "residual_space",
+        "csds_drive",
+        "csds_step_units",
+        "csds_locality",
+    ),
     "ems_flowedit": ("fe_denoise", "fe_cfg", "fe_source_cfg", "fe_noise_average", "fe_locality", "fe_drive"),
-    "latent_linear": ("reference", "reference_steps"),
-    "latent_svd": ("reference", "reference_steps"),
+    "latent_linear": ("reference", "reference_steps", "latent_stage"),
+    "latent_svd": ("reference", "reference_steps", "latent_stage"),
 }
 CACHE_VERSION = 2  # bumped when a method's computation changes
 

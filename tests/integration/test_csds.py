@@ -77,7 +77,11 @@ def edit_graph(
     attribute=ATTRIBUTE,
     masked=False,
     loader="tiny_sd3",
+    options=None,
+    connect_source=False,
 ):
+    """``options``: further widgets of the node (v3: drive, step_units, locality); ``connect_source``:
+    wire EMS Encode Prompts' source into the node's ``source`` (the target_vs_source drive)."""
     g = Graph()
     unet, clip, vae = LOADERS[loader](g)
     enc = g.node(
@@ -112,9 +116,12 @@ def edit_graph(
         step_start=0.1,
         step_end=0.01,
         **({} if residual_space is None else {"residual_space": residual_space}),
+        **(options or {}),
+        **({"source": enc[0]} if connect_source else {}),
     )
     g.save(edit[0], "edit")
     for name, ref in (
+        ("source", enc[0]),
         ("positive", positive),
         ("attribute", enc[2]),
         ("negative", enc[3]),
@@ -186,11 +193,22 @@ def test_zero_iterations_then_disable_noise_equals_img2img(comfy, image_name):
 
 
 def independent_csds(
-    saved, seed, cfg, iterations, constraint, step_start=0.1, step_end=0.01, residual_space="model_output", alpha=1.0
+    saved,
+    seed,
+    cfg,
+    iterations,
+    constraint,
+    step_start=0.1,
+    step_end=0.01,
+    residual_space="model_output",
+    alpha=1.0,
+    drive="attribute",
+    step_units="latent",
 ):
     """The CSDS update (with its α-scaled drive) written out again with raw ``apply_model`` calls on the same weights (no EMS code).
 
-    r = (z − D)/σ (model_output: the velocity) or (z − (1−σ)·D)/σ (noise: ε); drive scaled by α."""
+    r = (z − D)/σ (model_output: the velocity) or (z − (1−σ)·D)/σ (noise: ε); drive scaled by α
+    (attribute), or r(c̃) − r(c0) unscaled (target_vs_source); image units: η·σ·(1 − σ)/(w·cfg)."""
     from bench.host import setup
 
     setup(cpu=True)
@@ -218,11 +236,16 @@ def independent_csds(
         return (z - w * guided(z, cond)) / sigma
 
     z, eps0 = z0, eps(z0, saved["positive"])
+    units = 1.0 if step_units == "latent" else sigma * (1 - sigma) / (w * cfg)
     with torch.no_grad():
         for k in range(iterations):
-            eta = step_start * (step_end / step_start) ** (k / (iterations - 1))
+            eta = units * step_start * (step_end / step_start) ** (k / (iterations - 1))
             e_pos = eps(z, saved["positive"])
-            g = alpha * (eps(z, saved["attribute"]) - e_pos) + constraint * (e_pos - eps0)
+            if drive == "attribute":
+                pushed = alpha * (eps(z, saved["attribute"]) - e_pos)
+            else:
+                pushed = e_pos - eps(z, saved["source"])
+            g = pushed + constraint * (e_pos - eps0)
             z = z - eta * g
     return fmt.process_out(z / (1 - sigma))
 
@@ -435,3 +458,69 @@ def test_few_steps_that_round_to_a_full_schedule_get_the_real_reason(comfy, imag
     with pytest.raises(ExecutionFailed) as e:
         comfy.run(g.prompt)
     assert "int(steps / denoise)" in e.value.message and "steps 2 at denoise 0.75" in e.value.message
+
+
+# -- v3 options: the target_vs_source drive, step sizes in image units, locality --
+
+TVS = {"drive": "target_vs_source"}
+
+
+def saved_edit(comfy):
+    keys = ("source", "positive", "attribute", "negative", "latent", "sigmas", "edit")
+    saved = {k: comfy.load_saved(k) for k in keys}
+    saved["base"] = str(comfy.base)
+    return saved
+
+
+@pytest.mark.parametrize("step_units", ["latent", "image"])
+@pytest.mark.parametrize("drive", ["attribute", "target_vs_source"])
+def test_drive_and_units_equal_an_independent_implementation(comfy, image_name, drive, step_units):
+    options = {"drive": drive, "step_units": step_units, "residual_space": "model_output"}
+    g = edit_graph(image_name, alpha=0.8, iterations=4, constraint=0.3, options=options, connect_source=True)
+    comfy.run(g.prompt)
+    saved = saved_edit(comfy)
+    expected = independent_csds(
+        saved, SEED, cfg=3.0, iterations=4, constraint=0.3, alpha=0.8, drive=drive, step_units=step_units
+    )
+    no_edit = independent_csds(saved, SEED, cfg=3.0, iterations=0, constraint=0.3)
+    assert (expected - no_edit).abs().max() > 1e-4, "the edit should move the latent"
+    torch.testing.assert_close(saved["edit"]["samples"], expected, rtol=1e-4, atol=1e-5)
+    assert saved["edit"]["ems_csds"]["drive"] == drive
+
+
+def test_target_vs_source_at_alpha_zero_is_exactly_no_edit(comfy, image_name):
+    """Sweep item α = 0 comes back as the un-pushed noised latent, bit for bit; α = 1 moves."""
+    comfy.run(edit_graph(image_name, iterations=0).prompt)
+    start = comfy.load_saved("edit")["samples"]
+    comfy.run(edit_graph(image_name, sweep="0, 1", iterations=3, options=TVS, connect_source=True).prompt)
+    moved = comfy.load_saved("edit")["samples"]
+    assert torch.equal(moved[:1], start)
+    assert (moved[1:] - start).abs().max() > 1e-4
+
+
+def test_target_vs_source_is_graded_and_linear_in_alpha_at_first_order(comfy, image_name):
+    comfy.run(edit_graph(image_name, iterations=0).prompt)
+    start = comfy.load_saved("edit")["samples"]
+    comfy.run(edit_graph(image_name, sweep="-0.5, 0.5, 1", iterations=1, options=TVS, connect_source=True).prompt)
+    moved = comfy.load_saved("edit")["samples"] - start
+    # one step, λ irrelevant at z_0: the push is D(c̃(α)) − D(c0), about α × that at α = 1
+    torch.testing.assert_close(moved[1], 0.5 * moved[2], rtol=0.1, atol=1e-4)
+    assert float((moved[0] * moved[2]).sum()) < 0, "negative α pushes the other way"
+
+
+def test_target_vs_source_without_a_source_is_refused_with_the_fix(comfy, image_name):
+    with pytest.raises(ExecutionFailed) as e:
+        comfy.run(edit_graph(image_name, options=TVS).prompt)
+    assert "EMS CSDS Latent Edit" in e.value.message and "source" in e.value.message
+
+
+def test_locality_leaves_more_of_the_latent_untouched(comfy, image_name):
+    comfy.run(edit_graph(image_name, iterations=0).prompt)
+    start = comfy.load_saved("edit")["samples"]
+    changed = {}
+    for locality in (0.0, 0.9):
+        options = {**TVS, "locality": locality}
+        comfy.run(edit_graph(image_name, alpha=1.0, iterations=3, options=options, connect_source=True).prompt)
+        moved = (comfy.load_saved("edit")["samples"] - start).abs().amax(dim=1)
+        changed[locality] = float((moved > 1e-6).float().mean())
+    assert changed[0.9] < changed[0.0], changed

@@ -16,19 +16,15 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from comfyui_ems.toyworld import model as M
 from comfyui_ems.toyworld import model_flux as MF
-from comfyui_ems.toyworld.readout import read
-from support.comfy_server import REPO
+from support.toy_templates import read_tiles, toy_template
 
 HAVE_FLUX_WEIGHTS = (M.WEIGHTS / MF.FLUX_META_FILE).exists()
 needs_weights = pytest.mark.skipif(not HAVE_FLUX_WEIGHTS, reason="no trained toy Flux in toyworld/weights")
-TEMPLATE = REPO / "example_workflows" / "01 Toy world, EMS Flow Edit alpha grid (nothing to download).json"
 
 
 @pytest.fixture(scope="module")
@@ -145,36 +141,11 @@ def test_the_training_stage_writes_what_the_loader_loads_and_the_same_bytes_twic
         load_toyworld(outs[0], family="flux")
 
 
-def toy_template(comfy, family: str | None):
-    from headless.workflow import nodes_of, ui_to_api
-
-    prompt = ui_to_api(json.loads(TEMPLATE.read_text()), comfy.object_info())
-    (loader,) = nodes_of(prompt, "EMSToyWorldLoader")
-    if family is None:
-        prompt[loader]["inputs"].pop("family", None)  # a graph saved before the input existed
-    else:
-        prompt[loader]["inputs"]["family"] = family
-    return prompt
-
-
-def read_tiles(comfy, prompt, history) -> list[dict]:
-    from headless.workflow import nodes_of
-
-    (tiles,) = [
-        history["outputs"][k]["images"]
-        for k in nodes_of(prompt, "SaveImage")
-        if "sweep" in prompt[k]["inputs"]["filename_prefix"]
-    ]
-    return [
-        read(np.asarray(Image.open(comfy.base / "output" / i["subfolder"] / i["filename"]).convert("RGB")))
-        for i in tiles
-    ]
-
-
 def test_the_loader_offers_the_family_and_a_graph_without_it_loads_the_sd3_toy(comfy):
     info = comfy.object_info()["EMSToyWorldLoader"]
     family = info["input"]["optional"]["family"]
-    assert family[0] == ["SD3", "Flux"] or family[1].get("options") == ["SD3", "Flux"], family
+    choices = ["SD3", "Flux", "SD3 v3"]
+    assert family[0] == choices or family[1].get("options") == choices, family
     history = comfy.run(toy_template(comfy, None))
     assert history["status"]["status_str"] == "success"
 

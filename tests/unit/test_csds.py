@@ -264,7 +264,17 @@ def test_bad_parameters_are_refused_once_with_the_reason(change, fragment):
 
 def test_defaults_are_one_valid_parameter_object():
     assert CSDSParams().as_dict() == DEFAULTS
-    assert list(DEFAULTS) == ["cfg", "iterations", "constraint", "step_start", "step_end", "residual_space"]
+    assert list(DEFAULTS) == [
+        "cfg",
+        "iterations",
+        "constraint",
+        "step_start",
+        "step_end",
+        "residual_space",
+        "drive",
+        "step_units",
+        "locality",
+    ]
     # the paper's SD3 setting differs from the defaults only in what the paper fixes
     changed = {k for k, v in PAPER.as_dict().items() if v != DEFAULTS[k]}
     assert changed == {"iterations", "step_start", "step_end"} and PAPER.step_sizes()[0] == 0.1

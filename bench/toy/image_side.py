@@ -1,0 +1,336 @@
+"""``python -m bench.toy.image_side``: does EMS's image side (CSDS) beat text alone? Toy world v3.
+
+    bash scripts/tool.sh -m bench.toy.image_side                       # test split, 8 cases per kind
+    bash scripts/tool.sh -m bench.toy.image_side --per-kind 1 --denoise 0.55 --strengths 0.3   # smoke
+
+Runs on toy world v3 (``--family sd3v3``: the SD3 toy fine-tuned on partial captions, so it reads
+the attribute prompts CSDS's ``attribute`` drive is built from). For each edit kind, over the same
+held-out cases, seed and α (0 … 1):
+
+- **text alone** (EMS Alpha Sweep → img2img with c̃(α)) at every denoise of ``--text-denoise``;
+- **each CSDS variant** (α sweep → EMS CSDS Latent Edit → sampler) at every denoise of ``--denoise``
+  and every strength of ``--strengths`` (step_start in image units; step_end = step_start / 10;
+  the node's iterations and constraint).
+
+Each point: target reached at α = 1, PSNR outside the edited region at α = 1, the other attributes
+kept, the objects still where they were drawn (``toyworld.readout.placed``: positions are content no
+caption names), each a mean with a 95 % bootstrap interval over cases. A point is on its kind's
+front when no other has both more reached and more PSNR (:func:`bench.toy.front.on_front`). Per kind
+the report says whether a CSDS point dominates a text-alone point on the front, and whether the
+intervals of at least one of the two scores do not overlap. Writes ``bench/reports/<tag>.md``,
+``.json`` and one front picture per kind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+from comfyui_ems.toyworld.edits import EDIT_KINDS, edit_cases
+from comfyui_ems.toyworld.readout import placed
+
+from bench import REPORTS, harness
+
+from .front import bootstrap, fmt_ci, is_roundtrip, on_front, picture_row, plot, point_scores, save_report
+from .methods import ToySettings
+from .report import grid_picture
+from .score import score_images, sweep_scores
+from .world import World, cached_method, load_models, model_identity
+
+ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+TEXT_DENOISE = (0.35, 0.45, 0.55, 0.7, 0.85)
+CSDS_DENOISE = (0.35, 0.55, 0.7)
+STRENGTHS = (0.1, 0.3)
+
+# name → ToySettings changes for the ``ems`` method (every CSDS v3 option written out).
+CSDS_VARIANTS = {
+    "csds_attribute": {"csds_drive": "attribute", "csds_step_units": "image", "csds_locality": 0.0},
+    "csds_target_vs_source": {"csds_drive": "target_vs_source", "csds_step_units": "image", "csds_locality": 0.0},
+    "csds_target_vs_source_local": {
+        "csds_drive": "target_vs_source",
+        "csds_step_units": "image",
+        "csds_locality": 0.6,
+    },
+}
+
+
+# Latent directions scored fairly (next to the fronts, not in the verdict): the edited clean latent
+# followed by img2img with c̃(α) at the shipped denoise (compare with text alone there), and decoded
+# as it is. Reference pair: the model's own generations for the two captions.
+LATENT_POINTS = {
+    "latent_linear_sweep": ("latent_linear", {"latent_stage": "sweep"}),
+    "latent_svd_sweep": ("latent_svd", {"latent_stage": "sweep"}),
+    "latent_linear_decode": ("latent_linear", {"latent_stage": "decode"}),
+    "latent_svd_decode": ("latent_svd", {"latent_stage": "decode"}),
+}
+
+
+_PAIRS: dict = {}
+
+
+def references_of(world, case, s):
+    """The latent directions' reference pair for ``case``: made only when a result is not cached,
+    and once per case for both modes."""
+    from .methods import reference_pair
+
+    def references():
+        key = (world.model_id, case.source, case.target, s.reference, s.reference_steps)
+        if key not in _PAIRS:
+            inp = world.inputs(case)
+            _PAIRS[key] = reference_pair(world.model, world.vae, inp["conds"], case, s, world.counter, world.render)
+        return _PAIRS[key], {}
+
+    return references
+
+
+def run_point(world, cases, method: str, s: ToySettings, shown: list | None = None) -> dict[str, dict]:
+    """{kind: scores} of one method and settings over ``cases``; appends each case's images to
+    ``shown`` (for :func:`bench.toy.report.grid_picture`)."""
+    per_kind: dict[str, list] = {}
+    placed_at: dict[str, list] = {}
+    for case in cases:
+        pixels, _ = cached_method(world, method, case, list(ALPHAS), s, references_of(world, case, s))
+        if shown is not None:
+            shown.append(picture_row(case, method, pixels))
+        rows = score_images(case, method, ALPHAS, pixels, world.inputs(case)["pixels"])
+        same = is_roundtrip(world, case, pixels[ALPHAS.index(0.0)])
+        per_kind.setdefault(case.kind, []).append((rows, sweep_scores(rows), same))
+        placed_at.setdefault(case.kind, []).append(
+            (placed(pixels[ALPHAS.index(1.0)], case.source), placed(pixels[ALPHAS.index(0.0)], case.source))
+        )
+    out = {}
+    for kind, case_rows in per_kind.items():
+        scores = point_scores(case_rows)
+        at1, at0 = zip(*placed_at[kind])
+        scores["placed"], scores["placed_at_0"] = bootstrap(at1), bootstrap(at0)
+        scores["per_case"]["placed"] = list(at1)
+        out[kind] = scores
+    return out
+
+
+def dominates(p: dict, q: dict) -> tuple[bool, bool]:
+    """(p dominates q in the means, and with non-overlapping intervals in reached or PSNR)."""
+    ge = p["reached"][0] >= q["reached"][0] and p["psnr_out"][0] >= q["psnr_out"][0]
+    gt = p["reached"][0] > q["reached"][0] or p["psnr_out"][0] > q["psnr_out"][0]
+    clear = p["reached"][1] > q["reached"][2] or p["psnr_out"][1] > q["psnr_out"][2]
+    return ge and gt, ge and gt and clear
+
+
+def verdict(points: list[dict]) -> dict:
+    """Per kind: which CSDS points dominate a text-alone point on the front (and clearly), and back."""
+    text = [p for p in points if p["variant"] == "text_only"]
+    csds = [p for p in points if p["variant"] in CSDS_VARIANTS]
+    found = {"csds_over_text": [], "csds_over_text_clear": [], "text_over_csds_clear": []}
+    for t in (t for t in text if t["front_text"]):
+        for c in csds:
+            mean, clear = dominates(c, t)
+            if mean:
+                found["csds_over_text"].append((label(c), label(t)))
+            if clear:
+                found["csds_over_text_clear"].append((label(c), label(t)))
+    for c in csds:
+        for t in text:
+            if dominates(t, c)[1]:
+                found["text_over_csds_clear"].append((label(t), label(c)))
+                break
+    if found["csds_over_text_clear"]:
+        found["summary"] = "a CSDS point dominates text alone, with non-overlapping intervals"
+    elif found["csds_over_text"]:
+        found["summary"] = "a CSDS point dominates text alone in the means, but the intervals overlap"
+    else:
+        found["summary"] = "no CSDS point dominates text alone's front"
+    return found
+
+
+def best_csds(points: list[dict]) -> tuple[str, float, float] | None:
+    """(variant, strength, denoise) of the CSDS setting on the most kinds' fronts; ties: the higher
+    reached at α = 1 over all kinds. None when no CSDS point is on any front."""
+    tally: dict[tuple, list] = {}
+    for p in points:
+        if p["variant"] in CSDS_VARIANTS:
+            key = (p["variant"], p["settings"]["step_start"], p["denoise"])
+            tally.setdefault(key, []).append(p)
+    scored = [
+        (sum(q["front"] for q in ps), float(np.mean([q["reached"][0] for q in ps])), k) for k, ps in tally.items()
+    ]
+    scored = [t for t in scored if t[0] > 0]
+    return max(scored)[2] if scored else None
+
+
+def side_by_side(paths: list[Path], out: Path, gap: int = 24) -> Path:
+    """The pictures in ``paths`` next to each other (top-aligned, white between)."""
+    images = [Image.open(p).convert("RGB") for p in paths]
+    canvas = Image.new(
+        "RGB", (sum(i.width for i in images) + gap * (len(images) - 1), max(i.height for i in images)), "white"
+    )
+    x = 0
+    for image in images:
+        canvas.paste(image, (x, 0))
+        x += image.width + gap
+    canvas.save(out)
+    return out
+
+
+def label(p: dict) -> str:
+    strength = p["settings"].get("step_start")
+    return f"{p['variant']}{'' if strength is None else f' s{strength:g}'} @ {p['denoise']:g}"
+
+
+def write(points: list[dict], meta: dict, out: Path, tag: str) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [
+        f"# {meta['title']}",
+        "",
+        f"Command: `{meta['command']}` — {meta['created']}, {meta['wall_seconds'] / 60:.1f} min wall on "
+        f"{meta['device']}. Model: toy world `{meta['family']}`. Split {meta['split']}, {meta['per_kind']} cases "
+        f"per kind, α {', '.join(f'{a:g}' for a in ALPHAS)}, seed 0, {meta['steps']} steps, cfg {meta['cfg']:g}. "
+        f"CSDS: {meta['iterations']} iterations, λ = {meta['constraint']:g}, step sizes in image units "
+        "(strength s → s/10). Intervals: 95 % bootstrap over cases. ● = on the kind's front.",
+        "",
+        "## Verdict per kind",
+        "",
+        "| kind | verdict | CSDS over text alone (clear) | text alone over CSDS (clear) |",
+        "|---|---|---|---|",
+    ]
+    for kind in meta["kinds"]:
+        v = meta["verdicts"][kind]
+        clear = "; ".join(f"{c} over {t}" for c, t in v["csds_over_text_clear"][:3]) or "–"
+        n_csds = sum(1 for p in points if p["kind"] == kind and p["variant"] in CSDS_VARIANTS)
+        back = f"{len(v['text_over_csds_clear'])} of {n_csds} CSDS points"
+        lines.append(f"| {kind} | {v['summary']} | {clear} | {back} |")
+    lines.append("")
+    for kind in meta["kinds"]:
+        pts = [p for p in points if p["kind"] == kind]
+        shown = [{**p, "variant": label(p).split(" @ ")[0]} for p in pts]
+        picture = plot(shown, kind, out / f"{tag}-{kind}.png")
+        lines += [
+            f"## {kind}",
+            "",
+            f"![{kind} fronts]({picture.name})",
+            "",
+            "| point | reached at α = 1 | PSNR outside (dB) | kept | placed | α = 0 placed | progress by α |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for p in sorted(pts, key=lambda p: (p["variant"], p["settings"].get("step_start", 0), p["denoise"])):
+            prog = " / ".join(f"{v:.2f}" for v in p["progress"].values())
+            lines.append(
+                f"| {'● ' if p['front'] else ''}{label(p)} | {fmt_ci(p['reached'], True)} | {fmt_ci(p['psnr_out'])} | "
+                f"{fmt_ci(p['kept'], True)} | {fmt_ci(p['placed'], True)} | {fmt_ci(p['placed_at_0'], True)} | {prog} |"
+            )
+        lines.append("")
+    return save_report(lines, meta, points, out, tag)
+
+
+def floats(text: str) -> tuple[float, ...]:
+    return tuple(float(x) for x in text.split(",") if x)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.toy.image_side", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--family", default="sd3v3", help="toy model (default sd3v3: toy world v3)")
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--per-kind", type=int, default=8)
+    ap.add_argument("--kinds", default=",".join(EDIT_KINDS))
+    ap.add_argument("--text-denoise", default=",".join(f"{d:g}" for d in TEXT_DENOISE))
+    ap.add_argument("--denoise", default=",".join(f"{d:g}" for d in CSDS_DENOISE), help="CSDS denoise values")
+    ap.add_argument("--strengths", default=",".join(f"{s:g}" for s in STRENGTHS))
+    ap.add_argument(
+        "--variants",
+        default=",".join(CSDS_VARIANTS),
+        help="CSDS variants, each optionally with its own strengths: name:0.1/0.3 (default: --strengths)",
+    )
+    ap.add_argument(
+        "--latent", default=",".join(LATENT_POINTS), help="latent-direction points at the shipped denoise ('' = none)"
+    )
+    ap.add_argument("--tag", default="toyworld-image-side")
+    ap.add_argument("--out-dir", type=Path, default=REPORTS)
+    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "ems-toyworld-cache")
+    ap.add_argument("--cpu", action="store_true", help="force the CPU even where a GPU is present")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    harness.setup(cpu=args.cpu or not torch.cuda.is_available())
+    kinds = args.kinds.split(",")
+    cases = [c for c in edit_cases(args.split, args.per_kind) if c.kind in kinds]
+    world = World(load_models(False, family=args.family), 0, model_identity(family=args.family), args.cache)
+    base = ToySettings()
+    plan = [("text_only", "text_only", {"denoise": d}) for d in floats(args.text_denoise)]
+    for spec in args.variants.split(","):
+        name, _, own = spec.partition(":")
+        for strength in floats(own.replace("/", ",")) if own else floats(args.strengths):
+            for d in floats(args.denoise):
+                steps = {"step_start": strength, "step_end": strength / 10}
+                plan.append((name, "ems", {**CSDS_VARIANTS[name], **steps, "denoise": d}))
+    for name in (n for n in args.latent.split(",") if n):
+        method, changes = LATENT_POINTS[name]
+        plan.append((name, method, {**changes, "denoise": base.denoise}))
+    points, start, shown = [], time.perf_counter(), {}
+    for name, method, changes in plan:
+        s = replace(base, **changes)
+        key = (name, changes.get("step_start"), s.denoise)
+        for kind, scores in run_point(world, cases, method, s, shown.setdefault(key, [])).items():
+            settings = {k: v for k, v in changes.items() if k != "denoise"}
+            points.append(
+                {"variant": name, "method": method, "denoise": s.denoise, "kind": kind, "settings": settings, **scores}
+            )
+        print(f"  {name} {changes}: {time.perf_counter() - start:.0f}s", file=sys.stderr, flush=True)
+    verdicts = {}
+    for kind in kinds:
+        pts = [p for p in points if p["kind"] == kind]
+        on_front([p for p in pts if p["variant"] == "text_only"])
+        for p in pts:
+            p["front_text"] = p.get("front", False) if p["variant"] == "text_only" else False
+        on_front(pts)
+        verdicts[kind] = verdict(pts)
+    best = best_csds(points)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    if best is not None:  # the README's picture: one scene per kind, text alone next to the best CSDS
+        panels = []
+        for key, method, title in (
+            (
+                ("text_only", None, base.denoise),
+                "text_only",
+                f"text alone (img2img with c̃(α), denoise {base.denoise:g})",
+            ),
+            (best, "ems", f"CSDS {best[0]}, strength {best[1]:g}, denoise {best[2]:g}"),
+        ):
+            if key in shown:
+                path = args.out_dir / f"{args.tag}-{key[0]}.png"
+                panels.append(grid_picture(shown[key], method, ALPHAS, path, title, rows_per_kind=1))
+        side_by_side(panels, args.out_dir / f"{args.tag}-readme.png")
+    meta = {
+        "title": "The image side on toy world v3: CSDS against text alone, per edit kind",
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": "python -m bench.toy.image_side " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "device": str(world.model.load_device),
+        "family": args.family,
+        "split": args.split,
+        "per_kind": args.per_kind,
+        "kinds": kinds,
+        "steps": base.steps,
+        "cfg": base.cfg,
+        "iterations": base.iterations,
+        "constraint": base.constraint,
+        "alphas": list(ALPHAS),
+        "wall_seconds": time.perf_counter() - start,
+        "variants": CSDS_VARIANTS,
+        "verdicts": verdicts,
+        "best_csds": best,
+    }
+    md = write(points, meta, args.out_dir, args.tag)
+    print(f"wrote {md}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
