@@ -9,7 +9,7 @@
 #   make workflows   regenerate example_workflows/*.json from a real server's /object_info
 #   make thumbnails  re-render the workflow thumbnails: each template run on the toy world (a minute or two)
 #   make icon        redraw the Registry icon (web/icon.png)
-#   make toy-train   retrain the toy world's weights, SD3 and Flux toys (toyworld/weights; ~90 min on a 2-core CPU)
+#   make toy-train   retrain the toy world's weights: SD3, Flux and v3 toys (toyworld/weights; ~2.5 h on a 2-core CPU)
 
 PY ?= python3
 

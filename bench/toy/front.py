@@ -162,6 +162,7 @@ def plot(points: list[dict], kind: str, path: Path) -> Path:
     draw.text((w // 2 - 120, h - 25), "target reached at α = 1 (share of cases)", fill="black", font=font)
     draw.text((5, 20), f"{kind}: PSNR outside the edit at α = 1 (dB)", fill="black", font=font)
     palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"]
+    palette += ["#17becf", "#000000", "#a0522d"]
     names = list(dict.fromkeys(p["variant"] for p in points))
     for n, name in enumerate(names):
         colour = palette[n % len(palette)]

@@ -31,7 +31,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 
@@ -53,6 +52,8 @@ STRENGTHS = (0.1, 0.3)
 
 # name → ToySettings changes for the ``ems`` method (every CSDS v3 option written out).
 CSDS_VARIANTS = {
+    # v2's defaults, still the node's (attribute drive, steps in latent units): give it 0.03 (→ 0.003)
+    "csds_node_defaults": {"csds_drive": "attribute", "csds_step_units": "latent", "csds_locality": 0.0},
     "csds_attribute": {"csds_drive": "attribute", "csds_step_units": "image", "csds_locality": 0.0},
     "csds_target_vs_source": {"csds_drive": "target_vs_source", "csds_step_units": "image", "csds_locality": 0.0},
     "csds_target_vs_source_local": {
@@ -66,6 +67,8 @@ CSDS_VARIANTS = {
 # Latent directions scored fairly (next to the fronts, not in the verdict): the edited clean latent
 # followed by img2img with c̃(α) at the shipped denoise (compare with text alone there), and decoded
 # as it is. Reference pair: the model's own generations for the two captions.
+# EMS Flow Edit at its shipped settings, for reference (the pack's in-place path; not in the verdict).
+REFERENCE_POINTS = {"ems_flowedit": ("ems_flowedit", {})}
 LATENT_POINTS = {
     "latent_linear_sweep": ("latent_linear", {"latent_stage": "sweep"}),
     "latent_svd_sweep": ("latent_svd", {"latent_stage": "sweep"}),
@@ -151,18 +154,32 @@ def verdict(points: list[dict]) -> dict:
     return found
 
 
-def best_csds(points: list[dict]) -> tuple[str, float, float] | None:
-    """(variant, strength, denoise) of the CSDS setting on the most kinds' fronts; ties: the higher
-    reached at α = 1 over all kinds. None when no CSDS point is on any front."""
-    tally: dict[tuple, list] = {}
+def pooled(points: list[dict], key: str) -> tuple[float, float, float]:
+    """Every kind's cases of ``points`` pooled: the mean of ``key`` with its 95 % bootstrap interval."""
+    return bootstrap([v for p in points for v in p["per_case"][key] if v is not None])
+
+
+def settings_of(p: dict) -> tuple:
+    """(variant, strength, denoise): one setting, whose points are one per kind."""
+    return (p["variant"], p["settings"].get("step_start"), p["denoise"])
+
+
+def best_csds(points: list[dict], text_denoise: float) -> tuple | None:
+    """Our rule for the CSDS setting to show and recommend: the highest reached at α = 1, all kinds
+    pooled, among the settings that keep at least as much as text alone at the shipped denoise
+    (pooled PSNR outside the edit); ties: the higher PSNR. None when no setting keeps that much."""
+    groups: dict[tuple, list] = {}
     for p in points:
-        if p["variant"] in CSDS_VARIANTS:
-            key = (p["variant"], p["settings"]["step_start"], p["denoise"])
-            tally.setdefault(key, []).append(p)
+        groups.setdefault(settings_of(p), []).append(p)
+    text = groups.get(("text_only", None, text_denoise))
+    if not text:
+        return None
+    floor = pooled(text, "psnr_out")[0]
     scored = [
-        (sum(q["front"] for q in ps), float(np.mean([q["reached"][0] for q in ps])), k) for k, ps in tally.items()
+        (pooled(ps, "reached")[0], pooled(ps, "psnr_out")[0], key)
+        for key, ps in groups.items()
+        if key[0] in CSDS_VARIANTS and pooled(ps, "psnr_out")[0] >= floor
     ]
-    scored = [t for t in scored if t[0] > 0]
     return max(scored)[2] if scored else None
 
 
@@ -181,8 +198,10 @@ def side_by_side(paths: list[Path], out: Path, gap: int = 24) -> Path:
 
 
 def label(p: dict) -> str:
+    """E.g. "csds_target_vs_source s0.3 @ 0.55" (s: strength in image units, η: a latent-unit step)."""
     strength = p["settings"].get("step_start")
-    return f"{p['variant']}{'' if strength is None else f' s{strength:g}'} @ {p['denoise']:g}"
+    unit = "η" if p["settings"].get("csds_step_units") == "latent" else "s"
+    return f"{p['variant']}{'' if strength is None else f' {unit}{strength:g}'} @ {p['denoise']:g}"
 
 
 def write(points: list[dict], meta: dict, out: Path, tag: str) -> Path:
@@ -194,7 +213,9 @@ def write(points: list[dict], meta: dict, out: Path, tag: str) -> Path:
         f"{meta['device']}. Model: toy world `{meta['family']}`. Split {meta['split']}, {meta['per_kind']} cases "
         f"per kind, α {', '.join(f'{a:g}' for a in ALPHAS)}, seed 0, {meta['steps']} steps, cfg {meta['cfg']:g}. "
         f"CSDS: {meta['iterations']} iterations, λ = {meta['constraint']:g}, step sizes in image units "
-        "(strength s → s/10). Intervals: 95 % bootstrap over cases. ● = on the kind's front.",
+        "(strength s → s/10; the node's defaults: η in latent units). EMS Flow Edit (its shipped settings) and the latent directions are shown for "
+        "reference; the verdict compares CSDS with text alone only. Intervals: 95 % bootstrap over cases. "
+        "● = on the kind's front (all points).",
         "",
         "## Verdict per kind",
         "",
@@ -207,6 +228,26 @@ def write(points: list[dict], meta: dict, out: Path, tag: str) -> Path:
         n_csds = sum(1 for p in points if p["kind"] == kind and p["variant"] in CSDS_VARIANTS)
         back = f"{len(v['text_over_csds_clear'])} of {n_csds} CSDS points"
         lines.append(f"| {kind} | {v['summary']} | {clear} | {back} |")
+    lines += [
+        "",
+        "## All kinds pooled",
+        "",
+        f"Each setting's {len(meta['kinds'])} kinds × {meta['per_kind']} cases pooled. The best CSDS setting (our "
+        "rule: the highest reached at α = 1 among the settings whose PSNR outside is at least text alone's at the "
+        f"toy's denoise {meta['denoise']:g}) is **{meta['best_label']}**.",
+        "",
+        "| setting | reached at α = 1 | PSNR outside (dB) | kept | placed |",
+        "|---|---|---|---|---|",
+    ]
+    groups: dict[tuple, list] = {}
+    for p in points:
+        groups.setdefault(settings_of(p), []).append(p)
+    for key in sorted(groups, key=lambda k: (k[0], k[1] or 0, k[2])):
+        ps = groups[key]
+        lines.append(
+            f"| {label(ps[0])} | {fmt_ci(pooled(ps, 'reached'), True)} | {fmt_ci(pooled(ps, 'psnr_out'))} | "
+            f"{fmt_ci(pooled(ps, 'kept'), True)} | {fmt_ci(pooled(ps, 'placed'), True)} |"
+        )
     lines.append("")
     for kind in meta["kinds"]:
         pts = [p for p in points if p["kind"] == kind]
@@ -251,6 +292,7 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--latent", default=",".join(LATENT_POINTS), help="latent-direction points at the shipped denoise ('' = none)"
     )
+    ap.add_argument("--no-flowedit", action="store_true", help="leave out EMS Flow Edit's reference point")
     ap.add_argument("--tag", default="toyworld-image-side")
     ap.add_argument("--out-dir", type=Path, default=REPORTS)
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "ems-toyworld-cache")
@@ -274,6 +316,9 @@ def main(argv=None) -> int:
     for name in (n for n in args.latent.split(",") if n):
         method, changes = LATENT_POINTS[name]
         plan.append((name, method, {**changes, "denoise": base.denoise}))
+    if not args.no_flowedit:
+        for name, (method, changes) in REFERENCE_POINTS.items():
+            plan.append((name, method, {**changes, "denoise": base.fe_denoise}))
     points, start, shown = [], time.perf_counter(), {}
     for name, method, changes in plan:
         s = replace(base, **changes)
@@ -292,9 +337,9 @@ def main(argv=None) -> int:
             p["front_text"] = p.get("front", False) if p["variant"] == "text_only" else False
         on_front(pts)
         verdicts[kind] = verdict(pts)
-    best = best_csds(points)
+    best = best_csds(points, base.denoise)
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    if best is not None:  # the README's picture: one scene per kind, text alone next to the best CSDS
+    if best is not None:  # the README's picture: one scene per kind, text alone, the best CSDS, EMS Flow Edit
         panels = []
         for key, method, title in (
             (
@@ -303,6 +348,7 @@ def main(argv=None) -> int:
                 f"text alone (img2img with c̃(α), denoise {base.denoise:g})",
             ),
             (best, "ems", f"CSDS {best[0]}, strength {best[1]:g}, denoise {best[2]:g}"),
+            (("ems_flowedit", None, base.fe_denoise), "ems_flowedit", "EMS Flow Edit (its shipped settings)"),
         ):
             if key in shown:
                 path = args.out_dir / f"{args.tag}-{key[0]}.png"
@@ -326,6 +372,8 @@ def main(argv=None) -> int:
         "variants": CSDS_VARIANTS,
         "verdicts": verdicts,
         "best_csds": best,
+        "best_label": "none" if best is None else label(next(p for p in points if settings_of(p) == best)),
+        "denoise": base.denoise,
     }
     md = write(points, meta, args.out_dir, args.tag)
     print(f"wrote {md}", file=sys.stderr)

@@ -514,13 +514,16 @@ def test_target_vs_source_without_a_source_is_refused_with_the_fix(comfy, image_
     assert "EMS CSDS Latent Edit" in e.value.message and "source" in e.value.message
 
 
-def test_locality_leaves_more_of_the_latent_untouched(comfy, image_name):
+def test_locality_weakens_the_push_where_the_drive_is_small(comfy, image_name):
+    """One iteration (the constraint term is zero at z_0, so only the drive moves z): locality's
+    weight is at most 1 and below 1 wherever the drive's difference is under τ of its peak, so the
+    push shrinks there and nowhere grows (the confinement itself: tests/unit/test_csds_v3.py)."""
     comfy.run(edit_graph(image_name, iterations=0).prompt)
     start = comfy.load_saved("edit")["samples"]
-    changed = {}
+    moved = {}
     for locality in (0.0, 0.9):
         options = {**TVS, "locality": locality}
-        comfy.run(edit_graph(image_name, alpha=1.0, iterations=3, options=options, connect_source=True).prompt)
-        moved = (comfy.load_saved("edit")["samples"] - start).abs().amax(dim=1)
-        changed[locality] = float((moved > 1e-6).float().mean())
-    assert changed[0.9] < changed[0.0], changed
+        comfy.run(edit_graph(image_name, alpha=1.0, iterations=1, options=options, connect_source=True).prompt)
+        moved[locality] = (comfy.load_saved("edit")["samples"] - start).abs()
+    assert float(moved[0.9].sum()) < float(moved[0.0].sum())
+    assert bool((moved[0.9] <= moved[0.0] + 1e-6).all())

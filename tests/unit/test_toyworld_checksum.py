@@ -54,8 +54,10 @@ def test_shipped_weights_record_the_encoders_checksum():
     assert meta["text_encoders"]["seed"] == M.TEXT_ENCODER_SEED
     assert meta["text_encoders"]["config"] == M.TEXT_ENCODER_CONFIG
     assert meta["mmdit_config"] == M.MMDIT_CONFIG and meta["vae_ddconfig"] == M.VAE_DDCONFIG
+    # small enough to ship in the pack: three diffusion models (SD3 toy, Flux toy, toy world v3's)
+    # of ~10 MB and two VAEs of ~6 MB, in fp16
     sizes = sum(p.stat().st_size for p in M.WEIGHTS.iterdir())
-    assert sizes <= 25 * 2**20
+    assert sizes <= 45 * 2**20
 
 
 # -- verified by what the encoders compute ----------------------------------------------------------
