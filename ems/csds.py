@@ -77,7 +77,8 @@ import torch
 from .locality import locality_weights
 from .validation import InputError
 
-# predict(z) → (D(z, positive), D(z, attribute)): CFG-guided denoised predictions at σ.
+# predict(z) → (D(z, positive), D(z, reference)): CFG-guided denoised predictions at σ; the reference is
+# the attribute (drive "attribute") or the source caption (drive "target_vs_source").
 Predict = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 RESIDUAL_SPACES = ("model_output", "noise")

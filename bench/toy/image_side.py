@@ -54,6 +54,13 @@ STRENGTHS = (0.1, 0.3)
 CSDS_VARIANTS = {
     # v2's defaults, still the node's (attribute drive, steps in latent units): give it 0.03 (→ 0.003)
     "csds_node_defaults": {"csds_drive": "attribute", "csds_step_units": "latent", "csds_locality": 0.0},
+    # ...and at the cfg the node ships (7.5) for its own predictions, the sampler staying at the toy's
+    "csds_node_defaults_cfg7.5": {
+        "csds_drive": "attribute",
+        "csds_step_units": "latent",
+        "csds_locality": 0.0,
+        "csds_cfg": 7.5,
+    },
     "csds_attribute": {"csds_drive": "attribute", "csds_step_units": "image", "csds_locality": 0.0},
     "csds_target_vs_source": {"csds_drive": "target_vs_source", "csds_step_units": "image", "csds_locality": 0.0},
     "csds_target_vs_source_local": {

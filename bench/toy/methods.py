@@ -78,6 +78,8 @@ class ToySettings:
     csds_drive: str = NODE_CSDS.drive
     csds_step_units: str = NODE_CSDS.step_units
     csds_locality: float = NODE_CSDS.locality
+    # CSDS's own cfg when it differs from the sampler's (None: the shared cfg); the node ships 7.5
+    csds_cfg: float | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -109,7 +111,7 @@ def repeated(latent: dict, count: int) -> dict:
 def csds_params(s: ToySettings):
     """The ``CSDSParams`` run_csds takes, from these settings."""
     return harness.csds_params(
-        cfg=s.cfg,
+        cfg=s.cfg if s.csds_cfg is None else s.csds_cfg,
         iterations=s.iterations,
         constraint=s.constraint,
         step_start=s.step_start,

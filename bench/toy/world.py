@@ -151,6 +151,7 @@ METHOD_KEYS = {
         "csds_drive",
         "csds_step_units",
         "csds_locality",
+        "csds_cfg",
     ),
     "ems_flowedit": ("fe_denoise", "fe_cfg", "fe_source_cfg", "fe_noise_average", "fe_locality", "fe_drive"),
     "latent_linear": ("reference", "reference_steps", "latent_stage"),
@@ -160,7 +161,9 @@ CACHE_VERSION = 2  # bumped when a method's computation changes
 
 
 def cache_key(world: World, method: str, case, alphas, s) -> str:
-    settings = {k: getattr(s, k) for k in SHARED_KEYS + METHOD_KEYS.get(method, ())}
+    # None = "as before" (an option added later), left out so that earlier results keep their keys
+    keys = SHARED_KEYS + METHOD_KEYS.get(method, ())
+    settings = {k: getattr(s, k) for k in keys if getattr(s, k) is not None}
     ident = {
         "v": CACHE_VERSION,
         "method": method,
