@@ -40,10 +40,10 @@ def parameters(
         )
 
 
-def drive_reference(params: CSDSParams, attribute, source):
-    """The conditioning the drive compares the positive with: the attribute, or the source caption."""
+def drive_reference(params: CSDSParams, attribute, source) -> tuple[str, object]:
+    """(input name, conditioning) the drive compares the positive with: the attribute, or the source caption."""
     if params.drive == "attribute":
-        return attribute
+        return "attribute", attribute
     if source is None:
         raise node_error(
             NODE,
@@ -51,7 +51,7 @@ def drive_reference(params: CSDSParams, attribute, source):
             "source is connected. Connect EMS Encode Prompts' source output to `source` (or set drive to "
             "attribute).",
         )
-    return source
+    return "source", source
 
 
 def check_schedule(model, sigmas, params: CSDSParams) -> None:
@@ -255,8 +255,7 @@ class EMSCSDSLatentEdit(io.ComfyNode):
             cfg, iterations, constraint, step_start, step_end, residual_space, drive, step_units, locality
         )
         check_schedule(model, sigmas, params)
-        reference = drive_reference(params, attribute, source)
-        name = "attribute" if params.drive == "attribute" else "source"
+        name, reference = drive_reference(params, attribute, source)
         check_families(NODE, model, positive=positive, **{name: reference}, negative=negative)
         # Shape and values before the model sees them: a wrong latent otherwise ends in a traceback
         # from deep inside the model, a NaN one in a black image marked success.

@@ -30,13 +30,14 @@ from PIL import Image, ImageDraw
 
 from comfyui_ems.nodes.fonts import system_font
 from comfyui_ems.toyworld.edits import EDIT_KINDS, edit_cases
+from comfyui_ems.toyworld.readout import placed
 
 from bench import REPORTS, harness
 
 from .methods import ToySettings
 from .report import grid_picture
 from .score import score_images, sweep_scores, to_uint8
-from .world import World, cached_method, load_models, model_identity
+from .world import World, cached_method, load_models, model_identity, references_of
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 DENOISE = (0.45, 0.55, 0.7, 0.85)
@@ -100,6 +101,33 @@ def point_scores(case_rows: list[tuple[list[dict], dict, bool]]) -> dict:
             for r in case_rows[0][0]
         },
     }
+
+
+def score_point(world, cases, method: str, s, alphas, shown: list | None = None) -> dict[str, dict]:
+    """{kind: scores} of one method and settings over ``cases`` (:func:`point_scores`, plus the objects
+    still where they were drawn at α = 1 and 0, ``toyworld.readout.placed``); appends each case's
+    images to ``shown`` (for :func:`bench.toy.report.grid_picture`)."""
+    alphas = tuple(alphas)
+    per_kind: dict[str, list] = {}
+    placed_at: dict[str, list] = {}
+    for case in cases:
+        pixels, _ = cached_method(world, method, case, list(alphas), s, references_of(world, case, s))
+        if shown is not None:
+            shown.append(picture_row(case, method, pixels))
+        rows = score_images(case, method, alphas, pixels, world.inputs(case)["pixels"])
+        same = is_roundtrip(world, case, pixels[alphas.index(0.0)])
+        per_kind.setdefault(case.kind, []).append((rows, sweep_scores(rows), same))
+        placed_at.setdefault(case.kind, []).append(
+            (placed(pixels[alphas.index(1.0)], case.source), placed(pixels[alphas.index(0.0)], case.source))
+        )
+    out = {}
+    for kind, case_rows in per_kind.items():
+        scores = point_scores(case_rows)
+        at1, at0 = zip(*placed_at[kind])
+        scores["placed"], scores["placed_at_0"] = bootstrap(at1), bootstrap(at0)
+        scores["per_case"]["placed"] = list(at1)
+        out[kind] = scores
+    return out
 
 
 def picture_row(case, method: str, pixels: np.ndarray) -> dict:
@@ -318,14 +346,8 @@ def main(argv=None) -> int:
         method, changes = VARIANTS[name]
         for d in (float(x) for x in args.denoise.split(",")):
             s = replace(base, **changes, **({"fe_denoise": d} if method == "ems_flowedit" else {"denoise": d}))
-            per_kind: dict[str, list] = {}
-            shown = []
-            for case in cases:
-                pixels, _ = cached_method(world, method, case, list(alphas), s, lambda: (None, None))
-                rows = score_images(case, method, alphas, pixels, world.inputs(case)["pixels"])
-                same = is_roundtrip(world, case, pixels[alphas.index(0.0)])
-                per_kind.setdefault(case.kind, []).append((rows, sweep_scores(rows), same))
-                shown.append(picture_row(case, method, pixels))
+            shown: list = []
+            per_kind = score_point(world, cases, method, s, alphas, shown)
             if args.pictures:
                 args.out_dir.mkdir(parents=True, exist_ok=True)
                 grid_picture(
@@ -336,16 +358,9 @@ def main(argv=None) -> int:
                     f"{name} at denoise {d:g} (test split, {args.per_kind} per kind; {args.picture_rows} shown)",
                     rows_per_kind=args.picture_rows,
                 )
-            for kind, case_rows in per_kind.items():
+            for kind, scores in per_kind.items():
                 points.append(
-                    {
-                        "variant": name,
-                        "method": method,
-                        "denoise": d,
-                        "kind": kind,
-                        "settings": {**changes},
-                        **point_scores(case_rows),
-                    }
+                    {"variant": name, "method": method, "denoise": d, "kind": kind, "settings": {**changes}, **scores}
                 )
             print(f"  {name} @ denoise {d:g}: {time.perf_counter() - start:.0f}s", file=sys.stderr)
     for kind in kinds:

@@ -35,15 +35,13 @@ from PIL import Image
 
 
 from comfyui_ems.toyworld.edits import EDIT_KINDS, edit_cases
-from comfyui_ems.toyworld.readout import placed
 
 from bench import REPORTS, harness
 
-from .front import bootstrap, fmt_ci, is_roundtrip, on_front, picture_row, plot, point_scores, save_report
+from .front import bootstrap, fmt_ci, on_front, plot, save_report, score_point
 from .methods import ToySettings
 from .report import grid_picture
-from .score import score_images, sweep_scores
-from .world import World, cached_method, load_models, model_identity
+from .world import World, load_models, model_identity
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 TEXT_DENOISE = (0.35, 0.45, 0.55, 0.7, 0.85)
@@ -82,49 +80,6 @@ LATENT_POINTS = {
     "latent_linear_decode": ("latent_linear", {"latent_stage": "decode"}),
     "latent_svd_decode": ("latent_svd", {"latent_stage": "decode"}),
 }
-
-
-_PAIRS: dict = {}
-
-
-def references_of(world, case, s):
-    """The latent directions' reference pair for ``case``: made only when a result is not cached,
-    and once per case for both modes."""
-    from .methods import reference_pair
-
-    def references():
-        key = (world.model_id, case.source, case.target, s.reference, s.reference_steps)
-        if key not in _PAIRS:
-            inp = world.inputs(case)
-            _PAIRS[key] = reference_pair(world.model, world.vae, inp["conds"], case, s, world.counter, world.render)
-        return _PAIRS[key], {}
-
-    return references
-
-
-def run_point(world, cases, method: str, s: ToySettings, shown: list | None = None) -> dict[str, dict]:
-    """{kind: scores} of one method and settings over ``cases``; appends each case's images to
-    ``shown`` (for :func:`bench.toy.report.grid_picture`)."""
-    per_kind: dict[str, list] = {}
-    placed_at: dict[str, list] = {}
-    for case in cases:
-        pixels, _ = cached_method(world, method, case, list(ALPHAS), s, references_of(world, case, s))
-        if shown is not None:
-            shown.append(picture_row(case, method, pixels))
-        rows = score_images(case, method, ALPHAS, pixels, world.inputs(case)["pixels"])
-        same = is_roundtrip(world, case, pixels[ALPHAS.index(0.0)])
-        per_kind.setdefault(case.kind, []).append((rows, sweep_scores(rows), same))
-        placed_at.setdefault(case.kind, []).append(
-            (placed(pixels[ALPHAS.index(1.0)], case.source), placed(pixels[ALPHAS.index(0.0)], case.source))
-        )
-    out = {}
-    for kind, case_rows in per_kind.items():
-        scores = point_scores(case_rows)
-        at1, at0 = zip(*placed_at[kind])
-        scores["placed"], scores["placed_at_0"] = bootstrap(at1), bootstrap(at0)
-        scores["per_case"]["placed"] = list(at1)
-        out[kind] = scores
-    return out
 
 
 def dominates(p: dict, q: dict) -> tuple[bool, bool]:
@@ -330,7 +285,7 @@ def main(argv=None) -> int:
     for name, method, changes in plan:
         s = replace(base, **changes)
         key = (name, changes.get("step_start"), s.denoise)
-        for kind, scores in run_point(world, cases, method, s, shown.setdefault(key, [])).items():
+        for kind, scores in score_point(world, cases, method, s, ALPHAS, shown.setdefault(key, [])).items():
             settings = {k: v for k, v in changes.items() if k != "denoise"}
             points.append(
                 {"variant": name, "method": method, "denoise": s.denoise, "kind": kind, "settings": settings, **scores}

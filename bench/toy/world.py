@@ -196,3 +196,21 @@ def cached_method(world: World, method: str, case, alphas, s, references) -> tup
         np.savez(tmp, images=pixels, cost=json.dumps(cost))
         os.replace(tmp, path)
     return pixels, {**cost, "cached": False}
+
+
+_PAIRS: dict = {}
+
+
+def references_of(world: World, case, s):
+    """``references()`` for :func:`cached_method`: the latent directions' reference pair for ``case``,
+    made only when a result is not cached, and once per case for both modes (its cost is not charged)."""
+    from .methods import reference_pair
+
+    def references():
+        key = (world.model_id, case.source, case.target, s.reference, s.reference_steps)
+        if key not in _PAIRS:
+            inp = world.inputs(case)
+            _PAIRS[key] = reference_pair(world.model, world.vae, inp["conds"], case, s, world.counter, world.render)
+        return _PAIRS[key], {}
+
+    return references

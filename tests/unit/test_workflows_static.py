@@ -105,18 +105,8 @@ def test_paper_defaults_in_the_full_edit():
     csds = by_type["EMSCSDSLatentEdit"]["widgets_values"]
     from comfyui_ems.ems.csds import DEFAULTS  # the node's declared defaults (paper values until measured)
 
-    names = (
-        "cfg",
-        "iterations",
-        "constraint",
-        "step_start",
-        "step_end",
-        "residual_space",
-        "drive",
-        "step_units",
-        "locality",
-    )
-    assert csds[-len(names) :] == [DEFAULTS[k] for k in names]
+    # the node's widgets end with CSDSParams' fields, in their order
+    assert csds[-len(DEFAULTS) :] == list(DEFAULTS.values())
     assert by_type["SamplerCustomAdvanced"] and by_type["DisableNoise"]
 
 
