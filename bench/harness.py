@@ -49,6 +49,7 @@ class EditSettings:
     constraint: float = PAPER.constraint
     step_start: float = PAPER.step_start
     step_end: float = PAPER.step_end
+    step_units: str = PAPER.step_units
     sampler: str = "euler"
     scheduler: str = "simple"
     seed: int = 0
@@ -64,6 +65,7 @@ class EditSettings:
             constraint=self.constraint,
             step_start=self.step_start,
             step_end=self.step_end,
+            step_units=self.step_units,
         )
 
 

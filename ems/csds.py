@@ -85,8 +85,9 @@ RESIDUAL_SPACES = ("model_output", "noise")
 # What the drive pushes toward: the attribute prompt against c̃ (the paper), or c̃ against the source
 # caption c0 (Delta-Denoising-Score style; linear in α, zero at α = 0).
 DRIVES = ("attribute", "target_vs_source")
-# What step_start / step_end measure: a step in the residual's space (v1/v2), or the push on the
-# implied clean image per unit of the unguided prediction difference (transfers across denoise and cfg).
+# What step_start / step_end measure: a step in the residual's space (v0.1's only units), or the push
+# on the implied clean image per unit of the unguided prediction difference (the default: it
+# transfers across denoise and cfg).
 STEP_UNITS = ("latent", "image")
 
 
@@ -103,8 +104,10 @@ class CSDSParams:
     """One CSDS run's parameters, validated once (see the module doc for their meaning).
 
     The field defaults are the only place the method's defaults are written: EMS CSDS Latent
-    Edit's widgets, the docs table and the bench read them (``DEFAULTS``). They were measured in
-    the toy world on its val split (bench/reports/toyworld-calibration.md; the node doc says why);
+    Edit's widgets, the docs table and the bench read them (``DEFAULTS``). Iterations, λ and the
+    residual space were measured in the toy world (v2, val split); the drive, the step units and
+    the step sizes on toy world v3's effectiveness–preservation fronts (the node doc gives the
+    numbers). Steps are in image units, so the default is the same push at every denoise and cfg;
     cfg stays the paper's SD3 value (the toy model's best CFG belongs to that model). What depends
     on σ, the first sigma of the schedule, is checked once σ is known: :func:`check_sigma`,
     :func:`check_stable`.
@@ -113,11 +116,11 @@ class CSDSParams:
     cfg: float = 7.5
     iterations: int = 10
     constraint: float = 0.5
-    step_start: float = 0.03
-    step_end: float = 0.003
+    step_start: float = 0.3
+    step_end: float = 0.03
     residual_space: str = "noise"
     drive: str = "attribute"
-    step_units: str = "latent"
+    step_units: str = "image"
     locality: float = 0.0
 
     def __post_init__(self):
@@ -182,10 +185,11 @@ class CSDSParams:
 
 DEFAULTS = CSDSParams().as_dict()  # a view for the widgets, docs and bench, derived from the fields
 
-# The paper's SD3 setting, which the real-model bench runs: step sizes 0.1 → 0.01 and cfg 7.5 as
-# published, λ = 0.5 inside its 0.1–1.0, and 20 iterations (the paper states no count). It keeps
-# the default residual space, the one the bench's reports were measured with.
-PAPER = CSDSParams(iterations=20, step_start=0.1, step_end=0.01)
+# The paper's SD3 setting, which the real-model bench runs: step sizes 0.1 → 0.01 (steps in the
+# residual's space, as the paper takes them) and cfg 7.5 as published, λ = 0.5 inside its 0.1–1.0,
+# and 20 iterations (the paper states no count). It keeps the default residual space, the one the
+# bench's reports were measured with.
+PAPER = CSDSParams(iterations=20, step_start=0.1, step_end=0.01, step_units="latent")
 # ...and its sampling schedule: SD3-medium, 50 steps, re-running the last 75 % of them.
 PAPER_STEPS, PAPER_DENOISE = 50, 0.75
 
@@ -231,19 +235,15 @@ def check_stable(sigma: float, params: CSDSParams, flow: bool = True) -> None:
     With no iteration nothing can diverge, so any λ and η pass."""
     if params.iterations == 0:
         return
-    constraint, step_start = params.constraint, params.latent_step_sizes(sigma, flow)[0]
-    if constraint * step_start > sigma:
-        if params.step_units == "image":
-            raise CSDSError(
-                f"constraint × (step_start in latent units) = {constraint:g} × {step_start:.4g} exceeds σ = "
-                f"{sigma:.4g}, the first sigma: the constraint term would overshoot every step and can diverge. "
-                f"Lower constraint or step_start (at most {params.step_start * sigma / (constraint * step_start):.3g})."
-            )
+    constraint, first = params.constraint, params.latent_step_sizes(sigma, flow)[0]
+    if constraint * first > sigma:
+        # The first step scales with step_start in both units, so step_start's bound is proportional.
+        units = f" (step_start {params.step_start:g} in image units)" if params.step_units == "image" else ""
         raise CSDSError(
-            f"constraint × step_start = {constraint:g} × {step_start:g} = {constraint * step_start:g} exceeds "
+            f"constraint × first step = {constraint:g} × {first:.4g}{units} = {constraint * first:.4g} exceeds "
             f"σ = {sigma:.4g}, the first sigma: the constraint term would overshoot every step and can "
-            f"diverge. Keep constraint ≤ {sigma / step_start:.3g} at this step_start "
-            f"(or step_start ≤ {sigma / constraint:.3g} at this constraint)."
+            f"diverge. Keep constraint ≤ {sigma / first:.3g} at this step_start "
+            f"(or step_start ≤ {params.step_start * sigma / (constraint * first):.3g} at this constraint)."
         )
 
 

@@ -25,6 +25,11 @@ from .schema import EDITING_WORDS, schema
 
 NODE = "EMS CSDS Latent Edit"
 FLOATS = (v.CFG, v.CONSTRAINT, v.STEP_START, v.STEP_END, v.LOCALITY)
+# Graphs and API prompts saved before `step_units` existed (v0.1) gave their step sizes in the
+# residual's space. A prompt without the input keeps that meaning, so an old graph keeps the push it
+# had; the frontend extension does the same for saved graphs (web/js/ems_csds_units.js). A new
+# node shows DEFAULTS["step_units"] and sends it.
+SAVED_BEFORE_UNITS = "latent"
 
 
 def parameters(
@@ -165,14 +170,15 @@ class EMSCSDSLatentEdit(io.ComfyNode):
                     v.STEP_START,
                     d["step_start"],
                     0.001,
-                    tooltip="First (largest) step size η_0 (paper: 0.1); decays geometrically. "
-                    "Bounded to 0 … 1 and λ × step_start ≤ σ.",
+                    tooltip="First (largest) step size, in step_units (image: the share of the "
+                    "prediction difference one step moves; the paper's η_0 = 0.1 is in latent "
+                    "units); decays geometrically. Bounded to 0 … 1 and λ × η_0 ≤ σ.",
                 ),
                 float_input(
                     v.STEP_END,
                     d["step_end"],
                     0.001,
-                    tooltip="Last step size η_{N−1} (paper: 0.01); must not exceed step_start.",
+                    tooltip="Last step size, in step_units (paper: 0.01, latent units); must not exceed step_start.",
                 ),
                 io.Combo.Input(
                     "residual_space",
@@ -205,10 +211,11 @@ class EMSCSDSLatentEdit(io.ComfyNode):
                     options=list(STEP_UNITS),
                     default=d["step_units"],
                     optional=True,
-                    tooltip="latent: step sizes are steps in the residual's space (they push harder "
-                    "at low denoise and high cfg). image: each step moves the image by that share "
-                    "of the prompts' unguided prediction difference — the same push at every "
-                    "denoise and cfg.",
+                    tooltip="image (default): each step moves the image by that share of the "
+                    "prompts' unguided prediction difference — the same push at every denoise and "
+                    "cfg. latent: step sizes are steps in the residual's space, as the paper gives "
+                    "them (they push harder at low denoise and high cfg; graphs saved before this "
+                    "option existed keep it).",
                 ),
                 float_input(
                     v.LOCALITY,
@@ -248,7 +255,7 @@ class EMSCSDSLatentEdit(io.ComfyNode):
         residual_space=DEFAULTS["residual_space"],
         drive=DEFAULTS["drive"],
         source=None,
-        step_units=DEFAULTS["step_units"],
+        step_units=SAVED_BEFORE_UNITS,
         locality=DEFAULTS["locality"],
     ) -> io.NodeOutput:
         params = parameters(

@@ -42,8 +42,9 @@ SD3_MODEL = {
     "directory": "checkpoints",
 }
 STEPS, DENOISE, CFG, SEED = PAPER_STEPS, PAPER_DENOISE, PAPER.cfg, 42
-# The CSDS widget values are the node's declared defaults (ems/csds.py DEFAULTS, set by measurement).
-CSDS = {k: CSDS_DEFAULTS[k] for k in ("iterations", "constraint", "step_start", "step_end", "residual_space")}
+# The CSDS widget values are the node's declared defaults (ems/csds.py DEFAULTS, set by measurement),
+# every one written into the graph (cfg is the graph's own, shared with the CFGGuider).
+CSDS = {k: v for k, v in CSDS_DEFAULTS.items() if k != "cfg"}
 NEGATIVE = "blurry, low quality, distorted"
 # The typed captions of the offline graphs: identical but for the edited words.
 SOURCE_CAPTION = "a photo of a woman in a black suit standing in a park"
@@ -67,12 +68,16 @@ The sampler's noise must be **DisableNoise** — the latent already carries its 
 denoise < 1 is required (EMS edits a real image); lower denoise keeps more of the original."""
 
 NOTE_CSDS = f"""### CSDS (image side)
-- **iterations** {CSDS["iterations"]} (0 = text-only edit)
-- **constraint λ** {CSDS["constraint"]:g}: higher keeps the image closer to the original (paper: 0.1–1.0)
-- **step_start → step_end** {CSDS["step_start"]:g} → {CSDS["step_end"]:g} (geometric decay; paper 0.1 → 0.01)
-- **residual_space** {CSDS["residual_space"]}
+- **drive** {CSDS["drive"]}: push toward the attribute prompt (the paper). `target_vs_source` pushes
+  from the source caption toward the edited one instead (its `source` is already wired).
+- **step_start → step_end** {CSDS["step_start"]:g} → {CSDS["step_end"]:g} in **{CSDS["step_units"]}** units:
+  the share of the prompts' prediction difference each step moves the image, the same push at any
+  denoise and cfg (the paper's 0.1 → 0.01 are `latent` units)
+- **iterations** {CSDS["iterations"]} (0 = text-only edit); **constraint λ** {CSDS["constraint"]:g}:
+  higher keeps the image closer to the original (paper: 0.1–1.0)
+- **locality** {CSDS["locality"]:g} (off); **residual_space** {CSDS["residual_space"]}
 - **cfg** should match the CFGGuider's cfg (7.5 in the paper).
-Defaults measured in the toy world (bench/reports/toyworld-calibration.md)."""
+Defaults measured in the toy world; the node's help page has the numbers."""
 
 NOTE_ALPHA = """### α — how much to edit
 0 = the source image, 1 = the full edit, 0.5 = half, > 1 exaggerates, < 0 reverses.
@@ -142,6 +147,7 @@ def csds_and_sample(g: UIGraph, ckpt, positive, enc, latent, sched, seed=SEED, c
         noise_seed=seed,
         cfg=cfg,
         **CSDS,
+        source=enc[0],
     )
     guider = g.node("CFGGuider", model=ckpt[0], positive=positive, negative=enc[3], cfg=cfg)
     sampler = g.node("KSamplerSelect", sampler_name="euler")
@@ -585,20 +591,26 @@ def flow_edit_sweep(g: UIGraph):
 TOY_SOURCE = "two large red circles on a white background"
 TOY_TARGET = "two large blue circles on a white background"
 TOY_ATTRIBUTE = "blue circles"
+# The CSDS template runs on toy world v3, the SD3 toy trained further on partial captions: it reads
+# attribute prompts such as CSDS's "blue circles". The EMS Flow Edit template (no attribute prompt)
+# stays on the first SD3 toy, where its settings were measured; on v3 one of its tiles reads as
+# a square.
+TOY_FAMILY_CSDS, TOY_FAMILY_FLOW = "SD3 v3", "SD3"
 
 NOTE_TOY = (
     "### Toy world — nothing to download\n**EMS Toy World Loader (dev)** is a small model of SD3's "
     "architecture trained on drawn scenes; **EMS Toy Scene (dev)** draws the scene to edit (64×64). "
     'Prompts follow the toy grammar: "two large red circles on a white background".\n\n'
-    "Its *family* widget switches to the same toy trained in Flux's architecture (same scenes, "
-    "grammar and settings).\n\n"
+    "Its *family* widget picks the toy: SD3 (the first), SD3 v3 (trained further on partial "
+    'captions, so it reads short prompts like "blue circles"), Flux (the first toy in Flux\'s '
+    "architecture: same scenes, grammar and settings).\n\n"
     "A toy, not SD3: use it to see what the method does, then swap in *Load Checkpoint* (and the SD3 "
     "settings of the matching SD3 template)."
 )
 
 
-def toy_scene_and_prompts(g: UIGraph):
-    toy = g.node("EMSToyWorldLoader")
+def toy_scene_and_prompts(g: UIGraph, family: str):
+    toy = g.node("EMSToyWorldLoader", family=family)
     scene = g.node(
         "EMSToyScene", colour="red", shape="circle", count="2", size="large", background="white", layout=2_000_007
     )
@@ -631,7 +643,7 @@ def toy_alpha_sweep(g: UIGraph):
         "exactly, see *EMS Flow Edit sweep (toy world)*.",
         column=5,
     )
-    toy, _, latent, enc = toy_scene_and_prompts(g)
+    toy, _, latent, enc = toy_scene_and_prompts(g, TOY_FAMILY_CSDS)
     sweep = g.node("EMSAlphaSweep", source=enc[0], target=enc[1], alphas=DEFAULT_SWEEP, manipulate_pooled=True)
     sched = g.node("BasicScheduler", model=toy[0], scheduler="simple", steps=TOY.steps, denoise=TOY.denoise)
     decoded = csds_and_sample(g, toy, sweep[0], enc, latent, sched, seed=TOY.seed, cfg=TOY.cfg)
@@ -647,7 +659,7 @@ def toy_flow_edit_sweep(g: UIGraph):
         "scene after the toy VAE's round trip, exactly.",
         column=4,
     )
-    toy, _, latent, enc = toy_scene_and_prompts(g)
+    toy, _, latent, enc = toy_scene_and_prompts(g, TOY_FAMILY_FLOW)
     sweep = g.node("EMSAlphaSweep", source=enc[0], target=enc[1], alphas=DEFAULT_SWEEP, manipulate_pooled=True)
     sched = g.node("BasicScheduler", model=toy[0], scheduler="simple", steps=TOY.steps, denoise=TOY.flow_denoise)
     flow = dict(

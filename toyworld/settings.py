@@ -1,8 +1,9 @@
 """The toy model's measured settings, written once: the bench, the headless demo and the toy
 workflows read them from here.
 
-Measured on the toy world (``bench/reports/toyworld-calibration.md`` for the img2img path,
-``bench/reports/toyworld-front.md`` for EMS Flow Edit). They belong to this toy model, not to SD3.
+Measured on the first SD3 toy (``bench/reports/v2/toyworld-calibration.md`` for the img2img path,
+``bench/reports/v2/toyworld-front.md`` for EMS Flow Edit) and kept for toy world v3, which continues
+it. They belong to these toy models, not to SD3.
 """
 
 from __future__ import annotations

@@ -122,6 +122,7 @@ def calibrate(world, cases, args) -> int:
                     residual_space=space,
                     step_start=round(PAPER.step_start * scale, 4),
                     step_end=round(PAPER.step_end * scale, 5),
+                    csds_step_units=PAPER.step_units,  # the paper's steps are in the residual's space
                     **STAGE2_HELD,
                 )
                 if best is None or better(e, best):

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from comfyui_ems.toyworld.comfy_loader import FAMILIES, weight_files
+from comfyui_ems.toyworld.comfy_loader import weight_files
 from comfyui_ems.toyworld.edits import EDIT_KINDS, edit_cases
 from comfyui_ems.toyworld.readout import read
 
@@ -43,7 +43,17 @@ from .calibrate import calibrate
 from .methods import reference_pair
 from .report import write_report
 from .score import score_images, sweep_scores, to_image, to_uint8
-from .world import DEFAULTS, World, available_methods, cached_method, load_models, model_identity, settings_from
+from .world import (
+    DEFAULTS,
+    World,
+    TOY_FAMILY,
+    add_family_arg,
+    available_methods,
+    cached_method,
+    load_models,
+    model_identity,
+    settings_from,
+)
 
 ALPHAS = (-1.0, -0.5, 0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
 QUICK_ALPHAS = (0.0, 0.5, 1.0)
@@ -55,8 +65,8 @@ LABELS = {
     "flowedit": "FlowEdit-style (velocity difference, target c̃)",
     "ems_flowedit": "EMS Flow Edit (the node: coupling + degree rule)",
     "ode_inversion": "ODE inversion (source caption) → sampling with c̃",
-    "latent_linear": "latent direction, linear (→ img2img, source caption)",
-    "latent_svd": "latent direction, svd (→ img2img, source caption)",
+    "latent_linear": "latent direction, linear (→ img2img with c̃(α), `latent_stage` sweep)",
+    "latent_svd": "latent direction, svd (→ img2img with c̃(α), `latent_stage` sweep)",
 }
 
 
@@ -77,9 +87,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "3 iterations, 4 constraint); skipped stages use the values given",
     )
     ap.add_argument("--tiny", action="store_true", help="tiny random SD3 instead of the trained toy model")
-    ap.add_argument(
-        "--family", choices=FAMILIES, default="sd3", help="which trained toy model (default sd3; flux: the Flux toy)"
-    )
+    add_family_arg(ap)
     ap.add_argument("--weights", type=Path, default=None, help="toy model weights folder (default toyworld/weights)")
     ap.add_argument("--split", default=None, help="scene split (default test; val with --calibrate)")
     ap.add_argument("--per-kind", type=int, help="cases per edit kind (default 8, --quick 1, --full 20)")
@@ -133,7 +141,7 @@ def parse_args(argv=None) -> argparse.Namespace:
             + ("-calibration" if args.calibrate else "")
             + ("-quick" if args.quick else "")
             + ("-tiny" if args.tiny else "")
-            + ("" if args.family == "sd3" else f"-{args.family}")
+            + ("" if args.family == TOY_FAMILY else f"-{args.family}")
         )
     return args
 

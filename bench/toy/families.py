@@ -1,10 +1,12 @@
-"""``python -m bench.toy.families``: the same edits on the two toy architectures, side by side.
+"""``python -m bench.toy.families``: the same edits on the toy models (SD3, Flux, toy world v3), side by side.
 
     bash scripts/tool.sh -m bench.toy.families                 # test split, 10 cases per kind (~15 min CPU)
     bash scripts/tool.sh -m bench.toy.families --per-kind 2    # smoke
 
 The SD3-family toy (MMDiT) and the Flux toy (ComfyUI's Flux class) share the scenes, the captions
-and the VAE (``toyworld.model_flux``), so one edit can be compared across architectures. For each
+and the VAE (``toyworld.model_flux``), so one edit can be compared across architectures; toy world
+v3 (the SD3 toy trained further on partial captions, with its own decoder on the same latents) is
+the third column. For each
 family, method and edit kind, over the same held-out cases, seed, schedule and α (0 … 1): target
 reached at α = 1, other attributes kept, PSNR outside the edited region, α = 0 equal to the source's
 VAE round trip (to 1 of 255), and the readout rising monotonically over 0 ≤ α ≤ 1; each a mean
@@ -41,8 +43,12 @@ from .methods import ToySettings
 from .score import score_images, sweep_scores
 from .world import World, cached_method, load_models, model_identity
 
-FAMILY_LABELS = {"sd3": "SD3 toy (MMDiT)", "flux": "Flux toy (Flux class)"}
-FAMILY_SHORT = {"sd3": "SD3 toy", "flux": "Flux toy"}  # the pictures' column heads
+FAMILY_LABELS = {
+    "sd3": "SD3 toy (MMDiT)",
+    "flux": "Flux toy (Flux class)",
+    "sd3v3": "SD3 toy v3 (the SD3 toy trained further on partial captions)",
+}
+FAMILY_SHORT = {"sd3": "SD3 toy", "flux": "Flux toy", "sd3v3": "SD3 v3"}  # the pictures' column heads
 METHODS = ("text_only", "ems", "ems_flowedit")
 METHOD_LABELS = {
     "text_only": "text-only EMS (α sweep → img2img)",
@@ -127,7 +133,7 @@ def _tile(pixels, size: int) -> Image.Image:
 def write(report: dict, results: dict, cases, methods, kinds, out: Path, tag: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     lines = [
-        "# The same edits on two toy architectures: SD3 (MMDiT) and Flux",
+        "# The same edits on the toy models: the SD3 toy (MMDiT), the Flux toy and toy world v3",
         "",
         f"`{report['command']}` — {report['created']}, {report['machine']}. {report['split']} split, "
         f"{report['per_kind']} cases per kind, α {', '.join(f'{a:g}' for a in ALPHAS)}, seed {report['settings']['seed']}, "
@@ -211,7 +217,11 @@ def main(argv=None) -> int:
     ap.add_argument("--per-kind", type=int, default=10)
     ap.add_argument("--kinds", default=",".join(KINDS))
     ap.add_argument("--methods", default=",".join(METHODS))
-    ap.add_argument("--families", default="sd3,flux")
+    ap.add_argument(
+        "--families",
+        default="sd3,flux,sd3v3",
+        help="toy models, comma-separated (default %(default)s: the SD3 and Flux toys trained alike, then v3)",
+    )
     ap.add_argument("--weights", type=Path, default=toy.WEIGHTS, help="toy weights folder (default %(default)s)")
     ap.add_argument("--tag", default="toyworld-families")
     ap.add_argument("--out-dir", type=Path, default=REPORTS)

@@ -37,7 +37,7 @@ from bench import REPORTS, harness
 from .methods import ToySettings
 from .report import grid_picture
 from .score import score_images, sweep_scores, to_uint8
-from .world import World, cached_method, load_models, model_identity, references_of
+from .world import World, add_family_arg, cached_method, load_models, model_identity, references_of
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 DENOISE = (0.45, 0.55, 0.7, 0.85)
@@ -263,7 +263,8 @@ def write(points: list[dict], meta: dict, out: Path, tag: str) -> Path:
         f"# {meta['title']}",
         "",
         f"Command: `{meta['command']}` — {meta['created']}, "
-        f"{meta['wall_seconds'] / 60:.1f} min wall on {meta['device']}. Split {meta['split']}, "
+        f"{meta['wall_seconds'] / 60:.1f} min wall on {meta['device']}. Model: toy world "
+        f"`{meta.get('family', 'sd3')}`. Split {meta['split']}, "
         f"{meta['per_kind']} cases per kind, α {', '.join(f'{a:g}' for a in meta['alphas'])}, seed {meta['seed']}, "
         f"{meta['steps']} steps. Intervals: 95 % bootstrap over cases. ● = on the kind's front.",
         "",
@@ -317,6 +318,7 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--alphas", default=",".join(f"{a:g}" for a in ALPHAS), help="α values (must hold 0 and 1; default %(default)s)"
     )
+    add_family_arg(ap)
     ap.add_argument("--cpu", action="store_true", help="force the CPU even where a GPU is present")
     ap.add_argument("--tag", default="toyworld-front")
     ap.add_argument("--out-dir", type=Path, default=REPORTS)
@@ -339,7 +341,7 @@ def main(argv=None) -> int:
     harness.setup(cpu=args.cpu or not torch.cuda.is_available())
     kinds = args.kinds.split(",") if args.kinds else list(EDIT_KINDS)
     cases = [c for c in edit_cases(args.split, args.per_kind) if c.kind in kinds]
-    world = World(load_models(False), 0, model_identity(), args.cache)
+    world = World(load_models(False, family=args.family), 0, model_identity(family=args.family), args.cache)
     base = ToySettings()
     points, start = [], time.perf_counter()
     for name in args.variants.split(","):
@@ -370,6 +372,7 @@ def main(argv=None) -> int:
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": "python -m bench.toy.front " + " ".join(argv if argv is not None else sys.argv[1:]),
         "device": str(world.model.load_device),
+        "family": args.family,
         "split": args.split,
         "per_kind": args.per_kind,
         "kinds": kinds,

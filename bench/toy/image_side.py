@@ -39,9 +39,9 @@ from comfyui_ems.toyworld.edits import EDIT_KINDS, edit_cases
 from bench import REPORTS, harness
 
 from .front import bootstrap, fmt_ci, on_front, plot, save_report, score_point
-from .methods import ToySettings
+from .methods import NODE_CSDS, ToySettings
 from .report import grid_picture
-from .world import World, load_models, model_identity
+from .world import World, add_family_arg, load_models, model_identity
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 TEXT_DENOISE = (0.35, 0.45, 0.55, 0.7, 0.85)
@@ -50,10 +50,18 @@ STRENGTHS = (0.1, 0.3)
 
 # name → ToySettings changes for the ``ems`` method (every CSDS v3 option written out).
 CSDS_VARIANTS = {
-    # v2's defaults, still the node's (attribute drive, steps in latent units): give it 0.03 (→ 0.003)
-    "csds_node_defaults": {"csds_drive": "attribute", "csds_step_units": "latent", "csds_locality": 0.0},
-    # ...and at the cfg the node ships (7.5) for its own predictions, the sampler staying at the toy's
-    "csds_node_defaults_cfg7.5": {
+    # the node's defaults as it ships them: drive, units, locality and its own cfg (the sampler stays
+    # at the toy's); give it the default strength (NODE_CSDS.step_start)
+    "csds_node_defaults": {
+        "csds_drive": NODE_CSDS.drive,
+        "csds_step_units": NODE_CSDS.step_units,
+        "csds_locality": NODE_CSDS.locality,
+        "csds_cfg": NODE_CSDS.cfg,
+    },
+    # v0.1's defaults (attribute drive, steps in latent units): give it 0.03 (→ 0.003); at the toy's
+    # cfg, and at the cfg the node ships, where the same η pushes cfg-times harder
+    "csds_v0.1_defaults": {"csds_drive": "attribute", "csds_step_units": "latent", "csds_locality": 0.0},
+    "csds_v0.1_defaults_cfg7.5": {
         "csds_drive": "attribute",
         "csds_step_units": "latent",
         "csds_locality": 0.0,
@@ -116,6 +124,28 @@ def verdict(points: list[dict]) -> dict:
     return found
 
 
+def node_defaults(points: list[dict], kinds) -> list[str]:
+    """Markdown rows: where the node's defaults (as shipped) lie against every other point of each
+    kind, at each denoise — on the front, behind it in the means only, or clearly dominated
+    (another point better in both means, with non-overlapping intervals in one score)."""
+    rows = []
+    mine = [p for p in points if p["variant"] == "csds_node_defaults"]
+    for d in sorted({p["denoise"] for p in mine}):
+        cells = []
+        for kind in kinds:
+            (p,) = [q for q in mine if q["kind"] == kind and q["denoise"] == d]
+            others = [q for q in points if q["kind"] == kind and q is not p]
+            clear = [label(q) for q in others if dominates(q, p)[1]]
+            if p["front"]:
+                cells.append("● on the front")
+            elif clear:
+                cells.append("dominated: " + "; ".join(clear[:2]) + (" …" if len(clear) > 2 else ""))
+            else:
+                cells.append("behind in the means only")
+        rows.append(f"| {d:g} | " + " | ".join(cells) + " |")
+    return rows
+
+
 def pooled(points: list[dict], key: str) -> tuple[float, float, float]:
     """Every kind's cases of ``points`` pooled: the mean of ``key`` with its 95 % bootstrap interval."""
     return bootstrap([v for p in points for v in p["per_case"][key] if v is not None])
@@ -175,7 +205,7 @@ def write(points: list[dict], meta: dict, out: Path, tag: str) -> Path:
         f"{meta['device']}. Model: toy world `{meta['family']}`. Split {meta['split']}, {meta['per_kind']} cases "
         f"per kind, α {', '.join(f'{a:g}' for a in ALPHAS)}, seed 0, {meta['steps']} steps, cfg {meta['cfg']:g}. "
         f"CSDS: {meta['iterations']} iterations, λ = {meta['constraint']:g}, step sizes in image units "
-        "(strength s → s/10; the node's defaults: η in latent units). EMS Flow Edit (its shipped settings) and the latent directions are shown for "
+        "(strength s → s/10; v0.1's defaults: η in latent units). EMS Flow Edit (its shipped settings) and the latent directions are shown for "
         "reference; the verdict compares CSDS with text alone only. Intervals: 95 % bootstrap over cases. "
         "● = on the kind's front (all points).",
         "",
@@ -190,6 +220,21 @@ def write(points: list[dict], meta: dict, out: Path, tag: str) -> Path:
         n_csds = sum(1 for p in points if p["kind"] == kind and p["variant"] in CSDS_VARIANTS)
         back = f"{len(v['text_over_csds_clear'])} of {n_csds} CSDS points"
         lines.append(f"| {kind} | {v['summary']} | {clear} | {back} |")
+    if any(p["variant"] == "csds_node_defaults" for p in points):
+        lines += [
+            "",
+            "## The node's defaults, as shipped",
+            "",
+            f"`csds_node_defaults`: drive `{NODE_CSDS.drive}`, steps {NODE_CSDS.step_start:g} → "
+            f"{NODE_CSDS.step_end:g} in `{NODE_CSDS.step_units}` units, locality {NODE_CSDS.locality:g}, at the cfg "
+            f"the node ships ({NODE_CSDS.cfg:g}) for its own predictions. Against every point of each kind "
+            '(● = on the front in the means; "dominated" = another point is better in both means with '
+            "non-overlapping intervals in one of them):",
+            "",
+            "| denoise | " + " | ".join(meta["kinds"]) + " |",
+            "|---" * (len(meta["kinds"]) + 1) + "|",
+            *node_defaults(points, meta["kinds"]),
+        ]
     lines += [
         "",
         "## All kinds pooled",
@@ -239,7 +284,7 @@ def floats(text: str) -> tuple[float, ...]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.toy.image_side", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--family", default="sd3v3", help="toy model (default sd3v3: toy world v3)")
+    add_family_arg(ap)
     ap.add_argument("--split", default="test")
     ap.add_argument("--per-kind", type=int, default=8)
     ap.add_argument("--kinds", default=",".join(EDIT_KINDS))

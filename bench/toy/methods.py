@@ -39,24 +39,24 @@ from comfyui_ems.toyworld.settings import TOY
 
 from bench import harness
 
-NODE_CSDS = CSDSParams()  # the node's defaults: the toy world's measured values, rounded for the widgets
+NODE_CSDS = CSDSParams()  # the node's defaults, measured in the toy world
 METHODS = ("img2img", "text_only", "ems", "flowedit", "ems_flowedit", "ode_inversion", "latent_linear", "latent_svd")
 
 
 @dataclass
 class ToySettings:
-    """One run's schedule and EMS parameters. Defaults: the toy world's measured values
-    (``toyworld.settings.TOY`` for the schedules; bench/reports/toyworld-calibration.md, val split,
-    for CSDS, stages 2–4), which the node's defaults (``NODE_CSDS``) are; only the step sizes are kept
-    unrounded here (the node ships them rounded to 0.03 → 0.003 for its widgets)."""
+    """One run's schedule and EMS parameters. Defaults: the toy world's measured schedules
+    (``toyworld.settings.TOY``) and the node's CSDS defaults (``NODE_CSDS``: iterations, λ and
+    residual space from the v2 calibration, drive, step units and step sizes from toy world v3's
+    fronts)."""
 
     steps: int = TOY.steps
     denoise: float = TOY.denoise
     cfg: float = TOY.cfg
     iterations: int = NODE_CSDS.iterations
     constraint: float = NODE_CSDS.constraint
-    step_start: float = 0.0333
-    step_end: float = 0.00333
+    step_start: float = NODE_CSDS.step_start
+    step_end: float = NODE_CSDS.step_end
     residual_space: str = NODE_CSDS.residual_space
     sampler: str = "euler"
     scheduler: str = "simple"

@@ -63,7 +63,7 @@ from bench import REPORTS, harness
 from .front import bootstrap
 from .methods import ToySettings
 from .score import score_images, to_uint8
-from .world import World, load_models, model_identity, run_method
+from .world import World, add_family_arg, load_models, model_identity, run_method
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 KINDS = ("colour", "size", "background")
@@ -87,6 +87,7 @@ def parse_args(argv=None):
     ap.add_argument("--kinds", default=",".join(KINDS))
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--density", type=int, default=DEFAULT_DENSITY, help="probe grid points")
+    add_family_arg(ap)
     ap.add_argument("--cpu", action="store_true")
     ap.add_argument("--out-dir", type=Path, default=REPORTS)
     ap.add_argument("--tag", default="toyworld-spacing")
@@ -207,7 +208,9 @@ def main(argv=None) -> int:
     harness.setup(cpu=args.cpu or not torch.cuda.is_available())
     kinds, methods = args.kinds.split(","), args.methods.split(",")
     cases = [c for c in edit_cases(args.split, args.per_kind) if c.kind in kinds]
-    world = World(load_models(False), seed=ToySettings.seed, model_id=model_identity())
+    world = World(
+        load_models(False, family=args.family), seed=ToySettings.seed, model_id=model_identity(family=args.family)
+    )
     s = ToySettings()
     if args.auto:
         return auto_study(world, cases, [m for m in methods if m in ("ems", "ems_flowedit")], s, args, argv)
@@ -238,6 +241,7 @@ def main(argv=None) -> int:
     report = {
         "command": "bash scripts/tool.sh -m bench.toy.spacing " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": datetime.date.today().isoformat(),
+        "family": args.family,
         "split": args.split,
         "per_kind": args.per_kind,
         "density": args.density,
@@ -306,6 +310,7 @@ def auto_study(world: World, cases, methods, s: ToySettings, args, argv) -> int:
     report = {
         "command": "bash scripts/tool.sh -m bench.toy.spacing " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": datetime.date.today().isoformat(),
+        "family": args.family,
         "split": args.split,
         "per_kind": args.per_kind,
         "seconds": time.time() - started,
@@ -322,8 +327,8 @@ def auto_markdown(report: dict) -> str:
     lines = [
         "# Toy world: the automatic range (EMS Alpha Sweep `start:auto:count`)",
         "",
-        f"`{report['command']}` — {report['date']}, {report['split']} split, {report['per_kind']} cases per kind, "
-        f"{report['seconds'] / 60:.0f} min.",
+        f"`{report['command']}` — {report['date']}, toy world `{report.get('family', 'sd3')}`, "
+        f"{report['split']} split, {report['per_kind']} cases per kind, {report['seconds'] / 60:.0f} min.",
         "",
         f"The probe runs every {AUTO_STEP} from α = 0 to {SAFE_ALPHA[1]:g} (one batched call) and stops before the "
         f"response turns away from the full edit's direction (cosine < {TURN_COS}) or fades (a step's rate below "
@@ -391,8 +396,8 @@ def markdown(report: dict) -> str:
     lines = [
         "# Toy world: even α steps (EMS Alpha Sweep `spacing`)",
         "",
-        f"`{report['command']}` — {report['date']}, {report['split']} split, {report['per_kind']} cases per "
-        f"kind, probe grid of {report['density']} points, {report['seconds'] / 60:.0f} min.",
+        f"`{report['command']}` — {report['date']}, toy world `{report.get('family', 'sd3')}`, "
+        f"{report['split']} split, {report['per_kind']} cases per kind, probe grid of {report['density']} points, {report['seconds'] / 60:.0f} min.",
         "",
         "Five-item sweeps 0 … 1, typed as 0, 0.25, 0.5, 0.75, 1 (*as typed*) or spaced *even*. "
         "q = the readout's progress as a fraction of the way from the first item to the last; "

@@ -488,6 +488,17 @@ def test_drive_and_units_equal_an_independent_implementation(comfy, image_name, 
     assert saved["edit"]["ems_csds"]["drive"] == drive
 
 
+def test_a_prompt_without_step_units_keeps_the_latent_units_it_was_saved_with(comfy, image_name):
+    """Graphs saved before the option existed (v0.1) meant latent units; new nodes default to image."""
+    edits = {}
+    for units in (None, "latent", "image"):
+        options = {} if units is None else {"step_units": units}
+        comfy.run(edit_graph(image_name, iterations=3, options=options).prompt)
+        edits[units] = comfy.load_saved("edit")["samples"]
+    assert torch.equal(edits[None], edits["latent"])
+    assert (edits["image"] - edits["latent"]).abs().max() > 1e-4
+
+
 def test_target_vs_source_at_alpha_zero_is_exactly_no_edit(comfy, image_name):
     """Sweep item α = 0 comes back as the un-pushed noised latent, bit for bit; α = 1 moves."""
     comfy.run(edit_graph(image_name, iterations=0).prompt)

@@ -15,6 +15,7 @@ import pytest
 from headless.workflow import ordered_inputs, ui_to_api
 from support.browser import find_chromium
 from support.comfy_server import REPO
+from support.frontend import CSDS_WORKFLOW, csds_inputs, saved_before_units
 
 WORKFLOWS = sorted((REPO / "example_workflows").glob("*.json"))
 PACK_SCRIPTS = "/extensions/comfyui-ems/"
@@ -47,6 +48,9 @@ SHOW_TEXT_JS = """
 })
 """ % json.dumps(list(DISPLAY_NODES))
 
+SAVED_BEFORE_UNITS = "saved before step_units"
+
+
 pytestmark = pytest.mark.skipif(
     find_chromium() is None,
     reason="FRONTEND TESTS SKIPPED: no Chromium — run scripts/install-browser.sh (Debian chromium) or set CHROMIUM",
@@ -62,6 +66,7 @@ def opened(comfy):
     async def script(page):
         await open_comfy(page, comfy)
         results = {p.stem: await load_workflow(page, json.loads(p.read_text())) for p in WORKFLOWS}
+        results[SAVED_BEFORE_UNITS] = await load_workflow(page, saved_before_units())
         for p in WORKFLOWS:
             wf = json.loads(p.read_text())
             if any(n["type"] in DISPLAY_NODES for n in wf["nodes"]):
@@ -123,3 +128,17 @@ def test_text_shown_after_a_run_is_not_sent_or_saved(opened):
             assert any(name.startswith("ems_") for name in node["widgets"]), node  # the text is shown
             assert shown["after"][node["id"]]["inputs"] == shown["before"][node["id"]]["inputs"], node
         assert shown["savedAfter"] == shown["savedBefore"]
+
+
+def test_a_csds_node_saved_before_step_units_keeps_latent_steps(opened, comfy):
+    """The node's default units are now image; a graph that saved no step_units opens with latent
+    (ems_csds_units.js), and our converter leaves the input out, which the server reads as latent
+    (test_csds.py checks that). A graph that saved step_units keeps what it saved."""
+    results, _, _ = opened
+    default = comfy.object_info()["EMSCSDSLatentEdit"]["input"]["optional"]["step_units"][1]["default"]
+    assert default == "image"
+    old = csds_inputs(results[SAVED_BEFORE_UNITS]["output"])
+    assert old["step_units"] == "latent" and old["step_start"] == 0.03
+    assert "step_units" not in csds_inputs(ui_to_api(saved_before_units(), comfy.object_info()))
+    saved = [n for n in json.loads(CSDS_WORKFLOW.read_text())["nodes"] if n["type"] == "EMSCSDSLatentEdit"]
+    assert csds_inputs(results[CSDS_WORKFLOW.stem]["output"])["step_units"] == saved[0]["widgets_values"][9]

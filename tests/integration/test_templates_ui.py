@@ -124,10 +124,11 @@ OPEN_PACK_158_JS = """
 
 def test_the_newest_frontend_lists_every_template_by_its_title(tmp_path):
     """Frontend 1.58.1 (PyPI) on the same server: the pack's group carries its label, and each card
-    shows the template's readable title."""
+    shows the template's readable title. It also opens a CSDS node saved before `step_units`
+    existed with latent units (web/js/ems_csds_units.js; test_frontend checks the pinned frontend)."""
     from support.browser import Chromium
     from support.comfy_server import ComfyServer, prepare_base
-    from support.frontend import open_comfy, require_frontend
+    from support.frontend import csds_inputs, load_workflow, open_comfy, require_frontend, saved_before_units
 
     static = require_frontend("1.58.1")
     server = ComfyServer(
@@ -139,6 +140,7 @@ def test_the_newest_frontend_lists_every_template_by_its_title(tmp_path):
         ours = json.dumps([p.stem for p in WORKFLOWS])
         listed = await page.evaluate(f"({OPEN_PACK_158_JS})({json.dumps(LABEL)}, {ours})")
         await page.screenshot(tmp_path / "templates-1.58.jpg", quality=80)
+        listed["saved_before_units"] = csds_inputs((await load_workflow(page, saved_before_units()))["output"])
         return listed
 
     with server, Chromium(1600, 1000) as browser:
@@ -148,3 +150,5 @@ def test_the_newest_frontend_lists_every_template_by_its_title(tmp_path):
     assert listed.get("cards"), f"no '{LABEL}' group in frontend 1.58.1's template browser"
     assert sorted(c["id"] for c in listed["cards"]) == sorted(p.stem for p in WORKFLOWS)
     assert all(c["id"] in c["text"] for c in listed["cards"]), listed["cards"]
+    old = listed["saved_before_units"]
+    assert old["step_units"] == "latent" and old["step_start"] == 0.03, old

@@ -47,6 +47,27 @@ FIT_JS = """
 """
 
 
+# A graph saved before EMS CSDS Latent Edit had step_units (v0.1): the node stored 8 widget values
+# (seed, its control, cfg, iterations, λ, step_start, step_end, residual_space), its steps in latent units.
+CSDS_WORKFLOW = (
+    Path(__file__).resolve().parents[2] / "example_workflows" / "07 Full EMS edit, typed captions (SD3).json"
+)
+
+
+def saved_before_units() -> dict:
+    wf = json.loads(CSDS_WORKFLOW.read_text())
+    for node in wf["nodes"]:
+        if node["type"] == "EMSCSDSLatentEdit":
+            node["widgets_values"] = node["widgets_values"][:5] + [0.03, 0.003, "noise"]
+    return wf
+
+
+def csds_inputs(prompt: dict) -> dict:
+    """The inputs of the one EMS CSDS Latent Edit in an API prompt."""
+    (entry,) = [e for e in prompt.values() if e["class_type"] == "EMSCSDSLatentEdit"]
+    return entry["inputs"]
+
+
 async def open_comfy(page, server) -> None:
     for key, value in QUIET_SETTINGS.items():
         server.post(f"/settings/{key}", value)

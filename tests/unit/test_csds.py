@@ -21,12 +21,14 @@ from comfyui_ems.ems.csds import (
 
 
 def P(iterations, constraint, step_start, step_end, residual_space=DEFAULTS["residual_space"]):
+    """Steps in latent units: the update as the module doc writes it (image units: test_csds_v3.py)."""
     return CSDSParams(
         iterations=iterations,
         constraint=constraint,
         step_start=step_start,
         step_end=step_end,
         residual_space=residual_space,
+        step_units="latent",
     )
 
 
@@ -277,7 +279,8 @@ def test_defaults_are_one_valid_parameter_object():
     ]
     # the paper's SD3 setting differs from the defaults only in what the paper fixes
     changed = {k for k, v in PAPER.as_dict().items() if v != DEFAULTS[k]}
-    assert changed == {"iterations", "step_start", "step_end"} and PAPER.step_sizes()[0] == 0.1
+    assert changed == {"iterations", "step_start", "step_end", "step_units"} and PAPER.step_sizes()[0] == 0.1
+    assert PAPER.step_units == "latent"  # the paper gives its steps in the residual's space
     with pytest.raises(dataclasses.FrozenInstanceError):  # validated once: it cannot change afterwards
         PAPER.constraint = 50.0
 

@@ -3,7 +3,16 @@
 import pytest
 import torch
 
-from comfyui_ems.ems.csds import DRIVES, RESIDUAL_SPACES, STEP_UNITS, CSDSError, CSDSParams, check_stable, csds_edit
+from comfyui_ems.ems.csds import (
+    DEFAULTS,
+    DRIVES,
+    RESIDUAL_SPACES,
+    STEP_UNITS,
+    CSDSError,
+    CSDSParams,
+    check_stable,
+    csds_edit,
+)
 
 
 class Constant:
@@ -22,7 +31,15 @@ def tensors(seed=0, shape=(2, 4, 6, 6)):
 
 
 def params(**changes):
-    base = dict(cfg=1.0, iterations=1, constraint=0.0, step_start=0.1, step_end=0.1, residual_space="model_output")
+    base = dict(
+        cfg=1.0,
+        iterations=1,
+        constraint=0.0,
+        step_start=0.1,
+        step_end=0.1,
+        residual_space="model_output",
+        step_units="latent",
+    )
     return CSDSParams(**{**base, **changes})
 
 
@@ -112,3 +129,30 @@ def test_zero_cfg_in_image_units_is_no_push_not_a_division_by_zero():
     z0, m_pos, m_ref = tensors()
     out = csds_edit(Constant(m_pos, m_ref), z0, 0.5, params(cfg=0.0, step_units="image"), True)
     assert torch.equal(out, z0)
+
+
+@pytest.mark.parametrize("units", STEP_UNITS)
+def test_the_refusal_names_bounds_that_hold(units):
+    """The constraint and step_start the message suggests are exactly the stable edge, in either units."""
+    import re
+
+    p = params(cfg=2.0, constraint=4.0, step_start=0.9, step_end=0.09, step_units=units)
+    with pytest.raises(CSDSError) as e:
+        check_stable(0.3, p, True)
+    lam, step = (float(x) for x in re.search(r"constraint ≤ ([\d.]+).*step_start ≤ ([\d.]+)", str(e.value)).groups())
+    for ok, scale in ((True, 0.99), (False, 1.02)):
+        for changed in (dict(constraint=lam * scale), dict(step_start=step * scale, step_end=step * scale / 10)):
+            q = params(**{**p.as_dict(), **changed})
+            if ok:
+                check_stable(0.3, q, True)
+            else:
+                with pytest.raises(CSDSError):
+                    check_stable(0.3, q, True)
+
+
+def test_the_default_first_step_on_sd3_is_about_v0_1s():
+    """The CHANGELOG's figure: on SD3 at denoise 0.75 (σ ≈ 0.90) and cfg 7.5 the default image-unit
+    first step is 0.3·σ/cfg = 0.036 in the residual's space, 1.2× v0.1's latent-unit 0.03."""
+    first = CSDSParams().latent_step_sizes(0.9, True)[0]
+    assert DEFAULTS["step_units"] == "image" and DEFAULTS["residual_space"] == "noise"
+    assert first == pytest.approx(0.036) and first / 0.03 == pytest.approx(1.2)

@@ -56,7 +56,9 @@ BAD_INPUTS = {
     "α for another batch": lambda: conditioning_alpha(cond(alpha=[0.5, 1.0]), 3),
     "CSDS parameters": lambda: CSDSParams(step_start=0.01, step_end=0.1),
     "CSDS full-noise start": lambda: check_sigma(1.0, True),
-    "CSDS unstable": lambda: check_stable(0.5, CSDSParams(constraint=10.0, step_start=0.1, step_end=0.01)),
+    "CSDS unstable": lambda: check_stable(
+        0.5, CSDSParams(constraint=10.0, step_start=0.1, step_end=0.01, step_units="latent")
+    ),
     "Flow Edit parameters": lambda: FlowEditParams(locality=2.0),
     "Flow Edit schedule": lambda: check_schedule([0.5]),
     "latent direction shape": lambda: apply_direction(
