@@ -45,14 +45,13 @@ from .report import write_report
 from .score import score_images, sweep_scores, to_image, to_uint8
 from .world import (
     DEFAULTS,
-    World,
     TOY_FAMILY,
+    World,
     add_family_arg,
     available_methods,
     cached_method,
-    load_models,
-    model_identity,
     settings_from,
+    toy_world,
 )
 
 ALPHAS = (-1.0, -0.5, 0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
@@ -271,12 +270,7 @@ def main(argv=None) -> int:
     cases = [c for c in edit_cases(args.split, args.per_kind, seed=args.seed) if c.kind in kinds]
     print(f"toyworld: loading the {'tiny random' if args.tiny else 'toy'} model", file=sys.stderr)
     t0 = time.perf_counter()
-    world = World(
-        load_models(args.tiny, args.seed, args.weights, args.family),
-        args.seed,
-        model_identity(args.tiny, args.seed, args.weights, args.family),
-        None if args.no_cache else args.cache,
-    )
+    world = toy_world(args.family, args.seed, None if args.no_cache else args.cache, args.weights, args.tiny)
     load_seconds = time.perf_counter() - t0
     if args.calibrate:
         return calibrate(world, cases, args)

@@ -41,7 +41,7 @@ from bench import REPORTS, harness
 from .front import fmt_ci, is_roundtrip, point_scores
 from .methods import ToySettings
 from .score import score_images, sweep_scores
-from .world import World, cached_method, load_models, model_identity
+from .world import cached_method, toy_world
 
 FAMILY_LABELS = {
     "sd3": "SD3 toy (MMDiT)",
@@ -63,8 +63,7 @@ SHOWN = (0.0, 0.5, 1.0)  # the α columns of the pictures
 
 def run_family(family: str, cases, methods, s: ToySettings, cache: Path | None, weights: Path) -> dict:
     """{method: {kind: point_scores}} and the images shown, for one toy family."""
-    models = load_models(False, weights=weights, family=family)
-    world = World(models, s.seed, model_identity(weights=weights, family=family), cache)
+    world = toy_world(family, s.seed, cache, weights)
     scores: dict = {m: {} for m in methods}
     images: dict = {m: [] for m in methods}
     for method in methods:

@@ -37,7 +37,7 @@ from bench import REPORTS, harness
 from .methods import ToySettings
 from .report import grid_picture
 from .score import score_images, sweep_scores, to_uint8
-from .world import World, add_family_arg, cached_method, load_models, model_identity, references_of
+from .world import add_family_arg, cached_method, references_of, toy_world
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 DENOISE = (0.45, 0.55, 0.7, 0.85)
@@ -233,7 +233,7 @@ SUMMARY = (
 )
 
 
-def _pooled(points: list[dict], key: str, kinds=None) -> tuple[float, float, float]:
+def pooled(points: list[dict], key: str, kinds=None) -> tuple[float, float, float]:
     """Every case of ``points`` (of ``kinds``, or all) pooled: the mean of ``key`` with its interval."""
     return bootstrap(
         [v for p in points if kinds is None or p["kind"] in kinds for v in p["per_case"][key] if v is not None]
@@ -249,10 +249,10 @@ def summary_rows(points: list[dict], picks=SUMMARY) -> list[str]:
             continue
         graded = ("colour", "size", "background")
         rows.append(
-            f"| {name} | {d:g} | {fmt_ci(_pooled(pts, 'reached'), True)} | "
-            f"{fmt_ci(_pooled(pts, 'psnr_out'))} | {fmt_ci(_pooled(pts, 'kept'), True)} | "
-            f"{fmt_ci(_pooled(pts, 'roundtrip_at_0'), True)} | "
-            f"{fmt_ci(_pooled(pts, 'monotone_0_1', graded), True)} |"
+            f"| {name} | {d:g} | {fmt_ci(pooled(pts, 'reached'), True)} | "
+            f"{fmt_ci(pooled(pts, 'psnr_out'))} | {fmt_ci(pooled(pts, 'kept'), True)} | "
+            f"{fmt_ci(pooled(pts, 'roundtrip_at_0'), True)} | "
+            f"{fmt_ci(pooled(pts, 'monotone_0_1', graded), True)} |"
         )
     return rows
 
@@ -341,7 +341,7 @@ def main(argv=None) -> int:
     harness.setup(cpu=args.cpu or not torch.cuda.is_available())
     kinds = args.kinds.split(",") if args.kinds else list(EDIT_KINDS)
     cases = [c for c in edit_cases(args.split, args.per_kind) if c.kind in kinds]
-    world = World(load_models(False, family=args.family), 0, model_identity(family=args.family), args.cache)
+    world = toy_world(args.family, 0, args.cache)
     base = ToySettings()
     points, start = [], time.perf_counter()
     for name in args.variants.split(","):

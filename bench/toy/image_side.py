@@ -38,10 +38,10 @@ from comfyui_ems.toyworld.edits import EDIT_KINDS, edit_cases
 
 from bench import REPORTS, harness
 
-from .front import bootstrap, fmt_ci, on_front, plot, save_report, score_point
+from .front import fmt_ci, on_front, plot, pooled, save_report, score_point
 from .methods import NODE_CSDS, ToySettings
 from .report import grid_picture
-from .world import World, add_family_arg, load_models, model_identity
+from .world import add_family_arg, toy_world
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 TEXT_DENOISE = (0.35, 0.45, 0.55, 0.7, 0.85)
@@ -144,11 +144,6 @@ def node_defaults(points: list[dict], kinds) -> list[str]:
                 cells.append("behind in the means only")
         rows.append(f"| {d:g} | " + " | ".join(cells) + " |")
     return rows
-
-
-def pooled(points: list[dict], key: str) -> tuple[float, float, float]:
-    """Every kind's cases of ``points`` pooled: the mean of ``key`` with its 95 % bootstrap interval."""
-    return bootstrap([v for p in points for v in p["per_case"][key] if v is not None])
 
 
 def settings_of(p: dict) -> tuple:
@@ -311,7 +306,7 @@ def main(argv=None) -> int:
     harness.setup(cpu=args.cpu or not torch.cuda.is_available())
     kinds = args.kinds.split(",")
     cases = [c for c in edit_cases(args.split, args.per_kind) if c.kind in kinds]
-    world = World(load_models(False, family=args.family), 0, model_identity(family=args.family), args.cache)
+    world = toy_world(args.family, 0, args.cache)
     base = ToySettings()
     plan = [("text_only", "text_only", {"denoise": d}) for d in floats(args.text_denoise)]
     for spec in args.variants.split(","):

@@ -63,7 +63,7 @@ from bench import REPORTS, harness
 from .front import bootstrap
 from .methods import ToySettings
 from .score import score_images, to_uint8
-from .world import World, add_family_arg, load_models, model_identity, run_method
+from .world import World, add_family_arg, run_method, toy_world
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 KINDS = ("colour", "size", "background")
@@ -208,9 +208,7 @@ def main(argv=None) -> int:
     harness.setup(cpu=args.cpu or not torch.cuda.is_available())
     kinds, methods = args.kinds.split(","), args.methods.split(",")
     cases = [c for c in edit_cases(args.split, args.per_kind) if c.kind in kinds]
-    world = World(
-        load_models(False, family=args.family), seed=ToySettings.seed, model_id=model_identity(family=args.family)
-    )
+    world = toy_world(args.family, ToySettings.seed)
     s = ToySettings()
     if args.auto:
         return auto_study(world, cases, [m for m in methods if m in ("ems", "ems_flowedit")], s, args, argv)

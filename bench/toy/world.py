@@ -123,6 +123,12 @@ class World:
         return images.reshape(-1, *images.shape[-3:])
 
 
+def toy_world(family: str, seed: int = 0, cache: Path | None = None, weights=None, tiny: bool = False) -> World:
+    """The :class:`World` of one trained toy model (``tiny``: the tests' tiny random SD3), its cached
+    results keyed by that model's identity."""
+    return World(load_models(tiny, seed, weights, family), seed, model_identity(tiny, seed, weights, family), cache)
+
+
 def available_methods(requested=None) -> tuple[list[str], dict]:
     missing = {}
     if not latent_direction_available():
